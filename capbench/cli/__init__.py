@@ -1,0 +1,51 @@
+"""The ``capbench`` command: a thin entry point that dispatches to one module per subcommand.
+
+Each subcommand module defines ``register(subparsers)`` and imports nothing heavy at module level (torch,
+transformers, gradio load only inside the handler that needs them), so ``capbench --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import warnings
+from collections.abc import Sequence
+
+from capbench import __version__
+from capbench.errors import CapbenchError
+
+# Subcommand modules, in the order `capbench --help` lists them.
+SUBCOMMANDS: tuple[str, ...] = ("run", "score", "export", "model_info", "profiles")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="capbench",
+        description="Benchmark Mixture-of-Experts LLM serving on Cost, Accuracy and Performance.",
+    )
+    parser.add_argument("--version", action="version", version=f"capbench {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in SUBCOMMANDS:
+        module = importlib.import_module(f"capbench.cli.{name}")
+        module.register(subparsers)
+    return parser
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` and run the chosen subcommand; return the process exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    warnings.showwarning = _show_warning
+    try:
+        return int(args.handler(args) or 0)
+    except CapbenchError as exc:
+        print(f"capbench {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"capbench {args.command}: interrupted", file=sys.stderr)
+        return 130

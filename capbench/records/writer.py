@@ -1,0 +1,176 @@
+"""Write a run directory as the run goes: the manifest first, then records appended and flushed line by line.
+
+A crash loses at most the line being written. ``run.json`` is replaced atomically (write to a temporary file,
+then rename), so a reader never sees half a manifest.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+import orjson
+
+from capbench.clock import utc_now_iso
+from capbench.errors import CapbenchError
+from capbench.records.schema import (
+    MANIFEST_FILE,
+    PASSES_FILE,
+    POWER_FILE,
+    REQUESTS_FILE,
+    SUMMARY_FILE,
+    RunStatus,
+)
+
+_JSON_OPTS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+
+
+def dumps_line(record: Mapping[str, Any]) -> bytes:
+    """One JSON object on one line, newline-terminated (full float precision, no rounding)."""
+    return orjson.dumps(record, option=_JSON_OPTS | orjson.OPT_APPEND_NEWLINE)
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """Write ``obj`` as indented JSON to ``path`` by writing a sibling temporary file and renaming it."""
+    data = orjson.dumps(obj, option=_JSON_OPTS | orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        Path(tmp).replace(path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class JsonlAppender:
+    """Append JSON records to a ``.jsonl`` file, one per line, flushed after every line."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file: IO[bytes] | None = path.open("ab")
+        self.count = 0
+
+    def append(self, record: Mapping[str, Any]) -> None:
+        """Write one record and flush it to the operating system."""
+        if self._file is None:
+            raise ValueError(f"{self.path} is closed")
+        self._file.write(dumps_line(record))
+        self._file.flush()
+        self.count += 1
+
+    def close(self) -> None:
+        """Flush to disk (fsync) and close; closing twice is harmless."""
+        if self._file is not None:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            self._file = None
+
+
+def prepare_run_dir(run_dir: Path) -> Path:
+    """Create ``run_dir`` (and parents) and check it can be written, before any expensive work.
+
+    Raises :class:`CapbenchError` naming the directory when it exists and is not empty of run files, or
+    when it cannot be created or written.
+    """
+    run_dir = Path(run_dir)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CapbenchError(f"cannot create the output directory {run_dir}: {exc.strerror or exc}") from exc
+    if (run_dir / MANIFEST_FILE).exists():
+        raise CapbenchError(
+            f"{run_dir} already holds a run ({MANIFEST_FILE} exists); choose a new --out directory "
+            "so no measurement is overwritten"
+        )
+    probe = run_dir / ".capbench-write-test"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise CapbenchError(f"the output directory {run_dir} is not writable: {exc.strerror or exc}") from exc
+    return run_dir
+
+
+class RunWriter:
+    """Owns one run directory while a run writes it.
+
+    Usage: create it (the manifest is written at once with ``status: running``), ``append_request`` /
+    ``append_pass`` / ``append_power`` as facts arrive, then ``finish(status)``. Used as a context manager,
+    an exception leaves ``status: partial`` (``KeyboardInterrupt``) or ``failed`` with the error recorded,
+    and all appended lines stay on disk.
+    """
+
+    def __init__(self, run_dir: Path, manifest: Mapping[str, Any]) -> None:
+        self.run_dir = prepare_run_dir(run_dir)
+        self.manifest: dict[str, Any] = dict(manifest)
+        self.manifest.setdefault("status", RunStatus.RUNNING.value)
+        self.manifest.setdefault("error", None)
+        self.write_manifest()
+        self.requests = JsonlAppender(self.run_dir / REQUESTS_FILE)
+        self.passes = JsonlAppender(self.run_dir / PASSES_FILE)
+        self._power: JsonlAppender | None = None
+        self.finished = False
+
+    @property
+    def status(self) -> str:
+        return str(self.manifest["status"])
+
+    def write_manifest(self) -> None:
+        write_json_atomic(self.run_dir / MANIFEST_FILE, self.manifest)
+
+    def update_manifest(self, **fields: Any) -> None:
+        """Merge ``fields`` into ``run.json`` and rewrite it atomically."""
+        self.manifest.update(fields)
+        self.write_manifest()
+
+    def append_request(self, record: Mapping[str, Any]) -> None:
+        self.requests.append(record)
+
+    def append_pass(self, record: Mapping[str, Any]) -> None:
+        self.passes.append(record)
+
+    def append_power(self, record: Mapping[str, Any]) -> None:
+        if self._power is None:
+            self._power = JsonlAppender(self.run_dir / POWER_FILE)
+        self._power.append(record)
+
+    def write_summary(self, summary: Mapping[str, Any]) -> None:
+        write_json_atomic(self.run_dir / SUMMARY_FILE, summary)
+
+    def close_files(self) -> None:
+        for appender in (self.requests, self.passes, self._power):
+            if appender is not None:
+                appender.close()
+
+    def finish(self, status: RunStatus, error: str | None = None, **fields: Any) -> None:
+        """Close the record files and write the final manifest with ``status``, ``error`` and ``ended_at``."""
+        self.close_files()
+        self.update_manifest(status=status.value, error=error, ended_at=utc_now_iso(), **fields)
+        self.finished = True
+
+    def __enter__(self) -> RunWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self.finished:
+            return
+        if exc is None:
+            self.finish(RunStatus.COMPLETE)
+        elif isinstance(exc, KeyboardInterrupt):
+            self.finish(RunStatus.PARTIAL, error="interrupted by the user (KeyboardInterrupt)")
+        else:
+            status = RunStatus.PARTIAL if self.requests.count else RunStatus.FAILED
+            self.finish(status, error=f"{type(exc).__name__}: {exc}")
