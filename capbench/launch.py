@@ -1,0 +1,140 @@
+"""``capbench run``: set a run up, drive it, score it, report it.
+
+Order matters for the user: everything that can be checked cheaply (config, output directory, prompt file,
+model directory) is checked before the model is built or loaded, so a typo fails in milliseconds.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from capbench import __version__
+from capbench.clock import CLOCK_NAME, now_ns, utc_now_iso
+from capbench.config import RunSpec
+from capbench.errors import CapbenchError
+from capbench.records import SCHEMA_VERSION, RunStatus, RunWriter
+from capbench.records.writer import prepare_run_dir
+from capbench.workload import PromptSet, build_requests, load_prompts
+
+
+def new_run_id() -> str:
+    """A run id: UTC time to the second plus 6 random hex digits, e.g. ``20261121T234501-3fa9c2``."""
+    return f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}"
+
+
+def resolve_model_dir(spec: RunSpec) -> tuple[Path, str, str]:
+    """``(model_dir, model_name, source)``: the given local directory, or the embedded tiny MoE (built/cached)."""
+    if spec.model is None:
+        from capbench.models.tiny import TinyMoESpec, build_tiny_moe
+
+        tiny = TinyMoESpec(seed=spec.seed)
+        return build_tiny_moe(tiny), tiny.name, "embedded (built locally from a seed, random weights)"
+    model_dir = Path(spec.model)
+    if not (model_dir / "config.json").is_file():
+        raise CapbenchError(
+            f"model {spec.model!r} is not a local model directory with a config.json; capbench never "
+            "downloads weights: pass a directory that holds the model"
+        )
+    return model_dir, model_dir.resolve().name, "local directory"
+
+
+def build_manifest(
+    spec: RunSpec,
+    run_id: str,
+    runner: Any,
+    model_name: str,
+    model_dir: Path,
+    model_source: str,
+    prompts: PromptSet,
+    hardware: dict[str, Any],
+) -> dict[str, Any]:
+    """The ``run.json`` content written before the first request (docs/records.md)."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": run_id,
+        "created_at": utc_now_iso(),
+        "capbench_version": __version__,
+        "status": RunStatus.RUNNING.value,
+        "error": None,
+        "spec": spec.model_dump(mode="json"),
+        "command": sys.argv,
+        "model": {
+            "name": model_name,
+            "path": str(model_dir.resolve()),
+            "source": model_source,
+            "config": runner.model_config(),
+            "top_k_override": None,
+        },
+        "engine": runner.engine_info(),
+        "hardware": hardware,
+        "dtypes": runner.dtypes(),
+        "load": {
+            "pattern": "static_batches",
+            "batch_size": spec.batch_size,
+            "concurrency": spec.batch_size,
+            "num_requests": spec.num_requests,
+            "warmup_requests": spec.warmup,
+            "max_tokens": spec.max_tokens,
+            "ignore_eos": spec.ignore_eos,
+            "temperature": spec.temperature,
+            "seed": spec.seed,
+            "dataset": {"name": "prompts", "source": prompts.source, "sha256": prompts.sha256,
+                        "num_prompts": len(prompts.prompts)},
+        },
+        "clock": {"name": CLOCK_NAME, "start_ns": now_ns(), "start_utc": utc_now_iso()},
+    }
+
+
+def default_out_dir(run_id: str) -> Path:
+    return Path("runs") / run_id
+
+
+def execute_run(spec: RunSpec, *, quiet: bool = False) -> tuple[Path, RunStatus]:
+    """Run ``spec`` end to end; return the run directory and its final status.
+
+    ``KeyboardInterrupt`` during the run leaves ``status: partial`` with every completed request on disk,
+    scores what was measured, and is then re-raised so the command exits with 130.
+    """
+    from rich.console import Console
+
+    from capbench.progress import RequestProgress
+    from capbench.run_hardware import resolve_run_hardware
+    from capbench.runners import load_runner_class
+    from capbench.scoring import score_and_report
+
+    console = Console(stderr=True, quiet=quiet)
+    run_id = new_run_id()
+    run_dir = prepare_run_dir(Path(spec.out) if spec.out else default_out_dir(run_id))
+    prompts = load_prompts(spec.prompts)
+    requests = build_requests(prompts, spec.num_requests, spec.warmup, spec.seed)
+    runner_cls = load_runner_class(spec.runner)
+
+    with console.status("preparing the model"):
+        model_dir, model_name, model_source = resolve_model_dir(spec)
+        runner = runner_cls(spec, model_dir)
+    try:
+        with console.status("resolving the hardware profile"):
+            hardware = resolve_run_hardware(spec, runner.engine_info()["device"], console)
+        manifest = build_manifest(spec, run_id, runner, model_name, model_dir, model_source, prompts, hardware)
+        writer = RunWriter(run_dir, manifest)
+        console.print(f"run [bold]{run_id}[/]: {len(requests)} requests ({spec.warmup} warm-up) -> {run_dir}")
+        interrupted: KeyboardInterrupt | None = None
+        with writer, RequestProgress(console, total=len(requests)) as progress:
+            from capbench.harness import drive
+
+            try:
+                drive(runner, requests, spec.batch_size, writer, progress.request_done)
+            except KeyboardInterrupt as exc:
+                interrupted = exc
+                writer.finish(RunStatus.PARTIAL, error="interrupted by the user (KeyboardInterrupt)")
+        status = RunStatus(writer.status)
+    finally:
+        runner.close()
+    score_and_report(run_dir, console=Console(quiet=quiet))
+    if interrupted is not None:
+        raise interrupted
+    return run_dir, status

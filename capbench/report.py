@@ -1,0 +1,111 @@
+"""Print a run's ``summary.json`` as tables on the console.
+
+A value that was not measured prints as "—" (never 0), and the summary's notes, which explain every null,
+are printed under the tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+DASH = "—"
+
+
+def fmt(value: Any, unit: str = "", scale: float = 1.0, digits: int = 3) -> str:
+    """Format a number for display (full precision stays in the files); None -> "—"."""
+    if value is None:
+        return DASH
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    scaled = value * scale
+    text = f"{scaled:,.0f}" if isinstance(value, int) and scale == 1.0 else f"{scaled:,.{digits}g}"
+    return f"{text} {unit}".rstrip()
+
+
+def _get(d: Mapping[str, Any] | None, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(d, Mapping):
+            return None
+        d = d.get(key)
+    return d
+
+
+def latency_table(summary: Mapping[str, Any]) -> Table:
+    table = Table(title="Request latency (client-observed, warm-up excluded)", title_justify="left")
+    table.add_column("metric")
+    for col in ("mean", "p50", "p90", "p99"):
+        table.add_column(col, justify="right")
+    rows = [
+        ("TTFT", "ttft_s"),
+        ("TPOT", "tpot_s"),
+        ("inter-token latency", "itl_s"),
+        ("end-to-end latency", "e2e_latency_s"),
+    ]
+    for label, key in rows:
+        stats = _get(summary, "latency", key)
+        table.add_row(label, *(fmt(_get(stats, c), "ms", 1e3) for c in ("mean", "p50", "p90", "p99")))
+    for phase in ("prefill", "decode", "mixed"):
+        stats = _get(summary, "phases", phase, "step_latency_s")
+        if stats is not None:
+            table.add_row(f"{phase} step", *(fmt(_get(stats, c), "ms", 1e3) for c in ("mean", "p50", "p90", "p99")))
+    return table
+
+
+def phase_table(summary: Mapping[str, Any]) -> Table:
+    table = Table(title="Engine passes by phase (time-weighted)", title_justify="left")
+    for col in ("phase", "passes", "tokens/s", "S-MBU", "S-MFU", "experts"):
+        table.add_column(col, justify="left" if col == "phase" else "right")
+    for phase, data in (summary.get("phases") or {}).items():
+        table.add_row(
+            phase,
+            fmt(data.get("passes")),
+            fmt(data.get("tokens_per_s")),
+            fmt(data.get("s_mbu"), "%", 100),
+            fmt(data.get("s_mfu"), "%", 100),
+            str(data.get("expert_activation_source") or DASH),
+        )
+    return table
+
+
+def overview_table(summary: Mapping[str, Any]) -> Table:
+    table = Table(title="Run", title_justify="left", show_header=False)
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    req = summary.get("requests") or {}
+    thr = summary.get("throughput") or {}
+    table.add_row("status", str(summary.get("status")))
+    table.add_row(
+        "requests (measured / errors / warm-up)",
+        f"{fmt(req.get('measured'))} / {fmt(req.get('errors'))} / {fmt(req.get('warmup'))}",
+    )
+    table.add_row("wall time", fmt(thr.get("wall_s"), "s"))
+    table.add_row("output tokens/s", fmt(thr.get("output_tokens_per_s")))
+    table.add_row("requests/s", fmt(thr.get("requests_per_s")))
+    experts = summary.get("experts") or {}
+    decode = experts.get("decode") or {}
+    table.add_row(
+        "distinct experts per MoE layer, decode (measured vs uniform)",
+        f"{fmt(decode.get('mean_active'))} vs {fmt(decode.get('uniform_expectation'))}"
+        f" of {fmt(experts.get('num_experts'))}",
+    )
+    energy = summary.get("energy") or {}
+    table.add_row("energy per output token", fmt(energy.get("energy_per_output_token_j"), "J"))
+    cost = summary.get("cost") or {}
+    table.add_row("cost per 1M output tokens", fmt(cost.get("usd_per_1m_output_tokens"), "USD"))
+    hw = summary.get("hardware") or {}
+    table.add_row("ceilings from", str(hw.get("profile") or DASH))
+    return table
+
+
+def print_summary(summary: Mapping[str, Any], console: Console) -> None:
+    """Print the overview, latency and phase tables, then the notes that explain nulls."""
+    console.print(overview_table(summary))
+    console.print(latency_table(summary))
+    if summary.get("phases"):
+        console.print(phase_table(summary))
+    for note in summary.get("notes") or []:
+        console.print(f"[dim]note: {note}[/]")

@@ -1,0 +1,53 @@
+"""Serving backends. A registry maps runner names to lazily imported classes.
+
+Importing this package is cheap: a runner's module (and torch, transformers, an HTTP client...) is imported
+only by :func:`load_runner_class`. An unknown name lists the valid ones; a missing optional dependency says
+which ``pip install 'capbench[...]'`` provides it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+from capbench.errors import CapbenchError, MissingDependencyError
+
+
+@dataclass(frozen=True)
+class RunnerEntry:
+    """Where a runner lives and what it needs."""
+
+    module: str
+    cls: str
+    extra: str
+    requires: tuple[str, ...]
+    summary: str
+
+
+REGISTRY: dict[str, RunnerEntry] = {
+    "hf": RunnerEntry(
+        module="capbench.runners.hf.runner",
+        cls="HFRunner",
+        extra="hf",
+        requires=("torch", "transformers"),
+        summary="in-process Hugging Face transformers (the embedded default)",
+    ),
+}
+
+
+def runner_names() -> tuple[str, ...]:
+    return tuple(REGISTRY)
+
+
+def load_runner_class(name: str) -> Any:
+    """Import and return the runner class registered as ``name``."""
+    entry = REGISTRY.get(name)
+    if entry is None:
+        raise CapbenchError(f"unknown runner {name!r}; valid runners: {', '.join(REGISTRY)}")
+    for module in entry.requires:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise MissingDependencyError(module, entry.extra, f"the '{name}' runner") from exc
+    return getattr(importlib.import_module(entry.module), entry.cls)

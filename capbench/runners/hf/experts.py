@@ -1,0 +1,100 @@
+"""Measured expert activation in transformers MoE models, through forward hooks on the routers.
+
+This is the one place that knows how transformers lays out MoE routers (checked against transformers 5.x):
+each MoE decoder layer has ``layer.mlp.gate`` whose forward returns ``(router_logits, topk_weights,
+topk_indices)`` with ``topk_indices`` of shape ``[tokens, top_k]`` (tokens = batch·sequence, row-major).
+Supported families: qwen3_moe, qwen2_moe, mixtral, olmoe. Anything else is a clear error, never a silent 0.
+
+Per pass, for each MoE layer l (in layer order):
+- ``expert_tokens[l][e]`` = number of valid tokens whose top-k selection contains expert e;
+- ``experts_active[l]`` = number of experts e with ``expert_tokens[l][e] > 0`` (the union over the batch).
+Padding positions are excluded through the validity mask the runner passes for the pass.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from capbench.errors import CapbenchError
+
+SUPPORTED_MODEL_TYPES = ("qwen3_moe", "qwen2_moe", "mixtral", "olmoe")
+
+
+def find_routers(model: Any) -> list[tuple[int, torch.nn.Module]]:
+    """``(layer_index, router_module)`` for every MoE layer of a transformers causal LM, in layer order."""
+    model_type = getattr(model.config, "model_type", None)
+    if model_type not in SUPPORTED_MODEL_TYPES:
+        raise CapbenchError(
+            f"the hf runner measures expert activation for {', '.join(SUPPORTED_MODEL_TYPES)}; "
+            f"model_type {model_type!r} is not supported yet (add its router layout in {__name__})"
+        )
+    layers = model.model.layers
+    routers = []
+    for index, layer in enumerate(layers):
+        gate = getattr(getattr(layer, "mlp", None), "gate", None)
+        if gate is not None and hasattr(gate, "top_k"):
+            routers.append((index, gate))
+    if not routers:
+        raise CapbenchError(f"no MoE routers found in this {model_type} model (expected layer.mlp.gate)")
+    return routers
+
+
+class ExpertRecorder:
+    """Collects the routers' selected expert ids during one pass and reduces them to per-layer counts."""
+
+    def __init__(self, model: Any) -> None:
+        routers = find_routers(model)
+        self.layer_indices = [index for index, _ in routers]
+        self.num_experts = int(model.config.num_experts if hasattr(model.config, "num_experts") else 0) or int(
+            getattr(model.config, "num_local_experts", 0)
+        )
+        if self.num_experts <= 0:
+            raise CapbenchError("cannot read the number of routed experts from the model config")
+        self._routers = [module for _, module in routers]
+        self._captured: list[torch.Tensor | None] = [None] * len(routers)
+        self._handles = [
+            module.register_forward_hook(self._make_hook(slot)) for slot, module in enumerate(self._routers)
+        ]
+
+    def _make_hook(self, slot: int):  # type: ignore[no-untyped-def]
+        def hook(module: torch.nn.Module, args: Any, output: Any) -> None:
+            if not (isinstance(output, tuple) and len(output) == 3 and not output[2].is_floating_point()):
+                raise CapbenchError(
+                    f"unexpected router output in {type(module).__name__}: expected (logits, weights, "
+                    "indices); this transformers version is not supported by the expert recorder"
+                )
+            self._captured[slot] = output[2].detach()
+
+        return hook
+
+    def set_top_k(self, top_k: int) -> None:
+        """Route every token to ``top_k`` experts at inference (an override of the trained value)."""
+        for module in self._routers:
+            module.top_k = top_k
+
+    def begin_pass(self) -> None:
+        self._captured = [None] * len(self._routers)
+
+    def end_pass(self, valid: torch.Tensor | None) -> tuple[list[int], list[list[int]]]:
+        """``(experts_active, expert_tokens)`` for the pass just run.
+
+        ``valid`` is a boolean vector over the pass's flattened token positions (``None`` = all valid).
+        """
+        active: list[int] = []
+        tokens: list[list[int]] = []
+        for slot, ids in enumerate(self._captured):
+            if ids is None:
+                raise CapbenchError(f"router of layer {self.layer_indices[slot]} did not run in this pass")
+            if valid is not None:
+                ids = ids[valid.to(ids.device)]
+            counts = torch.bincount(ids.reshape(-1), minlength=self.num_experts)
+            tokens.append(counts.tolist())
+            active.append(int((counts > 0).sum()))
+        return active, tokens
+
+    def close(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []

@@ -1,0 +1,238 @@
+"""The ``hf`` runner: serve requests in-process with transformers, one recorded forward pass at a time.
+
+Batching is static: the harness hands over up to ``batch_size`` requests; they are left-padded into one
+prefill pass, then decoded together, a request leaving the batch (its KV-cache rows dropped) as soon as it
+samples its end-of-sequence token or its ``max_tokens``-th token. Every forward pass is one ``passes.jsonl``
+record: for each request in it ``[n_i, c_i]`` (tokens computed now, tokens already in its KV cache), the number
+of requests that sampled, and the measured expert activation per MoE layer (padding positions excluded).
+
+Timing: a pass runs from just before the forward call to the moment the sampled token ids are on the host
+(``.tolist()``, which also waits for a GPU), so the pass latency includes sampling. Every request of a batch
+is submitted when the batch starts; its first token arrives at the end of the prefill pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+import transformers
+
+from capbench.clock import now_ns
+from capbench.config import RunSpec
+from capbench.runners.hf.experts import ExpertRecorder
+from capbench.workload import Request
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+class RecordSink(Protocol):
+    def on_pass(self, record: dict[str, Any]) -> None: ...
+    def on_request(self, record: dict[str, Any]) -> None: ...
+
+
+@dataclass
+class _Slot:
+    """A request while it is in the batch."""
+
+    request: Request
+    prompt_ids: list[int]
+    t_submit_ns: int
+    generated: list[int] = field(default_factory=list)
+    token_times_ns: list[int] = field(default_factory=list)
+    finish_reason: str | None = None
+
+    @property
+    def cached_tokens(self) -> int:
+        """Tokens in this request's KV cache before the next decode pass: prompt + generated − 1."""
+        return len(self.prompt_ids) + len(self.generated) - 1
+
+
+def resolve_device(requested: str) -> str:
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cuda" and not torch.cuda.is_available():
+        from capbench.errors import CapbenchError
+
+        raise CapbenchError("device 'cuda' was asked for, but torch sees no CUDA device; use --device cpu")
+    return requested
+
+
+class HFRunner:
+    """In-process transformers backend with static batching and per-pass records."""
+
+    name = "hf"
+
+    def __init__(self, spec: RunSpec, model_dir: Path) -> None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        transformers.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()
+        self.spec = spec
+        self.model_dir = Path(model_dir)
+        self.device = resolve_device(spec.device)
+        self.torch_dtype = _DTYPES[spec.dtype]
+        self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
+        self.model = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=self.torch_dtype)
+        self.model.to(self.device).eval()
+        self.recorder = ExpertRecorder(self.model)
+        self.eos_ids = self._eos_ids()
+        pad = self.tokenizer.pad_token_id
+        self.pad_id = int(pad if pad is not None else min(self.eos_ids, default=0))
+        self._generator = torch.Generator(device=self.device).manual_seed(spec.seed)
+
+    def _eos_ids(self) -> set[int]:
+        ids = self.model.generation_config.eos_token_id
+        if ids is None:
+            ids = self.tokenizer.eos_token_id
+        if ids is None:
+            return set()
+        return {int(i) for i in (ids if isinstance(ids, list) else [ids])}
+
+    def model_config(self) -> dict[str, Any]:
+        """The model's ``config.json`` content as written on disk."""
+        import json
+
+        return dict(json.loads((self.model_dir / "config.json").read_text(encoding="utf-8")))
+
+    def engine_info(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": transformers.__version__,
+            "torch_version": torch.__version__,
+            "device": self.device,
+            "torch_num_threads": torch.get_num_threads(),
+            "batching": "static",
+            "max_batch_size": self.spec.batch_size,
+            "tensor_parallel_size": 1,
+            "pipeline_parallel_size": 1,
+            "data_parallel_size": 1,
+            "expert_parallel_size": 1,
+            "chunked_prefill": False,
+            "prefix_caching": False,
+            "kv_cache_dtype": self.spec.dtype,
+            "quantization": None,
+            "compiled": False,
+            "attn_implementation": getattr(self.model.config, "_attn_implementation", None),
+        }
+
+    def dtypes(self) -> dict[str, str]:
+        return {k: self.spec.dtype for k in ("weights", "experts", "embeddings", "kv", "compute")}
+
+    def close(self) -> None:
+        self.recorder.close()
+
+    # --- serving -------------------------------------------------------------------------------------------
+
+    def _sample(self, logits: torch.Tensor) -> torch.Tensor:
+        if self.spec.temperature == 0.0:
+            return logits.argmax(dim=-1)
+        probs = torch.softmax(logits.float() / self.spec.temperature, dim=-1)
+        return torch.multinomial(probs, 1, generator=self._generator).squeeze(-1)
+
+    def _forward(
+        self, input_ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache: Any
+    ) -> torch.Tensor:
+        out = self.model(
+            input_ids=input_ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True
+        )
+        return self._sample(out.logits[:, -1, :])
+
+    def serve(self, batch: Sequence[Request], sink: RecordSink) -> None:
+        """Serve one static batch to completion, emitting pass and request records as they happen."""
+        from transformers import DynamicCache
+
+        t_submit = now_ns()
+        slots = [
+            _Slot(r, self.tokenizer(r.prompt.text, add_special_tokens=False)["input_ids"], t_submit) for r in batch
+        ]
+        width = max(len(s.prompt_ids) for s in slots)
+        ids = torch.full((len(slots), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(slots), width), dtype=torch.long)
+        for row, slot in enumerate(slots):
+            ids[row, width - len(slot.prompt_ids) :] = torch.tensor(slot.prompt_ids)
+            mask[row, width - len(slot.prompt_ids) :] = 1
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        cache = DynamicCache(config=self.model.config)
+        reqs = [[len(s.prompt_ids), 0] for s in slots]
+        with torch.inference_mode():
+            next_ids = self._timed_pass(ids, mask, positions, cache, slots, reqs, mask.reshape(-1).bool(), sink)
+            active = list(range(len(slots)))
+            while True:
+                keep = [i for i, slot_index in enumerate(active) if slots[slot_index].finish_reason is None]
+                if not keep:
+                    break
+                if len(keep) < len(active):
+                    keep_t = torch.tensor(keep, device=self.device)
+                    cache.batch_select_indices(keep_t)
+                    mask, positions, next_ids = mask[keep_t], positions[keep_t], next_ids[keep_t]
+                    active = [active[i] for i in keep]
+                ids = next_ids.unsqueeze(-1)
+                mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=-1)
+                positions = positions[:, -1:] + 1
+                cur = [slots[i] for i in active]
+                reqs = [[1, s.cached_tokens] for s in cur]
+                next_ids = self._timed_pass(ids, mask, positions, cache, cur, reqs, None, sink)
+
+    def _timed_pass(
+        self,
+        ids: torch.Tensor,
+        mask: torch.Tensor,
+        positions: torch.Tensor,
+        cache: Any,
+        slots: Sequence[_Slot],
+        reqs: list[list[int]],
+        valid: torch.Tensor | None,
+        sink: RecordSink,
+    ) -> torch.Tensor:
+        self.recorder.begin_pass()
+        t_start = now_ns()
+        next_ids = self._forward(ids, mask, positions, cache)
+        tokens = next_ids.tolist()
+        t_end = now_ns()
+        experts_active, expert_tokens = self.recorder.end_pass(valid)
+        sink.on_pass(
+            {
+                "t_start_ns": t_start,
+                "t_end_ns": t_end,
+                "reqs": reqs,
+                "req_ids": [s.request.id for s in slots],
+                "sampled": len(slots),
+                "experts_active": experts_active,
+                "expert_tokens": expert_tokens,
+                "warmup": all(s.request.warmup for s in slots),
+            }
+        )
+        for slot, token in zip(slots, tokens, strict=True):
+            slot.generated.append(int(token))
+            slot.token_times_ns.append(t_end)
+            if int(token) in self.eos_ids and not self.spec.ignore_eos:
+                slot.finish_reason = "stop"
+            elif len(slot.generated) >= self.spec.max_tokens:
+                slot.finish_reason = "length"
+            if slot.finish_reason is not None:
+                sink.on_request(self._request_record(slot))
+        return next_ids
+
+    def _request_record(self, slot: _Slot) -> dict[str, Any]:
+        text_ids = slot.generated[:-1] if slot.finish_reason == "stop" else slot.generated
+        return {
+            "id": slot.request.id,
+            "warmup": slot.request.warmup,
+            "prompt_id": slot.request.prompt.id,
+            "prompt_tokens": len(slot.prompt_ids),
+            "output_tokens": len(slot.generated),
+            "t_submit_ns": slot.t_submit_ns,
+            "t_first_token_ns": slot.token_times_ns[0],
+            "t_done_ns": slot.token_times_ns[-1],
+            "token_times_ns": slot.token_times_ns,
+            "error": None,
+            "finish_reason": slot.finish_reason,
+            "output_text": self.tokenizer.decode(text_ids, skip_special_tokens=True),
+            "output_token_ids": slot.generated,
+        }
+
