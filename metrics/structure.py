@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from capbench.errors import CapbenchError
+
 LayerKind = Literal["moe", "dense"]
 AttentionKind = Literal["mha", "mla"]  # "mha" covers multi-head, grouped-query and multi-query attention
 
@@ -79,7 +81,7 @@ class ModelStructure:
 
     def __post_init__(self) -> None:
         if not 1 <= self.top_k <= self.num_experts:
-            raise ValueError(f"top_k must be in [1, num_experts={self.num_experts}], got {self.top_k}")
+            raise CapbenchError(f"top_k must be in [1, num_experts={self.num_experts}], got {self.top_k}")
 
     @property
     def num_layers(self) -> int:

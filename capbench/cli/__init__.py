@@ -11,6 +11,7 @@ import importlib
 import sys
 import warnings
 from collections.abc import Sequence
+from typing import TextIO
 
 from capbench import __version__
 from capbench.errors import CapbenchError
@@ -32,7 +33,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """Print warnings as one plain line on stderr (no source line), e.g. a skipped torn record."""
     print(f"warning: {message}", file=sys.stderr)
 
 
