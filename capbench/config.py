@@ -30,7 +30,7 @@ class RunSpec(BaseModel):
         description="Hugging Face model directory (local); empty = the embedded tiny MoE built locally",
     )
     prompts: str | None = Field(
-        None, description="JSONL file of prompts (one {\"prompt\": ...} per line); empty = the shipped set"
+        None, description='JSONL file of prompts (one {"prompt": ...} per line); empty = the shipped set'
     )
     num_requests: int = Field(16, ge=1, description="measured requests (warm-up requests come on top)")
     batch_size: int = Field(4, ge=1, description="requests the in-process runner serves together (static batch)")

@@ -82,8 +82,12 @@ def build_manifest(
             "ignore_eos": spec.ignore_eos,
             "temperature": spec.temperature,
             "seed": spec.seed,
-            "dataset": {"name": "prompts", "source": prompts.source, "sha256": prompts.sha256,
-                        "num_prompts": len(prompts.prompts)},
+            "dataset": {
+                "name": "prompts",
+                "source": prompts.source,
+                "sha256": prompts.sha256,
+                "num_prompts": len(prompts.prompts),
+            },
         },
         "clock": {"name": CLOCK_NAME, "start_ns": now_ns(), "start_utc": utc_now_iso()},
     }

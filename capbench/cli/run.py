@@ -40,12 +40,12 @@ def register(subparsers: Any) -> None:
         default = field.default
         help_text = f"{field.description} (default: {default!r})"
         if _is_bool(field.annotation):
-            group.add_argument(_flag(name), dest=name, action=argparse.BooleanOptionalAction, default=None,
-                               help=help_text)
+            group.add_argument(
+                _flag(name), dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text
+            )
             continue
         choices = typing.get_args(field.annotation) if typing.get_origin(field.annotation) is typing.Literal else None
-        group.add_argument(_flag(name), dest=name, default=None, metavar=name.upper(), choices=choices,
-                           help=help_text)
+        group.add_argument(_flag(name), dest=name, default=None, metavar=name.upper(), choices=choices, help=help_text)
     group.add_argument(
         "--hardware-override",
         dest="hardware_overrides",

@@ -38,7 +38,7 @@ def iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
         return
     with path.open("rb") as f:
         lineno = 0
-        for lineno, raw in enumerate(f, start=1):  # noqa: B007  (lineno used after the loop)
+        for lineno, raw in enumerate(f, start=1):
             if not raw.strip():
                 continue
             try:

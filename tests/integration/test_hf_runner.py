@@ -104,7 +104,8 @@ def test_requests_have_ordered_timestamps_and_token_accounting(served: tuple[Any
         assert times == sorted(times) and times[-1] == record["t_done_ns"]
         assert len(times) == record["output_tokens"] <= 6
         assert record["finish_reason"] in {"stop", "length"}
-        computed = sum(n for p in sink.passes for rid, (n, _) in zip(p["req_ids"], p["reqs"], strict=True)
-                       if rid == record["id"])
+        computed = sum(
+            n for p in sink.passes for rid, (n, _) in zip(p["req_ids"], p["reqs"], strict=True) if rid == record["id"]
+        )
         # Every prompt token and every generated token but the last is computed exactly once.
         assert computed == record["prompt_tokens"] + record["output_tokens"] - 1

@@ -89,7 +89,7 @@ def test_existing_run_is_never_overwritten(tmp_path: Path) -> None:
 def test_unwritable_directory_is_a_clear_error(tmp_path: Path) -> None:
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o500)
-    with pytest.raises(CapbenchError, match="not writable|cannot create"):
+    with pytest.raises(CapbenchError, match=r"not writable|cannot create"):
         RunWriter(locked / "run", manifest())
 
 
@@ -101,7 +101,7 @@ def test_unwritable_path_under_a_file_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_read_run_rejects_unknown_schema_and_missing_manifest(tmp_path: Path) -> None:
-    with pytest.raises(CapbenchError, match="run.json is missing"):
+    with pytest.raises(CapbenchError, match=r"run\.json is missing"):
         read_run(tmp_path)
     (tmp_path / MANIFEST_FILE).write_text(json.dumps({"schema_version": 99}))
     with pytest.raises(CapbenchError, match="schema_version 99"):

@@ -13,6 +13,7 @@ Padding positions are excluded through the validity mask the runner passes for t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -58,7 +59,7 @@ class ExpertRecorder:
             module.register_forward_hook(self._make_hook(slot)) for slot, module in enumerate(self._routers)
         ]
 
-    def _make_hook(self, slot: int):  # type: ignore[no-untyped-def]
+    def _make_hook(self, slot: int) -> Callable[[torch.nn.Module, Any, Any], None]:
         def hook(module: torch.nn.Module, args: Any, output: Any) -> None:
             if not (isinstance(output, tuple) and len(output) == 3 and not output[2].is_floating_point()):
                 raise CapbenchError(
@@ -72,7 +73,7 @@ class ExpertRecorder:
     def set_top_k(self, top_k: int) -> None:
         """Route every token to ``top_k`` experts at inference (an override of the trained value)."""
         for module in self._routers:
-            module.top_k = top_k
+            setattr(module, "top_k", top_k)  # noqa: B010  (nn.Module attribute typing)
 
     def begin_pass(self) -> None:
         self._captured = [None] * len(self._routers)

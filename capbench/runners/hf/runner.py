@@ -76,8 +76,8 @@ class HFRunner:
         self.device = resolve_device(spec.device)
         self.torch_dtype = _DTYPES[spec.dtype]
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
-        self.model = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=self.torch_dtype)
-        self.model.to(self.device).eval()
+        model: Any = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=self.torch_dtype)
+        self.model = model.to(self.device).eval()
         self.recorder = ExpertRecorder(self.model)
         self.eos_ids = self._eos_ids()
         pad = self.tokenizer.pad_token_id
@@ -235,4 +235,3 @@ class HFRunner:
             "output_text": self.tokenizer.decode(text_ids, skip_special_tokens=True),
             "output_token_ids": slot.generated,
         }
-
