@@ -1,0 +1,236 @@
+"""Flatten scored runs to one CSV row each (docs/summary.md, "CSV columns").
+
+:func:`summary_row` turns a run's manifest and ``summary.json`` into a flat dict whose column names carry
+their units (``ttft_p50_s``, ``energy_per_output_token_j``, ``usd_per_1m_output_tokens``); a figure that was
+not measured is ``None`` and becomes an empty cell, never 0. :func:`export_runs` reads run directories into
+a :class:`pandas.DataFrame` with a stable column order; :func:`write_csv` writes it.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pandas as pd
+
+from capbench.errors import CapbenchError
+from capbench.records.reader import read_manifest
+from capbench.records.schema import SUMMARY_FILE
+
+Scalar = str | int | float | bool | None
+
+PHASES: tuple[str, ...] = ("prefill", "decode", "mixed", "all")
+LATENCIES: tuple[tuple[str, str], ...] = (
+    ("ttft", "ttft_s"),
+    ("tpot", "tpot_s"),
+    ("itl", "itl_s"),
+    ("e2e_latency", "e2e_latency_s"),
+)
+LATENCY_STATS: tuple[str, ...] = ("mean", "p50", "p90", "p99", "max")
+
+
+def _get(obj: Any, *path: str) -> Any:
+    """obj[path[0]][path[1]]…, or ``None`` as soon as a level is missing or null."""
+    for key in path:
+        if not isinstance(obj, Mapping):
+            return None
+        obj = obj.get(key)
+    return obj
+
+
+def _scalar(value: Any) -> Scalar:
+    """A CSV-safe scalar: numbers and strings pass, anything nested becomes ``None`` (no silent str())."""
+    return value if isinstance(value, str | int | float | bool) or value is None else None
+
+
+def _dataset(manifest: Mapping[str, Any]) -> Scalar:
+    dataset = _get(manifest, "load", "dataset")
+    if isinstance(dataset, Mapping):
+        name, version = dataset.get("name"), dataset.get("version")
+        return f"{name}@{version}" if name is not None and version is not None else _scalar(name)
+    return _scalar(dataset)
+
+
+def _identity(manifest: Mapping[str, Any], summary: Mapping[str, Any]) -> dict[str, Scalar]:
+    return {
+        "run_id": summary.get("run_id") or manifest.get("run_id"),
+        "status": manifest.get("status") or summary.get("status"),
+        "spec_version": summary.get("spec_version"),
+        "summary_schema_version": summary.get("schema_version"),
+        "capbench_version": summary.get("capbench_version"),
+        "model": _get(manifest, "model", "name"),
+        "model_type": _get(manifest, "model", "config", "model_type"),
+        "engine": _get(manifest, "engine", "name"),
+        "engine_version": _get(manifest, "engine", "version"),
+        "hardware_profile": _get(manifest, "hardware", "profile"),
+        "gpu_name": _get(manifest, "hardware", "gpu_name"),
+        "num_gpus": _get(manifest, "hardware", "num_gpus"),
+        "dtype_weights": _get(manifest, "dtypes", "weights"),
+        "dtype_experts": _get(manifest, "dtypes", "experts"),
+        "dtype_embeddings": _get(manifest, "dtypes", "embeddings") or _get(manifest, "dtypes", "weights"),
+        "dtype_kv": _get(manifest, "dtypes", "kv"),
+        "dtype_compute": _get(manifest, "dtypes", "compute"),
+        "load_pattern": _get(manifest, "load", "pattern"),
+        "concurrency": _get(manifest, "load", "concurrency"),
+        "arrival_rate_per_s": _get(manifest, "load", "arrival_rate_per_s"),
+        "num_requests": _get(manifest, "load", "num_requests"),
+        "max_tokens": _get(manifest, "load", "max_tokens"),
+        "seed": _get(manifest, "load", "seed"),
+        "dataset": _dataset(manifest),
+    }
+
+
+def _requests(summary: Mapping[str, Any]) -> dict[str, Scalar]:
+    req, tp = summary.get("requests") or {}, summary.get("throughput") or {}
+    row: dict[str, Scalar] = {
+        "measured_requests": req.get("measured"),
+        "completed_requests": req.get("completed"),
+        "error_requests": req.get("errors"),
+        "error_rate": req.get("error_rate"),
+        "wall_s": tp.get("wall_s"),
+        "requests_per_s": tp.get("requests_per_s"),
+        "input_tokens": tp.get("input_tokens"),
+        "output_tokens": tp.get("output_tokens"),
+        "input_tokens_per_s": tp.get("input_tokens_per_s"),
+        "output_tokens_per_s": tp.get("output_tokens_per_s"),
+    }
+    for prefix, key in LATENCIES:
+        for stat in LATENCY_STATS:
+            row[f"{prefix}_{stat}_s"] = _get(summary, "latency", key, stat)
+    return row
+
+
+def _phases(summary: Mapping[str, Any]) -> dict[str, Scalar]:
+    row: dict[str, Scalar] = {}
+    for phase in PHASES:
+        entry = _get(summary, "phases", phase) or {}
+        row[f"{phase}_passes"] = entry.get("passes")
+        row[f"{phase}_tokens_per_s"] = entry.get("tokens_per_s")
+        row[f"{phase}_step_latency_p50_s"] = _get(entry, "step_latency_s", "p50")
+        row[f"{phase}_step_latency_p90_s"] = _get(entry, "step_latency_s", "p90")
+        for metric in ("s_mbu", "s_mfu"):
+            row[f"{phase}_{metric}"] = entry.get(metric)
+            row[f"{phase}_{metric}_p50"] = entry.get(f"{metric}_p50")
+            row[f"{phase}_{metric}_p90"] = entry.get(f"{metric}_p90")
+        row[f"{phase}_expert_activation_source"] = entry.get("expert_activation_source")
+    return row
+
+
+def _experts(summary: Mapping[str, Any]) -> dict[str, Scalar]:
+    experts = summary.get("experts") or {}
+    row: dict[str, Scalar] = {"expert_activation_source": experts.get("activation_source")}
+    for phase in ("prefill", "decode"):
+        row[f"{phase}_mean_experts_active"] = _get(experts, phase, "mean_active")
+        row[f"{phase}_uniform_experts_expected"] = _get(experts, phase, "uniform_expectation")
+    row["expert_load_max_over_mean"] = _get(experts, "load_balance", "max_over_mean")
+    row["expert_load_cv"] = _get(experts, "load_balance", "cv")
+    return row
+
+
+def _hardware_energy_cost(summary: Mapping[str, Any]) -> dict[str, Scalar]:
+    energy, cost = summary.get("energy") or {}, summary.get("cost") or {}
+    ceilings = _get(summary, "hardware", "ceilings") or {}
+    return {
+        "ceiling_memory_bandwidth_bytes_per_s": ceilings.get("memory_bandwidth_bytes_per_s"),
+        "ceiling_peak_flops_per_s": ceilings.get("peak_flops_per_s"),
+        "ceiling_compute_dtype": ceilings.get("compute_dtype"),
+        "ceiling_source": ceilings.get("source"),
+        "energy_source": energy.get("energy_source"),
+        "power_sampling_period_s": energy.get("sampling_period_s"),
+        "energy_coverage_fraction": energy.get("coverage_fraction"),
+        "energy_j": energy.get("energy_j"),
+        "mean_power_w": energy.get("mean_power_w"),
+        "energy_per_output_token_j": energy.get("energy_per_output_token_j"),
+        "energy_per_request_j": energy.get("energy_per_request_j"),
+        "prefill_energy_j": _get(energy, "phase_energy_j", "prefill"),
+        "decode_energy_j": _get(energy, "phase_energy_j", "decode"),
+        "mixed_energy_j": _get(energy, "phase_energy_j", "mixed"),
+        "usd_per_gpu_hour": cost.get("usd_per_gpu_hour"),
+        "usd_per_gpu_hour_source": cost.get("usd_per_gpu_hour_source"),
+        "usd_per_kwh": _get(cost, "inputs", "usd_per_kwh"),
+        "energy_cost_source": cost.get("energy_cost_source"),
+        "energy_usd": cost.get("energy_usd"),
+        "total_usd": cost.get("total_usd"),
+        "usd_per_1m_output_tokens": cost.get("usd_per_1m_output_tokens"),
+        "usd_per_request": cost.get("usd_per_request"),
+        "deployment_capital_usd": cost.get("deployment_capital_usd"),
+    }
+
+
+def summary_row(manifest: Mapping[str, Any], summary: Mapping[str, Any]) -> dict[str, Scalar]:
+    """One run as one flat row: identity and load from ``run.json``, figures from ``summary.json``.
+
+    Every key is always present (a stable schema); ``None`` = not measured.
+    """
+    row = {
+        **_identity(manifest, summary),
+        **_requests(summary),
+        **_phases(summary),
+        **_experts(summary),
+        **_hardware_energy_cost(summary),
+    }
+    return {key: _scalar(value) for key, value in row.items()}
+
+
+COLUMNS: tuple[str, ...] = tuple(summary_row({}, {}))
+"""Every column :func:`summary_row` writes, in order."""
+
+
+def _load_run(run_dir: Path) -> dict[str, Scalar]:
+    if not run_dir.exists():
+        raise CapbenchError(f"run directory {run_dir} does not exist")
+    if not run_dir.is_dir():
+        raise CapbenchError(f"{run_dir} is not a directory (expected a capbench run directory)")
+    manifest = read_manifest(run_dir)
+    path = run_dir / SUMMARY_FILE
+    if not path.is_file():
+        raise CapbenchError(f"{run_dir} has no {SUMMARY_FILE}: score it first with `capbench score {run_dir}`")
+    try:
+        summary = orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError as exc:
+        raise CapbenchError(f"{path} is not valid JSON ({exc}); re-score with `capbench score {run_dir}`") from exc
+    if not isinstance(summary, dict):
+        raise CapbenchError(f"{path} must hold a JSON object; re-score with `capbench score {run_dir}`")
+    return summary_row(manifest, summary)
+
+
+def export_runs(run_dirs: Iterable[Path | str]) -> pd.DataFrame:
+    """One row per run directory (each must hold ``run.json`` and ``summary.json``).
+
+    Columns: :data:`COLUMNS` in order, then any others in first-seen order (union over runs). A column
+    whose values are all integers (or missing) becomes pandas' nullable ``Int64``, so counts are written
+    as integers and a missing value stays an empty cell; floats are written at full precision.
+    """
+    rows = [_load_run(Path(run_dir)) for run_dir in run_dirs]
+    if not rows:
+        raise CapbenchError("no run directories given")
+    columns = list(COLUMNS)
+    seen = set(columns)
+    for row in rows:
+        for key in row:
+            if key not in seen:
+                seen.add(key)
+                columns.append(key)
+    frame = pd.DataFrame.from_records(rows, columns=columns)
+    for column in columns:
+        values = [row.get(column) for row in rows]
+        present = [v for v in values if v is not None]
+        if present and all(isinstance(v, int) and not isinstance(v, bool) for v in present):
+            frame[column] = pd.array(values, dtype="Int64")  # counts stay integers, missing stays empty
+    return frame
+
+
+def write_csv(frame: pd.DataFrame, output: Path | str | None) -> None:
+    """Write ``frame`` as CSV to ``output`` (``None`` or ``-`` = stdout); empty cells for missing values."""
+    if output is None or str(output) == "-":
+        frame.to_csv(sys.stdout, index=False)
+        return
+    path = Path(output)
+    try:
+        with path.open("w", newline="", encoding="utf-8") as f:
+            frame.to_csv(f, index=False)
+    except OSError as exc:
+        raise CapbenchError(f"cannot write the CSV to {path}: {exc.strerror or exc}") from exc

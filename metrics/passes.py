@@ -1,0 +1,355 @@
+"""Stream pass records into compact per-pass feature arrays (docs/metrics.md §2–3).
+
+A pass record (records.md) holds ``reqs`` = [[n_i, c_i], ...], ``sampled`` s, ``experts_active`` (per MoE
+layer, or null), optional ``expert_tokens``, and either ``t_start_ns``/``t_end_ns`` or ``latency_s``.
+Every byte and FLOP formula of a pass depends on its requests only through a handful of sums, so each pass
+is reduced to these scalars (:class:`PassFeatures`):
+
+- T = Σ n_i (tokens computed), s (requests sampling a token),
+- Σ_i (c_i + n_i) (KV token slots on full-attention layers) and Σ_i (min(c_i, w−1) + n_i) per window w,
+- Σ_i pairs_i on full-attention layers and per window (:func:`capbench.metrics.attention.causal_pairs`),
+- Σ_l a_l and whether it was measured, latency (s), phase, and start/end timestamps when given.
+
+Records stream through :func:`scan_passes` in chunks: a chunk's fields are gathered into flat lists and
+typed arrays (the only per-pass Python work) and reduced with numpy, so a million passes never exist as dicts at once.
+Per-expert counts are folded into running per-phase totals (:class:`ExpertTally`), never kept per pass.
+
+Warm-up passes (``"warmup": true``) are dropped. A record that breaks the contract (no ``reqs``, a request
+that is not an [n, c] pair with n ≥ 1 and c ≥ 0, s outside [0, len(reqs)], no timing, latency ≤ 0,
+``experts_active`` of the wrong length or outside [0, E]) is a :class:`CapbenchError` naming the record:
+runners write these files, so a violation is a bug to fix, not a number to guess.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from itertools import chain
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from capbench.errors import CapbenchError
+from capbench.metrics.attention import causal_pairs, kv_tokens
+from capbench.metrics.experts import ExpertTally
+from capbench.metrics.features import ARRAY_FIELDS, NO_TIME_NS, PassFeatures, empty_column
+from capbench.metrics.phases import classify
+
+IntArray = NDArray[np.int64]
+FloatArray = NDArray[np.float64]
+BoolArray = NDArray[np.bool_]
+
+CHUNK_PASSES = 16384
+"""Passes gathered before a chunk is reduced with numpy."""
+_CHUNK_EXPERT_TOKEN_ELEMS = 4_000_000
+"""A chunk is also reduced once it holds this many ``expert_tokens`` integers (bounds memory)."""
+
+
+@dataclass
+class PassScan:
+    """What :func:`scan_passes` read: the features, expert totals and counts of records seen."""
+
+    features: PassFeatures
+    experts: ExpertTally
+    records: int = 0
+    warmup: int = 0
+    num_moe_layers: int | None = None
+    experts_below_top_k: int = 0
+
+
+def scan_passes(
+    passes: Iterable[Mapping[str, Any]],
+    *,
+    windows: tuple[int, ...] = (),
+    num_moe_layers: int | None = None,
+    num_experts: int | None = None,
+    top_k: int | None = None,
+    chunk_passes: int = CHUNK_PASSES,
+) -> PassScan:
+    """Reduce a stream of pass records to :class:`PassFeatures`, in bounded memory.
+
+    ``windows``: the model's distinct sliding windows (``AttentionGroups.windows``). ``num_moe_layers``,
+    ``num_experts``, ``top_k``: from the model structure, to validate ``experts_active``/``expert_tokens``;
+    without them the first measured pass fixes the layer count.
+    """
+    return _Scanner(windows, num_moe_layers, num_experts, top_k, chunk_passes).run(passes)
+
+
+def _copy(buffer: array[Any], dtype: type[np.generic]) -> np.ndarray:
+    """A numpy copy of a typed buffer (a copy, so the buffer can be cleared and refilled)."""
+    return np.frombuffer(buffer, dtype=dtype).copy() if len(buffer) else np.zeros(0, dtype=dtype)
+
+
+class _Scanner:
+    def __init__(
+        self,
+        windows: tuple[int, ...],
+        num_moe_layers: int | None,
+        num_experts: int | None,
+        top_k: int | None,
+        chunk_passes: int,
+    ) -> None:
+        self.windows = windows
+        self.num_moe_layers = num_moe_layers
+        self.num_experts = num_experts
+        self.top_k = top_k
+        self.chunk_passes = chunk_passes
+        self.tally = ExpertTally()
+        self.columns: dict[str, list[np.ndarray]] = {name: [] for name in ARRAY_FIELDS}
+        self.below_top_k = 0
+        # Chunk buffers, cleared in place after each chunk (the scan loop holds their bound methods).
+        # Per-pass scalars go to typed arrays: they reject a non-number as they fill and hand numpy their
+        # memory without conversion. The long per-request and per-layer sequences go to lists (extend is
+        # several times faster than array.extend) and are converted strictly at the chunk's end.
+        self.index = array("q")  # record number of each buffered pass, for error messages
+        self.n_reqs = array("q")
+        self.flat: list[Any] = []  # n_0, c_0, n_1, c_1, ... of every buffered pass (list.extend is fastest)
+        self.sampled = array("q")
+        self.latency = array("d")  # NaN where the record gave no latency_s
+        self.t_start = array("q")  # NO_TIME_NS where absent
+        self.t_end = array("q")
+        self.measured = array("b")
+        self.active: list[Any] = []  # experts_active of measured passes, concatenated
+        self.token_pos: list[int] = []
+        self.token_rows: list[Any] = []
+        self.token_elems = 0
+
+    def _reset(self) -> None:
+        for buffer in (
+            self.index,
+            self.n_reqs,
+            self.flat,
+            self.sampled,
+            self.latency,
+            self.t_start,
+            self.t_end,
+            self.measured,
+            self.active,
+            self.token_pos,
+            self.token_rows,
+        ):
+            del buffer[:]
+        self.token_elems = 0
+
+    def run(self, passes: Iterable[Mapping[str, Any]]) -> PassScan:
+        nan = math.nan
+        no_time = int(NO_TIME_NS)
+        records = warmup = 0
+        moe_layers = self.num_moe_layers
+        chunk_passes = self.chunk_passes
+        # Bound methods hoisted out of the loop: this loop runs once per pass and dominates scoring time.
+        flat_extend = self.flat.extend
+        n_reqs_append = self.n_reqs.append
+        index_append = self.index.append
+        sampled_append = self.sampled.append
+        latency_append = self.latency.append
+        t_start_append = self.t_start.append
+        t_end_append = self.t_end.append
+        measured_append = self.measured.append
+        active_extend = self.active.extend
+        for index, rec in enumerate(passes):
+            records += 1
+            if rec.get("warmup"):
+                warmup += 1
+                continue
+            try:
+                reqs = rec["reqs"]
+                flat_extend(chain.from_iterable(reqs))
+                n_reqs_append(len(reqs))
+                sampled_append(rec["sampled"])
+                index_append(index)
+                latency = rec.get("latency_s")
+                latency_append(nan if latency is None else latency)
+                t = rec.get("t_start_ns")
+                t_start_append(no_time if t is None else t)
+                t = rec.get("t_end_ns")
+                t_end_append(no_time if t is None else t)
+                active = rec.get("experts_active")
+                if active is None:
+                    measured_append(0)
+                else:
+                    if moe_layers is None:
+                        moe_layers = len(active)
+                    elif len(active) != moe_layers:
+                        raise CapbenchError(
+                            f"pass record {index}: experts_active has {len(active)} entries, expected one "
+                            f"per MoE layer ({moe_layers})"
+                        )
+                    active_extend(active)
+                    measured_append(1)
+            except (KeyError, TypeError, OverflowError) as exc:
+                raise CapbenchError(
+                    f"pass record {index} (0-based, in file order) breaks the passes.jsonl contract: needs "
+                    "'reqs' (a list of [n, c] integer pairs), 'sampled' (an integer), integer "
+                    "t_start_ns/t_end_ns or a number latency_s, and 'experts_active' as a list of integers "
+                    f"or null ({type(exc).__name__}: {exc})"
+                ) from exc
+            counts = rec.get("expert_tokens")
+            if counts is not None:
+                self._add_expert_tokens(index, counts)
+            if len(self.n_reqs) >= chunk_passes or self.token_elems >= _CHUNK_EXPERT_TOKEN_ELEMS:
+                self.num_moe_layers = moe_layers
+                self._flush()
+        self.num_moe_layers = moe_layers
+        self._flush()
+        features = PassFeatures(
+            windows=self.windows,
+            **{name: self._concat(name) for name in ARRAY_FIELDS},
+        )
+        return PassScan(
+            features=features,
+            experts=self.tally,
+            records=records,
+            warmup=warmup,
+            num_moe_layers=moe_layers,
+            experts_below_top_k=self.below_top_k,
+        )
+
+    def _add_expert_tokens(self, index: int, counts: Any) -> None:
+        self.token_pos.append(len(self.n_reqs) - 1)
+        self.token_rows.append(counts)
+        try:
+            self.token_elems += len(counts) * len(counts[0]) if counts else 0
+        except TypeError as exc:
+            raise CapbenchError(f"pass record {index}: expert_tokens must be lists of ints") from exc
+
+    def _concat(self, name: str) -> np.ndarray:
+        parts = self.columns.pop(name)
+        return np.concatenate(parts) if parts else empty_column(name, len(self.windows))
+
+    def _error(self, position: NDArray[np.bool_] | int, what: str) -> CapbenchError:
+        first = position if isinstance(position, int) else int(np.argmax(position))
+        return CapbenchError(f"pass record {self.index[first]} (0-based, in file order): {what}")
+
+    def _strict_ints(self, values: list[Any], per_pass: IntArray, what: str) -> IntArray:
+        """``values`` (the concatenation of ``per_pass[p]`` items of each buffered pass p) as int64.
+
+        Strict: a float, null or string among them is an error naming its record (numpy alone would
+        truncate floats silently).
+        """
+        try:
+            return np.frombuffer(array("q", values), dtype=np.int64) if values else np.zeros(0, np.int64)
+        except (TypeError, OverflowError):
+            bad = next(i for i, v in enumerate(values) if not isinstance(v, int) or not -(2**63) <= v < 2**63)
+            raise self._error(int(np.searchsorted(np.cumsum(per_pass), bad, side="right")), what) from None
+
+    def _expert_token_array(self) -> IntArray:
+        try:
+            arr = np.array(self.token_rows)
+        except ValueError as exc:  # ragged nesting
+            raise CapbenchError(f"pass records: expert_tokens must be lists of E integers: {exc}") from exc
+        if arr.size and arr.dtype.kind not in "iu":
+            raise CapbenchError(f"pass records: expert_tokens must be integers, found {arr.dtype} values")
+        return arr.astype(np.int64, copy=False)
+
+    def _flush(self) -> None:
+        if not self.n_reqs:
+            return
+        n_reqs = _copy(self.n_reqs, np.int64)
+        if (n_reqs == 0).any():
+            raise self._error(n_reqs == 0, "'reqs' is empty; a pass computes at least one request")
+        flat = self._strict_ints(self.flat, 2 * n_reqs, "'reqs' entries must be [n, c] pairs of integers")
+        if flat.size != 2 * int(n_reqs.sum()):
+            raise CapbenchError(f"pass records {self.index[0]}–{self.index[-1]}: a 'reqs' entry is not an [n, c] pair")
+        pairs = flat.reshape(-1, 2)
+        n, c = pairs[:, 0], pairs[:, 1]
+        starts = np.zeros(n_reqs.size, dtype=np.int64)
+        np.cumsum(n_reqs[:-1], out=starts[1:])
+        owner = np.repeat(np.arange(n_reqs.size), n_reqs)
+        bad = (n < 1) | (c < 0)
+        if bad.any():
+            raise self._error(int(owner[np.argmax(bad)]), "every request needs n ≥ 1 and c ≥ 0 in [n, c]")
+
+        def per_pass(values: IntArray) -> IntArray:
+            return np.add.reduceat(values, starts)
+
+        tokens = per_pass(n)
+        decode = per_pass(((n == 1) & (c > 0)).astype(np.int64))
+        phase = classify(decode, n_reqs)
+        sampled = _copy(self.sampled, np.int64)
+        bad_s = (sampled < 0) | (sampled > n_reqs)
+        if bad_s.any():
+            raise self._error(bad_s, "'sampled' must be between 0 and the number of requests in 'reqs'")
+        width = len(self.windows)
+        kv_win = np.empty((n_reqs.size, width), dtype=np.int64)
+        pairs_win = np.empty((n_reqs.size, width), dtype=np.int64)
+        for col, window in enumerate(self.windows):
+            kv_win[:, col] = per_pass(kv_tokens(n, c, window))
+            pairs_win[:, col] = per_pass(causal_pairs(n, c, window))
+        latency, t_start, t_end, timed = self._timing()
+        measured = _copy(self.measured, np.int8).astype(np.bool_)
+        active_sum = self._experts_active(measured, phase)
+        if self.token_rows:
+            self._expert_tokens(phase)
+        chunk = {
+            "tokens": tokens,
+            "sampled": sampled,
+            "kv_tokens_full": per_pass(kv_tokens(n, c)),
+            "pairs_full": per_pass(causal_pairs(n, c)),
+            "kv_tokens_window": kv_win,
+            "pairs_window": pairs_win,
+            "experts_active_sum": active_sum,
+            "experts_measured": measured,
+            "latency_s": latency,
+            "phase": phase,
+            "t_start_ns": t_start,
+            "t_end_ns": t_end,
+            "timed": timed,
+        }
+        for name, values in chunk.items():
+            self.columns[name].append(values)
+        self._reset()
+
+    def _timing(self) -> tuple[FloatArray, IntArray, IntArray, BoolArray]:
+        """latency_s per pass: ``latency_s`` when given, else (t_end_ns − t_start_ns) / 1e9."""
+        latency = _copy(self.latency, np.float64)
+        t_start = _copy(self.t_start, np.int64)
+        t_end = _copy(self.t_end, np.int64)
+        timed = (t_start != NO_TIME_NS) & (t_end != NO_TIME_NS)
+        missing = np.isnan(latency)
+        untimed = missing & ~timed
+        if untimed.any():
+            raise self._error(untimed, "needs 't_start_ns' and 't_end_ns', or 'latency_s'")
+        latency[missing] = (t_end[missing] - t_start[missing]) / 1e9
+        bad = ~(np.isfinite(latency) & (latency > 0))
+        if bad.any():
+            raise self._error(bad, "the pass latency must be positive (t_end_ns > t_start_ns, latency_s > 0)")
+        return latency, t_start, t_end, timed
+
+    def _experts_active(self, measured: BoolArray, phase: NDArray[np.int8]) -> IntArray:
+        active_sum = np.zeros(measured.size, dtype=np.int64)
+        if not self.active:
+            return active_sum
+        layers = self.num_moe_layers or 0
+        per_pass = np.where(measured, layers, 0)
+        active = self._strict_ints(self.active, per_pass, "experts_active must hold integers").reshape(-1, layers)
+        bad = active < 0
+        if self.num_experts is not None:
+            bad |= active > self.num_experts
+        if bad.any():
+            row = int(np.flatnonzero(measured)[np.argmax(bad.any(axis=1))])
+            raise self._error(row, f"experts_active values must be in [0, E={self.num_experts}]")
+        active_sum[measured] = active.sum(axis=1)
+        if self.top_k is not None:
+            # Each token reaches k distinct experts, so a pass with T ≥ 1 hits at least min(k, E) per layer.
+            self.below_top_k += int((active.min(axis=1) < self.top_k).sum())
+        self.tally.add_active(phase[measured], active)
+        return active_sum
+
+    def _expert_tokens(self, phase: NDArray[np.int8]) -> None:
+        counts = self._expert_token_array()
+        layers = self.num_moe_layers
+        if counts.ndim != 3 or (layers is not None and counts.shape[1] != layers):
+            raise CapbenchError(
+                f"pass records {self.index[0]}–{self.index[-1]}: expert_tokens must hold one list of E "
+                f"counts per MoE layer ({layers} layers); got an array of shape {counts.shape}"
+            )
+        if self.num_experts is not None and counts.shape[2] != self.num_experts:
+            raise CapbenchError(
+                f"pass records {self.index[0]}–{self.index[-1]}: expert_tokens lists must have E = "
+                f"{self.num_experts} counts, got {counts.shape[2]}"
+            )
+        self.tally.add_tokens(phase[np.array(self.token_pos, dtype=np.int64)], counts)
