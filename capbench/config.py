@@ -55,6 +55,14 @@ class RunSpec(BaseModel):
     probe: bool = Field(
         True, description="on CPU, measure this machine's bandwidth and FLOP/s once (cached) as the ceiling"
     )
+    usd_per_gpu_hour: float | None = Field(
+        None,
+        ge=0,
+        description="price of one GPU-hour (on CPU: of the machine) for cost; empty = the profile's rental price",
+    )
+    usd_per_kwh: float | None = Field(
+        None, ge=0, description="electricity price for the energy cost; empty = included in a rental price"
+    )
     out: str | None = Field(None, description="run directory to create; empty = runs/<time>-<run id>")
 
     @field_validator("runner")

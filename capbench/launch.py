@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+
 from capbench import __version__
 from capbench.clock import CLOCK_NAME, now_ns, utc_now_iso
 from capbench.config import RunSpec
@@ -97,18 +99,35 @@ def default_out_dir(run_id: str) -> Path:
     return Path("runs") / run_id
 
 
+def score_and_report(run_dir: Path, console: Console) -> dict[str, Any] | None:
+    """Score a finished run, write ``summary.json`` and print it; a scoring error is reported, not raised,
+    because the raw records are complete and ``capbench score`` can be re-run once the cause is fixed."""
+    from capbench.report import print_summary
+    from capbench.scoring import score_run_dir
+
+    try:
+        summary = score_run_dir(run_dir)
+    except CapbenchError as exc:
+        console.print(
+            f"[red]scoring failed:[/] {exc}\nthe raw records are complete; fix this, then run "
+            f"`capbench score {run_dir}`"
+        )
+        return None
+    print_summary(summary, console)
+    return summary
+
+
 def execute_run(spec: RunSpec, *, quiet: bool = False) -> tuple[Path, RunStatus]:
     """Run ``spec`` end to end; return the run directory and its final status.
 
-    ``KeyboardInterrupt`` during the run leaves ``status: partial`` with every completed request on disk,
-    scores what was measured, and is then re-raised so the command exits with 130.
+    Whatever ends the run (completion, Ctrl-C, an exception), the run directory is left readable with its
+    final status, every completed request on disk, and what was measured scored into ``summary.json``; the
+    interruption or exception is then re-raised (the CLI exits 130 on Ctrl-C).
     """
-    from rich.console import Console
-
+    from capbench.harness import drive
     from capbench.progress import RequestProgress
     from capbench.run_hardware import resolve_run_hardware
     from capbench.runners import load_runner_class
-    from capbench.scoring import score_and_report
 
     console = Console(stderr=True, quiet=quiet)
     run_id = new_run_id()
@@ -126,19 +145,11 @@ def execute_run(spec: RunSpec, *, quiet: bool = False) -> tuple[Path, RunStatus]
         manifest = build_manifest(spec, run_id, runner, model_name, model_dir, model_source, prompts, hardware)
         writer = RunWriter(run_dir, manifest)
         console.print(f"run [bold]{run_id}[/]: {len(requests)} requests ({spec.warmup} warm-up) -> {run_dir}")
-        interrupted: KeyboardInterrupt | None = None
-        with writer, RequestProgress(console, total=len(requests)) as progress:
-            from capbench.harness import drive
-
-            try:
+        try:
+            with writer, RequestProgress(console, total=len(requests)) as progress:
                 drive(runner, requests, spec.batch_size, writer, progress.request_done)
-            except KeyboardInterrupt as exc:
-                interrupted = exc
-                writer.finish(RunStatus.PARTIAL, error="interrupted by the user (KeyboardInterrupt)")
-        status = RunStatus(writer.status)
+        finally:
+            score_and_report(run_dir, Console(quiet=quiet))
     finally:
         runner.close()
-    score_and_report(run_dir, console=Console(quiet=quiet))
-    if interrupted is not None:
-        raise interrupted
-    return run_dir, status
+    return run_dir, RunStatus(writer.status)

@@ -15,14 +15,21 @@ from rich.table import Table
 DASH = "—"
 
 
-def fmt(value: Any, unit: str = "", scale: float = 1.0, digits: int = 3) -> str:
-    """Format a number for display (full precision stays in the files); None -> "—"."""
+def fmt(value: Any, unit: str = "", scale: float = 1.0) -> str:
+    """Format a number for display (full precision stays in the files); None -> "—".
+
+    Integers print with thousands separators; floats with 3 significant digits, or as whole numbers with
+    separators from 1,000 up.
+    """
     if value is None:
         return DASH
     if isinstance(value, bool) or not isinstance(value, int | float):
         return str(value)
     scaled = value * scale
-    text = f"{scaled:,.0f}" if isinstance(value, int) and scale == 1.0 else f"{scaled:,.{digits}g}"
+    if isinstance(value, int) and scale == 1.0 or abs(scaled) >= 1000:
+        text = f"{scaled:,.0f}"
+    else:
+        text = f"{scaled:.3g}"
     return f"{text} {unit}".rstrip()
 
 
@@ -88,7 +95,7 @@ def overview_table(summary: Mapping[str, Any]) -> Table:
     experts = summary.get("experts") or {}
     decode = experts.get("decode") or {}
     table.add_row(
-        "distinct experts per MoE layer, decode (measured vs uniform)",
+        "decode experts per layer: measured vs uniform",
         f"{fmt(decode.get('mean_active'))} vs {fmt(decode.get('uniform_expectation'))}"
         f" of {fmt(experts.get('num_experts'))}",
     )

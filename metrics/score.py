@@ -331,7 +331,7 @@ def _explain(
     if ceilings is None and scan.features.num_passes:
         notes.append("no hardware ceilings given: S-MBU and S-MFU are null")
     hw_gpus = (manifest.get("hardware") or {}).get("num_gpus")
-    if ceilings is not None and isinstance(hw_gpus, int) and hw_gpus != ceilings.num_gpus:
+    if ceilings is not None and isinstance(hw_gpus, int) and hw_gpus > 0 and hw_gpus != ceilings.num_gpus:
         notes.append(f"run.json says {hw_gpus} GPUs but the ceilings use {ceilings.num_gpus}")
     if scan.experts_below_top_k:
         notes.append(

@@ -1,0 +1,77 @@
+"""``capbench score RUN_DIR [--hardware ID] [--json]``: recompute ``summary.json`` from the raw records.
+
+Needs only ``run.json`` and ``passes.jsonl`` (plus ``requests.jsonl`` / ``power.jsonl`` when present): never the
+model weights, never a GPU. Re-scoring with another hardware profile or price is how "what if" questions
+are answered.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "score",
+        help="recompute a run's summary.json from its raw records",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("run_dir", type=Path, help="run directory (holds run.json)")
+    parser.add_argument("--hardware", help="hardware profile id or YAML file (default: the run's own)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a profile figure, e.g. memory_bandwidth_bytes_per_s=3.0e12 (repeatable)",
+    )
+    parser.add_argument(
+        "--expert-estimate",
+        action="store_true",
+        help="where expert activation was not measured, use the labelled uniform-routing estimate for S-MBU",
+    )
+    cost = parser.add_argument_group("cost assumptions (written into the summary)")
+    cost.add_argument("--pricing", choices=("rental", "amortised"), default="rental")
+    cost.add_argument("--usd-per-gpu-hour", type=float, help="rental price of one GPU-hour (default: the profile's)")
+    cost.add_argument("--usd-per-kwh", type=float, help="electricity price (rental default: included in the price)")
+    cost.add_argument("--gpu-purchase-usd", type=float, help="purchase price of one GPU (amortised pricing)")
+    cost.add_argument("--host-purchase-usd", type=float, help="purchase price of the host (amortised pricing)")
+    cost.add_argument("--lifetime-years", type=float, help="amortisation period (amortised pricing)")
+    cost.add_argument("--utilisation", type=float, help="fraction of the lifetime in paid use (amortised pricing)")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON instead of tables")
+    parser.add_argument("--no-write", action="store_true", help="do not rewrite summary.json")
+    parser.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    import orjson
+    from rich.console import Console
+
+    from capbench.hardware import parse_overrides
+    from capbench.report import print_summary
+    from capbench.scoring import ScoreOptions, score_run_dir
+
+    options = ScoreOptions(
+        hardware=args.hardware,
+        hardware_overrides=parse_overrides(args.overrides),
+        expert_estimate=args.expert_estimate,
+        pricing=args.pricing,
+        usd_per_gpu_hour=args.usd_per_gpu_hour,
+        usd_per_kwh=args.usd_per_kwh,
+        gpu_purchase_usd=args.gpu_purchase_usd,
+        host_purchase_usd=args.host_purchase_usd,
+        lifetime_years=args.lifetime_years,
+        utilisation=args.utilisation,
+    )
+    summary = score_run_dir(args.run_dir, options, write=not args.no_write)
+    if args.json:
+        sys.stdout.write(orjson.dumps(summary, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY).decode())
+        sys.stdout.write("\n")
+    else:
+        print_summary(summary, Console())
+    return 0

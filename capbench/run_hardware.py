@@ -1,0 +1,77 @@
+"""The ``hardware`` section of ``run.json``: what the run ran on, and which profile gives its ceilings.
+
+Profile choice, first that applies: the run's ``hardware`` setting (a shipped id or a YAML file); on a GPU,
+the shipped profile whose NVML alias matches the GPU name; on CPU (``probe: true``), a measured profile of
+this machine (:func:`capbench.hardware.cached_probe_profile`, probed once and cached). A shipped profile is
+recorded by id (scoring uses its current figures, so a corrected datasheet value needs no re-run); any other
+profile (a user file, a probe) is also stored inline as ``profile_data`` so the run scores anywhere.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+
+from capbench.config import RunSpec
+from capbench.hardware import (
+    HardwareProfile,
+    apply_overrides,
+    cached_probe_profile,
+    list_profiles,
+    match_gpu_name,
+    resolve_profile,
+)
+from capbench.hostinfo import cpu_count, cpu_name, gpu_inventory
+
+
+def is_shipped(profile: HardwareProfile) -> bool:
+    """True when ``profile`` is exactly one of the profiles shipped with capbench."""
+    return any(p == profile for p in list_profiles())
+
+
+def _gpu_name(device: str) -> tuple[str | None, dict[str, Any]]:
+    inventory = gpu_inventory()
+    info: dict[str, Any] = {
+        "driver": inventory.driver,
+        "gpus_visible": len(inventory.names),
+        "nvml_unavailable_reason": inventory.unavailable_reason,
+    }
+    if device != "cuda":
+        return None, info
+    if inventory.names:
+        return inventory.names[0], info
+    import torch
+
+    return torch.cuda.get_device_name(0), info
+
+
+def resolve_run_hardware(spec: RunSpec, device: str, console: Console | None = None) -> dict[str, Any]:
+    """The ``hardware`` mapping for ``run.json`` (docs/records.md)."""
+    gpu_name, info = _gpu_name(device)
+    profile: HardwareProfile | None = None
+    how = "none"
+    if spec.hardware:
+        profile, how = resolve_profile(spec.hardware), "given"
+    elif gpu_name is not None:
+        profile = match_gpu_name(gpu_name)
+        how = "matched_gpu_name" if profile else "none"
+    elif spec.probe:
+        if console is not None:
+            console.print("[dim]measuring this machine's bandwidth and FLOP/s (cached after the first run)[/]")
+        profile, how = cached_probe_profile("cpu"), "probed"
+    if profile is not None and spec.hardware_overrides:
+        apply_overrides(profile, spec.hardware_overrides)  # validates the keys now, before the run
+    return {
+        "device": device,
+        "num_gpus": 1 if device == "cuda" else 0,
+        "gpu_name": gpu_name,
+        **info,
+        "cpu_name": cpu_name(),
+        "cpu_count": cpu_count(),
+        "profile": profile.id if profile else None,
+        "profile_version": profile.version if profile else None,
+        "profile_selected_by": how,
+        "profile_data": profile.to_dict() if profile is not None and not is_shipped(profile) else None,
+        "overrides": dict(spec.hardware_overrides),
+    }

@@ -1,0 +1,183 @@
+"""Score a run directory: read its records, resolve structure, byte widths, ceilings and cost inputs, and call
+the pure :func:`capbench.metrics.score.score_run`. Used by ``capbench score`` and at the end of ``capbench run``.
+
+Resolution (every choice is written into ``summary.json``):
+- structure: from the model's ``config.json`` stored inline in ``run.json`` (never the weights), with the
+  run's ``top_k_override`` applied;
+- byte widths: from ``run.json`` ``dtypes`` (names such as ``bfloat16``, ``fp8``, ``int4_g128``);
+- hardware profile: ``--hardware`` if given, else the run's inline ``profile_data`` (a probe or user file),
+  else its shipped ``profile`` id (current figures), else a match of its ``gpu_name``; then the run's and the
+  command line's overrides. Ceilings use N = ``num_gpus`` (1 for a CPU device) and the dense peak of
+  ``dtypes.compute``; a missing peak is an error, never 0;
+- cost: ``rental`` pricing at ``usd_per_gpu_hour`` (given, else the profile's rental price), where electricity
+  is taken as included (``usd_per_kwh`` 0) unless a price is given; or ``amortised`` pricing from purchase
+  prices, lifetime and utilisation, which needs ``usd_per_kwh``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from capbench.errors import CapbenchError
+from capbench.hardware import HardwareProfile, apply_overrides, match_gpu_name, profile_from_dict, resolve_profile
+from capbench.metrics.cost import CostInputs
+from capbench.metrics.dtypes import byte_widths
+from capbench.metrics.families import model_structure
+from capbench.metrics.score import score_run
+from capbench.metrics.structure import ModelStructure
+from capbench.metrics.utilization import Ceilings
+from capbench.records import SUMMARY_FILE, RunData, read_run, write_json_atomic
+
+
+@dataclass(frozen=True)
+class ScoreOptions:
+    """Choices a user can make when (re)scoring; ``None`` = take it from the run."""
+
+    hardware: str | None = None
+    hardware_overrides: Mapping[str, str | float] = field(default_factory=dict)
+    expert_estimate: bool = False
+    pricing: Literal["rental", "amortised"] = "rental"
+    usd_per_gpu_hour: float | None = None
+    usd_per_kwh: float | None = None
+    gpu_purchase_usd: float | None = None
+    host_purchase_usd: float | None = None
+    lifetime_years: float | None = None
+    utilisation: float | None = None
+
+
+def run_structure(manifest: Mapping[str, Any]) -> ModelStructure:
+    """The model structure of a run, from its inline ``config.json`` and its top-k override."""
+    model = manifest.get("model") or {}
+    config = model.get("config")
+    if not isinstance(config, Mapping):
+        raise CapbenchError("run.json has no model.config (the model's config.json inline); cannot score passes")
+    structure = model_structure(config)
+    override = model.get("top_k_override")
+    return structure.with_top_k(int(override)) if override else structure
+
+
+def run_profile(manifest: Mapping[str, Any], options: ScoreOptions) -> tuple[HardwareProfile | None, str]:
+    """The hardware profile to score against and how it was chosen."""
+    hw = manifest.get("hardware") or {}
+    profile: HardwareProfile | None
+    if options.hardware:
+        profile, how = resolve_profile(options.hardware), "command line"
+    elif hw.get("profile_data"):
+        profile, how = profile_from_dict(hw["profile_data"], origin="run.json hardware.profile_data"), "run (inline)"
+    elif hw.get("profile"):
+        profile, how = resolve_profile(hw["profile"]), "run (shipped id)"
+    elif hw.get("gpu_name"):
+        profile = match_gpu_name(str(hw["gpu_name"]))
+        how = "matched gpu_name" if profile else f"no profile matches GPU {hw['gpu_name']!r}"
+    else:
+        profile, how = None, "no profile: none given, no GPU, no probe"
+    if profile is not None:
+        overrides = {**(hw.get("overrides") or {}), **options.hardware_overrides}
+        profile = apply_overrides(profile, overrides)
+    return profile, how
+
+
+def device_count(manifest: Mapping[str, Any]) -> int:
+    """N for the ceilings: the run's GPUs, or 1 for a run on a CPU device."""
+    hw = manifest.get("hardware") or {}
+    gpus = hw.get("num_gpus")
+    return int(gpus) if isinstance(gpus, int) and gpus > 0 else 1
+
+
+def run_ceilings(manifest: Mapping[str, Any], profile: HardwareProfile) -> Ceilings:
+    compute = (manifest.get("dtypes") or {}).get("compute")
+    if not compute:
+        raise CapbenchError("run.json dtypes.compute is missing: cannot pick the peak FLOP/s to score against")
+    return Ceilings(
+        num_gpus=device_count(manifest),
+        memory_bandwidth_bytes_per_s=profile.memory_bandwidth_bytes_per_s,
+        peak_flops_per_s=profile.peak_flops(compute),
+        compute_dtype=str(compute),
+        source=f"hardware profile {profile.id} (version {profile.version})",
+    )
+
+
+def run_cost_inputs(
+    manifest: Mapping[str, Any], profile: HardwareProfile | None, options: ScoreOptions
+) -> CostInputs | None:
+    spec = manifest.get("spec") or {}
+    n = device_count(manifest)
+    usd_per_kwh = options.usd_per_kwh if options.usd_per_kwh is not None else spec.get("usd_per_kwh")
+    kwh_source = "user" if usd_per_kwh is not None else None
+    tdp = profile.tdp_w if profile is not None else None
+    if options.pricing == "amortised":
+        return CostInputs(
+            num_gpus=n,
+            pricing="amortised",
+            gpu_purchase_usd=options.gpu_purchase_usd
+            if options.gpu_purchase_usd is not None
+            else (profile.purchase_usd if profile else None),
+            host_purchase_usd=options.host_purchase_usd,
+            lifetime_years=options.lifetime_years,
+            utilisation=options.utilisation,
+            usd_per_kwh=usd_per_kwh,
+            gpu_tdp_w=tdp,
+            price_source="user" if options.gpu_purchase_usd is not None else (profile.id if profile else None),
+            energy_price_source=kwh_source,
+        )
+    price = options.usd_per_gpu_hour if options.usd_per_gpu_hour is not None else spec.get("usd_per_gpu_hour")
+    price_source = "user" if price is not None else None
+    if price is None and profile is not None and profile.rental_usd_per_gpu_hour is not None:
+        price = profile.rental_usd_per_gpu_hour
+        price_source = f"profile {profile.id}: {profile.sources.get('rental_usd_per_gpu_hour', 'no source')}"
+    if price is None:
+        return None
+    if usd_per_kwh is None:
+        usd_per_kwh, kwh_source = 0.0, "included in the rental price (default for rental pricing)"
+    return CostInputs(
+        num_gpus=n,
+        pricing="rental",
+        usd_per_gpu_hour=float(price),
+        gpu_purchase_usd=profile.purchase_usd if profile else None,
+        usd_per_kwh=float(usd_per_kwh),
+        gpu_tdp_w=tdp,
+        price_source=price_source,
+        energy_price_source=kwh_source,
+    )
+
+
+def score_loaded_run(run: RunData, options: ScoreOptions | None = None) -> dict[str, Any]:
+    """The summary of an already read run (pure apart from loading hardware profiles)."""
+    options = options or ScoreOptions()
+    manifest = run.manifest
+    structure = run_structure(manifest)
+    widths = byte_widths(manifest.get("dtypes") or {})
+    profile, how = run_profile(manifest, options)
+    ceilings = run_ceilings(manifest, profile) if profile is not None else None
+    summary = score_run(
+        manifest,
+        run.requests,
+        run.iter_passes() if run.has_passes else None,
+        run.power,
+        structure=structure,
+        widths=widths,
+        ceilings=ceilings,
+        cost=run_cost_inputs(manifest, profile, options),
+        expert_estimate=options.expert_estimate,
+    )
+    summary["hardware"].update(
+        profile=profile.id if profile else None,
+        profile_version=profile.version if profile else None,
+        profile_measured=profile.measured if profile else None,
+        profile_selected_by=how,
+    )
+    if profile is None:
+        summary["notes"].append(f"hardware: {how}; pass --hardware ID to get S-MBU and S-MFU")
+    return summary
+
+
+def score_run_dir(run_dir: Path, options: ScoreOptions | None = None, write: bool = True) -> dict[str, Any]:
+    """Score ``run_dir`` and (by default) rewrite its ``summary.json``."""
+    run = read_run(Path(run_dir))
+    summary = score_loaded_run(run, options)
+    if write:
+        write_json_atomic(Path(run_dir) / SUMMARY_FILE, summary)
+    return summary

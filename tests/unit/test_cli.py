@@ -1,0 +1,48 @@
+"""The command line: every subcommand has --help, and building the parser imports nothing heavy."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from capbench.cli import SUBCOMMANDS, build_parser, main
+
+
+@pytest.mark.parametrize("command", [name.replace("_", "-") for name in SUBCOMMANDS])
+def test_every_subcommand_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main([command, "--help"])
+    assert info.value.code == 0
+    assert "usage: capbench" in capsys.readouterr().out
+
+
+def test_top_level_help_lists_subcommands(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for name in ("run", "score", "export", "model-info", "profiles"):
+        assert name in out
+
+
+def test_parser_imports_no_heavy_module() -> None:
+    code = (
+        "import sys; from capbench.cli import build_parser; build_parser(); "
+        "print(sorted(m for m in ('torch', 'transformers', 'gradio', 'pandas', 'numpy') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_run_flags_mirror_the_config_keys() -> None:
+    parser = build_parser()
+    args = parser.parse_args(["run", "--num-requests", "3", "--batch-size", "2", "--no-probe"])
+    assert (args.num_requests, args.batch_size, args.probe) == ("3", "2", False)
+    assert args.config is None
+
+
+def test_bad_run_flag_value_is_a_clean_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--batch-size", "zero"]) == 2
+    err = capsys.readouterr().err
+    assert "'batch_size'" in err and "Traceback" not in err
