@@ -26,10 +26,8 @@ def fmt(value: Any, unit: str = "", scale: float = 1.0) -> str:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return str(value)
     scaled = value * scale
-    if isinstance(value, int) and scale == 1.0 or abs(scaled) >= 1000:
-        text = f"{scaled:,.0f}"
-    else:
-        text = f"{scaled:.3g}"
+    whole = (isinstance(value, int) and scale == 1.0) or abs(scaled) >= 1000
+    text = f"{scaled:,.0f}" if whole else f"{scaled:.3g}"
     return f"{text} {unit}".rstrip()
 
 
