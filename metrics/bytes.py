@@ -3,8 +3,9 @@
 Weights are read once per pass; activations are ignored. For a pass with T tokens, s sampling requests and
 a_l distinct routed experts hit in MoE layer l, with byte widths b_w, b_e, b_emb, b_kv (bytes/element):
 
-- dense weights:   b_w · dense_params  (attention of every layer, shared experts and routers of MoE layers,
-                   dense FFNs)
+- dense weights:   b_w · (dense_params − router_params) + b_r · router_params  (attention of every layer,
+                   shared experts and routers of MoE layers, dense FFNs; b_r = b_w unless the routers are
+                   stored in another dtype)
 - routed experts:  b_e · expert_params · Σ_{l∈MoE} a_l
 - lm_head:         b_emb · V · d   when s > 0, else 0
 - embedding rows:  b_emb · d · T
@@ -47,6 +48,12 @@ class PassBytes:
         return self.dense_weights + self.routed_experts + self.lm_head + self.embedding + self.kv_cache
 
 
+def dense_weight_bytes(structure: ModelStructure, widths: ByteWidths) -> float:
+    """Bytes of the weights every pass reads: b_w · (dense_params − router_params) + b_r · router_params."""
+    routers = structure.router_params_total
+    return widths.weights * (structure.dense_params - routers) + widths.router_or_weights * routers
+
+
 def pass_bytes(
     features: PassFeatures,
     structure: ModelStructure,
@@ -68,7 +75,7 @@ def pass_bytes(
     for col, elems in enumerate(groups.kv_elems_window):
         kv_elems = kv_elems + elems * features.kv_tokens_window[:, col].astype(np.float64)
     return PassBytes(
-        dense_weights=np.full(count, widths.weights * structure.dense_params, dtype=np.float64),
+        dense_weights=np.full(count, dense_weight_bytes(structure, widths), dtype=np.float64),
         routed_experts=widths.experts * structure.expert_params * experts_active_sum,
         lm_head=np.where(features.sampled > 0, widths.embeddings * structure.lm_head_params, 0.0),
         embedding=widths.embeddings * d * tokens,

@@ -42,12 +42,22 @@ from capbench.metrics.structure import ModelStructure
 
 @dataclass(frozen=True)
 class ByteWidths:
-    """Bytes per element: ``weights`` (b_w), ``experts`` (b_e), ``embeddings`` (b_emb), ``kv`` (b_kv)."""
+    """Bytes per element: ``weights`` (b_w), ``experts`` (b_e), ``embeddings`` (b_emb), ``kv`` (b_kv).
+
+    ``router`` (b_r) is the routers' width when it differs from b_w (quantised checkpoints keep routers in
+    bf16 next to fp8 attention); ``None`` means the routers are stored like the other weights (b_r = b_w).
+    """
 
     weights: float
     experts: float
     embeddings: float
     kv: float
+    router: float | None = None
+
+    @property
+    def router_or_weights(self) -> float:
+        """b_r: the routers' bytes per element."""
+        return self.weights if self.router is None else self.router
 
 
 #: Bits per element of every fixed-width canonical name.
@@ -185,8 +195,10 @@ def dtypes_from_config(config: Mapping[str, Any], kv_dtype: str | None = None) -
     """Dtype names for ``weights``, ``experts``, ``embeddings``, ``kv`` and ``compute``.
 
     - ``experts``: the routed experts' stored dtype.
-    - ``weights``: the stored dtype of the b_w groups (attention, dense FFN, shared experts, router);
-      when they differ (e.g. fp8 attention with a bf16 router), the dtype holding most of their parameters.
+    - ``weights``: the stored dtype of the b_w groups (attention, dense FFN, shared experts); when they
+      differ, the dtype holding most of their parameters.
+    - ``router`` (only when it differs from ``weights``): the routers' stored dtype (fp8 checkpoints keep
+      routers in bf16).
     - ``embeddings``: the lm_head's dtype (the embedding's when tied); quantised checkpoints keep both in
       float.
     - ``kv``: ``kv_dtype`` (the engine's KV-cache setting) when given and not ``"auto"``, else the
@@ -206,20 +218,25 @@ def dtypes_from_config(config: Mapping[str, Any], kv_dtype: str | None = None) -
         per_token = {**sizes, "experts": structure.num_moe_layers * structure.top_k * structure.expert_params}
     tied = structure.tie_word_embeddings if structure else bool(config.get("tie_word_embeddings"))
     kv = float_dtype if kv_dtype is None or kv_dtype.strip().lower() == "auto" else canonical_dtype(kv_dtype)
-    return {
-        "weights": _majority(storage, sizes, ("attention", "dense_ffn", "shared_experts", "router")),
+    weights = _majority(storage, sizes, ("attention", "dense_ffn", "shared_experts"))
+    out = {
+        "weights": weights,
         "experts": storage["experts"],
         "embeddings": storage["embeddings" if tied else "lm_head"],
         "kv": kv,
         "compute": _majority(compute, per_token, ("experts", "attention", "dense_ffn", "shared_experts", "router")),
     }
+    if storage["router"] != weights:
+        out["router"] = storage["router"]
+    return out
 
 
 def byte_widths(dtypes: Mapping[str, str]) -> ByteWidths:
     """:class:`ByteWidths` from dtype names (as :func:`dtypes_from_config` returns them).
 
     b_w = dtype_bytes(weights), b_e = dtype_bytes(experts), b_emb = dtype_bytes(embeddings) — the weights'
-    width when ``embeddings`` is absent — and b_kv = dtype_bytes(kv); all in bytes per element.
+    width when ``embeddings`` is absent —, b_kv = dtype_bytes(kv), and b_r = dtype_bytes(router) when a
+    ``router`` name is given (else b_r = b_w); all in bytes per element.
     """
     missing = [key for key in ("weights", "experts", "kv") if not dtypes.get(key)]
     if missing:
@@ -229,6 +246,7 @@ def byte_widths(dtypes: Mapping[str, str]) -> ByteWidths:
         experts=dtype_bytes(dtypes["experts"]),
         embeddings=dtype_bytes(dtypes.get("embeddings") or dtypes["weights"]),
         kv=dtype_bytes(dtypes["kv"]),
+        router=dtype_bytes(dtypes["router"]) if dtypes.get("router") else None,
     )
 
 

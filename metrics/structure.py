@@ -115,6 +115,11 @@ class ModelStructure:
         return sum(layer.attn_params + layer.ffn_params + layer.router_params for layer in self.layers)
 
     @property
+    def router_params_total(self) -> int:
+        """All routers: Σ_MoE d·E (part of :attr:`dense_params`)."""
+        return sum(layer.router_params for layer in self.layers)
+
+    @property
     def routed_expert_params_total(self) -> int:
         """All routed experts: Σ_MoE E·expert."""
         return self.num_moe_layers * self.num_experts * self.expert_params

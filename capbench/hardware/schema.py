@@ -151,5 +151,9 @@ def profile_from_dict(data: object, origin: str = "<data>") -> HardwareProfile:
 
 
 def profile_to_yaml(profile: HardwareProfile) -> str:
-    """The profile as a YAML document in the schema :func:`profile_from_dict` reads (full precision)."""
-    return yaml.safe_dump(profile.to_dict(), sort_keys=False, allow_unicode=True, width=110)
+    """The profile as a YAML document in the schema :func:`profile_from_dict` reads (full precision).
+
+    Non-ASCII characters are written escaped: PyYAML's unicode output writes some (e.g. U+0085, NEL) raw,
+    and reads them back as line breaks, so escaping is what makes every profile round-trip exactly.
+    """
+    return yaml.safe_dump(profile.to_dict(), sort_keys=False, allow_unicode=False, width=110)

@@ -114,11 +114,12 @@ def test_deepseek_v3_fp8() -> None:
         "embeddings": "bfloat16",
         "kv": "bfloat16",
         "compute": "float8_e4m3fn",
+        "router": "bfloat16",  # routers stay in bf16: their own width b_r
     }
     groups = weight_group_dtypes(config)
     assert groups["router"] == "bfloat16"
     assert groups["lm_head"] == "bfloat16"
-    assert byte_widths(dtypes_from_config(config)) == ByteWidths(weights=1, experts=1, embeddings=2, kv=2)
+    assert byte_widths(dtypes_from_config(config)) == ByteWidths(weights=1, experts=1, embeddings=2, kv=2, router=2)
 
 
 def test_gpt_oss_mxfp4_with_modules_to_not_convert() -> None:
@@ -170,6 +171,7 @@ def test_gptq_int4_g128() -> None:
         "embeddings": "float16",
         "kv": "float16",
         "compute": "float16",  # W4A16: the GEMMs run in the activation dtype
+        "router": "float16",  # the router is not quantised: its own width b_r
     }
     assert byte_widths(dtypes).experts * 8 == 4.125
     assert weight_group_dtypes(gptq())["router"] == "float16"
@@ -220,6 +222,7 @@ def test_compressed_tensors_fp8_w8a8() -> None:
         "embeddings": "bfloat16",
         "kv": "bfloat16",
         "compute": "float8_e4m3fn",
+        "router": "bfloat16",  # the routers are in the ignore list: their own width b_r
     }
     # lm_head is a Linear: without the ignore entry it is quantized too
     assert dtypes_from_config(compressed_tensors(groups, []))["embeddings"] == "float8_e4m3fn"
