@@ -45,6 +45,9 @@ class RunSpec(BaseModel):
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="where the in-process runner computes; auto = cuda when available, else cpu"
     )
+    record_experts: bool = Field(
+        True, description="measure expert activation with router hooks (false: experts_active is null)"
+    )
     hardware: str | None = Field(
         None,
         description="hardware profile id or YAML file for S-MBU/S-MFU; empty = match the GPU, else probe the CPU",

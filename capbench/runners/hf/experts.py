@@ -81,19 +81,18 @@ class ExpertRecorder:
     def end_pass(self, valid: torch.Tensor | None) -> tuple[list[int], list[list[int]]]:
         """``(experts_active, expert_tokens)`` for the pass just run.
 
-        ``valid`` is a boolean vector over the pass's flattened token positions (``None`` = all valid).
+        ``valid`` is a boolean vector over the pass's flattened token positions (``None`` = all valid). The
+        counts of all layers are stacked and moved to the host in one transfer (one device sync per pass).
         """
-        active: list[int] = []
-        tokens: list[list[int]] = []
+        per_layer = []
         for slot, ids in enumerate(self._captured):
             if ids is None:
                 raise CapbenchError(f"router of layer {self.layer_indices[slot]} did not run in this pass")
             if valid is not None:
                 ids = ids[valid.to(ids.device)]
-            counts = torch.bincount(ids.reshape(-1), minlength=self.num_experts)
-            tokens.append(counts.tolist())
-            active.append(int((counts > 0).sum()))
-        return active, tokens
+            per_layer.append(torch.bincount(ids.reshape(-1), minlength=self.num_experts))
+        counts: list[list[int]] = torch.stack(per_layer).tolist()
+        return [sum(1 for c in row if c > 0) for row in counts], counts
 
     def close(self) -> None:
         for handle in self._handles:

@@ -78,7 +78,7 @@ class HFRunner:
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
         model: Any = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=self.torch_dtype)
         self.model = model.to(self.device).eval()
-        self.recorder = ExpertRecorder(self.model)
+        self.recorder = ExpertRecorder(self.model) if spec.record_experts else None
         self.eos_ids = self._eos_ids()
         pad = self.tokenizer.pad_token_id
         self.pad_id = int(pad if pad is not None else min(self.eos_ids, default=0))
@@ -114,6 +114,7 @@ class HFRunner:
             "chunked_prefill": False,
             "prefix_caching": False,
             "kv_cache_dtype": self.spec.dtype,
+            "expert_recording": "router_forward_hooks" if self.recorder is not None else "off",
             "quantization": None,
             "compiled": False,
             "attn_implementation": getattr(self.model.config, "_attn_implementation", None),
@@ -123,7 +124,8 @@ class HFRunner:
         return {k: self.spec.dtype for k in ("weights", "experts", "embeddings", "kv", "compute")}
 
     def close(self) -> None:
-        self.recorder.close()
+        if self.recorder is not None:
+            self.recorder.close()
 
     # --- serving -------------------------------------------------------------------------------------------
 
@@ -189,12 +191,16 @@ class HFRunner:
         valid: torch.Tensor | None,
         sink: RecordSink,
     ) -> torch.Tensor:
-        self.recorder.begin_pass()
+        if self.recorder is not None:
+            self.recorder.begin_pass()
         t_start = now_ns()
         next_ids = self._forward(ids, mask, positions, cache)
         tokens = next_ids.tolist()
         t_end = now_ns()
-        experts_active, expert_tokens = self.recorder.end_pass(valid)
+        experts_active: list[int] | None = None
+        expert_tokens: list[list[int]] | None = None
+        if self.recorder is not None:
+            experts_active, expert_tokens = self.recorder.end_pass(valid)
         sink.on_pass(
             {
                 "t_start_ns": t_start,
