@@ -33,3 +33,18 @@ def tiny_model_dir(capbench_cache: Path) -> Path:
     from capbench.models.tiny import build_tiny_moe
 
     return build_tiny_moe(root=capbench_cache / "models")
+
+
+def _nvidia_gpu_present() -> bool:
+    from capbench.hostinfo import gpu_inventory
+
+    return bool(gpu_inventory().names)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip tests marked ``gpu`` where NVML finds no NVIDIA GPU."""
+    gpu_items = [item for item in items if "gpu" in item.keywords]
+    if gpu_items and not _nvidia_gpu_present():
+        skip = pytest.mark.skip(reason="needs an NVIDIA GPU (NVML found none)")
+        for item in gpu_items:
+            item.add_marker(skip)
