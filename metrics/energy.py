@@ -169,6 +169,13 @@ def energy_summary(
     ]
     coverage = min(overlaps) / window_s
     out["coverage_fraction"] = coverage
+    if not any(o > 0 for o in overlaps):
+        out["energy_source"] = "none"
+        out["null_reason"] = (
+            "no power sample falls within the measurement window (the sensor ran at other times): "
+            "energy was not measured"
+        )
+        return out, notes
     if coverage < 1.0:
         notes.append(
             f"power samples cover only {coverage:.1%} of the measurement window on some GPU; energy is for "

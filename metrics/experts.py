@@ -149,8 +149,11 @@ def routed_active_for_bytes(
 
     Measured passes use the measurement. The others use, when ``expert_estimate`` is true, the labelled
     uniform estimate num_moe_layers · E·(1 − (1 − k/E)^T) (``SOURCE_ESTIMATED``), else NaN
-    (``SOURCE_NONE``: routed bytes and S-MBU of that pass are not reported).
+    (``SOURCE_NONE``: routed bytes and S-MBU of that pass are not reported). A model without MoE layers has
+    Σ_l a_l = 0 by construction: nothing is missing, whatever the record says.
     """
+    if num_moe_layers == 0:
+        return np.zeros(active_sum.shape, dtype=np.float64), np.full(active_sum.shape, SOURCE_MEASURED, np.int8)
     values = active_sum.astype(np.float64)
     codes = np.where(measured, SOURCE_MEASURED, SOURCE_ESTIMATED if expert_estimate else SOURCE_NONE)
     missing = ~measured

@@ -316,7 +316,10 @@ def _explain(
     if counts["measured"] == 0:
         notes.append("no measured (non-warm-up) request: request counts, latency and throughput are null")
     elif counts["completed"] == 0:
-        notes.append("no request completed without error: latency and throughput are null")
+        notes.append(
+            "no request completed without error: latency and token throughput are null (requests_per_s counts "
+            "completed requests, so it is 0 over the measured wall time)"
+        )
     else:
         if latency["ttft_s"]["count"] == 0:
             notes.append("no completed request recorded t_first_token_ns: TTFT and TPOT are null")
