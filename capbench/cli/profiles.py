@@ -72,7 +72,7 @@ def _print_json(data: object) -> None:
 
 def _tflops(profile: HardwareProfile, key: str) -> str:
     value = profile.peak_flops_per_s.get(key)
-    return "—" if value is None else f"{value / 1e12:,.1f}"
+    return "—" if value is None else f"{value / 1e12:.4g}"
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -82,18 +82,28 @@ def _list(args: argparse.Namespace) -> int:
     if args.json:
         _print_json([p.to_dict() for p in profiles])
         return 0
-    from rich.console import Console
-    from rich.table import Table
+    import shutil
 
-    table = Table(title="Hardware profiles (dense peaks, TFLOP/s)")
-    for column in ("id", "name", "memory GiB", "TB/s", *DTYPE_KEYS, "TDP W"):
-        text = column in ("id", "name")
-        table.add_column(column, justify="left" if text else "right", no_wrap=column != "name")
+    show_name = shutil.get_terminal_size().columns >= 140  # narrow: the numbers keep their room
+    columns = ["id", *(["name"] if show_name else []), "GiB", "TB/s", *DTYPE_KEYS, "TDP"]
+    rows = []
     for p in profiles:
         tdp = "—" if p.tdp_w is None else f"{p.tdp_w:g}"
-        row = [p.id, p.name, f"{p.memory_bytes / 2**30:g}", f"{p.memory_bandwidth_bytes_per_s / 1e12:.3g}"]
-        table.add_row(*row, *(_tflops(p, k) for k in DTYPE_KEYS), tdp)
-    Console().print(table)
+        row = [p.id, *([p.name] if show_name else []), f"{p.memory_bytes / 2**30:g}"]
+        rows.append([*row, f"{p.memory_bandwidth_bytes_per_s / 1e12:.3g}", *(_tflops(p, k) for k in DTYPE_KEYS), tdp])
+    widths = [max(len(column), *(len(row[i]) for row in rows)) for i, column in enumerate(columns)]
+    left = {"id", "name"}
+
+    def line(cells: list[str]) -> str:
+        return " ".join(
+            c.ljust(w) if col in left else c.rjust(w) for c, w, col in zip(cells, widths, columns, strict=True)
+        )
+
+    print("Hardware profiles: memory in GiB, bandwidth in TB/s, dense peaks in TFLOP/s, TDP in W")
+    print(line(columns))
+    print(" ".join("-" * w for w in widths))
+    for row in rows:
+        print(line(row))
     return 0
 
 

@@ -23,6 +23,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("run_dir", type=Path, help="run directory (holds run.json)")
     parser.add_argument("--hardware", help="hardware profile id or YAML file (default: the run's own)")
     parser.add_argument(
+        "--hardware-override",
         "--set",
         dest="overrides",
         action="append",
