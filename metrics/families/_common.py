@@ -156,14 +156,19 @@ def model(
     reader: ConfigReader,
     *,
     hidden_size: int,
-    vocab_size: int,
     num_experts: int,
     top_k: int,
     expert_params: int,
-    tie_embeddings: bool,
     layers: Sequence[LayerStructure],
+    tie_embeddings: bool | None = None,
 ) -> ModelStructure:
-    """Assemble a :class:`ModelStructure`, turning shape inconsistencies into a user-facing error."""
+    """Assemble a :class:`ModelStructure`, turning shape inconsistencies into a user-facing error.
+
+    V is the config's ``vocab_size``; ``tie_embeddings`` None reads ``tie_word_embeddings`` (default False).
+    """
+    vocab_size = reader.require_int("vocab_size")
+    if tie_embeddings is None:
+        tie_embeddings = tie_word_embeddings(reader, default=False)
     if not any(item.is_moe for item in layers):
         raise CapbenchError(
             f"config.json for model_type {reader.model_type!r} describes no MoE layer; capbench measures "

@@ -47,7 +47,6 @@ def build_dbrx(config: Mapping[str, Any]) -> ModelStructure:
     return model(
         reader,
         hidden_size=d,
-        vocab_size=reader.require_int("vocab_size"),
         num_experts=num_experts,
         top_k=ffn.require_int("moe_top_k"),
         expert_params=gated_ffn_params(d, ffn.require_int("ffn_hidden_size")),

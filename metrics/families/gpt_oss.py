@@ -23,7 +23,6 @@ from capbench.metrics.families._common import (
     model,
     router_params,
     sliding_windows_from_layer_types,
-    tie_word_embeddings,
 )
 from capbench.metrics.families._fields import ConfigReader
 from capbench.metrics.structure import ModelStructure
@@ -52,10 +51,8 @@ def build_gpt_oss(config: Mapping[str, Any]) -> ModelStructure:
     return model(
         reader,
         hidden_size=d,
-        vocab_size=reader.require_int("vocab_size"),
         num_experts=num_experts,
         top_k=reader.require_int(*TOP_K_KEYS),
         expert_params=gated_ffn_params(d, reader.require_int("intermediate_size")),
-        tie_embeddings=tie_word_embeddings(reader, default=False),
         layers=layers,
     )

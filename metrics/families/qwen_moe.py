@@ -33,7 +33,6 @@ from capbench.metrics.families._common import (
     model,
     router_params,
     sliding_windows_from_layer_types,
-    tie_word_embeddings,
 )
 from capbench.metrics.families._fields import ConfigReader
 from capbench.metrics.structure import ModelStructure
@@ -92,11 +91,9 @@ def _build(reader: ConfigReader, *, has_shared_expert: bool) -> ModelStructure:
     return model(
         reader,
         hidden_size=d,
-        vocab_size=reader.require_int("vocab_size"),
         num_experts=num_experts,
         top_k=reader.require_int("num_experts_per_tok"),
         expert_params=gated_ffn_params(d, expert_width),
-        tie_embeddings=tie_word_embeddings(reader, default=False),
         layers=layers,
     )
 

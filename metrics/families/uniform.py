@@ -19,7 +19,6 @@ from capbench.metrics.families._common import (
     layer,
     model,
     router_params,
-    tie_word_embeddings,
 )
 from capbench.metrics.families._fields import ConfigReader
 from capbench.metrics.structure import ModelStructure
@@ -59,11 +58,9 @@ def _build(reader: ConfigReader, *, expert_keys: tuple[str, ...], kv_heads_requi
     return model(
         reader,
         hidden_size=d,
-        vocab_size=reader.require_int("vocab_size"),
         num_experts=num_experts,
         top_k=top_k,
         expert_params=gated_ffn_params(d, expert_width),
-        tie_embeddings=tie_word_embeddings(reader, default=False),
         layers=layers,
     )
 
