@@ -31,46 +31,18 @@ import numpy as np
 import orjson
 
 from capbench.metrics.dtypes import ByteWidths
+from capbench.metrics.families import model_structure
 from capbench.metrics.score import score_run
-from capbench.metrics.structure import LayerStructure, ModelStructure
 from capbench.metrics.utilization import Ceilings
 from capbench.records.reader import iter_jsonl
 
-NUM_LAYERS, HIDDEN, HEADS, KV_HEADS, HEAD_DIM = 48, 2048, 32, 4, 128
-NUM_EXPERTS, TOP_K, VOCAB, EXPERT_WIDTH = 128, 8, 151936, 768
+CONFIG = Path(__file__).resolve().parents[1] / "tests" / "data" / "models" / "qwen3-30b-a3b.json"
+STRUCTURE = model_structure(orjson.loads(CONFIG.read_bytes()))  # 48 MoE layers, GQA 32/4 heads of 128, no shared
+NUM_LAYERS, NUM_EXPERTS, TOP_K = STRUCTURE.num_layers, STRUCTURE.num_experts, STRUCTURE.top_k
+KV_ELEMS = STRUCTURE.layers[0].kv_elems_per_token
+EXPERT_PARAMS, DENSE_PARAMS = STRUCTURE.expert_params, STRUCTURE.dense_params
+ACTIVE_LINEAR_PARAMS = STRUCTURE.linear_params_per_token
 WARMUP_PASSES = 100
-ATTN_PARAMS = HIDDEN * HEADS * HEAD_DIM + 2 * HIDDEN * KV_HEADS * HEAD_DIM + HEADS * HEAD_DIM * HIDDEN
-DENSE_PARAMS = NUM_LAYERS * (ATTN_PARAMS + HIDDEN * NUM_EXPERTS)
-ACTIVE_LINEAR_PARAMS = DENSE_PARAMS + NUM_LAYERS * TOP_K * 3 * HIDDEN * EXPERT_WIDTH
-
-
-def qwen3_30b_a3b() -> ModelStructure:
-    """Qwen3-30B-A3B built by hand (docs/metrics.md §1): 48 MoE layers, GQA 32/4 heads of 128, no shared."""
-    layers = tuple(
-        LayerStructure(
-            index=i,
-            kind="moe",
-            attention="mha",
-            attn_params=ATTN_PARAMS,
-            ffn_params=0,
-            router_params=HIDDEN * NUM_EXPERTS,
-            num_heads=HEADS,
-            qk_head_dim=HEAD_DIM,
-            v_head_dim=HEAD_DIM,
-            kv_elems_per_token=2 * KV_HEADS * HEAD_DIM,
-        )
-        for i in range(NUM_LAYERS)
-    )
-    return ModelStructure(
-        model_type="qwen3_moe",
-        hidden_size=HIDDEN,
-        vocab_size=VOCAB,
-        num_experts=NUM_EXPERTS,
-        top_k=TOP_K,
-        expert_params=3 * HIDDEN * EXPERT_WIDTH,
-        tie_word_embeddings=False,
-        layers=layers,
-    )
 
 
 def generate(path: Path, num_passes: int, seed: int, block: int = 20000) -> None:
@@ -103,8 +75,8 @@ def generate(path: Path, num_passes: int, seed: int, block: int = 20000) -> None
                 noise = rng.normal(0.0, 2.0, size=NUM_LAYERS)
                 active = np.clip(np.rint(expected + noise), TOP_K, NUM_EXPERTS).astype(int).tolist()
                 # Roughly memory-bound: bytes at ~2.2 TB/s plus linear FLOPs at ~500 TFLOP/s, plus 1 ms.
-                weight_bytes = 2 * (DENSE_PARAMS + 3 * HIDDEN * EXPERT_WIDTH * sum(active))
-                kv_bytes = 2 * NUM_LAYERS * 2 * KV_HEADS * HEAD_DIM * sum(n + c for n, c in reqs)
+                weight_bytes = 2 * (DENSE_PARAMS + EXPERT_PARAMS * sum(active))
+                kv_bytes = 2 * NUM_LAYERS * KV_ELEMS * sum(n + c for n, c in reqs)
                 flops = 2 * ACTIVE_LINEAR_PARAMS * tokens
                 latency_ns = int(1e6 + (weight_bytes + kv_bytes) / 2.2e12 * 1e9 + flops / 5e14 * 1e9)
                 record = {
@@ -153,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
             f"generated {args.passes:,} passes ({path.stat().st_size / 2**20:.0f} MiB) "
             f"in {time.perf_counter() - t0:.1f} s: {path}"
         )
-    structure = qwen3_30b_a3b()
+    structure = STRUCTURE
     widths = ByteWidths(weights=2, experts=2, embeddings=2, kv=2)
     ceilings = Ceilings(1, 3.35e12, 989.4e12, "bfloat16", "H100 SXM5 datasheet (dense bf16)")
     manifest = {"run_id": "bench", "status": "complete"}
