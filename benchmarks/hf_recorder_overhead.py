@@ -60,7 +60,7 @@ def main() -> None:
         runners = {
             flag: HFRunner(
                 RunSpec(
-                    batch_size=batch_size,
+                    concurrency=batch_size,
                     max_tokens=args.max_tokens,
                     ignore_eos=True,
                     record_experts=flag,

@@ -11,12 +11,21 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from capbench.errors import ConfigError
 
-RUNNER_NAMES: tuple[str, ...] = ("hf",)
+RUNNER_NAMES: tuple[str, ...] = ("hf", "openai")
 """Runners this build of capbench knows (see :mod:`capbench.runners`)."""
+
+SERVER_RUNNERS: frozenset[str] = frozenset({"openai"})
+"""Runners that drive a server over HTTP (they need ``base_url``)."""
+
+SLO_KEYS: tuple[str, ...] = ("ttft_s", "tpot_s", "itl_s", "e2e_latency_s")
+"""Per-request latencies an SLO may bound (goodput counts requests meeting every given bound)."""
+
+DEFAULT_CONCURRENCY = 4
+DEFAULT_NUM_REQUESTS = 16
 
 
 class RunSpec(BaseModel):
@@ -27,26 +36,58 @@ class RunSpec(BaseModel):
     runner: str = Field("hf", description=f"serving backend: one of {', '.join(RUNNER_NAMES)}")
     model: str | None = Field(
         None,
-        description="Hugging Face model directory (local); empty = the embedded tiny MoE built locally",
+        description="hf: a local model directory (empty = the embedded tiny MoE); openai: the served model name "
+        "(empty = the server's first model)",
+    )
+    model_path: str | None = Field(
+        None,
+        description="openai: local directory (or config.json) of the served model, for S-MBU/S-MFU and for "
+        "counting tokens when the server reports none",
+    )
+    base_url: str | None = Field(None, description="openai: server URL, e.g. http://127.0.0.1:8000")
+    api: Literal["completions", "chat"] = Field(
+        "completions", description="openai: /v1/completions or /v1/chat/completions"
     )
     prompts: str | None = Field(
         None, description='JSONL file of prompts (one {"prompt": ...} per line); empty = the shipped set'
     )
-    num_requests: int = Field(16, ge=1, description="measured requests (warm-up requests come on top)")
-    batch_size: int = Field(4, ge=1, description="requests the in-process runner serves together (static batch)")
+    num_requests: int | None = Field(
+        None, ge=1, description=f"measured requests (warm-up comes on top); default {DEFAULT_NUM_REQUESTS}"
+    )
+    duration_s: float | None = Field(None, gt=0, description="measure for this long instead of a number of requests")
+    concurrency: int | None = Field(
+        None,
+        ge=1,
+        description=f"closed loop: requests in flight (hf: its static batch size); default {DEFAULT_CONCURRENCY}",
+    )
+    request_rate: float | None = Field(None, gt=0, description="open loop: mean arrivals per second (openai)")
+    arrival: Literal["poisson", "gamma", "constant"] = Field(
+        "poisson", description="open-loop inter-arrival distribution"
+    )
+    burstiness: float = Field(1.0, gt=0, description="gamma shape: 1 = Poisson, < 1 burstier, > 1 more regular")
     max_tokens: int = Field(32, ge=1, description="most new tokens generated per request")
     warmup: int = Field(2, ge=0, description="warm-up requests run first and excluded from metrics by id")
     ignore_eos: bool = Field(False, description="keep generating after the end-of-sequence token")
-    seed: int = Field(0, description="seed for the embedded model's weights, prompt order and sampling")
+    seed: int = Field(0, description="seed for the embedded model's weights, prompt order, arrivals, sampling")
     temperature: float = Field(0.0, ge=0.0, description="sampling temperature; 0 = greedy")
-    dtype: Literal["float32", "bfloat16", "float16"] = Field(
-        "float32", description="weight and activation dtype of the in-process runner"
+    timeout_s: float = Field(600.0, gt=0, description="openai: per-request timeout, submit to last byte")
+    slo: dict[str, float] = Field(
+        default_factory=dict,
+        description=f"goodput bounds per request, keys {', '.join(SLO_KEYS)} (e.g. ttft_s=0.5,tpot_s=0.05)",
     )
+    dtype: Literal["float32", "bfloat16", "float16"] = Field("float32", description="hf: weight and activation dtype")
     device: Literal["auto", "cpu", "cuda"] = Field(
-        "auto", description="where the in-process runner computes; auto = cuda when available, else cpu"
+        "auto", description="hf: where to compute; auto = cuda when available, else cpu"
     )
     record_experts: bool = Field(
-        True, description="measure expert activation with router hooks (false: experts_active is null)"
+        True, description="hf: measure expert activation with router hooks (false: experts_active is null)"
+    )
+    power: Literal["auto", "nvml", "none"] = Field(
+        "auto", description="GPU power sensor: auto = NVML when it finds a GPU, else none (energy null)"
+    )
+    power_rate_hz: float = Field(10.0, gt=0, le=1000, description="power samples per second per GPU")
+    gpus: list[int] | None = Field(
+        None, description="GPU indices the engine uses (power sampling, GPU count); empty = the visible ones"
     )
     hardware: str | None = Field(
         None,
@@ -75,9 +116,57 @@ class RunSpec(BaseModel):
             raise ValueError(f"unknown runner {value!r}; valid runners: {', '.join(RUNNER_NAMES)}")
         return value
 
+    @field_validator("slo")
+    @classmethod
+    def _known_slo_keys(cls, value: dict[str, float]) -> dict[str, float]:
+        for key, bound in value.items():
+            if key not in SLO_KEYS:
+                raise ValueError(f"unknown SLO {key!r}; allowed: {', '.join(SLO_KEYS)}")
+            if not bound > 0:
+                raise ValueError(f"SLO {key} must be a positive number of seconds, got {bound!r}")
+        return value
+
+    @field_validator("gpus")
+    @classmethod
+    def _gpu_indices(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None and (not value or any(i < 0 for i in value) or len(set(value)) != len(value)):
+            raise ValueError(f"gpus must be distinct non-negative indices, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RunSpec:
+        if self.concurrency is not None and self.request_rate is not None:
+            raise ValueError("give either concurrency (closed loop) or request_rate (open loop), not both")
+        if self.num_requests is not None and self.duration_s is not None:
+            raise ValueError("give either num_requests or duration_s, not both")
+        server = self.runner in SERVER_RUNNERS
+        if server and not self.base_url:
+            raise ValueError(f"runner '{self.runner}' needs base_url (e.g. --base-url http://127.0.0.1:8000)")
+        if not server:
+            given = [k for k in ("base_url", "model_path", "request_rate") if getattr(self, k) is not None]
+            if given:
+                raise ValueError(f"{', '.join(given)}: not used by runner '{self.runner}' (server runners only)")
+        return self
+
+    @property
+    def effective_concurrency(self) -> int | None:
+        """Requests in flight for a closed loop (the default when neither it nor a rate is given)."""
+        if self.request_rate is not None:
+            return self.concurrency
+        return self.concurrency if self.concurrency is not None else DEFAULT_CONCURRENCY
+
+    @property
+    def effective_num_requests(self) -> int | None:
+        """Measured requests (the default when neither a count nor a duration is given)."""
+        if self.duration_s is not None:
+            return None
+        return self.num_requests if self.num_requests is not None else DEFAULT_NUM_REQUESTS
+
 
 def _describe_error(err: Mapping[str, Any], model: type[BaseModel]) -> str:
-    key = ".".join(str(part) for part in err["loc"]) or "(top level)"
+    key = ".".join(str(part) for part in err["loc"])
+    if not key:  # a rule across several keys: its message names them
+        return str(err["msg"]).removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
         allowed = ", ".join(sorted(model.model_fields))
         return f"unknown key '{key}'; allowed keys: {allowed}"

@@ -1,19 +1,27 @@
-"""The one place that sequences a run: warm-up, then the measured requests, appending raw records as they come.
+"""The one place that sequences a run: power sampling around the runner's work, records appended as they come.
 
-:func:`drive` hands requests to a runner in batches, writes every pass and request record through the
-:class:`~capbench.records.RunWriter` the moment the runner emits it (flushed line by line), and advances a
-progress bar per finished request. It does not catch ``KeyboardInterrupt``: the caller's ``RunWriter`` turns
-an interruption into ``status: partial`` with every completed request already on disk.
+:func:`drive` starts the power sensor, hands the workload (warm-up, then measured requests) to the runner,
+writes every pass and request record through the :class:`~capbench.records.RunWriter` the moment the
+runner emits it (flushed line by line), drains power samples into ``power.jsonl``, and stops the sensor,
+also when the runner raises. It does not catch ``KeyboardInterrupt``: the caller's ``RunWriter`` turns an
+interruption into ``status: partial`` with every completed request already on disk.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from capbench.records import RunWriter
-from capbench.workload import Request
+from capbench.workload import Workload
+
+
+class RecordSink(Protocol):
+    """Where a runner puts its records (called on the runner's thread, as events happen)."""
+
+    def on_pass(self, record: dict[str, Any]) -> None: ...
+    def on_request(self, record: dict[str, Any]) -> None: ...
 
 
 class Runner(Protocol):
@@ -21,29 +29,45 @@ class Runner(Protocol):
 
     name: str
 
-    def serve(self, batch: Sequence[Request], sink: Any) -> None: ...
+    def execute(self, workload: Workload, sink: RecordSink) -> dict[str, Any]:
+        """Serve every request of ``workload`` (warm-up first); return facts for ``run.json`` (may be empty)."""
+        ...
+
     def engine_info(self) -> dict[str, Any]: ...
-    def model_config(self) -> dict[str, Any]: ...
-    def dtypes(self) -> dict[str, str]: ...
+    def model_config(self) -> dict[str, Any] | None: ...
+    def dtypes(self) -> dict[str, str] | None: ...
     def close(self) -> None: ...
+
+
+class PowerSource(Protocol):
+    """The part of a power sensor the harness uses (see :mod:`capbench.telemetry`)."""
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def drain(self) -> list[dict[str, Any]]: ...
 
 
 @dataclass
 class DriveStats:
-    """Counts of what :func:`drive` wrote."""
+    """Counts of what :func:`drive` wrote, and what the runner reported."""
 
     requests: int = 0
     passes: int = 0
+    power_samples: int = 0
     output_tokens: int = 0
+    runner_report: dict[str, Any] = field(default_factory=dict)
 
 
 class _Sink:
     """Forwards runner records to the run directory and reports finished requests."""
 
-    def __init__(self, writer: RunWriter, on_request_done: Callable[[dict[str, Any]], None]) -> None:
+    def __init__(
+        self, writer: RunWriter, on_request_done: Callable[[dict[str, Any]], None], power: PowerSource | None
+    ) -> None:
         self.writer = writer
         self.stats = DriveStats()
         self._on_request_done = on_request_done
+        self._power = power
 
     def on_pass(self, record: dict[str, Any]) -> None:
         self.writer.append_pass(record)
@@ -54,25 +78,31 @@ class _Sink:
         self.stats.requests += 1
         self.stats.output_tokens += int(record.get("output_tokens") or 0)
         self._on_request_done(record)
+        self.flush_power()
 
-
-def batches(requests: Sequence[Request], batch_size: int) -> list[list[Request]]:
-    """Split requests into batches of at most ``batch_size``, never mixing warm-up and measured requests."""
-    out: list[list[Request]] = []
-    for group in ([r for r in requests if r.warmup], [r for r in requests if not r.warmup]):
-        out += [list(group[i : i + batch_size]) for i in range(0, len(group), batch_size)]
-    return out
+    def flush_power(self) -> None:
+        if self._power is None:
+            return
+        for sample in self._power.drain():
+            self.writer.append_power(sample)
+            self.stats.power_samples += 1
 
 
 def drive(
     runner: Runner,
-    requests: Sequence[Request],
-    batch_size: int,
+    workload: Workload,
     writer: RunWriter,
     on_request_done: Callable[[dict[str, Any]], None] = lambda record: None,
+    power: PowerSource | None = None,
 ) -> DriveStats:
-    """Serve ``requests`` (warm-up first) through ``runner`` in batches, recording everything in ``writer``."""
-    sink = _Sink(writer, on_request_done)
-    for batch in batches(requests, batch_size):
-        runner.serve(batch, sink)
+    """Serve ``workload`` through ``runner``, recording requests, passes and power samples in ``writer``."""
+    sink = _Sink(writer, on_request_done, power)
+    if power is not None:
+        power.start()
+    try:
+        sink.stats.runner_report = runner.execute(workload, sink) or {}
+    finally:
+        if power is not None:
+            power.stop()
+            sink.flush_power()
     return sink.stats

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 import sys
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from capbench.config import RunSpec
 from capbench.errors import CapbenchError
 from capbench.records import SCHEMA_VERSION, RunStatus, RunWriter
 from capbench.records.writer import prepare_run_dir
-from capbench.workload import PromptSet, build_requests, load_prompts
+from capbench.workload import PromptSet, Workload, build_workload, load_prompts
 
 
 def new_run_id() -> str:
@@ -28,29 +29,69 @@ def new_run_id() -> str:
     return f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}"
 
 
-def resolve_model_dir(spec: RunSpec) -> tuple[Path, str, str]:
-    """``(model_dir, model_name, source)``: the given local directory, or the embedded tiny MoE (built/cached)."""
+@dataclass(frozen=True)
+class ModelChoice:
+    """The model a run serves: a local directory (hf; or the served model's files for openai) or none."""
+
+    path: Path | None
+    name: str | None
+    source: str
+
+
+def resolve_model(spec: RunSpec) -> ModelChoice:
+    """hf: the given local directory, or the embedded tiny MoE (built/cached); openai: ``model_path`` if any."""
+    if spec.runner != "hf":
+        path = Path(spec.model_path) if spec.model_path else None
+        return ModelChoice(path, spec.model, f"served by {spec.base_url}")
     if spec.model is None:
         from capbench.models.tiny import TinyMoESpec, build_tiny_moe
 
         tiny = TinyMoESpec(seed=spec.seed)
-        return build_tiny_moe(tiny), tiny.name, "embedded (built locally from a seed, random weights)"
+        return ModelChoice(build_tiny_moe(tiny), tiny.name, "embedded (built locally from a seed, random weights)")
     model_dir = Path(spec.model)
     if not (model_dir / "config.json").is_file():
         raise CapbenchError(
             f"model {spec.model!r} is not a local model directory with a config.json; capbench never "
             "downloads weights: pass a directory that holds the model"
         )
-    return model_dir, model_dir.resolve().name, "local directory"
+    return ModelChoice(model_dir, model_dir.resolve().name, "local directory")
+
+
+def load_section(spec: RunSpec, workload: Workload, prompts: PromptSet) -> dict[str, Any]:
+    """``run.json`` ``load``: the load pattern and the dataset, as configured."""
+    if spec.runner == "hf":
+        pattern = "static_batches"
+    else:
+        pattern = "open_loop" if spec.request_rate is not None else "closed_loop"
+    return {
+        "pattern": pattern,
+        "concurrency": spec.effective_concurrency,
+        "request_rate_per_s": spec.request_rate,
+        "arrival": spec.arrival if spec.request_rate is not None else None,
+        "burstiness": spec.burstiness if spec.request_rate is not None else None,
+        "num_requests": workload.num_requests,
+        "duration_s": workload.duration_s,
+        "warmup_requests": len(workload.warmup),
+        "max_tokens": spec.max_tokens,
+        "ignore_eos": spec.ignore_eos,
+        "temperature": spec.temperature,
+        "timeout_s": spec.timeout_s if spec.runner != "hf" else None,
+        "seed": spec.seed,
+        "dataset": {
+            "name": "prompts",
+            "source": prompts.source,
+            "sha256": prompts.sha256,
+            "num_prompts": len(prompts.prompts),
+        },
+    }
 
 
 def build_manifest(
     spec: RunSpec,
     run_id: str,
     runner: Any,
-    model_name: str,
-    model_dir: Path,
-    model_source: str,
+    model: ModelChoice,
+    workload: Workload,
     prompts: PromptSet,
     hardware: dict[str, Any],
 ) -> dict[str, Any]:
@@ -65,32 +106,16 @@ def build_manifest(
         "spec": spec.model_dump(mode="json"),
         "command": sys.argv,
         "model": {
-            "name": model_name,
-            "path": str(model_dir.resolve()),
-            "source": model_source,
+            "name": model.name or getattr(runner, "model_name", None),
+            "path": str(model.path.resolve()) if model.path is not None else None,
+            "source": model.source,
             "config": runner.model_config(),
             "top_k_override": None,
         },
         "engine": runner.engine_info(),
         "hardware": hardware,
         "dtypes": runner.dtypes(),
-        "load": {
-            "pattern": "static_batches",
-            "batch_size": spec.batch_size,
-            "concurrency": spec.batch_size,
-            "num_requests": spec.num_requests,
-            "warmup_requests": spec.warmup,
-            "max_tokens": spec.max_tokens,
-            "ignore_eos": spec.ignore_eos,
-            "temperature": spec.temperature,
-            "seed": spec.seed,
-            "dataset": {
-                "name": "prompts",
-                "source": prompts.source,
-                "sha256": prompts.sha256,
-                "num_prompts": len(prompts.prompts),
-            },
-        },
+        "load": load_section(spec, workload, prompts),
         "clock": {"name": CLOCK_NAME, "start_ns": now_ns(), "start_utc": utc_now_iso()},
     }
 
@@ -133,21 +158,29 @@ def execute_run(spec: RunSpec, *, quiet: bool = False) -> tuple[Path, RunStatus]
     run_id = new_run_id()
     run_dir = prepare_run_dir(Path(spec.out) if spec.out else default_out_dir(run_id))
     prompts = load_prompts(spec.prompts)
-    requests = build_requests(prompts, spec.num_requests, spec.warmup, spec.seed)
+    workload = build_workload(
+        prompts,
+        num_requests=spec.effective_num_requests,
+        duration_s=spec.duration_s,
+        warmup=spec.warmup,
+        seed=spec.seed,
+    )
     runner_cls = load_runner_class(spec.runner)
 
     with console.status("preparing the model"):
-        model_dir, model_name, model_source = resolve_model_dir(spec)
-        runner = runner_cls(spec, model_dir)
+        model = resolve_model(spec)
+        runner = runner_cls(spec, model.path)
     try:
         with console.status("resolving the hardware profile"):
             hardware = resolve_run_hardware(spec, runner.engine_info()["device"], console)
-        manifest = build_manifest(spec, run_id, runner, model_name, model_dir, model_source, prompts, hardware)
+        manifest = build_manifest(spec, run_id, runner, model, workload, prompts, hardware)
         writer = RunWriter(run_dir, manifest)
-        console.print(f"run [bold]{run_id}[/]: {len(requests)} requests ({spec.warmup} warm-up) -> {run_dir}")
+        what = f"{workload.num_requests} requests" if workload.num_requests else f"{workload.duration_s:g} s"
+        console.print(f"run [bold]{run_id}[/]: {what} (+{len(workload.warmup)} warm-up) -> {run_dir}")
         try:
-            with writer, RequestProgress(console, total=len(requests)) as progress:
-                drive(runner, requests, spec.batch_size, writer, progress.request_done)
+            with writer, RequestProgress(console, total=workload.total) as progress:
+                stats = drive(runner, workload, writer, progress.request_done)
+                writer.update_manifest(**stats.runner_report)
         finally:
             score_and_report(run_dir, Console(quiet=quiet))
     finally:

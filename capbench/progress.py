@@ -11,9 +11,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 
 class RequestProgress:
-    """Context manager: ``request_done(record)`` advances the bar by one finished request."""
+    """Context manager: ``request_done(record)`` advances the bar by one finished request (``total`` None:
+    duration mode, an open-ended bar)."""
 
-    def __init__(self, console: Console, total: int) -> None:
+    def __init__(self, console: Console, total: int | None) -> None:
         self._progress = Progress(
             TextColumn("[bold]requests"),
             BarColumn(),

@@ -56,7 +56,7 @@ def resolve_run_hardware(spec: RunSpec, device: str, console: Console | None = N
     elif gpu_name is not None:
         profile = match_gpu_name(gpu_name)
         how = "matched_gpu_name" if profile else "none"
-    elif spec.probe:
+    elif device == "cpu" and spec.probe:
         if console is not None:
             console.print("[dim]measuring this machine's bandwidth and FLOP/s (cached after the first run)[/]")
         profile, how = cached_probe_profile("cpu"), "probed"

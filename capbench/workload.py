@@ -8,8 +8,10 @@ through the prompts in an order shuffled by the run's seed; warm-up requests com
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -73,12 +75,42 @@ def load_prompts(path: str | Path | None = None) -> PromptSet:
     return PromptSet(prompts=_parse_prompts(text, source), source=source, sha256=sha)
 
 
+def _measured(order: list[Prompt], offset: int, count: int | None) -> Iterator[Request]:
+    """Measured requests r0000, r0001, ... cycling ``order`` from ``offset``; endless when ``count`` is None."""
+    indices = range(count) if count is not None else itertools.count()
+    for i in indices:
+        yield Request(id=f"r{i:04d}", prompt=order[(offset + i) % len(order)], warmup=False)
+
+
 def build_requests(prompts: PromptSet, num_requests: int, warmup: int, seed: int) -> list[Request]:
     """``warmup`` warm-up requests then ``num_requests`` measured ones, cycling a seeded shuffle."""
+    workload = build_workload(prompts, num_requests=num_requests, duration_s=None, warmup=warmup, seed=seed)
+    return [*workload.warmup, *workload.measured]
+
+
+@dataclass
+class Workload:
+    """What a runner serves: warm-up requests first, then measured ones until ``num_requests`` or
+    ``duration_s`` (then ``measured`` is endless and the runner stops taking from it on time)."""
+
+    warmup: list[Request]
+    measured: Iterator[Request]
+    num_requests: int | None
+    duration_s: float | None
+
+    @property
+    def total(self) -> int | None:
+        """Every request the run will send, or None in duration mode."""
+        return None if self.num_requests is None else len(self.warmup) + self.num_requests
+
+
+def build_workload(
+    prompts: PromptSet, *, num_requests: int | None, duration_s: float | None, warmup: int, seed: int
+) -> Workload:
+    """The run's requests: prompts in a seeded shuffle, warm-up ids ``w....``, measured ids ``r....``."""
+    if (num_requests is None) == (duration_s is None):
+        raise CapbenchError("a workload needs exactly one of num_requests and duration_s")
     order = list(prompts.prompts)
     random.Random(seed).shuffle(order)
-    requests = [Request(id=f"w{i:04d}", prompt=order[i % len(order)], warmup=True) for i in range(warmup)]
-    requests += [
-        Request(id=f"r{i:04d}", prompt=order[(warmup + i) % len(order)], warmup=False) for i in range(num_requests)
-    ]
-    return requests
+    warm = [Request(id=f"w{i:04d}", prompt=order[i % len(order)], warmup=True) for i in range(warmup)]
+    return Workload(warm, _measured(order, warmup, num_requests), num_requests, duration_s)

@@ -18,6 +18,7 @@ import numpy as np
 import capbench
 from capbench.metrics.attention import AttentionGroups
 from capbench.metrics.bytes import BYTES_PARTS, pass_bytes
+from capbench.metrics.concurrency import achieved_load
 from capbench.metrics.cost import CostInputs, cost_summary
 from capbench.metrics.dtypes import ByteWidths
 from capbench.metrics.energy import energy_summary
@@ -31,6 +32,7 @@ from capbench.metrics.experts import (
 )
 from capbench.metrics.features import PassFeatures
 from capbench.metrics.flops import FLOPS_CONVENTION, FLOPS_PARTS, pass_flops
+from capbench.metrics.goodput import goodput
 from capbench.metrics.latency import request_metrics
 from capbench.metrics.passes import PassScan, scan_passes
 from capbench.metrics.phases import ALL, PHASE_NAMES, phase_summary
@@ -65,6 +67,7 @@ def score_run(
     estimate for its routed-expert bytes; without it that pass's bytes (and its phase's S-MBU) are ``None``.
     """
     notes: list[str] = []
+    requests = list(requests)
     req = request_metrics(requests)
     groups = AttentionGroups.of(structure) if structure is not None else None
     scan = scan_passes(
@@ -98,6 +101,8 @@ def score_run(
         energy_kwh=energy["energy_kwh"],
     )
     _explain(req, scan, energy, cost_out, ceilings, manifest, notes)
+    slo = (manifest.get("spec") or {}).get("slo") or {}
+    client = _client(manifest, notes)
     return {
         "schema_version": SUMMARY_SCHEMA_VERSION,
         "spec_version": SPEC_VERSION,
@@ -109,6 +114,9 @@ def score_run(
         "requests": req["requests"],
         "throughput": throughput,
         "latency": req["latency"],
+        "goodput": goodput(requests, slo, throughput["wall_s"]),
+        "load": achieved_load(requests),
+        "client": client,
         "pass_records": {"total": scan.records, "warmup": scan.warmup, "scored": features.num_passes},
         "phases": phases,
         "experts": experts,
@@ -269,6 +277,16 @@ def _experts(
         )
     out["load_balance"] = out[ALL]["load_balance"]
     return out
+
+
+def _client(manifest: Mapping[str, Any], notes: list[str]) -> dict[str, Any] | None:
+    """The load generator's self-check from ``run.json`` (client CPU, event-loop lag), its warnings as notes."""
+    client = manifest.get("client")
+    if not isinstance(client, Mapping):
+        return None
+    for warning in client.get("warnings") or []:
+        notes.append(f"client: {warning}")
+    return dict(client)
 
 
 def _window(throughput: Mapping[str, Any], features: PassFeatures) -> tuple[tuple[int, int], str] | None:

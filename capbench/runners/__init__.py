@@ -33,6 +33,13 @@ REGISTRY: dict[str, RunnerEntry] = {
         requires=("torch", "transformers"),
         summary="in-process Hugging Face transformers (the embedded default)",
     ),
+    "openai": RunnerEntry(
+        module="capbench.runners.openai.runner",
+        cls="OpenAIRunner",
+        extra="demo",
+        requires=(),
+        summary="any OpenAI-compatible server over HTTP (vLLM, SGLang, TGI, ...)",
+    ),
 }
 
 

@@ -32,7 +32,7 @@ def served(tiny_model_dir: Path) -> tuple[Any, ListSink, list[Any]]:
 
     # ignore_eos=False with varied prompt lengths; max_tokens small so the batch shrinks at different times
     # only through EOS (rare with random weights) or the cap.
-    spec = RunSpec(batch_size=3, max_tokens=6, device="cpu")
+    spec = RunSpec(concurrency=3, max_tokens=6, device="cpu")
     runner = HFRunner(spec, tiny_model_dir)
     requests = build_requests(load_prompts(), num_requests=3, warmup=0, seed=1)
     sink = ListSink()

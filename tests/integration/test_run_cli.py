@@ -27,7 +27,7 @@ def _lines(path: Path) -> list[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def default_run(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("e2e") / "run"
-    code = main(["run", "--out", str(out), "--num-requests", "6", "--max-tokens", "8", "--batch-size", "3", "--quiet"])
+    code = main(["run", "--out", str(out), "--num-requests", "6", "--max-tokens", "8", "--concurrency", "3", "--quiet"])
     assert code == 0
     return out
 
@@ -117,7 +117,7 @@ def test_crash_mid_run_keeps_completed_requests(
     monkeypatch.setattr(HFRunner, "serve", failing_serve)
     out = tmp_path / "run"
     with pytest.raises(RuntimeError, match="simulated engine failure"):
-        main(["run", "--out", str(out), "--num-requests", "6", "--batch-size", "2", "--max-tokens", "4", "--quiet"])
+        main(["run", "--out", str(out), "--num-requests", "6", "--concurrency", "2", "--max-tokens", "4", "--quiet"])
     run = read_run(out)
     assert run.manifest["status"] == "partial"
     assert "simulated engine failure" in run.manifest["error"]
@@ -138,7 +138,7 @@ def test_ctrl_c_leaves_a_partial_run(tiny_model_dir: Path, capbench_cache: Path,
         str(out),
         "--num-requests",
         "5000",
-        "--batch-size",
+        "--concurrency",
         "1",
         "--max-tokens",
         "16",

@@ -37,12 +37,40 @@ def test_parser_imports_no_heavy_module() -> None:
 
 def test_run_flags_mirror_the_config_keys() -> None:
     parser = build_parser()
-    args = parser.parse_args(["run", "--num-requests", "3", "--batch-size", "2", "--no-probe"])
-    assert (args.num_requests, args.batch_size, args.probe) == ("3", "2", False)
+    args = parser.parse_args(["run", "--num-requests", "3", "--concurrency", "2", "--no-probe"])
+    assert (args.num_requests, args.concurrency, args.probe) == ("3", "2", False)
     assert args.config is None
 
 
 def test_bad_run_flag_value_is_a_clean_error(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["run", "--batch-size", "zero"]) == 2
+    assert main(["run", "--concurrency", "zero"]) == 2
     err = capsys.readouterr().err
-    assert "'batch_size'" in err and "Traceback" not in err
+    assert "'concurrency'" in err and "Traceback" not in err
+
+
+def test_sweep_points_expand_one_axis() -> None:
+    from capbench.cli.run import sweep_points
+    from capbench.errors import ConfigError
+
+    points = sweep_points({"concurrency": "1,16,64", "seed": None})
+    assert [label for label, _ in points] == ["concurrency-1", "concurrency-16", "concurrency-64"]
+    assert [p["concurrency"] for _, p in points] == ["1", "16", "64"]
+    assert sweep_points({"concurrency": "8"}) == [(None, {"concurrency": "8"})]
+    with pytest.raises(ConfigError, match="not both"):
+        sweep_points({"concurrency": "1,2", "request_rate": "3,4"})
+    with pytest.raises(ConfigError, match="twice"):
+        sweep_points({"request_rate": "5,5"})
+
+
+def test_slo_and_overrides_parse_comma_lists() -> None:
+    from capbench.cli.run import parse_key_values
+    from capbench.errors import ConfigError
+
+    assert parse_key_values(["ttft_s=0.5,tpot_s=0.05", "itl_s=0.1"], "--slo") == {
+        "ttft_s": "0.5",
+        "tpot_s": "0.05",
+        "itl_s": "0.1",
+    }
+    assert parse_key_values(None, "--slo") is None
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        parse_key_values(["ttft_s"], "--slo")

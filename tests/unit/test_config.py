@@ -12,34 +12,41 @@ def test_defaults_are_the_embedded_run() -> None:
     spec = build_run_spec()
     assert spec.runner == "hf"
     assert spec.model is None
-    assert spec.num_requests >= 1
+    assert spec.effective_num_requests == 16 and spec.effective_concurrency == 4
 
 
 def test_yaml_then_overrides(tmp_path: Path) -> None:
     cfg = tmp_path / "run.yaml"
-    cfg.write_text("num_requests: 5\nbatch_size: 2\nmax_tokens: 7\n")
-    spec = build_run_spec(cfg, {"batch_size": "3", "seed": None})
-    assert (spec.num_requests, spec.batch_size, spec.max_tokens) == (5, 3, 7)
+    cfg.write_text("num_requests: 5\nconcurrency: 2\nmax_tokens: 7\n")
+    spec = build_run_spec(cfg, {"concurrency": "3", "seed": None})
+    assert (spec.num_requests, spec.concurrency, spec.max_tokens) == (5, 3, 7)
 
 
 def test_unknown_key_names_key_and_lists_allowed(tmp_path: Path) -> None:
     cfg = tmp_path / "run.yaml"
-    cfg.write_text("batchsize: 2\n")
+    cfg.write_text("concurency: 2\n")
     with pytest.raises(ConfigError) as info:
         build_run_spec(cfg)
     message = str(info.value)
-    assert "unknown key 'batchsize'" in message
-    assert "batch_size" in message and "max_tokens" in message
+    assert "unknown key 'concurency'" in message
+    assert "concurrency" in message and "max_tokens" in message
     assert str(cfg) in message
 
 
 @pytest.mark.parametrize(
     ("override", "expected"),
     [
-        ({"batch_size": "four"}, "'batch_size'"),
-        ({"batch_size": 0}, "greater than or equal to 1"),
+        ({"concurrency": "four"}, "'concurrency'"),
+        ({"concurrency": 0}, "greater than or equal to 1"),
+        ({"concurrency": 2, "request_rate": 5}, "not both"),
+        ({"num_requests": 2, "duration_s": 5}, "not both"),
+        ({"runner": "openai"}, "needs base_url"),
+        ({"base_url": "http://127.0.0.1:1"}, "base_url: not used by runner 'hf'"),
+        ({"slo": {"ttft": 1}}, "unknown SLO 'ttft'"),
+        ({"slo": {"ttft_s": 0}}, "positive number of seconds"),
+        ({"gpus": [0, 0]}, "distinct non-negative"),
         ({"dtype": "int3"}, "'float32', 'bfloat16' or 'float16'"),
-        ({"runner": "nope"}, "valid runners: hf"),
+        ({"runner": "nope"}, "valid runners: hf, openai"),
         ({"temperature": -1}, "'temperature'"),
     ],
 )

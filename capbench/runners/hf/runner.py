@@ -1,6 +1,6 @@
 """The ``hf`` runner: serve requests in-process with transformers, one recorded forward pass at a time.
 
-Batching is static: the harness hands over up to ``batch_size`` requests; they are left-padded into one
+Batching is static: requests are served ``concurrency`` at a time (the batch size); they are left-padded into one
 prefill pass, then decoded together, a request leaving the batch (its KV-cache rows dropped) as soon as it
 samples its end-of-sequence token or its ``max_tokens``-th token. Every forward pass is one ``passes.jsonl``
 record: for each request in it ``[n_i, c_i]`` (tokens computed now, tokens already in its KV cache), the number
@@ -13,25 +13,23 @@ is submitted when the batch starts; its first token arrives at the end of the pr
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 import transformers
 
 from capbench.clock import now_ns
 from capbench.config import RunSpec
+from capbench.errors import CapbenchError
+from capbench.harness import RecordSink
 from capbench.runners.hf.experts import ExpertRecorder
-from capbench.workload import Request
+from capbench.workload import Request, Workload
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-class RecordSink(Protocol):
-    def on_pass(self, record: dict[str, Any]) -> None: ...
-    def on_request(self, record: dict[str, Any]) -> None: ...
 
 
 @dataclass
@@ -55,8 +53,6 @@ def resolve_device(requested: str) -> str:
     if requested == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if requested == "cuda" and not torch.cuda.is_available():
-        from capbench.errors import CapbenchError
-
         raise CapbenchError("device 'cuda' was asked for, but torch sees no CUDA device; use --device cpu")
     return requested
 
@@ -71,7 +67,10 @@ class HFRunner:
 
         transformers.logging.set_verbosity_error()
         transformers.utils.logging.disable_progress_bar()
+        if spec.request_rate is not None:
+            raise CapbenchError("the hf runner serves closed-loop static batches: use --concurrency, not a rate")
         self.spec = spec
+        self.batch_size = int(spec.effective_concurrency or 1)
         self.model_dir = Path(model_dir)
         self.device = resolve_device(spec.device)
         self.torch_dtype = _DTYPES[spec.dtype]
@@ -106,7 +105,7 @@ class HFRunner:
             "device": self.device,
             "torch_num_threads": torch.get_num_threads(),
             "batching": "static",
-            "max_batch_size": self.spec.batch_size,
+            "max_batch_size": self.batch_size,
             "tensor_parallel_size": 1,
             "pipeline_parallel_size": 1,
             "data_parallel_size": 1,
@@ -126,6 +125,23 @@ class HFRunner:
     def close(self) -> None:
         if self.recorder is not None:
             self.recorder.close()
+
+    def execute(self, workload: Workload, sink: RecordSink) -> dict[str, Any]:
+        """Serve the warm-up requests, then measured ones in static batches of ``concurrency``.
+
+        In duration mode no new batch starts once ``duration_s`` has passed since the first measured batch
+        (the batch running at that moment finishes).
+        """
+        size = self.batch_size
+        for start in range(0, len(workload.warmup), size):
+            self.serve(workload.warmup[start : start + size], sink)
+        deadline = None if workload.duration_s is None else now_ns() + int(workload.duration_s * 1e9)
+        while deadline is None or now_ns() < deadline:
+            batch = list(itertools.islice(workload.measured, size))
+            if not batch:
+                break
+            self.serve(batch, sink)
+        return {}
 
     # --- serving -------------------------------------------------------------------------------------------
 

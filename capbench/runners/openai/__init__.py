@@ -1,0 +1,1 @@
+"""The ``openai`` runner: any OpenAI-compatible server (vLLM, SGLang, TGI, ...) driven over HTTP."""
