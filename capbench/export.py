@@ -75,8 +75,11 @@ def _identity(manifest: Mapping[str, Any], summary: Mapping[str, Any]) -> dict[s
         "dtype_compute": _get(manifest, "dtypes", "compute"),
         "load_pattern": _get(manifest, "load", "pattern"),
         "concurrency": _get(manifest, "load", "concurrency"),
-        "arrival_rate_per_s": _get(manifest, "load", "arrival_rate_per_s"),
+        "request_rate_per_s": _get(manifest, "load", "request_rate_per_s"),
+        "arrival": _get(manifest, "load", "arrival"),
+        "burstiness": _get(manifest, "load", "burstiness"),
         "num_requests": _get(manifest, "load", "num_requests"),
+        "duration_s": _get(manifest, "load", "duration_s"),
         "max_tokens": _get(manifest, "load", "max_tokens"),
         "seed": _get(manifest, "load", "seed"),
         "dataset": _dataset(manifest),
@@ -101,6 +104,23 @@ def _requests(summary: Mapping[str, Any]) -> dict[str, Scalar]:
         for stat in LATENCY_STATS:
             row[f"{prefix}_{stat}_s"] = _get(summary, "latency", key, stat)
     return row
+
+
+def _load_and_goodput(summary: Mapping[str, Any]) -> dict[str, Scalar]:
+    load, good, client = summary.get("load") or {}, summary.get("goodput") or {}, summary.get("client") or {}
+    slo = good.get("slo") or {}
+    return {
+        "mean_in_flight_requests": load.get("mean_in_flight"),
+        "max_in_flight_requests": load.get("max_in_flight"),
+        "submit_rate_per_s": load.get("submit_rate_per_s"),
+        **{f"slo_{key}": slo.get(key) for key in ("ttft_s", "tpot_s", "itl_s", "e2e_latency_s")},
+        "goodput_fraction": good.get("fraction"),
+        "goodput_requests_per_s": good.get("requests_per_s"),
+        "goodput_output_tokens_per_s": good.get("output_tokens_per_s"),
+        "client_cpu_fraction": client.get("cpu_utilisation"),
+        "client_loop_lag_p99_s": _get(client, "loop_lag_s", "p99"),
+        "client_bound": client.get("client_bound"),
+    }
 
 
 def _phases(summary: Mapping[str, Any]) -> dict[str, Scalar]:
@@ -168,6 +188,7 @@ def summary_row(manifest: Mapping[str, Any], summary: Mapping[str, Any]) -> dict
     row = {
         **_identity(manifest, summary),
         **_requests(summary),
+        **_load_and_goodput(summary),
         **_phases(summary),
         **_experts(summary),
         **_hardware_energy_cost(summary),

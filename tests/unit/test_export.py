@@ -19,6 +19,9 @@ from tests.unit.test_metrics_score import MANIFEST, full_summary
 
 # Columns that name things or settings rather than quantities (no unit to carry).
 LABELS = {
+    "arrival",  # open-loop distribution name
+    "burstiness",  # gamma shape parameter, dimensionless
+    "client_bound",  # bool: the client itself limited the run
     "run_id",
     "status",
     "spec_version",
@@ -83,6 +86,12 @@ def test_every_quantity_column_names_its_unit() -> None:
         "num_gpus",
         "concurrency",
         "num_requests",
+        "request_rate_per_s",
+        "goodput_fraction",
+        "goodput_requests_per_s",
+        "mean_in_flight_requests",
+        "client_cpu_fraction",
+        "ttft_max_s",
     ):
         assert required in COLUMNS
 
