@@ -2,9 +2,10 @@
 
 :func:`drive` starts the power sensor, hands the workload (warm-up, then measured requests) to the runner,
 writes every pass and request record through the :class:`~capbench.records.RunWriter` the moment the
-runner emits it (flushed line by line), drains power samples into ``power.jsonl``, and stops the sensor,
-also when the runner raises. It does not catch ``KeyboardInterrupt``: the caller's ``RunWriter`` turns an
-interruption into ``status: partial`` with every completed request already on disk.
+runner emits it (flushed line by line), drains power samples into ``power.jsonl`` after every request
+(all writes happen on the caller's thread), and stops the sensor, also when the runner raises. It does not
+catch ``KeyboardInterrupt``: the caller's ``RunWriter`` turns an interruption into ``status: partial`` with
+every completed request already on disk.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class Runner(Protocol):
 class PowerSource(Protocol):
     """The part of a power sensor the harness uses (see :mod:`capbench.telemetry`)."""
 
-    def start(self) -> None: ...
+    def start(self, sink: Callable[[dict[str, Any]], None] | None = None, *, delivery: Any = "drain") -> None: ...
     def stop(self) -> None: ...
     def drain(self) -> list[dict[str, Any]]: ...
 
@@ -80,12 +81,14 @@ class _Sink:
         self._on_request_done(record)
         self.flush_power()
 
+    def append_power(self, record: dict[str, Any]) -> None:
+        self.writer.append_power(record)
+        self.stats.power_samples += 1
+
     def flush_power(self) -> None:
-        if self._power is None:
-            return
-        for sample in self._power.drain():
-            self.writer.append_power(sample)
-            self.stats.power_samples += 1
+        """Deliver the sensor's buffered samples (through :meth:`append_power`, on this thread)."""
+        if self._power is not None:
+            self._power.drain()
 
 
 def drive(
@@ -98,11 +101,10 @@ def drive(
     """Serve ``workload`` through ``runner``, recording requests, passes and power samples in ``writer``."""
     sink = _Sink(writer, on_request_done, power)
     if power is not None:
-        power.start()
+        power.start(sink.append_power, delivery="drain")
     try:
         sink.stats.runner_report = runner.execute(workload, sink) or {}
     finally:
         if power is not None:
-            power.stop()
-            sink.flush_power()
+            power.stop()  # takes a final sample and delivers what is buffered, on this thread
     return sink.stats

@@ -42,28 +42,22 @@ class GpuInventory:
 
 
 def gpu_inventory() -> GpuInventory:
-    """Query NVML for every visible GPU's name and the driver version."""
+    """Query NVML for every GPU's name (all of them, whatever ``CUDA_VISIBLE_DEVICES`` says) and the driver.
+
+    Built on :func:`capbench.telemetry.nvml_inventory`, so NVML failures read the same here as in the power
+    sensor (:mod:`capbench.telemetry.errors`).
+    """
+    from capbench.errors import CapbenchError
+    from capbench.telemetry import SensorUnavailableError, nvml_inventory
+
     try:
-        import pynvml
-    except ImportError:
-        return GpuInventory(unavailable_reason="nvidia-ml-py is not installed (pip install 'capbench[gpu]')")
-    try:
-        pynvml.nvmlInit()
-    except pynvml.NVMLError as exc:
-        return GpuInventory(unavailable_reason=f"NVML unavailable: {exc}")
-    try:
-        count = pynvml.nvmlDeviceGetCount()
-        names = [_text(pynvml.nvmlDeviceGetName(pynvml.nvmlDeviceGetHandleByIndex(i))) for i in range(count)]
-        return GpuInventory(
-            names=names,
-            driver=_text(pynvml.nvmlSystemGetDriverVersion()),
-            nvml_version=_text(pynvml.nvmlSystemGetNVMLVersion()),
-        )
-    except pynvml.NVMLError as exc:
+        inventory = nvml_inventory()
+    except SensorUnavailableError as exc:
+        return GpuInventory(unavailable_reason=exc.reason)
+    except CapbenchError as exc:
         return GpuInventory(unavailable_reason=f"NVML query failed: {exc}")
-    finally:
-        pynvml.nvmlShutdown()
-
-
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+    return GpuInventory(
+        names=[d.name for d in inventory.devices],
+        driver=inventory.driver,
+        nvml_version=inventory.nvml_version,
+    )

@@ -152,6 +152,7 @@ def execute_run(spec: RunSpec, *, quiet: bool = False) -> tuple[Path, RunStatus]
     from capbench.harness import drive
     from capbench.progress import RequestProgress
     from capbench.run_hardware import resolve_run_hardware
+    from capbench.run_power import open_run_sensor
     from capbench.runners import load_runner_class
 
     console = Console(stderr=True, quiet=quiet)
@@ -170,19 +171,25 @@ def execute_run(spec: RunSpec, *, quiet: bool = False) -> tuple[Path, RunStatus]
     with console.status("preparing the model"):
         model = resolve_model(spec)
         runner = runner_cls(spec, model.path)
+    sensor = None
     try:
+        device = runner.engine_info()["device"]
+        sensor = open_run_sensor(spec, device)
         with console.status("resolving the hardware profile"):
-            hardware = resolve_run_hardware(spec, runner.engine_info()["device"], console)
+            hardware = resolve_run_hardware(spec, device, sensor, console)
         manifest = build_manifest(spec, run_id, runner, model, workload, prompts, hardware)
+        manifest["power"] = sensor.info()
         writer = RunWriter(run_dir, manifest)
         what = f"{workload.num_requests} requests" if workload.num_requests else f"{workload.duration_s:g} s"
         console.print(f"run [bold]{run_id}[/]: {what} (+{len(workload.warmup)} warm-up) -> {run_dir}")
         try:
             with writer, RequestProgress(console, total=workload.total) as progress:
-                stats = drive(runner, workload, writer, progress.request_done)
-                writer.update_manifest(**stats.runner_report)
+                stats = drive(runner, workload, writer, progress.request_done, power=sensor)
+                writer.update_manifest(**stats.runner_report, power=sensor.info())
         finally:
             score_and_report(run_dir, Console(quiet=quiet))
     finally:
+        if sensor is not None:
+            sensor.close()
         runner.close()
     return run_dir, RunStatus(writer.status)

@@ -1,10 +1,14 @@
 """The ``hardware`` section of ``run.json``: what the run ran on, and which profile gives its ceilings.
 
-Profile choice, first that applies: the run's ``hardware`` setting (a shipped id or a YAML file); on a GPU,
-the shipped profile whose NVML alias matches the GPU name; on CPU (``probe: true``), a measured profile of
-this machine (:func:`capbench.hardware.cached_probe_profile`, probed once and cached). A shipped profile is
-recorded by id (scoring uses its current figures, so a corrected datasheet value needs no re-run); any other
-profile (a user file, a probe) is also stored inline as ``profile_data`` so the run scores anywhere.
+GPUs: the ones the power sensor samples (see :mod:`capbench.run_power`: the hf runner's GPU, or the GPUs a
+local server uses), as NVML names them; without NVML, torch's name for an in-process CUDA run.
+
+Profile choice, first that applies: the run's ``hardware`` setting (a shipped id or a YAML file); with GPUs,
+the shipped profile whose NVML alias matches the first GPU's name; an in-process run on CPU (``probe:
+true``), a measured profile of this machine (:func:`capbench.hardware.cached_probe_profile`, probed once
+and cached). A shipped profile is recorded by id (scoring uses its current figures, so a corrected
+datasheet value needs no re-run); any other profile (a user file, a probe) is also stored inline as
+``profile_data`` so the run scores anywhere.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ from capbench.hardware import (
     match_gpu_name,
     resolve_profile,
 )
-from capbench.hostinfo import cpu_count, cpu_name, gpu_inventory
+from capbench.hostinfo import cpu_count, cpu_name
+from capbench.telemetry import PowerSensor
 
 
 def is_shipped(profile: HardwareProfile) -> bool:
@@ -30,31 +35,31 @@ def is_shipped(profile: HardwareProfile) -> bool:
     return any(p == profile for p in list_profiles())
 
 
-def _gpu_name(device: str) -> tuple[str | None, dict[str, Any]]:
-    inventory = gpu_inventory()
-    info: dict[str, Any] = {
-        "driver": inventory.driver,
-        "gpus_visible": len(inventory.names),
-        "nvml_unavailable_reason": inventory.unavailable_reason,
-    }
-    if device != "cuda":
-        return None, info
-    if inventory.names:
-        return inventory.names[0], info
-    import torch
+def _gpus(spec: RunSpec, device: str, sensor: PowerSensor) -> tuple[list[str], str | None]:
+    """(names of the run's GPUs, driver version)."""
+    devices = sensor.devices() if sensor.available else []
+    if devices:
+        return [d.name for d in devices], devices[0].driver_version
+    if device == "cuda":
+        import torch
 
-    return torch.cuda.get_device_name(0), info
+        return [torch.cuda.get_device_name(0)], None
+    if device == "server" and spec.gpus:
+        return ["unknown"] * len(spec.gpus), None
+    return [], None
 
 
-def resolve_run_hardware(spec: RunSpec, device: str, console: Console | None = None) -> dict[str, Any]:
+def resolve_run_hardware(
+    spec: RunSpec, device: str, sensor: PowerSensor, console: Console | None = None
+) -> dict[str, Any]:
     """The ``hardware`` mapping for ``run.json`` (docs/records.md)."""
-    gpu_name, info = _gpu_name(device)
+    names, driver = _gpus(spec, device, sensor)
     profile: HardwareProfile | None = None
     how = "none"
     if spec.hardware:
         profile, how = resolve_profile(spec.hardware), "given"
-    elif gpu_name is not None:
-        profile = match_gpu_name(gpu_name)
+    elif names and names[0] != "unknown":
+        profile = match_gpu_name(names[0])
         how = "matched_gpu_name" if profile else "none"
     elif device == "cpu" and spec.probe:
         if console is not None:
@@ -64,9 +69,10 @@ def resolve_run_hardware(spec: RunSpec, device: str, console: Console | None = N
         apply_overrides(profile, spec.hardware_overrides)  # validates the keys now, before the run
     return {
         "device": device,
-        "num_gpus": 1 if device == "cuda" else 0,
-        "gpu_name": gpu_name,
-        **info,
+        "num_gpus": len(names),
+        "gpu_name": names[0] if names else None,
+        "gpu_names": names,
+        "driver": driver,
         "cpu_name": cpu_name(),
         "cpu_count": cpu_count(),
         "profile": profile.id if profile else None,
