@@ -91,9 +91,7 @@ def overview_table(summary: Mapping[str, Any]) -> Table:
     table.add_row("output tokens/s", fmt(thr.get("output_tokens_per_s")))
     table.add_row("requests/s", fmt(thr.get("requests_per_s")))
     load = summary.get("load") or {}
-    table.add_row(
-        "in flight: mean / max", f"{fmt(load.get('mean_in_flight'))} / {fmt(load.get('max_in_flight'))}"
-    )
+    table.add_row("in flight: mean / max", f"{fmt(load.get('mean_in_flight'))} / {fmt(load.get('max_in_flight'))}")
     good = summary.get("goodput") or {}
     if good.get("slo"):
         bounds = ", ".join(f"{k} ≤ {v:g}" for k, v in good["slo"].items())

@@ -48,12 +48,15 @@ class ScoreOptions:
     utilisation: float | None = None
 
 
-def run_structure(manifest: Mapping[str, Any]) -> ModelStructure:
-    """The model structure of a run, from its inline ``config.json`` and its top-k override."""
+def run_structure(manifest: Mapping[str, Any]) -> ModelStructure | None:
+    """The model structure of a run, from its inline ``config.json`` and its top-k override; None when the
+    run has no model config (a server run without ``model_path``: no bytes, FLOPs or utilization)."""
     model = manifest.get("model") or {}
     config = model.get("config")
+    if config is None:
+        return None
     if not isinstance(config, Mapping):
-        raise CapbenchError("run.json has no model.config (the model's config.json inline); cannot score passes")
+        raise CapbenchError("run.json model.config must be the model's config.json object")
     structure = model_structure(config)
     override = model.get("top_k_override")
     return structure.with_top_k(int(override)) if override else structure
@@ -149,9 +152,11 @@ def score_loaded_run(run: RunData, options: ScoreOptions | None = None) -> dict[
     options = options or ScoreOptions()
     manifest = run.manifest
     structure = run_structure(manifest)
-    widths = byte_widths(manifest.get("dtypes") or {})
+    dtypes = manifest.get("dtypes")
+    widths = byte_widths(dtypes) if dtypes else None
     profile, how = run_profile(manifest, options)
-    ceilings = run_ceilings(manifest, profile) if profile is not None else None
+    has_compute_dtype = bool((dtypes or {}).get("compute"))
+    ceilings = run_ceilings(manifest, profile) if profile is not None and has_compute_dtype else None
     summary = score_run(
         manifest,
         run.requests,
@@ -171,6 +176,12 @@ def score_loaded_run(run: RunData, options: ScoreOptions | None = None) -> dict[
     )
     if profile is None:
         summary["notes"].append(f"hardware: {how}; pass --hardware ID to get S-MBU and S-MFU")
+    if profile is not None and not has_compute_dtype:
+        summary["notes"].append("run.json has no dtypes.compute: no peak FLOP/s to score against, utilization null")
+    if structure is None:
+        summary["notes"].append(
+            "no model config in run.json (give model_path for a server run): no bytes, FLOPs or utilization"
+        )
     return summary
 
 

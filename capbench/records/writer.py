@@ -115,7 +115,9 @@ class RunWriter:
         self.manifest.setdefault("error", None)
         self.write_manifest()
         self.requests = JsonlAppender(self.run_dir / REQUESTS_FILE)
-        self.passes = JsonlAppender(self.run_dir / PASSES_FILE)
+        # Created on the first record: a runner that cannot see engine steps (or a run without a power
+        # sensor) leaves no empty file suggesting otherwise.
+        self._passes: JsonlAppender | None = None
         self._power: JsonlAppender | None = None
         self.finished = False
 
@@ -135,7 +137,9 @@ class RunWriter:
         self.requests.append(record)
 
     def append_pass(self, record: Mapping[str, Any]) -> None:
-        self.passes.append(record)
+        if self._passes is None:
+            self._passes = JsonlAppender(self.run_dir / PASSES_FILE)
+        self._passes.append(record)
 
     def append_power(self, record: Mapping[str, Any]) -> None:
         if self._power is None:
@@ -146,7 +150,7 @@ class RunWriter:
         write_json_atomic(self.run_dir / SUMMARY_FILE, summary)
 
     def close_files(self) -> None:
-        for appender in (self.requests, self.passes, self._power):
+        for appender in (self.requests, self._passes, self._power):
             if appender is not None:
                 appender.close()
 

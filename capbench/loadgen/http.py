@@ -1,0 +1,652 @@
+"""A lean streaming HTTP/1.1 client on :class:`asyncio.Protocol`, built to time streamed responses.
+
+Hot path. For every socket read, :meth:`_Connection.data_received` first reads the clock and appends
+``(now_ns(), bytes)`` to the exchange; the only other work before returning is what completion detection
+needs: counting bytes (``Content-Length``), a check of the read's last four bytes (chunked: the message can
+only end with a read ending in CRLF CRLF; then the chunk framing is walked incrementally), or the header
+block of the response. No SSE or JSON parsing happens while a response streams.
+
+After the response is complete (or failed), the framing is undone into body pieces carrying the timestamp of
+the read they came in, then :mod:`capbench.loadgen.sse` splits events and accounts the OpenAI chunks.
+
+Connections: HTTP/1.1 keep-alive, one connection per request in flight, reused last-in first-out; a
+connection is dropped after ``Connection: close``, a close-delimited body, a timeout, an error, or bytes
+left over after a response. No retries: a request that fails (even on a reused connection the server had just
+closed) is reported as failed, because a retried request is a different measurement.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import ssl as _ssl
+from collections.abc import Callable, Mapping
+from urllib.parse import urlsplit
+
+from orjson import loads as _loads
+
+from capbench.clock import now_ns
+from capbench.loadgen.sse import StreamAccount, account_openai_columns, account_openai_json, split_event_columns
+from capbench.loadgen.types import HttpRequestSpec, RequestResult
+
+# Exchange states.
+_HEADERS = 0
+_CHUNKED = 1
+_LENGTH = 2
+_CLOSE = 3  # body delimited by the server closing the connection
+_DONE = 4
+
+# Chunked walker states.
+_W_SIZE = 0
+_W_DATA = 1
+_W_CRLF = 2
+_W_TRAILER = 3
+_W_DONE = 4
+
+_MAX_HEADER_BYTES = 65536
+_REPEAT_16 = itertools.repeat(16)
+
+DoneCallback = Callable[[RequestResult, bool], None]
+"""Called once per request as it ends: ``(result, connection_failure)``; the flag marks failures before any
+response byte (refused, reset or closed)."""
+
+
+class ProtocolError(Exception):
+    """The server's response broke HTTP/1.1 framing."""
+
+
+class _Exchange:
+    """One request and its response on one connection."""
+
+    __slots__ = (
+        "body_offset",
+        "chunked_pieces",
+        "conn",
+        "content_type",
+        "finished",
+        "head_buf",
+        "headers",
+        "keep_alive",
+        "leftover",
+        "length",
+        "mode",
+        "reads",
+        "remaining",
+        "reused",
+        "spec",
+        "state",
+        "status",
+        "t_scheduled_ns",
+        "t_sent_ns",
+        "t_submit_ns",
+        "timer",
+        "wk_line",
+        "wk_off",
+        "wk_read",
+        "wk_remaining",
+        "wk_state",
+    )
+
+    def __init__(self, spec: HttpRequestSpec, t_submit_ns: int, t_scheduled_ns: int | None) -> None:
+        self.spec = spec
+        self.t_submit_ns = t_submit_ns
+        self.t_scheduled_ns = t_scheduled_ns
+        self.t_sent_ns: int | None = None
+        self.reads: list[tuple[int, bytes]] = []
+        self.state = _HEADERS
+        self.head_buf = b""
+        self.status: int | None = None
+        self.headers: dict[str, str] = {}
+        self.content_type = ""
+        self.keep_alive = True
+        self.body_offset = (0, 0)  # (read index, offset in that read) where the body starts
+        self.remaining = 0
+        self.length: int | None = None
+        self.mode = _HEADERS  # the body framing once the header block is in: _CHUNKED, _LENGTH or _CLOSE
+        self.leftover = False
+        self.conn: _Connection | None = None
+        self.reused = False
+        self.timer: asyncio.TimerHandle | None = None
+        self.finished = False
+        self.chunked_pieces: list[tuple[int, bytes]] = []
+        self.wk_read = 0
+        self.wk_off = 0
+        self.wk_state = _W_SIZE
+        self.wk_remaining = 0
+        self.wk_line = b""
+
+    # -- header block ---------------------------------------------------------------------------------------
+
+    def parse_head(self) -> bool:
+        """Consume the header block once it is complete; return True when the response is already complete."""
+        reads = self.reads
+        data = reads[-1][1]
+        buf = self.head_buf + data if self.head_buf else data
+        while True:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                if len(buf) > _MAX_HEADER_BYTES:
+                    raise ProtocolError(f"response header block exceeds {_MAX_HEADER_BYTES} bytes")
+                self.head_buf = buf
+                return False
+            head = buf[:end].decode("latin-1")
+            rest = len(buf) - (end + 4)  # body bytes in this read
+            lines = head.split("\r\n")
+            status_line = lines[0]
+            parts = status_line.split(" ", 2)
+            if len(parts) < 2 or not parts[0].startswith("HTTP/"):
+                raise ProtocolError(f"bad status line {status_line[:100]!r}")
+            try:
+                status = int(parts[1])
+            except ValueError:
+                raise ProtocolError(f"bad status line {status_line[:100]!r}") from None
+            headers: dict[str, str] = {}
+            for line in lines[1:]:
+                name, sep, value = line.partition(":")
+                if sep:
+                    key = name.strip().lower()
+                    value = value.strip()
+                    headers[key] = f"{headers[key]}, {value}" if key in headers else value
+            if 100 <= status < 200:  # interim response: the real one follows
+                buf = buf[end + 4 :]
+                continue
+            break
+        self.head_buf = b""
+        self.status = status
+        self.headers = headers
+        self.content_type = headers.get("content-type", "").lower()
+        connection = headers.get("connection", "").lower()
+        if parts[0] == "HTTP/1.0":
+            self.keep_alive = "keep-alive" in connection
+        else:
+            self.keep_alive = "close" not in connection
+        index = len(reads) - 1
+        self.body_offset = (index, len(data) - rest)
+        if status in (204, 304):
+            self.state = _DONE
+            self.leftover = rest > 0
+            return True
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            self.state = self.mode = _CHUNKED
+            self.wk_read, self.wk_off = self.body_offset
+            if rest:
+                return self.walk_chunked()
+            return False
+        length = headers.get("content-length")
+        if length is not None:
+            try:
+                total = int(length.split(",")[0])
+            except ValueError:
+                raise ProtocolError(f"bad Content-Length {length!r}") from None
+            self.state = self.mode = _LENGTH
+            self.length = total
+            self.remaining = total - rest
+            if self.remaining <= 0:
+                self.leftover = self.remaining < 0
+                self.state = _DONE
+                return True
+            return False
+        self.state = self.mode = _CLOSE
+        self.keep_alive = False
+        return False
+
+    # -- chunked framing ------------------------------------------------------------------------------------
+
+    def walk_chunked(self) -> bool:
+        """Walk the chunk framing of the reads not walked yet; return True once the terminal chunk is in.
+
+        Collects the chunk payloads as ``(t_ns, bytes)`` pieces, at most one piece per chunk and read (the
+        payloads a read carried, joined, when the read held whole chunks only).
+
+        Fast path: a read that starts at a chunk boundary and holds only whole chunks whose payloads contain
+        no CRLF is undone with one ``split(b"\\r\\n")`` and checked by comparing every size line with the
+        length of the payload after it (C-level ``map``); anything else goes through the state machine.
+        """
+        reads = self.reads
+        pieces = self.chunked_pieces
+        i = self.wk_read
+        pos = self.wk_off
+        state = self.wk_state
+        remaining = self.wk_remaining
+        line = self.wk_line
+        n_reads = len(reads)
+        while i < n_reads:
+            t, data = reads[i]
+            n = len(data)
+            # (a read of a few hundred bytes holds one or two chunks: the state machine is cheaper there)
+            if n - pos > 512 and state == _W_SIZE and not line and data.endswith(b"\r\n"):
+                parts = (data[pos:] if pos else data).split(b"\r\n")
+                if len(parts) & 1:
+                    payloads = parts[1:-1:2]
+                    try:
+                        sizes = list(map(int, parts[0:-1:2], _REPEAT_16))
+                    except ValueError:
+                        sizes = []
+                    if sizes and sizes == list(map(len, payloads)):
+                        last = len(sizes) - 1
+                        if 0 not in sizes:
+                            pieces.append((t, b"".join(payloads)))
+                            i += 1
+                            pos = 0
+                            continue
+                        if sizes.index(0) == last:  # the terminal chunk, no trailers, nothing after it
+                            if last:
+                                pieces.append((t, b"".join(payloads)))
+                            state = _W_DONE
+                            pos = n
+                            break
+            find = data.find
+            while pos < n:
+                if state == _W_SIZE:
+                    j = find(b"\n", pos)
+                    if j < 0:
+                        line += data[pos:]
+                        pos = n
+                        break
+                    size_line = line + data[pos:j] if line else data[pos:j]
+                    line = b""
+                    pos = j + 1
+                    try:
+                        size = int(size_line, 16)
+                    except ValueError:
+                        try:
+                            size = int(size_line.split(b";", 1)[0], 16)
+                        except ValueError:
+                            raise ProtocolError(f"bad chunk size line {size_line[:40]!r}") from None
+                    if size == 0:
+                        state = _W_TRAILER
+                        continue
+                    end = pos + size
+                    if end + 2 <= n and data[end : end + 2] == b"\r\n":  # whole chunk in this read
+                        pieces.append((t, data[pos:end]))
+                        pos = end + 2
+                        continue
+                    state = _W_DATA
+                    remaining = size
+                elif state == _W_DATA:
+                    take = n - pos if n - pos < remaining else remaining
+                    pieces.append((t, data if (pos == 0 and take == n) else data[pos : pos + take]))
+                    pos += take
+                    remaining -= take
+                    if remaining == 0:
+                        state = _W_CRLF
+                elif state == _W_CRLF:
+                    j = find(b"\n", pos)
+                    if j < 0:
+                        pos = n
+                        break
+                    pos = j + 1
+                    state = _W_SIZE
+                elif state == _W_TRAILER:
+                    j = find(b"\n", pos)
+                    if j < 0:
+                        line += data[pos:]
+                        pos = n
+                        break
+                    trailer = (line + data[pos:j]).strip()
+                    line = b""
+                    pos = j + 1
+                    if not trailer:
+                        state = _W_DONE
+                else:  # _W_DONE with bytes after the message
+                    self.leftover = True
+                    break
+            if state == _W_DONE:
+                if pos < n:
+                    self.leftover = True
+                break
+            i += 1
+            pos = 0
+        self.wk_read = i
+        self.wk_off = pos
+        self.wk_state = state
+        self.wk_remaining = remaining
+        self.wk_line = line
+        if state == _W_DONE:
+            self.state = _DONE
+            return True
+        return False
+
+    # -- after the response ---------------------------------------------------------------------------------
+
+    def body_pieces(self) -> list[tuple[int, bytes]]:
+        """The response body as ``(t_ns, bytes)`` pieces, framing removed (as much of it as arrived)."""
+        if self.status is None:
+            return []
+        if self.mode == _CHUNKED:
+            if self.state != _DONE:
+                with contextlib.suppress(ProtocolError):
+                    self.walk_chunked()
+            return self.chunked_pieces
+        index, offset = self.body_offset
+        reads = self.reads
+        pieces: list[tuple[int, bytes]] = []
+        if index < len(reads):
+            t, data = reads[index]
+            if offset < len(data):
+                pieces.append((t, data[offset:] if offset else data))
+            pieces.extend(reads[index + 1 :])
+        if self.length is None:
+            return pieces
+        total = self.length
+        out: list[tuple[int, bytes]] = []
+        for t, data in pieces:
+            if total <= 0:
+                break
+            out.append((t, data[:total] if len(data) > total else data))
+            total -= len(data)
+        return out
+
+    def bytes_received(self) -> int:
+        return sum(len(data) for _, data in self.reads)
+
+
+def _short_error_body(body: bytes, limit: int = 200) -> str:
+    """A short message from an error body: the OpenAI ``error.message``, a FastAPI ``detail``, or the text."""
+    text = ""
+    try:
+        obj = _loads(body)
+    except ValueError:
+        obj = None
+    if isinstance(obj, dict):
+        err = obj.get("error")
+        if isinstance(err, dict) and err.get("message") is not None:
+            text = str(err["message"])
+        elif isinstance(err, str):
+            text = err
+        elif obj.get("message") is not None:
+            text = str(obj["message"])
+        elif obj.get("detail") is not None:
+            text = str(obj["detail"])
+    if not text:
+        text = body.decode("utf-8", "replace").strip()
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+class _Connection(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection; carries at most one exchange at a time."""
+
+    __slots__ = ("client", "closed", "ex", "transport", "uses")
+
+    def __init__(self, client: HttpClient) -> None:
+        self.client = client
+        self.transport: asyncio.Transport | None = None
+        self.ex: _Exchange | None = None
+        self.closed = False
+        self.uses = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        t = now_ns()
+        ex = self.ex
+        if ex is None:  # bytes while idle: the connection can no longer be trusted
+            self._drop()
+            return
+        ex.reads.append((t, data))
+        state = ex.state
+        try:
+            if state == _CHUNKED:
+                if (data[-4:] == b"\r\n\r\n" or len(data) < 4) and ex.walk_chunked():
+                    self.client._complete(self, ex)
+            elif state == _LENGTH:
+                ex.remaining -= len(data)
+                if ex.remaining <= 0:
+                    ex.leftover = ex.remaining < 0
+                    ex.state = _DONE
+                    self.client._complete(self, ex)
+            elif state == _HEADERS and ex.parse_head():
+                self.client._complete(self, ex)
+        except ProtocolError as exc:
+            self.client._fail(ex, f"protocol error: {exc}", connection_failure=False)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        client = self.client
+        client._forget(self)
+        ex = self.ex
+        if ex is None or ex.finished:
+            return
+        self.ex = None
+        if ex.state == _CLOSE and exc is None:
+            ex.state = _DONE
+            client._complete(self, ex)
+            return
+        if not ex.reads:
+            reason = (
+                f"connection reset before any response byte ({exc})"
+                if exc
+                else ("connection closed before any response byte")
+            )
+            client._fail(ex, reason, connection_failure=True)
+        else:
+            how = f"reset ({exc})" if exc else "closed"
+            client._fail(ex, f"connection {how} mid-response after {ex.bytes_received()} bytes", False)
+
+    def _drop(self) -> None:
+        self.closed = True
+        self.client._forget(self)
+        if self.transport is not None:
+            self.transport.abort()
+
+
+class HttpClient:
+    """Streams requests to one server and reports each one, finished or failed, through ``on_done``.
+
+    ``submit`` never blocks: it writes the request on an idle keep-alive connection, or opens a new
+    connection in a task. ``on_done(result, connection_failure)`` is called synchronously on the event loop,
+    exactly once per submitted request, after its connection was returned to the pool (so ``on_done`` may
+    submit the next request on it).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        on_done: DoneCallback,
+        timeout_s: float = 600.0,
+        headers: Mapping[str, str] | None = None,
+        ssl_context: _ssl.SSLContext | None = None,
+    ) -> None:
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"base_url must be http://host[:port][/prefix] or https://...; got {base_url!r}")
+        self.loop = asyncio.get_running_loop()
+        self.host = parts.hostname
+        self.port = parts.port or (443 if parts.scheme == "https" else 80)
+        self.ssl: _ssl.SSLContext | None = None
+        if parts.scheme == "https":
+            self.ssl = ssl_context or _ssl.create_default_context()
+        self.prefix = parts.path.rstrip("/")
+        self.timeout_s = timeout_s
+        self.on_done = on_done
+        host_header = self.host if parts.port is None else f"{self.host}:{self.port}"
+        if ":" in self.host and not host_header.startswith("["):  # IPv6 literal
+            host_header = f"[{self.host}]" if parts.port is None else f"[{self.host}]:{self.port}"
+        extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
+        self._head_tail = (
+            f"Host: {host_header}\r\nUser-Agent: capbench\r\nAccept: text/event-stream, application/json\r\n"
+            f"Content-Type: application/json\r\n{extra}"
+        ).encode("latin-1")
+        self.idle: list[_Connection] = []
+        self.active: set[_Connection] = set()
+        self.connecting: set[asyncio.Task[None]] = set()
+        self.pending: set[_Exchange] = set()  # submitted, not yet on a connection
+        self.in_flight = 0
+        self.closed = False
+
+    # -- submission -----------------------------------------------------------------------------------------
+
+    def submit(self, spec: HttpRequestSpec, t_submit_ns: int | None = None, t_scheduled_ns: int | None = None) -> None:
+        """Send ``spec`` now (``t_submit_ns`` defaults to the current time)."""
+        if self.closed:
+            raise RuntimeError("HttpClient is closed")
+        ex = _Exchange(spec, now_ns() if t_submit_ns is None else t_submit_ns, t_scheduled_ns)
+        self.in_flight += 1
+        loop = self.loop
+        ex.timer = loop.call_at(loop.time() + self.timeout_s, self._on_timeout, ex)
+        idle = self.idle
+        while idle:
+            conn = idle.pop()
+            if not conn.closed and conn.transport is not None and not conn.transport.is_closing():
+                ex.reused = True
+                self._send(conn, ex)
+                return
+        self.pending.add(ex)
+        task = loop.create_task(self._connect(ex))
+        self.connecting.add(task)
+        task.add_done_callback(self.connecting.discard)
+
+    async def _connect(self, ex: _Exchange) -> None:
+        conn = _Connection(self)
+        try:
+            await self.loop.create_connection(lambda: conn, self.host, self.port, ssl=self.ssl)
+        except ConnectionRefusedError:
+            self.pending.discard(ex)
+            if not ex.finished:
+                self._fail(ex, "connection refused", connection_failure=True)
+            return
+        except OSError as exc:
+            self.pending.discard(ex)
+            if not ex.finished:
+                self._fail(ex, f"connection failed: {exc}", connection_failure=True)
+            return
+        self.pending.discard(ex)
+        if ex.finished or self.closed:  # timed out (or closed) while connecting: keep the connection for later
+            if self.closed:
+                conn._drop()
+            else:
+                self.idle.append(conn)
+            return
+        self._send(conn, ex)
+
+    def _send(self, conn: _Connection, ex: _Exchange) -> None:
+        spec = ex.spec
+        body = spec.body
+        head = (
+            f"POST {self.prefix}{spec.path} HTTP/1.1\r\nContent-Length: {len(body)}\r\nX-Request-Id: {spec.id}\r\n"
+        ).encode("latin-1")
+        conn.ex = ex
+        conn.uses += 1
+        ex.conn = conn
+        self.active.add(conn)
+        assert conn.transport is not None
+        conn.transport.write(head + self._head_tail + b"\r\n" + body)
+        ex.t_sent_ns = now_ns()
+
+    # -- completion -----------------------------------------------------------------------------------------
+
+    def _release(self, conn: _Connection | None, reusable: bool) -> None:
+        if conn is None:
+            return
+        conn.ex = None
+        self.active.discard(conn)
+        if reusable and not conn.closed and not self.closed:
+            self.idle.append(conn)
+        elif not conn.closed:
+            conn._drop()
+
+    def _complete(self, conn: _Connection, ex: _Exchange) -> None:
+        """The response of ``ex`` is complete: free the connection, then account and report it."""
+        ex.finished = True
+        if ex.timer is not None:
+            ex.timer.cancel()
+        self._release(conn, ex.keep_alive and not ex.leftover)
+        t_done = ex.reads[-1][0] if ex.reads else now_ns()
+        self._report(ex, t_done, None, False)
+
+    def _fail(self, ex: _Exchange, error: str, connection_failure: bool) -> None:
+        if ex.finished:
+            return
+        ex.finished = True
+        if ex.timer is not None:
+            ex.timer.cancel()
+        self._release(ex.conn, False)
+        self._report(ex, now_ns(), error, connection_failure)
+
+    def _on_timeout(self, ex: _Exchange) -> None:
+        self._fail(ex, f"timeout after {self.timeout_s:g} s", connection_failure=False)
+
+    def _forget(self, conn: _Connection) -> None:
+        self.active.discard(conn)
+        with contextlib.suppress(ValueError):
+            self.idle.remove(conn)
+
+    def _report(self, ex: _Exchange, t_done: int, error: str | None, connection_failure: bool) -> None:
+        self.in_flight -= 1
+        acc: StreamAccount | None = None
+        status = ex.status
+        try:
+            if status is not None:
+                pieces = ex.body_pieces()
+                if 200 <= status < 300:
+                    if "text/event-stream" in ex.content_type or (
+                        not ex.content_type and pieces and pieces[0][1].lstrip().startswith(b"data")
+                    ):
+                        acc = account_openai_columns(*split_event_columns(pieces))
+                    elif pieces and ex.state == _DONE:
+                        acc = account_openai_json(b"".join([p for _, p in pieces]))
+                    if acc is not None and acc.error is not None and error is None:
+                        error = acc.error
+                elif error is None:
+                    message = _short_error_body(b"".join([p for _, p in pieces]))
+                    error = f"HTTP {status}: {message}" if message else f"HTTP {status}"
+        except Exception as exc:  # a bug here must not lose the request (the load would wait for it forever)
+            acc = None
+            error = error or f"internal error while accounting the response: {type(exc).__name__}: {exc}"
+        reads = ex.reads
+        times = acc.token_times_ns if acc is not None else []
+        result = RequestResult(
+            id=ex.spec.id,
+            warmup=ex.spec.warmup,
+            t_submit_ns=ex.t_submit_ns,
+            t_first_token_ns=times[0] if times else None,
+            t_done_ns=t_done,
+            token_times_ns=times,
+            output_text=acc.output_text if acc is not None else "",
+            finish_reason=acc.finish_reason if acc is not None else None,
+            usage=acc.usage if acc is not None else None,
+            http_status=status,
+            error=error,
+            chunks=acc.chunks if acc is not None else 0,
+            t_scheduled_ns=ex.t_scheduled_ns,
+            t_sent_ns=ex.t_sent_ns,
+            t_first_byte_ns=reads[0][0] if reads else None,
+            reasoning_text=acc.reasoning_text if acc is not None else "",
+            connection_reused=ex.reused if ex.t_sent_ns is not None else None,
+            stream_done=acc.done if acc is not None else False,
+        )
+        ex.reads = []  # let the raw bytes go
+        self.on_done(result, connection_failure)
+
+    # -- shutdown -------------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Abort every connection and pending connect; requests still in flight are not reported."""
+        self.closed = True
+        for task in list(self.connecting):
+            task.cancel()
+        for ex in list(self.pending):
+            ex.finished = True
+            if ex.timer is not None:
+                ex.timer.cancel()
+        for conn in [*self.idle, *self.active]:
+            if conn.ex is not None:
+                conn.ex.finished = True
+                if conn.ex.timer is not None:
+                    conn.ex.timer.cancel()
+                conn.ex = None
+            if conn.transport is not None:
+                conn.transport.abort()
+        self.idle.clear()
+        self.active.clear()
+        self.pending.clear()
+
+
+def describe_loop(loop: asyncio.AbstractEventLoop | None = None) -> str:
+    """``"uvloop"`` or ``"asyncio"`` (the module of the running loop's class)."""
+    loop = loop or asyncio.get_running_loop()
+    module = type(loop).__module__.split(".")[0]
+    return "uvloop" if module == "uvloop" else "asyncio"
