@@ -74,6 +74,7 @@ class MockSettings:
     model: str = "capbench-mock"
     record: bool = True
     coalesce: bool = False
+    send_usage: bool = True  # False: never report usage (a server without it; tests token-count fallbacks)
 
     def __post_init__(self) -> None:
         if self.ttft_s < 0 or self.itl_s < 0:
@@ -658,7 +659,7 @@ class MockServer:
             n=n,
             ttft_ns=round(ttft_s * 1e9),
             itl_ns=round(itl_s * 1e9),
-            include_usage=bool(options.get("include_usage")) if stream else True,
+            include_usage=self.settings.send_usage and (bool(options.get("include_usage")) if stream else True),
             hang_after=None if hang_after is None else int(hang_after),
             close_after=None if mock.get("close_after_tokens") is None else int(mock["close_after_tokens"]),
         )
@@ -687,6 +688,8 @@ def settings_to_args(settings: MockSettings) -> list[str]:
         args.append("--no-record")
     if settings.coalesce:
         args.append("--coalesce")
+    if not settings.send_usage:
+        args.append("--no-usage")
     return args
 
 
@@ -805,6 +808,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--coalesce", action="store_true", help="write every chunk that is due in one write (default: one per chunk)"
     )
+    p.add_argument("--no-usage", action="store_true", help="never report usage, even when the client asks")
     p.add_argument("--sent-log", type=Path, help="write the send records here (JSONL) on exit")
     p.add_argument("--uvloop", action="store_true", help="run on uvloop (must be installed)")
     p.add_argument("--cpu", type=int, action="append", help="pin to this CPU (repeatable)")
@@ -823,6 +827,7 @@ async def _serve(args: argparse.Namespace) -> None:
         model=args.model,
         record=not args.no_record,
         coalesce=args.coalesce,
+        send_usage=not args.no_usage,
     )
     server = MockServer(settings, host=args.host, port=args.port)
     url = await server.start()

@@ -162,3 +162,27 @@ def test_server_killed_mid_run_leaves_a_partial_run(tmp_path: Path) -> None:
     assert len(completed) >= 10
     summary = summary_of(out)
     assert summary["status"] == "partial" and summary["requests"]["completed"] == len(completed)
+
+
+def test_token_counts_fall_back_to_the_tokenizer_only_without_usage(tiny_model_dir: Path, tmp_path: Path) -> None:
+    with MockServerProcess(MockSettings(output_tokens=6, send_usage=False)) as no_usage:
+        counted = tmp_path / "counted"
+        args = ("--num-requests", "3", "--warmup", "0", "--max-tokens", "6")
+        assert run_openai(no_usage.url, counted, "--model-path", str(tiny_model_dir), *args) == 0
+        unknown = tmp_path / "unknown"
+        assert run_openai(no_usage.url, unknown, *args) == 0
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    run = read_run(counted)
+    assert run.manifest["token_counts"] == "tokenizer_fallback"
+    assert run.manifest["model"]["config"]["model_type"] == "qwen3_moe"  # model_path also gives the structure
+    for record in run.requests:
+        assert record["output_tokens"] == len(tokenizer(record["output_text"], add_special_tokens=False)["input_ids"])
+        assert record["prompt_tokens"] > 0
+    run = read_run(unknown)
+    assert run.manifest["token_counts"] == "unavailable"
+    assert all(r["output_tokens"] is None and r["error"] is None for r in run.requests)
+    summary = summary_of(unknown)
+    assert summary["throughput"]["output_tokens_per_s"] is None  # not measured, never 0
+    assert summary["latency"]["ttft_s"]["count"] == 3

@@ -165,3 +165,18 @@ def test_ctrl_c_leaves_a_partial_run(tiny_model_dir: Path, capbench_cache: Path,
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "partial"
     assert summary["requests"]["completed"] == len(run.requests)
+
+
+def test_duration_mode_stops_taking_batches_on_time(tiny_model_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    started = time.monotonic()
+    args = ["run", "--out", str(out), "--duration-s", "0.5", "--concurrency", "2", "--max-tokens", "8", "--quiet"]
+    assert main(args) == 0
+    assert time.monotonic() - started < 60
+    run = read_run(out)
+    assert run.manifest["load"]["duration_s"] == 0.5 and run.manifest["load"]["num_requests"] is None
+    measured = [r for r in run.requests if not r["warmup"]]
+    assert len(measured) >= 2 and len(measured) % 2 == 0  # whole batches of 2
+    summary = json.loads((out / "summary.json").read_text())
+    # The last batch starts before 0.5 s and finishes: the window is 0.5 s plus at most one batch.
+    assert summary["throughput"]["wall_s"] >= 0.49
