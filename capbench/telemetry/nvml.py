@@ -254,13 +254,19 @@ class NvmlInventory:
     nvml_version: str | None
 
 
-def nvml_inventory(nvml: Any = None) -> NvmlInventory:
-    """Initialise NVML, describe every GPU, shut NVML down. :class:`SensorUnavailableError` when NVML cannot."""
+def init_nvml(nvml: Any = None) -> Any:
+    """The NVML module (``nvml``, default: import ``pynvml``), initialised; errors mapped by :mod:`errors`."""
     api = load_nvml() if nvml is None else nvml
     try:
         api.nvmlInit()
     except Exception as exc:
         _reraise_at_open(exc, "initialising NVML")
+    return api
+
+
+def nvml_inventory(nvml: Any = None) -> NvmlInventory:
+    """Initialise NVML, describe every GPU, shut NVML down. :class:`SensorUnavailableError` when NVML cannot."""
+    api = init_nvml(nvml)
     try:
         driver = _optional(lambda: _text(api.nvmlSystemGetDriverVersion()))
         version = _optional(lambda: _text(api.nvmlSystemGetNVMLVersion()))
@@ -326,11 +332,7 @@ class NvmlSensor(BufferedSensor):
         ``nvml``: the NVML module (default: import ``pynvml``); ``environ``: default ``os.environ``.
         """
         check_rate(rate_hz)
-        api = load_nvml() if nvml is None else nvml
-        try:
-            api.nvmlInit()
-        except Exception as exc:
-            _reraise_at_open(exc, "initialising NVML")
+        api = init_nvml(nvml)
         try:
             count = int(api.nvmlDeviceGetCount())
             if count == 0:
