@@ -13,11 +13,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pandas as pd
 
 from capbench.errors import CapbenchError
-from capbench.records.reader import read_manifest
+from capbench.records.reader import read_json_object, read_manifest
 from capbench.records.schema import SUMMARY_FILE
 
 Scalar = str | int | float | bool | None
@@ -209,12 +208,7 @@ def _load_run(run_dir: Path) -> dict[str, Scalar]:
     path = run_dir / SUMMARY_FILE
     if not path.is_file():
         raise CapbenchError(f"{run_dir} has no {SUMMARY_FILE}: score it first with `capbench score {run_dir}`")
-    try:
-        summary = orjson.loads(path.read_bytes())
-    except orjson.JSONDecodeError as exc:
-        raise CapbenchError(f"{path} is not valid JSON ({exc}); re-score with `capbench score {run_dir}`") from exc
-    if not isinstance(summary, dict):
-        raise CapbenchError(f"{path} must hold a JSON object; re-score with `capbench score {run_dir}`")
+    summary = read_json_object(path, fix=f"; re-score with `capbench score {run_dir}`")
     return summary_row(manifest, summary)
 
 

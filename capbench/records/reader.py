@@ -54,17 +54,23 @@ def iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
             yield obj
 
 
+def read_json_object(path: Path, fix: str = "") -> dict[str, Any]:
+    """Load a JSON file that must hold an object; a clear error (with ``fix`` appended) when it does not."""
+    try:
+        obj = orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError as exc:
+        raise CapbenchError(f"{path} is not valid JSON ({exc}){fix}") from exc
+    if not isinstance(obj, dict):
+        raise CapbenchError(f"{path} must hold a JSON object{fix}")
+    return obj
+
+
 def read_manifest(run_dir: Path) -> dict[str, Any]:
     """Load ``run.json``; a clear error when it is missing, unreadable or of an unknown schema version."""
     path = Path(run_dir) / MANIFEST_FILE
     if not path.is_file():
         raise CapbenchError(f"{run_dir} is not a capbench run directory: {MANIFEST_FILE} is missing")
-    try:
-        manifest = orjson.loads(path.read_bytes())
-    except orjson.JSONDecodeError as exc:
-        raise CapbenchError(f"{path} is not valid JSON: {exc}") from exc
-    if not isinstance(manifest, dict):
-        raise CapbenchError(f"{path} must hold a JSON object")
+    manifest = read_json_object(path)
     version = manifest.get("schema_version")
     if version not in READABLE_SCHEMA_VERSIONS:
         raise CapbenchError(
