@@ -44,7 +44,14 @@ class RunSpec(BaseModel):
         description="openai: local directory (or config.json) of the served model, for S-MBU/S-MFU and for "
         "counting tokens when the server reports none",
     )
-    base_url: str | None = Field(None, description="openai: server URL, e.g. http://127.0.0.1:8000")
+    base_url: str | None = Field(
+        None, description="openai: server URL, e.g. http://127.0.0.1:8000 (a trailing /v1 is accepted)"
+    )
+    api_key_env: str = Field(
+        "OPENAI_API_KEY",
+        description="openai: environment variable whose value, when set, is sent as a Bearer API key "
+        "(the key itself is never written to the run)",
+    )
     api: Literal["completions", "chat"] = Field(
         "completions", description="openai: /v1/completions or /v1/chat/completions"
     )
@@ -133,8 +140,22 @@ class RunSpec(BaseModel):
             raise ValueError(f"gpus must be distinct non-negative indices, got {value!r}")
         return value
 
+    @field_validator("base_url")
+    @classmethod
+    def _normalise_base_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("base_url must start with http:// or https://")
+        value = value.rstrip("/")
+        return value.removesuffix("/v1")  # capbench adds /v1/... itself
+
     @model_validator(mode="after")
     def _consistent(self) -> RunSpec:
+        if self.request_rate is None and "arrival" in self.model_fields_set:
+            raise ValueError("arrival applies to an open loop: give request_rate too")
+        if self.burstiness != 1.0 and self.arrival != "gamma":
+            raise ValueError("burstiness is the gamma shape: use it with arrival: gamma (1.0 = Poisson)")
         if self.concurrency is not None and self.request_rate is not None:
             raise ValueError("give either concurrency (closed loop) or request_rate (open loop), not both")
         if self.num_requests is not None and self.duration_s is not None:

@@ -11,7 +11,7 @@ every completed request already on disk.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from capbench.records import RunWriter
@@ -29,9 +29,12 @@ class Runner(Protocol):
     """What the harness needs from a backend (implemented in :mod:`capbench.runners`)."""
 
     name: str
+    facts: dict[str, Any]
+    """What the run learned for ``run.json`` (e.g. the load report); kept up to date also when ``execute``
+    raises, so a partial run records it."""
 
-    def execute(self, workload: Workload, sink: RecordSink) -> dict[str, Any]:
-        """Serve every request of ``workload`` (warm-up first); return facts for ``run.json`` (may be empty)."""
+    def execute(self, workload: Workload, sink: RecordSink) -> None:
+        """Serve every request of ``workload`` (warm-up first), emitting records into ``sink``."""
         ...
 
     def engine_info(self) -> dict[str, Any]: ...
@@ -56,7 +59,6 @@ class DriveStats:
     passes: int = 0
     power_samples: int = 0
     output_tokens: int = 0
-    runner_report: dict[str, Any] = field(default_factory=dict)
 
 
 class _Sink:
@@ -103,7 +105,7 @@ def drive(
     if power is not None:
         power.start(sink.append_power, delivery="drain")
     try:
-        sink.stats.runner_report = runner.execute(workload, sink) or {}
+        runner.execute(workload, sink)
     finally:
         if power is not None:
             power.stop()  # takes a final sample and delivers what is buffered, on this thread

@@ -184,8 +184,10 @@ def execute_run(spec: RunSpec, *, quiet: bool = False) -> tuple[Path, RunStatus]
         console.print(f"run [bold]{run_id}[/]: {what} (+{len(workload.warmup)} warm-up) -> {run_dir}")
         try:
             with writer, RequestProgress(console, total=workload.total) as progress:
-                stats = drive(runner, workload, writer, progress.request_done, power=sensor)
-                writer.update_manifest(**stats.runner_report, power=sensor.info())
+                try:
+                    drive(runner, workload, writer, progress.request_done, power=sensor)
+                finally:  # also for a partial run: what the runner learned, the sensor's statistics
+                    writer.update_manifest(**runner.facts, power=sensor.info())
         finally:
             score_and_report(run_dir, Console(quiet=quiet))
     finally:

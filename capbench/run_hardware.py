@@ -67,9 +67,11 @@ def resolve_run_hardware(
         profile, how = cached_probe_profile("cpu"), "probed"
     if profile is not None and spec.hardware_overrides:
         apply_overrides(profile, spec.hardware_overrides)  # validates the keys now, before the run
+    # GPU count: known for in-process runs (0 on CPU) and for servers whose GPUs were found; else unknown.
+    num_gpus: int | None = len(names) if (names or device != "server") else None
     return {
         "device": device,
-        "num_gpus": len(names),
+        "num_gpus": num_gpus,
         "gpu_name": names[0] if names else None,
         "gpu_names": names,
         "driver": driver,

@@ -83,19 +83,22 @@ def run_profile(manifest: Mapping[str, Any], options: ScoreOptions) -> tuple[Har
     return profile, how
 
 
-def device_count(manifest: Mapping[str, Any]) -> int:
-    """N for the ceilings: the run's GPUs, or 1 for a run on a CPU device."""
+def device_count(manifest: Mapping[str, Any]) -> int | None:
+    """N for the ceilings and the cost: the run's GPUs, 1 for a run on a CPU device, None when unknown (a
+    server run whose GPUs were not given: never guessed, since S-MBU and cost scale with it)."""
     hw = manifest.get("hardware") or {}
     gpus = hw.get("num_gpus")
-    return int(gpus) if isinstance(gpus, int) and gpus > 0 else 1
+    if isinstance(gpus, int) and gpus > 0:
+        return gpus
+    return 1 if hw.get("device") == "cpu" or gpus == 0 else None
 
 
-def run_ceilings(manifest: Mapping[str, Any], profile: HardwareProfile) -> Ceilings:
+def run_ceilings(manifest: Mapping[str, Any], profile: HardwareProfile, num_gpus: int) -> Ceilings:
     compute = (manifest.get("dtypes") or {}).get("compute")
     if not compute:
         raise CapbenchError("run.json dtypes.compute is missing: cannot pick the peak FLOP/s to score against")
     return Ceilings(
-        num_gpus=device_count(manifest),
+        num_gpus=num_gpus,
         memory_bandwidth_bytes_per_s=profile.memory_bandwidth_bytes_per_s,
         peak_flops_per_s=profile.peak_flops(compute),
         compute_dtype=str(compute),
@@ -108,6 +111,8 @@ def run_cost_inputs(
 ) -> CostInputs | None:
     spec = manifest.get("spec") or {}
     n = device_count(manifest)
+    if n is None:
+        return None
     usd_per_kwh = options.usd_per_kwh if options.usd_per_kwh is not None else spec.get("usd_per_kwh")
     kwh_source = "user" if usd_per_kwh is not None else None
     tdp = profile.tdp_w if profile is not None else None
@@ -156,7 +161,10 @@ def score_loaded_run(run: RunData, options: ScoreOptions | None = None) -> dict[
     widths = byte_widths(dtypes) if dtypes else None
     profile, how = run_profile(manifest, options)
     has_compute_dtype = bool((dtypes or {}).get("compute"))
-    ceilings = run_ceilings(manifest, profile) if profile is not None and has_compute_dtype else None
+    num_gpus = device_count(manifest)
+    ceilings = None
+    if profile is not None and has_compute_dtype and num_gpus is not None:
+        ceilings = run_ceilings(manifest, profile, num_gpus)
     summary = score_run(
         manifest,
         run.requests,
@@ -176,6 +184,10 @@ def score_loaded_run(run: RunData, options: ScoreOptions | None = None) -> dict[
     )
     if profile is None:
         summary["notes"].append(f"hardware: {how}; pass --hardware ID to get S-MBU and S-MFU")
+    if num_gpus is None:
+        summary["notes"].append(
+            "the number of GPUs behind the server is unknown (give gpus when running): no ceilings, no cost"
+        )
     if profile is not None and not has_compute_dtype:
         summary["notes"].append("run.json has no dtypes.compute: no peak FLOP/s to score against, utilization null")
     if structure is None:

@@ -9,6 +9,9 @@ in seconds), the request *meets* the SLOs when it completed without error and:
 - ``e2e_latency_s``: (t_done_ns − t_submit_ns)/1e9 ≤ bound.
 Warm-up requests are excluded; errored requests count as not meeting.
 
+A ``tpot_s`` bound with a completed request whose ``output_tokens`` is unknown makes every figure ``None``
+(with ``null_reason``): whether that request met the bound cannot be known.
+
 Figures: ``requests_meeting``; ``fraction`` = requests_meeting / measured requests; ``requests_per_s`` =
 requests_meeting / wall_s; ``output_tokens_per_s`` = Σ output_tokens of meeting requests / wall_s.
 """
@@ -50,8 +53,22 @@ def goodput(requests: Iterable[Mapping[str, Any]], slo: Mapping[str, float], wal
         "fraction": None,
         "requests_per_s": None,
         "output_tokens_per_s": None,
+        "null_reason": None,
     }
     if not slo:
+        out["null_reason"] = "no SLO given"
+        return out
+    requests = list(requests)
+    unknown = [
+        r.get("id")
+        for r in requests
+        if not r.get("warmup") and r.get("error") is None and r.get("output_tokens") is None
+    ]
+    if "tpot_s" in slo and unknown:
+        out["null_reason"] = (
+            f"{len(unknown)} completed requests have no output token count, so their TPOT (and whether they "
+            "meet tpot_s) is unknown"
+        )
         return out
     measured = meeting = 0
     tokens: int | None = 0

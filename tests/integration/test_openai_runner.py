@@ -60,6 +60,8 @@ def test_closed_loop_run_end_to_end(server: MockServerProcess, tmp_path: Path) -
     assert len(run.requests) == 26  # 2 warm-up + 24 measured
     for record in run.requests:
         assert record["error"] is None and record["http_status"] == 200
+        assert record["prompt_id"] and record["stream_done"] is True
+        assert record["t_submit_ns"] <= record["t_sent_ns"] <= record["t_first_byte_ns"] <= record["t_first_token_ns"]
         assert record["output_tokens"] == 16 and len(record["token_times_ns"]) == 16
         assert record["t_first_token_ns"] - record["t_submit_ns"] >= 20_000_000  # the server's TTFT
         assert record["token_times_ns"] == sorted(record["token_times_ns"])
@@ -158,10 +160,19 @@ def test_server_killed_mid_run_leaves_a_partial_run(tmp_path: Path) -> None:
     run = read_run(out)
     assert run.manifest["status"] == "partial"
     assert "unavailable" in run.manifest["error"]
+    assert run.manifest["client"]["aborted"] is True  # the load report survives an abnormal end
+    assert run.manifest["token_counts"] == "server_usage"
     completed = [r for r in run.requests if r["error"] is None]
     assert len(completed) >= 10
     summary = summary_of(out)
     assert summary["status"] == "partial" and summary["requests"]["completed"] == len(completed)
+
+
+def _prompts_of(run_dir: Path) -> list[str]:
+    from capbench.workload import load_prompts
+
+    by_id = {p.id: p.text for p in load_prompts().prompts}
+    return [by_id[r["prompt_id"]] for r in read_run(run_dir).requests]
 
 
 def test_token_counts_fall_back_to_the_tokenizer_only_without_usage(tiny_model_dir: Path, tmp_path: Path) -> None:
@@ -180,6 +191,14 @@ def test_token_counts_fall_back_to_the_tokenizer_only_without_usage(tiny_model_d
     for record in run.requests:
         assert record["output_tokens"] == len(tokenizer(record["output_text"], add_special_tokens=False)["input_ids"])
         assert record["prompt_tokens"] > 0
+    with MockServerProcess(MockSettings(output_tokens=6, send_usage=False)) as no_usage:
+        chat = tmp_path / "chat"
+        assert run_openai(no_usage.url, chat, "--api", "chat", "--model-path", str(tiny_model_dir), *args) == 0
+    for record, prompt in zip(read_run(chat).requests, _prompts_of(chat), strict=True):
+        templated = tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=True, return_dict=True
+        )["input_ids"]
+        assert record["prompt_tokens"] == len(templated) > 5
     run = read_run(unknown)
     assert run.manifest["token_counts"] == "unavailable"
     assert all(r["output_tokens"] is None and r["error"] is None for r in run.requests)

@@ -55,6 +55,14 @@ def test_goodput_itl_and_e2e_bounds() -> None:
     assert goodput(REQUESTS, {"e2e_latency_s": 0.45}, wall_s=1.0)["requests_meeting"] == 2
 
 
+def test_goodput_with_tpot_bound_and_unknown_token_counts_is_null() -> None:
+    unknown = [*REQUESTS, req("r5", 0, 10, 9900, 2)]
+    unknown[-1]["output_tokens"] = None  # a 9.9 s decode of unknown length: TPOT unknowable
+    out = goodput(unknown, {"tpot_s": 0.001}, wall_s=10.0)
+    assert out["fraction"] is None and "no output token count" in out["null_reason"]
+    assert goodput(unknown, {"ttft_s": 0.5}, wall_s=10.0)["requests_meeting"] == 4  # r0, r2, r3, r5
+
+
 def test_goodput_without_slo_or_requests_is_null() -> None:
     assert goodput(REQUESTS, {}, wall_s=1.0)["fraction"] is None
     assert goodput([], {"ttft_s": 1.0}, wall_s=None)["requests_meeting"] is None

@@ -70,6 +70,7 @@ class HFRunner:
         if spec.request_rate is not None:
             raise CapbenchError("the hf runner serves closed-loop static batches: use --concurrency, not a rate")
         self.spec = spec
+        self.facts: dict[str, Any] = {}  # nothing beyond the records: engine facts are in engine_info()
         self.batch_size = int(spec.effective_concurrency or 1)
         self.model_dir = Path(model_dir)
         self.device = resolve_device(spec.device)
@@ -126,7 +127,7 @@ class HFRunner:
         if self.recorder is not None:
             self.recorder.close()
 
-    def execute(self, workload: Workload, sink: RecordSink) -> dict[str, Any]:
+    def execute(self, workload: Workload, sink: RecordSink) -> None:
         """Serve the warm-up requests, then measured ones in static batches of ``concurrency``.
 
         In duration mode no new batch starts once ``duration_s`` has passed since the first measured batch
@@ -141,7 +142,6 @@ class HFRunner:
             if not batch:
                 break
             self.serve(batch, sink)
-        return {}
 
     # --- serving -------------------------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections import Counter
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,8 @@ from capbench.config import RunSpec
 from capbench.errors import CapbenchError
 from capbench.harness import RecordSink
 from capbench.runners.openai.server_info import served_models, server_version
-from capbench.workload import Request, Workload
+from capbench.runners.openai.tokens import TokenCounter, load_tokenizer
+from capbench.workload import Prompt, Request, Workload
 
 PATHS = {"completions": "/v1/completions", "chat": "/v1/chat/completions"}
 
@@ -40,26 +41,60 @@ def load_model_config(model_path: str | None) -> dict[str, Any] | None:
         raise CapbenchError(f"model_path {model_path!r}: cannot read a config.json ({exc})") from exc
 
 
+def _pattern(spec: RunSpec, workload: Workload | None = None) -> Any:
+    """The load pattern of ``spec`` (``workload`` fills the request count or duration)."""
+    from capbench.loadgen import LoadPattern
+
+    try:
+        return LoadPattern(
+            concurrency=spec.effective_concurrency,
+            request_rate=spec.request_rate,
+            arrival=spec.arrival,
+            burstiness=spec.burstiness,
+            num_requests=workload.num_requests if workload else spec.effective_num_requests,
+            duration_s=workload.duration_s if workload else spec.duration_s,
+            warmup=len(workload.warmup) if workload else spec.warmup,
+            seed=spec.seed,
+            timeout_s=spec.timeout_s,
+        )
+    except ValueError as exc:
+        raise CapbenchError(f"invalid load pattern: {exc}") from exc
+
+
+def request_seed(spec: RunSpec, request: Request) -> int:
+    """A distinct, reproducible sampling seed per request: run seed + ordinal (+ 10⁶ for warm-up)."""
+    ordinal = int(request.id[1:])
+    return spec.seed + ordinal + (1_000_000 if request.warmup else 0)
+
+
 class OpenAIRunner:
-    """Drives an OpenAI-compatible server with capbench's load generator."""
+    """Drives an OpenAI-compatible server with capbench's load generator.
+
+    ``facts`` holds what the run learned for ``run.json`` (the load report, where token counts came from);
+    it is filled also when the load ends abnormally (a dead server), so a partial run keeps it.
+    """
 
     name = "openai"
 
     def __init__(self, spec: RunSpec, model_dir: Path | None) -> None:
         assert spec.base_url is not None  # RunSpec validation guarantees it for this runner
         self.spec = spec
-        self.base_url = spec.base_url.rstrip("/")
-        models = served_models(self.base_url)  # also fails fast when the server is unreachable
+        self.base_url = spec.base_url
+        _pattern(spec)  # validate the load settings before any work
+        api_key = os.environ.get(spec.api_key_env) if spec.api_key_env else None
+        self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        models = served_models(self.base_url, self.headers)  # also fails fast when the server is unreachable
         if spec.model is not None and spec.model not in models:
             raise CapbenchError(f"the server at {self.base_url} does not serve {spec.model!r}; it serves: {models}")
         if spec.model is None and not models:
             raise CapbenchError(f"the server at {self.base_url} lists no model")
         self.model_name = spec.model or models[0]
         self.server_models = models
-        self.version = server_version(self.base_url)
+        self.version = server_version(self.base_url, self.headers)
         self.config = load_model_config(spec.model_path)
-        self._tokenizer: Any = None
-        self._count_sources: Counter[str] = Counter()
+        tokenizer, self.tokenizer_unavailable = load_tokenizer(spec.model_path)
+        self.counter = TokenCounter(tokenizer, chat=spec.api == "chat")
+        self.facts: dict[str, Any] = {}
 
     # --- run.json facts ----------------------------------------------------------------------------------
 
@@ -72,6 +107,7 @@ class OpenAIRunner:
             "version": self.version,
             "base_url": self.base_url,
             "api": self.spec.api,
+            "api_key_sent": bool(self.headers),
             "served_model": self.model_name,
             "server_models": self.server_models,
             "device": "server",
@@ -82,6 +118,8 @@ class OpenAIRunner:
             "expert_parallel_size": None,
             "kv_cache_dtype": None,
             "quantization": None,
+            "tokenizer_fallback": None if self.tokenizer_unavailable else self.spec.model_path,
+            "tokenizer_unavailable_reason": self.tokenizer_unavailable,
         }
 
     def dtypes(self) -> dict[str, str] | None:
@@ -97,15 +135,16 @@ class OpenAIRunner:
     # --- requests ----------------------------------------------------------------------------------------
 
     def request_body(self, request: Request) -> bytes:
-        """The JSON body of one streaming request."""
+        """The JSON body of one streaming request (a sampling seed only when sampling, distinct per request)."""
         body: dict[str, Any] = {
             "model": self.model_name,
             "max_tokens": self.spec.max_tokens,
             "temperature": self.spec.temperature,
-            "seed": self.spec.seed,
             "stream": True,
             "stream_options": {"include_usage": True},
         }
+        if self.spec.temperature > 0:
+            body["seed"] = request_seed(self.spec, request)
         if self.spec.api == "chat":
             body["messages"] = [{"role": "user", "content": request.prompt.text}]
         else:
@@ -121,85 +160,61 @@ class OpenAIRunner:
         for request in requests:
             yield HttpRequestSpec(id=request.id, warmup=request.warmup, path=path, body=self.request_body(request))
 
-    def _tokenizer_or_none(self) -> Any:
-        if self._tokenizer is None and self.spec.model_path is not None:
-            from transformers import AutoTokenizer
-
-            path = Path(self.spec.model_path)
-            self._tokenizer = AutoTokenizer.from_pretrained(path if path.is_dir() else path.parent)
-        return self._tokenizer
-
-    def _count_tokens(self, prompt: str, usage: dict[str, Any] | None, output_text: str) -> tuple[Any, Any]:
-        if usage and usage.get("completion_tokens") is not None:
-            self._count_sources["server_usage"] += 1
-            return usage.get("prompt_tokens"), usage.get("completion_tokens")
-        tokenizer = self._tokenizer_or_none()
-        if tokenizer is None:
-            self._count_sources["unavailable"] += 1
-            return None, None
-        self._count_sources["tokenizer_fallback"] += 1
-        if self.spec.api == "chat" and getattr(tokenizer, "chat_template", None):
-            prompt_ids = tokenizer.apply_chat_template(
-                [{"role": "user", "content": prompt}], add_generation_prompt=True
+    def _record(self, result: Any, prompt: Prompt | None) -> dict[str, Any]:
+        """The ``requests.jsonl`` line of one finished request."""
+        text = result.output_text + (result.reasoning_text or "")
+        prompt_tokens: int | None = None
+        output_tokens: int | None = None
+        if result.error is None:
+            prompt_tokens, output_tokens = self.counter.count(
+                prompt.text if prompt else "", result.usage, text, result.finish_reason, measured=not result.warmup
             )
-        else:
-            prompt_ids = tokenizer(prompt, add_special_tokens=True)["input_ids"]
-        return len(prompt_ids), len(tokenizer(output_text, add_special_tokens=False)["input_ids"])
+        elif result.usage:
+            prompt_tokens = result.usage.get("prompt_tokens")
+        return {
+            "id": result.id,
+            "warmup": result.warmup,
+            "prompt_id": prompt.id if prompt else None,
+            "prompt_tokens": prompt_tokens,
+            "output_tokens": output_tokens,
+            "t_scheduled_ns": result.t_scheduled_ns,
+            "t_submit_ns": result.t_submit_ns,
+            "t_sent_ns": result.t_sent_ns,
+            "t_first_byte_ns": result.t_first_byte_ns,
+            "t_first_token_ns": result.t_first_token_ns,
+            "t_done_ns": result.t_done_ns,
+            "token_times_ns": result.token_times_ns,
+            "chunks": result.chunks,
+            "stream_done": result.stream_done,
+            "error": result.error,
+            "http_status": result.http_status,
+            "finish_reason": result.finish_reason,
+            "output_text": result.output_text,
+            "reasoning_text": result.reasoning_text or None,
+        }
 
-    def token_counts_source(self) -> str:
-        """How token counts were obtained over the run."""
-        sources = [s for s, n in self._count_sources.items() if n]
-        if not sources:
-            return "unavailable"
-        return sources[0] if len(sources) == 1 else "mixed"
-
-    def execute(self, workload: Workload, sink: RecordSink) -> dict[str, Any]:
+    def execute(self, workload: Workload, sink: RecordSink) -> None:
         """Run the warm-up, then the measured load; each request's record is written as it ends."""
-        from capbench.loadgen import LoadPattern, ServerUnavailable, run_load
+        from capbench.loadgen import ServerUnavailable, run_load
 
-        prompts: dict[str, str] = {}
+        prompts: dict[str, Prompt] = {}
 
         def remember(requests: Iterator[Request]) -> Iterator[Request]:
             for request in requests:
-                prompts[request.id] = request.prompt.text
+                prompts[request.id] = request.prompt
                 yield request
 
         def on_result(result: Any) -> None:
-            prompt = prompts.pop(result.id, "")
-            prompt_tokens, output_tokens = self._count_tokens(prompt, result.usage, result.output_text)
-            sink.on_request(
-                {
-                    "id": result.id,
-                    "warmup": result.warmup,
-                    "prompt_tokens": prompt_tokens,
-                    "output_tokens": output_tokens if result.error is None else None,
-                    "t_submit_ns": result.t_submit_ns,
-                    "t_first_token_ns": result.t_first_token_ns,
-                    "t_done_ns": result.t_done_ns,
-                    "token_times_ns": result.token_times_ns,
-                    "chunks": result.chunks,
-                    "error": result.error,
-                    "http_status": result.http_status,
-                    "finish_reason": result.finish_reason,
-                    "output_text": result.output_text,
-                }
-            )
+            sink.on_request(self._record(result, prompts.pop(result.id, None)))
 
-        pattern = LoadPattern(
-            concurrency=self.spec.effective_concurrency,
-            request_rate=self.spec.request_rate,
-            arrival=self.spec.arrival,
-            burstiness=self.spec.burstiness,
-            num_requests=workload.num_requests,
-            duration_s=workload.duration_s,
-            warmup=len(workload.warmup),
-            seed=self.spec.seed,
-            timeout_s=self.spec.timeout_s,
-        )
         warmup = list(self._http_specs(remember(iter(workload.warmup))))
         measured = self._http_specs(remember(workload.measured))
+        coroutine = run_load(
+            self.base_url, warmup, measured, _pattern(self.spec, workload), on_result, headers=self.headers
+        )
         try:
-            report = asyncio.run(run_load(self.base_url, warmup, measured, pattern, on_result))
+            report = asyncio.run(coroutine)
         except ServerUnavailable as exc:
+            self.facts = {"client": exc.report.as_dict(), "token_counts": self.counter.summary()}
             raise CapbenchError(f"the server became unavailable during the run: {exc}") from exc
-        return {"client": report.as_dict(), "token_counts": self.token_counts_source()}
+        self.facts = {"client": report.as_dict(), "token_counts": self.counter.summary()}

@@ -1,0 +1,77 @@
+"""Token counts for a server run: the server's ``usage``, else the served model's tokenizer, else unknown.
+
+The tokenizer (from ``model_path``) is loaded before the load starts, never on the load generator's event
+loop. Fallback counts: prompt = tokens of the prompt after the chat template (``api: chat``) or with the
+tokenizer's special tokens (``api: completions``); output = tokens of the generated text (reasoning text
+included) plus 1 when the request stopped on its own (``finish_reason: stop``: the end-of-sequence token is
+an output token the text does not show; a stop *string* would make this 1 too many). A tokenizer with an
+empty vocabulary (a directory without tokenizer files) counts nothing: unknown, never 0.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+SOURCES = ("server_usage", "tokenizer_fallback", "unavailable")
+
+
+def load_tokenizer(model_path: str | None) -> tuple[Any, str | None]:
+    """``(tokenizer, None)``, or ``(None, why not)`` when ``model_path`` gives none."""
+    if model_path is None:
+        return None, "no model_path given"
+    try:
+        from transformers import AutoTokenizer
+    except ImportError:
+        return None, "transformers is not installed (pip install 'capbench[hf]')"
+    path = Path(model_path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path if path.is_dir() else path.parent)
+    except (OSError, ValueError) as exc:
+        return None, f"no tokenizer loads from {model_path}: {exc}"
+    if len(tokenizer) == 0:
+        return None, f"{model_path} holds no tokenizer files (empty vocabulary)"
+    return tokenizer, None
+
+
+class TokenCounter:
+    """Counts one request's tokens and keeps, over measured requests, where the counts came from."""
+
+    def __init__(self, tokenizer: Any, chat: bool) -> None:
+        self.tokenizer = tokenizer
+        self.chat = chat
+        self.sources: Counter[str] = Counter()
+
+    def _prompt_tokens(self, prompt: str) -> int:
+        if self.chat and getattr(self.tokenizer, "chat_template", None):
+            ids = self.tokenizer.apply_chat_template(
+                [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=True, return_dict=False
+            )
+            if isinstance(ids, dict) or hasattr(ids, "keys"):  # a BatchEncoding despite return_dict=False
+                ids = ids["input_ids"]
+            return len(ids)
+        return len(self.tokenizer(prompt, add_special_tokens=True)["input_ids"])
+
+    def count(
+        self, prompt: str, usage: dict[str, Any] | None, text: str, finish_reason: str | None, measured: bool
+    ) -> tuple[int | None, int | None]:
+        """``(prompt_tokens, output_tokens)`` of a completed request (module docstring)."""
+        if usage and usage.get("completion_tokens") is not None:
+            source, counts = "server_usage", (usage.get("prompt_tokens"), usage.get("completion_tokens"))
+        elif self.tokenizer is None:
+            source, counts = "unavailable", (None, None)
+        else:
+            eos = 1 if finish_reason == "stop" else 0
+            output = len(self.tokenizer(text, add_special_tokens=False)["input_ids"]) + eos
+            source, counts = "tokenizer_fallback", (self._prompt_tokens(prompt), output)
+        if measured:
+            self.sources[source] += 1
+        return counts
+
+    def summary(self) -> str:
+        """``server_usage``, ``tokenizer_fallback``, ``unavailable`` or ``mixed`` over measured requests."""
+        used = [source for source in SOURCES if self.sources[source]]
+        if not used:
+            return "unavailable"
+        return used[0] if len(used) == 1 else "mixed"
