@@ -17,7 +17,7 @@ from dataclasses import asdict
 from capbench.clock import now_ns
 from capbench.loadgen.http import HttpClient, describe_loop
 from capbench.loadgen.schedule import iter_arrival_offsets_ns
-from capbench.loadgen.selfcheck import CpuMeter, LoopLagMonitor, assess, quantile
+from capbench.loadgen.selfcheck import CpuMeter, LoopLagMonitor, assess, quantile, stall_s
 from capbench.loadgen.types import HttpRequestSpec, LoadPattern, LoadReport, RequestResult, ServerUnavailable
 
 OnResult = Callable[[RequestResult], None]
@@ -120,7 +120,18 @@ class _Driver:
         self.client.submit(spec, t_ns, t_scheduled_ns)
 
     def _pump(self) -> None:
-        """Submit what the phase allows now, then resolve the phase when nothing is left to wait for."""
+        """Submit what the phase allows now, then resolve the phase when nothing is left to wait for.
+
+        Runs inside loop callbacks (``on_done``), where an exception would only be logged by the loop and the
+        phase would never end: an exception from ``measured`` or from submitting stops the load instead
+        (:meth:`_abort_on`), and ``run_load`` re-raises it.
+        """
+        try:
+            self._pump_unguarded()
+        except BaseException as exc:
+            self._abort_on(exc, "submitting the next request")
+
+    def _pump_unguarded(self) -> None:
         if self.open_loop:
             waiting = self.waiting
             while waiting and not self.stopped and (not self.limit or self.in_flight < self.limit):
@@ -171,8 +182,18 @@ class _Driver:
             self.timer = self.loop.call_at(self.loop.time() + delay_s, self._fire)
 
     def _fire(self) -> None:
-        """Submit every arrival that is due (a late loop submits the backlog at once), then re-arm."""
+        """Submit every arrival that is due (a late loop submits the backlog at once), then re-arm.
+
+        A loop timer callback: an exception (from ``measured`` or from submitting) stops the load and is
+        re-raised by ``run_load`` (:meth:`_abort_on`); otherwise the timer would never be re-armed.
+        """
         self.timer = None
+        try:
+            self._fire_unguarded()
+        except BaseException as exc:
+            self._abort_on(exc, "submitting an open-loop arrival")
+
+    def _fire_unguarded(self) -> None:
         while True:
             t = now_ns()
             if t < self.next_ns:  # the timer fired a hair early (loop clock rounding): wait again
@@ -229,13 +250,21 @@ class _Driver:
             try:
                 self.on_result(result)
             except BaseException as exc:  # re-raised by run_load after cleanup
-                self.callback_error = exc
-                self.stop(f"on_result raised {type(exc).__name__}: {exc}")
-                if self.client is not None:
-                    self.client.close()
-                self.in_flight = 0
-                self.waiting.clear()
+                self._abort_on(exc, "on_result")
         self._pump()
+
+    def _abort_on(self, exc: BaseException, where: str) -> None:
+        """An exception in a loop callback: stop submitting, close the client (requests in flight are not
+        reported), and resolve the phase; ``run_load`` re-raises the first such exception."""
+        if self.callback_error is None:
+            self.callback_error = exc
+        self.stop(f"{where} raised {type(exc).__name__}: {exc}")
+        if self.client is not None:
+            self.client.close()
+        self.in_flight = 0
+        self.waiting.clear()
+        self.exhausted = True
+        self._maybe_finish()
 
     def stop(self, reason: str) -> None:
         """Stop submitting; requests in flight still end and are reported."""
@@ -267,8 +296,9 @@ async def run_load(
     ``{"Authorization": "Bearer ..."}``). ``len(warmup)`` must equal ``pattern.warmup``.
 
     Returns the :class:`LoadReport`. Raises :class:`ServerUnavailable` (carrying the report) after the abort
-    rule fired and every finished result was delivered, and re-raises an exception ``on_result`` raised (the
-    load is stopped and connections closed first).
+    rule fired and every finished result was delivered. Re-raises an exception that ``on_result``, the
+    ``measured`` iterator or a submission raised: the load is stopped and connections closed first; results
+    delivered before it stay delivered, requests still in flight are not reported.
     """
     if len(warmup) != pattern.warmup:
         raise ValueError(f"pattern.warmup is {pattern.warmup} but {len(warmup)} warm-up requests were given")
@@ -329,6 +359,7 @@ def _fill_selfcheck(report: LoadReport, driver: _Driver, cpu: CpuMeter, lag: Loo
     report.loop_lag_p50_s = quantile(samples, 0.5)
     report.loop_lag_p99_s = quantile(samples, 0.99)
     report.loop_lag_max_s = max(samples) if samples else None
+    report.loop_stall_s = stall_s(samples) if samples else None
     lags = driver.schedule_lags_s
     if driver.open_loop:
         report.schedule_lag_p50_s = quantile(lags, 0.5)
@@ -338,7 +369,14 @@ def _fill_selfcheck(report: LoadReport, driver: _Driver, cpu: CpuMeter, lag: Loo
         report.queued = len(waits)
         report.queue_wait_max_s = max(waits) if waits else 0.0
         report.queue_wait_total_s = sum(waits)
-    bound, warnings = assess(report.cpu_util, report.loop_lag_p99_s, report.schedule_lag_p99_s)
+    bound, warnings = assess(
+        report.cpu_util,
+        report.loop_lag_p99_s,
+        report.schedule_lag_p99_s,
+        loop_lag_max_s=report.loop_lag_max_s,
+        loop_stall_s=report.loop_stall_s,
+        phase_s=cpu.wall_s,
+    )
     if report.queued:
         warnings.append(
             f"{report.queued} open-loop arrivals waited for max_concurrency={driver.pattern.max_concurrency} "

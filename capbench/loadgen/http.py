@@ -7,7 +7,10 @@ only end with a read ending in CRLF CRLF; then the chunk framing is walked incre
 block of the response. No SSE or JSON parsing happens while a response streams.
 
 After the response is complete (or failed), the framing is undone into body pieces carrying the timestamp of
-the read they came in, then :mod:`capbench.loadgen.sse` splits events and accounts the OpenAI chunks.
+the read they came in, then :mod:`capbench.loadgen.sse` splits events and accounts the OpenAI chunks. A 2xx
+event stream whose HTTP message ended (terminal chunk, ``Content-Length`` reached, or a close-delimited body
+closed by the server, which is also what a crashing server does) without any ``finish_reason`` and without
+``[DONE]`` is a failure (:data:`STREAM_INCOMPLETE`); a complete non-streamed JSON body is judged by its JSON.
 
 Connections: HTTP/1.1 keep-alive, one connection per request in flight, reused last-in first-out; a
 connection is dropped after ``Connection: close``, a close-delimited body, a timeout, an error, or bytes
@@ -45,6 +48,9 @@ _W_TRAILER = 3
 _W_DONE = 4
 
 _MAX_HEADER_BYTES = 65536
+STREAM_INCOMPLETE = "stream ended without finish_reason or [DONE]"
+"""The error of a 2xx event stream whose HTTP message ended but that carried neither a ``finish_reason`` nor
+the ``[DONE]`` sentinel (what arrived is kept on the result)."""
 _REPEAT_16 = itertools.repeat(16)
 
 DoneCallback = Callable[[RequestResult, bool], None]
@@ -73,6 +79,7 @@ class _Exchange:
         "mode",
         "reads",
         "remaining",
+        "request",
         "reused",
         "spec",
         "state",
@@ -93,6 +100,7 @@ class _Exchange:
         self.t_submit_ns = t_submit_ns
         self.t_scheduled_ns = t_scheduled_ns
         self.t_sent_ns: int | None = None
+        self.request = b""  # the request's bytes, built by HttpClient.submit
         self.reads: list[tuple[int, bytes]] = []
         self.state = _HEADERS
         self.head_buf = b""
@@ -480,10 +488,19 @@ class HttpClient:
     # -- submission -----------------------------------------------------------------------------------------
 
     def submit(self, spec: HttpRequestSpec, t_submit_ns: int | None = None, t_scheduled_ns: int | None = None) -> None:
-        """Send ``spec`` now (``t_submit_ns`` defaults to the current time)."""
+        """Send ``spec`` now (``t_submit_ns`` defaults to the current time).
+
+        Raises (before anything is sent or counted) when the client is closed or the request cannot be
+        encoded (an ``id`` or ``path`` that is not Latin-1).
+        """
         if self.closed:
             raise RuntimeError("HttpClient is closed")
+        body = spec.body
+        head = (
+            f"POST {self.prefix}{spec.path} HTTP/1.1\r\nContent-Length: {len(body)}\r\nX-Request-Id: {spec.id}\r\n"
+        ).encode("latin-1")
         ex = _Exchange(spec, now_ns() if t_submit_ns is None else t_submit_ns, t_scheduled_ns)
+        ex.request = head + self._head_tail + b"\r\n" + body
         self.in_flight += 1
         loop = self.loop
         ex.timer = loop.call_at(loop.time() + self.timeout_s, self._on_timeout, ex)
@@ -523,17 +540,13 @@ class HttpClient:
         self._send(conn, ex)
 
     def _send(self, conn: _Connection, ex: _Exchange) -> None:
-        spec = ex.spec
-        body = spec.body
-        head = (
-            f"POST {self.prefix}{spec.path} HTTP/1.1\r\nContent-Length: {len(body)}\r\nX-Request-Id: {spec.id}\r\n"
-        ).encode("latin-1")
         conn.ex = ex
         conn.uses += 1
         ex.conn = conn
         self.active.add(conn)
         assert conn.transport is not None
-        conn.transport.write(head + self._head_tail + b"\r\n" + body)
+        request, ex.request = ex.request, b""
+        conn.transport.write(request)
         ex.t_sent_ns = now_ns()
 
     # -- completion -----------------------------------------------------------------------------------------
@@ -586,6 +599,11 @@ class HttpClient:
                         not ex.content_type and pieces and pieces[0][1].lstrip().startswith(b"data")
                     ):
                         acc = account_openai_columns(*split_event_columns(pieces))
+                        if error is None and acc.error is None and not acc.done and acc.finish_reason is None:
+                            # the framing ended cleanly (terminal chunk, Content-Length, or the server
+                            # closing a close-delimited body, as a crashing server does) but the stream did
+                            # not: a truncated generation, not a success
+                            error = STREAM_INCOMPLETE
                     elif pieces and ex.state == _DONE:
                         acc = account_openai_json(b"".join([p for _, p in pieces]))
                     if acc is not None and acc.error is not None and error is None:

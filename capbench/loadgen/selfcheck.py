@@ -8,7 +8,11 @@ Three signals, gathered over the measured phase:
 - **Event-loop lag**: a ticker scheduled every ``interval_s`` records how late it ran. Every timestamp the
   client takes is late by at most about the lag of the iteration that took it. The stdlib loop waits in
   ``epoll`` with millisecond granularity (rounded up), and uvloop's timers have millisecond resolution, so an
-  idle loop shows up to ~1 ms of lag; the warning threshold sits above that.
+  idle loop shows up to ~1 ms of lag (:data:`LOOP_LAG_IDLE_S`); the warning thresholds sit above that. Three
+  views of the samples are checked: the p99 (a loop that is often late), the maximum (one long stall: every
+  timestamp taken while it lasted, e.g. the tokens of every stream that was being read, is late by up to
+  that much, however rare it was), and the *stall time*, the lag summed over the ticks beyond the idle
+  allowance, as a fraction of the measured phase (many shorter stalls).
 - **Schedule lag** (open loop): how late each arrival was submitted against its precomputed time.
 """
 
@@ -22,6 +26,12 @@ from capbench.clock import now_ns
 
 CPU_UTIL_WARN = 0.9
 LOOP_LAG_P99_WARN_S = 0.005
+LOOP_LAG_MAX_WARN_S = 0.05
+"""One tick later than this is a stall that made the timestamps taken during it late (TTFT, inter-token times)."""
+LOOP_LAG_IDLE_S = 0.001
+"""The lag an idle loop shows per tick (timer granularity); only lag beyond it counts as stall time."""
+LOOP_STALL_FRACTION_WARN = 0.02
+"""Stall time (summed lag beyond :data:`LOOP_LAG_IDLE_S` per tick) above this fraction of the measured phase."""
 SCHEDULE_LAG_P99_WARN_S = 0.005
 
 
@@ -64,9 +74,18 @@ class LoopLagMonitor:
         self._arm(t)
 
     def stop(self) -> None:
+        """Stop ticking. A tick that is already overdue counts as a last sample (a stall right before stop())."""
         if self._handle is not None:
+            late = now_ns() - self._expected_ns
+            if late > 0:
+                self.samples.append(late / 1e9)
             self._handle.cancel()
             self._handle = None
+
+
+def stall_s(samples: Sequence[float], idle_s: float = LOOP_LAG_IDLE_S) -> float:
+    """Summed loop lag beyond ``idle_s`` per tick: about how long the loop was blocked in all, in seconds."""
+    return sum(x - idle_s for x in samples if x > idle_s)
 
 
 class CpuMeter:
@@ -97,8 +116,16 @@ def assess(
     cpu_util: float | None,
     loop_lag_p99_s: float | None,
     schedule_lag_p99_s: float | None,
+    *,
+    loop_lag_max_s: float | None = None,
+    loop_stall_s: float | None = None,
+    phase_s: float | None = None,
 ) -> tuple[bool, list[str]]:
-    """``(client_bound, warnings)`` from the three signals (thresholds are this module's constants)."""
+    """``(client_bound, warnings)`` from the signals (thresholds are this module's constants).
+
+    ``loop_lag_max_s`` is the longest tick lag, ``loop_stall_s`` the stall time (:func:`stall_s`) and
+    ``phase_s`` the wall time the samples span (the stall check needs both).
+    """
     warnings: list[str] = []
     bound = False
     if cpu_util is not None and cpu_util > CPU_UTIL_WARN:
@@ -112,6 +139,19 @@ def assess(
         warnings.append(
             f"client event-loop lag p99 {loop_lag_p99_s * 1e3:.1f} ms (> {LOOP_LAG_P99_WARN_S * 1e3:g} ms): "
             "client timestamps may be late by about that much"
+        )
+    if loop_lag_max_s is not None and loop_lag_max_s > LOOP_LAG_MAX_WARN_S:
+        bound = True
+        warnings.append(
+            f"client event loop stalled for {loop_lag_max_s * 1e3:.0f} ms at once (max loop lag > "
+            f"{LOOP_LAG_MAX_WARN_S * 1e3:g} ms): timestamps taken during the stall (first tokens, inter-token "
+            "times of the streams being read) are late by up to that much"
+        )
+    if loop_stall_s is not None and phase_s and loop_stall_s > LOOP_STALL_FRACTION_WARN * phase_s:
+        bound = True
+        warnings.append(
+            f"client event loop stalls added up to {loop_stall_s * 1e3:.0f} ms, {loop_stall_s / phase_s:.1%} of "
+            f"the measured phase (> {LOOP_STALL_FRACTION_WARN:.0%}): timestamps taken during the stalls are late"
         )
     if schedule_lag_p99_s is not None and schedule_lag_p99_s > SCHEDULE_LAG_P99_WARN_S:
         bound = True

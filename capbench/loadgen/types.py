@@ -149,7 +149,8 @@ class LoadReport:
     ``t_start_ns`` (after every warm-up request ended) to ``t_end_ns`` (its last request ended).
     ``cpu_s`` is the client process's CPU time (user + system) over the measured phase and ``cpu_util`` that
     divided by the phase's wall time (1.0 = one core fully busy). Event-loop lag is sampled by a ticker every
-    ``loop_lag_interval_s``: how late each tick ran. Schedule lag (open loop) is how late each arrival fired
+    ``loop_lag_interval_s``: how late each tick ran; ``loop_stall_s`` sums the lag beyond the idle loop's ~1 ms
+    per tick (about how long the loop was blocked in all). Schedule lag (open loop) is how late each arrival fired
     against its precomputed time; queue wait is the time arrivals then waited for ``max_concurrency``.
     """
 
@@ -173,6 +174,7 @@ class LoadReport:
     loop_lag_p50_s: float | None = None
     loop_lag_p99_s: float | None = None
     loop_lag_max_s: float | None = None
+    loop_stall_s: float | None = None  # summed loop lag beyond selfcheck.LOOP_LAG_IDLE_S per tick
     schedule_lag_p50_s: float | None = None
     schedule_lag_p99_s: float | None = None
     schedule_lag_max_s: float | None = None

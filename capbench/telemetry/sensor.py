@@ -83,18 +83,28 @@ class GpuDevice:
 
 @dataclass
 class SensorStats:
-    """What sampling achieved so far (read under the sensor's lock; :meth:`PowerSensor.stats` copies it)."""
+    """What sampling achieved so far (read under the sensor's lock; :meth:`PowerSensor.stats` copies it).
+
+    The schedule statistics (``rounds``, ``missed_ticks``, ``first_round_ns``, ``last_round_ns``,
+    ``max_gap_ns``, hence the measured periods) describe the latest sampling session: :meth:`PowerSensor.start`
+    resets them, so a pause between ``stop()`` and a new ``start()`` is not counted as a sampling gap. The
+    other counters (``samples``, ``read_errors``, ``last_errors``, ``dropped_samples``, ``sink_errors``,
+    ``last_sink_error``, ``thread_error``) are cumulative over the sensor's life.
+    """
 
     rate_hz: float | None = None
+    # -- the latest session (reset by start()) --
     rounds: int = 0  # sampling rounds of the background thread (one read of every selected GPU each)
     missed_ticks: int = 0  # scheduled rounds skipped because a round overran its slot
+    # -- cumulative --
     samples: int = 0  # samples buffered (background rounds, the final one, and sample_now(record=True))
     read_errors: dict[int, int] = field(default_factory=dict)  # failed reads per GPU index
     last_errors: dict[int, str] = field(default_factory=dict)  # the latest failed read's message per GPU
     dropped_samples: int = 0  # buffered samples dropped because the buffer was full
     sink_errors: int = 0  # sink calls that raised on the sampling thread ("sampler" delivery)
     last_sink_error: str | None = None
-    thread_error: str | None = None  # set if the sampling thread died (it should never)
+    thread_error: str | None = None  # set if a sampling thread died (it should never)
+    # -- the latest session (reset by start()) --
     first_round_ns: int | None = None
     last_round_ns: int | None = None
     max_gap_ns: int | None = None  # the longest interval between consecutive rounds
@@ -249,6 +259,10 @@ class BufferedSensor(ABC):
                     f"unknown power-sample delivery {delivery!r}; choose one of {', '.join(DELIVERIES)}"
                 )
             self._sink, self._delivery = sink, delivery
+            with self._lock:  # a new session: the schedule statistics start afresh (SensorStats)
+                st = self._stats
+                st.rounds = st.missed_ticks = 0
+                st.first_round_ns = st.last_round_ns = st.max_gap_ns = None
             self._stop_event.clear()
             self._on_start()
             self._running = True

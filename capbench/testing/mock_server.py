@@ -18,14 +18,20 @@ output tokens is the request's ``max_tokens`` (``max_completion_tokens`` for cha
 
 Timing. The request counts as received when its last byte was read (``t_received_ns``). Response headers are
 written at once; token ``i`` is due at ``t_received + ttft + i·itl`` (absolute times, so delays do not
-drift); every chunk that is due when a timer fires goes out in one write, so with zero delays the whole
-stream is one write, and a server that falls behind catches up in bursts. After the last token come the usage
-chunk (``stream_options.include_usage``), ``data: [DONE]`` and the terminal HTTP chunk, in the same write.
+drift). By default every chunk is its own ``transport.write()``, and the streams that are due take turns on
+the loop, one chunk each per loop iteration (one callback for all of them, like an engine step), so a server
+that falls behind serves every stream a little rather than one stream in a burst. After the last token come
+the usage chunk (``stream_options.include_usage``), ``data: [DONE]`` and the terminal HTTP chunk, each its
+own write. With ``coalesce`` (``--coalesce``) every chunk that is due when a stream's timer fires goes out in
+one write instead (with zero delays: headers and the whole stream in one write).
 
 What "sent" means: the time recorded for a chunk is :func:`capbench.clock.now_ns` read right after
 ``transport.write()`` returned for the write holding it. If the socket accepted all the bytes, they were in
 the kernel's send buffer at that moment; if not (the transport had to buffer them), the write is counted in
 ``buffered_writes`` of ``/_capbench/sent``'s ``stats``, and its recorded time is earlier than the real send.
+A write on a connection that is closed or closing (the client went away, or the send failed) sends nothing:
+it is counted in ``unsent_writes`` and recorded as not sent: no time is appended to ``token_sent_ns`` for
+its tokens, and ``t_headers_ns`` / ``t_end_ns`` stay null when the write carrying them was not sent.
 Wire format: HTTP/1.1, chunked transfer encoding, one SSE event per HTTP chunk, keep-alive.
 
 Failure injection (for tests): ``fail_rate`` (that fraction of generation requests gets HTTP 500) and
@@ -96,9 +102,9 @@ class SentRecord:
     t_received_ns: int
     prompt_tokens: int = 0
     output_tokens: int = 0
-    t_headers_ns: int | None = None
-    token_sent_ns: list[int] = field(default_factory=list)  # one per token chunk, in order
-    t_end_ns: int | None = None  # the write that ended the response (usage, [DONE], terminal chunk)
+    t_headers_ns: int | None = None  # None until (or unless) the headers were sent
+    token_sent_ns: list[int] = field(default_factory=list)  # one per token chunk sent, in order
+    t_end_ns: int | None = None  # the write that ended the response (usage, [DONE], terminal chunk), if sent
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -249,8 +255,7 @@ class _Stream:
             if self.server.settings.coalesce and self.t_first_ns <= now_ns() and not self.itl_ns:
                 self._step(head=_STREAM_HEAD)  # zero delays, coalescing: headers and the whole stream in one write
             else:
-                self.server.write(self.conn, _STREAM_HEAD)
-                self.rec.t_headers_ns = self.server.last_write_ns
+                self.rec.t_headers_ns = self.server.write(self.conn, _STREAM_HEAD)
                 self._step()
         elif self.hang_after is None:
             self._arm(self.t_first_ns + self.itl_ns * (self.n - 1))
@@ -291,17 +296,16 @@ class _Stream:
         if i < stop_at and self.t_first_ns + i * self.itl_ns <= now_ns():
             if i == 0 and self.chat:
                 server.write(conn, self._role_chunk())
-            server.write(conn, self._token_chunk(i))
-            if server.settings.record:
-                rec.token_sent_ns.append(server.last_write_ns)
+            t = server.write(conn, self._token_chunk(i))
+            if t is not None and server.settings.record:
+                rec.token_sent_ns.append(t)
             i += 1
             self.i = i
         if i == self.n:
             if self.include_usage:
                 server.write(conn, _chunk(self.prefix + b"]," + self.usage + b"}\n\n"))
             server.write(conn, _DONE_CHUNK)
-            server.write(conn, _LAST_CHUNK)
-            rec.t_end_ns = server.last_write_ns
+            rec.t_end_ns = server.write(conn, _LAST_CHUNK)
             conn.response_done(self)
         elif i == stop_at:
             if self.close_after is not None and i == self.close_after:
@@ -337,11 +341,10 @@ class _Stream:
                 parts.append(_chunk(self.prefix + b"]," + self.usage + b"}\n\n"))
             parts += [_DONE_CHUNK, _LAST_CHUNK]
         if parts:
-            server.write(conn, b"".join(parts))
-            t = server.last_write_ns
+            t = server.write(conn, b"".join(parts))
             if head:
                 rec.t_headers_ns = t
-            if i > start and server.settings.record:
+            if t is not None and i > start and server.settings.record:
                 rec.token_sent_ns.extend([t] * (i - start))
             if ended:
                 rec.t_end_ns = t
@@ -380,8 +383,7 @@ class _Stream:
                 },
             }
         )
-        self.server.write(self.conn, _json_response(200, body, self.conn.keep_alive))
-        self.rec.t_end_ns = self.server.last_write_ns
+        self.rec.t_end_ns = self.server.write(self.conn, _json_response(200, body, self.conn.keep_alive))
         self.conn.response_done(self)
 
     def cancel(self) -> None:
@@ -500,7 +502,8 @@ class MockServer:
         self.records: list[SentRecord] = []
         self.requests = 0
         self.buffered_writes = 0
-        self.last_write_ns = 0
+        self.unsent_writes = 0
+        self.last_write_ns = 0  # the latest write that was sent
         self._ids = 0
         self._rng = random.Random(self.settings.seed)
         self.created = b"%d" % int(time.time())
@@ -543,7 +546,12 @@ class MockServer:
     # -- records --------------------------------------------------------------------------------------------
 
     def stats(self) -> dict[str, Any]:
-        return {"requests": self.requests, "buffered_writes": self.buffered_writes, "records": len(self.records)}
+        return {
+            "requests": self.requests,
+            "buffered_writes": self.buffered_writes,
+            "unsent_writes": self.unsent_writes,
+            "records": len(self.records),
+        }
 
     def take_records(self) -> list[SentRecord]:
         """The records so far, forgetting them."""
@@ -575,14 +583,27 @@ class MockServer:
         for stream in ready:
             stream._fire()
 
-    def write(self, conn: _ServerConnection, data: bytes) -> None:
+    def write(self, conn: _ServerConnection, data: bytes) -> int | None:
+        """Write ``data`` on ``conn``; return the time right after the write, or None when nothing was sent.
+
+        Nothing is written on a connection that is closed or closing (the client went away, an earlier send
+        failed, or the response ended with ``Connection: close``), and a write that fails closes the transport
+        (then it is closing right after the write): either way counted in ``unsent_writes``, and the caller
+        records no send time.
+        """
         transport = conn.transport
-        if transport is None or conn.closed:
-            return
+        if transport is None or conn.closed or transport.is_closing():
+            self.unsent_writes += 1
+            return None
         transport.write(data)
-        self.last_write_ns = now_ns()
+        t = now_ns()
+        if transport.is_closing():  # the send failed: the transport closed itself, the data is dropped
+            self.unsent_writes += 1
+            return None
+        self.last_write_ns = t
         if transport.get_write_buffer_size():
             self.buffered_writes += 1
+        return t
 
     # -- request handling -----------------------------------------------------------------------------------
 
@@ -609,9 +630,10 @@ class MockServer:
             self.records = []
             self._reply(conn, 200, b"{}")
 
-    def _reply(self, conn: _ServerConnection, status: int, body: bytes) -> None:
-        self.write(conn, _json_response(status, body, conn.keep_alive))
+    def _reply(self, conn: _ServerConnection, status: int, body: bytes) -> int | None:
+        t = self.write(conn, _json_response(status, body, conn.keep_alive))
         conn.response_done()
+        return t
 
     def _generate(self, conn: _ServerConnection, path: str, headers: dict[str, str], body: bytes, t_ns: int) -> None:
         settings = self.settings
@@ -635,8 +657,7 @@ class MockServer:
         if settings.record:
             self.records.append(rec)
         if status != 200:
-            self._reply(conn, status, _error_body(status, f"injected failure (HTTP {status})"))
-            rec.t_end_ns = self.last_write_ns
+            rec.t_end_ns = self._reply(conn, status, _error_body(status, f"injected failure (HTTP {status})"))
             return
         n = settings.output_tokens
         if settings.honour_max_tokens:
@@ -726,17 +747,37 @@ class MockServerProcess:
             if cpus is not None:
                 os.sched_setaffinity(0, cpus)
 
-        self.proc = subprocess.Popen(
+        proc = self.proc = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, env=self.env, preexec_fn=pin if cpus is not None else None
         )
-        assert self.proc.stdout is not None
-        ready, _, _ = select.select([self.proc.stdout], [], [], self.start_timeout_s)
-        line = self.proc.stdout.readline().decode().strip() if ready else ""
+        assert proc.stdout is not None
+        try:
+            ready, _, _ = select.select([proc.stdout], [], [], self.start_timeout_s)
+            line = proc.stdout.readline().decode().strip() if ready else ""
+        except BaseException:
+            self._abandon()
+            raise
         if not line.startswith("http://"):
-            self.kill()
-            raise RuntimeError(f"mock server did not start (first line {line!r})")
+            status = proc.poll()
+            if ready and status is None:  # its stdout ended (or said something else): it is likely exiting
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    status = proc.wait(timeout=1.0)
+            self._abandon()
+            if status is not None:
+                how = f"exited with status {status}"
+            else:
+                how = "printed no URL" if ready else f"no URL within {self.start_timeout_s:g} s"
+            raise RuntimeError(f"mock server did not start ({how}; first line {line!r})")
         self.url = line
         return line
+
+    def _abandon(self) -> None:
+        """A failed start: kill the child (if it still runs) and close its stdout pipe."""
+        try:
+            self.kill()
+        finally:
+            if self.proc is not None and self.proc.stdout is not None:
+                self.proc.stdout.close()
 
     @property
     def pid(self) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -319,3 +320,132 @@ def test_self_check_fields_are_filled(server: MockServerProcess) -> None:
     assert report.schedule_lag_p99_s is None  # closed loop
     d = report.as_dict()
     assert d["duration_s"] == report.duration_s > 0 and d["loop"] in ("asyncio", "uvloop")
+
+
+def _raising_after(items: Sequence[HttpRequestSpec], exc: BaseException) -> Iterator[HttpRequestSpec]:
+    yield from items
+    raise exc
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [LoadPattern(concurrency=1), LoadPattern(concurrency=3), LoadPattern(request_rate=500.0, arrival="constant")],
+    ids=["closed-1", "closed-3", "open"],
+)
+def test_an_exception_from_the_measured_iterator_stops_the_load_and_propagates(
+    server: MockServerProcess, pattern: LoadPattern
+) -> None:
+    """The iterator is read in loop callbacks (a request ending, an arrival timer): its exception must end
+    run_load (not only be logged by the loop while run_load waits forever), with earlier results delivered."""
+    results: list[RequestResult] = []
+    first = specs(1, body(2))
+    measured = _raising_after(first, ValueError("bad workload line 2"))
+
+    async def main() -> None:
+        await asyncio.wait_for(run_load(server.url, [], measured, pattern, results.append), 10)
+
+    with pytest.raises(ValueError, match="bad workload line 2"):
+        asyncio.run(main())
+    if pattern.concurrency == 1:  # the next spec is taken when the first request ended: it was delivered
+        assert [r.id for r in results] == ["r0000"] and results[0].error is None
+
+
+def test_an_exception_while_submitting_stops_the_load_and_propagates(server: MockServerProcess) -> None:
+    # a request id that cannot go into a header: HttpClient.submit raises (from the on_done callback)
+    measured = [*specs(2, body(2)), HttpRequestSpec("r\u2603", False, "/v1/completions", body(2))]
+    results: list[RequestResult] = []
+
+    async def main() -> None:
+        await asyncio.wait_for(run_load(server.url, [], iter(measured), LoadPattern(concurrency=1), results.append), 10)
+
+    with pytest.raises(UnicodeEncodeError):
+        asyncio.run(main())
+    assert [r.id for r in results] == ["r0000", "r0001"]
+
+
+def test_a_single_long_client_stall_is_flagged(server: MockServerProcess) -> None:
+    """One 300 ms stall among hundreds of ticks leaves the p99 untouched; the maximum must still flag it."""
+    stalled: list[str] = []
+
+    def on_result(result: RequestResult) -> None:
+        if result.id == "r0005":
+            stalled.append(result.id)
+            time.sleep(0.3)  # the client blocks: every timestamp taken meanwhile is late
+
+    report = asyncio.run(
+        run_load(
+            server.url,
+            [],
+            iter(specs(60, body(4, itl_s=0.005))),
+            LoadPattern(concurrency=2),
+            on_result,
+            loop_lag_interval_s=0.002,
+        )
+    )
+    assert stalled and report.loop_lag_samples > 110  # (over 101: one outlier cannot reach the p99)
+    assert report.loop_lag_p99_s is not None and report.loop_lag_p99_s < 0.05  # the p99 alone misses it
+    assert report.loop_lag_max_s is not None and report.loop_lag_max_s >= 0.25
+    assert report.loop_stall_s is not None and report.loop_stall_s >= 0.25
+    assert report.client_bound
+    assert any("stalled for" in w and "late" in w for w in report.warnings)
+
+
+def test_mock_server_docstring_describes_the_default_write_mode() -> None:
+    from capbench.testing import mock_server
+
+    doc = mock_server.__doc__ or ""
+    assert "every chunk is its own ``transport.write()``" in doc and "``--coalesce``" in doc
+    assert mock_server._parse_args(["--coalesce"]).coalesce and not mock_server._parse_args([]).coalesce
+
+
+def test_mock_server_records_no_send_time_for_writes_that_were_not_sent() -> None:
+    """A write on a connection that is closing (a failed send closes the transport before connection_lost
+    runs) sends nothing: the record must not get that write's time, nor the time of some other write."""
+
+    async def main() -> tuple[list[int], int | None, dict[str, Any], int]:
+        async with MockServer(MockSettings(output_tokens=4)) as srv:
+            payload = body(4, hang_after_tokens=2)  # zero delays: every token is due at once
+            reader, writer = await asyncio.open_connection(srv.host, srv.port)
+            writer.write(
+                b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nX-Request-Id: r0000\r\nContent-Length: %d\r\n\r\n%s"
+                % (len(payload), payload)
+            )
+            await reader.readuntil(b"tok1 ")  # two tokens sent, then the stream hangs
+            (rec,) = srv.records
+            (stream,) = srv.streams
+            sent_before = list(rec.token_sent_ns)
+            other = srv.last_write_ns
+            assert stream.conn.transport is not None
+            stream.conn.transport.close()  # closing; connection_lost has not run yet
+            stream.hang_after = None
+            for _ in range(stream.n):  # the rest of the stream is due: token 2, token 3 and the end
+                if stream.i < stream.n:
+                    stream._step()
+            writer.close()
+            assert srv.last_write_ns == other  # no write was sent, so nothing newer
+            return sent_before, rec.t_end_ns, srv.stats(), len(rec.token_sent_ns)
+
+    sent_before, t_end, stats, n_sent = asyncio.run(main())
+    assert len(sent_before) == 2 and n_sent == 2  # tokens 2 and 3 were not sent: no time for them
+    assert t_end is None  # the end of the response was never sent
+    assert stats["unsent_writes"] >= 5  # tokens 2, 3, usage, [DONE], terminal chunk
+
+
+def test_mock_server_process_that_fails_to_start_is_cleaned_up(tmp_path: Path) -> None:
+    crash = tmp_path / "crash.sh"
+    crash.write_text("#!/bin/sh\necho 'Traceback: no such module' >&2\nexit 3\n")
+    crash.chmod(0o755)
+    proc = MockServerProcess(python=str(crash))
+    with pytest.raises(RuntimeError, match=r"did not start \(exited with status 3"):
+        proc.start()
+    assert proc.proc is not None and proc.proc.poll() == 3
+    assert proc.proc.stdout is not None and proc.proc.stdout.closed
+
+    silent = tmp_path / "silent.sh"
+    silent.write_text("#!/bin/sh\nexec sleep 30\n")
+    silent.chmod(0o755)
+    proc = MockServerProcess(python=str(silent), start_timeout_s=0.3)
+    with pytest.raises(RuntimeError, match=r"no URL within 0\.3 s"):
+        proc.start()
+    assert proc.proc is not None and proc.proc.poll() is not None  # killed, not left running
+    assert proc.proc.stdout is not None and proc.proc.stdout.closed

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from capbench.loadgen.http import _DONE, ProtocolError, _Exchange, _short_error_body
+from capbench.loadgen.driver import run_load
+from capbench.loadgen.http import _DONE, STREAM_INCOMPLETE, ProtocolError, _Exchange, _short_error_body
 from capbench.loadgen.sse import account_openai, split_events
-from capbench.loadgen.types import HttpRequestSpec
+from capbench.loadgen.types import HttpRequestSpec, LoadPattern, RequestResult
 
 SPEC = HttpRequestSpec(id="r0000", warmup=False, path="/v1/completions", body=b"{}")
 HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
@@ -156,3 +158,62 @@ def test_error_body_messages() -> None:
     assert _short_error_body(b'{"object":"error","message":"boom"}') == "boom"
     assert _short_error_body(b"plain text") == "plain text"
     assert _short_error_body(b"x" * 500).endswith("...")
+
+
+# -- how a response that ended is judged (a real socket: a server that sends canned bytes, then closes) -------
+
+_FINISH = b'data: {"choices":[{"index":0,"text":"","finish_reason":"length"}]}\n\n'
+_SSE_CLOSE = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\n"  # close-delimited body
+
+
+def _serve_canned(raw: bytes) -> RequestResult:
+    """One request against a server that answers ``raw`` and then closes the connection cleanly (FIN)."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content"))
+        await reader.readexactly(length)
+        writer.write(raw)
+        await writer.drain()
+        writer.close()
+
+    async def main() -> list[RequestResult]:
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        got: list[RequestResult] = []
+        try:
+            await asyncio.wait_for(
+                run_load(f"http://127.0.0.1:{port}", [], iter([SPEC]), LoadPattern(concurrency=1), got.append), 10
+            )
+        finally:
+            server.close()
+        return got
+
+    (result,) = asyncio.run(main())
+    return result
+
+
+def test_a_stream_ending_without_finish_reason_or_done_is_an_error_that_keeps_what_arrived() -> None:
+    # chunked, properly terminated, but the generation stopped after two tokens
+    r = _serve_canned(HEAD + _chunked([_event(0), _event(1)]))
+    assert r.error == STREAM_INCOMPLETE and r.http_status == 200
+    assert r.output_text == "t0 t1 " and len(r.token_times_ns) == 2 and r.chunks == 2 and not r.stream_done
+    # close-delimited: a server that crashed mid-stream closes cleanly, which ends such a body
+    r = _serve_canned(_SSE_CLOSE + _event(0))
+    assert r.error == STREAM_INCOMPLETE and r.output_text == "t0 " and len(r.token_times_ns) == 1
+    # an empty 2xx event stream is no success either
+    assert _serve_canned(HEAD + _chunked([])).error == STREAM_INCOMPLETE
+
+
+def test_a_stream_with_finish_reason_or_done_and_a_complete_json_body_succeed() -> None:
+    r = _serve_canned(_SSE_CLOSE + _event(0) + _FINISH + b"data: [DONE]\n\n")
+    assert r.error is None and r.finish_reason == "length" and r.stream_done and r.output_text == "t0 "
+    r = _serve_canned(HEAD + _chunked([_event(0), _FINISH]))  # no [DONE] (some servers): finish_reason suffices
+    assert r.error is None and r.finish_reason == "length" and not r.stream_done
+    r = _serve_canned(HEAD + _chunked([_event(0), b"data: [DONE]\n\n"]))  # [DONE] without finish_reason
+    assert r.error is None and r.stream_done
+    body = b'{"choices":[{"index":0,"text":"hi","finish_reason":null}]}'
+    r = _serve_canned(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n" + body)  # close-delimited
+    assert r.error is None and r.output_text == "hi"
+    r = _serve_canned(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n" + body[:20])  # truncated
+    assert r.error is not None and r.error.startswith("malformed JSON response")

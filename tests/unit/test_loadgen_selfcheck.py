@@ -7,7 +7,16 @@ import time
 
 import pytest
 
-from capbench.loadgen.selfcheck import CpuMeter, LoopLagMonitor, assess, quantile
+from capbench.loadgen.selfcheck import (
+    LOOP_LAG_IDLE_S,
+    LOOP_LAG_MAX_WARN_S,
+    LOOP_STALL_FRACTION_WARN,
+    CpuMeter,
+    LoopLagMonitor,
+    assess,
+    quantile,
+    stall_s,
+)
 
 
 def test_quantile_interpolates_between_order_statistics() -> None:
@@ -57,3 +66,44 @@ def test_assess_flags_each_signal() -> None:
     bound, warnings = assess(0.2, 0.001, 0.03)
     assert bound and "open-loop submissions late" in warnings[0]
     assert len(assess(0.99, 0.02, 0.03)[1]) == 3
+
+
+def test_a_stall_right_before_stop_is_still_sampled() -> None:
+    async def main() -> list[float]:
+        monitor = LoopLagMonitor(0.005)
+        monitor.start()
+        await asyncio.sleep(0.02)
+        time.sleep(0.1)  # the loop blocks, and stop() comes before the overdue tick could run
+        monitor.stop()
+        monitor.stop()  # idempotent: no second sample
+        return monitor.samples
+
+    samples = asyncio.run(main())
+    assert max(samples) >= 0.09
+    assert sum(1 for x in samples if x >= 0.09) == 1
+
+
+def test_one_long_stall_is_flagged_although_the_p99_is_fine() -> None:
+    # the case that went unflagged: one 1.4 s stall in a long run (p99 1 ms) corrupted 7 requests' TTFT
+    bound, warnings = assess(0.3, 0.001, None, loop_lag_max_s=1.4, loop_stall_s=1.4, phase_s=600.0)
+    assert bound and len(warnings) == 1
+    assert "stalled for 1400 ms" in warnings[0] and "late" in warnings[0]
+    assert assess(0.3, 0.001, None, loop_lag_max_s=LOOP_LAG_MAX_WARN_S * 0.9) == (False, [])
+
+
+def test_many_short_stalls_adding_up_are_flagged() -> None:
+    phase = 10.0
+    below = LOOP_STALL_FRACTION_WARN * phase * 0.9
+    assert assess(0.3, 0.004, None, loop_lag_max_s=0.03, loop_stall_s=below, phase_s=phase) == (False, [])
+    above = LOOP_STALL_FRACTION_WARN * phase * 1.5
+    bound, warnings = assess(0.3, 0.004, None, loop_lag_max_s=0.03, loop_stall_s=above, phase_s=phase)
+    assert bound and len(warnings) == 1
+    assert "added up to 300 ms" in warnings[0] and "3.0% of the measured phase" in warnings[0]
+    assert "late" in warnings[0]
+    assert assess(0.3, 0.004, None, loop_stall_s=above, phase_s=None) == (False, [])  # no phase: no ratio
+
+
+def test_stall_time_ignores_the_idle_loop_granularity() -> None:
+    assert stall_s([]) == 0
+    assert stall_s([LOOP_LAG_IDLE_S * 0.9] * 1000) == 0  # an idle stdlib loop: up to ~1 ms a tick
+    assert stall_s([0.0005, 0.011, 0.101]) == pytest.approx(0.01 + 0.1)

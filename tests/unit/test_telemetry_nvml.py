@@ -155,6 +155,30 @@ def test_schedule_does_not_drift_when_rounds_are_slow() -> None:
     assert stats.max_gap_ns is not None and stats.max_gap_ns >= 0.05e9
 
 
+def test_restarting_resets_the_schedule_statistics_and_keeps_the_cumulative_counters() -> None:
+    """A pause between stop() and a new start() is no sampling gap: period and max gap describe the session."""
+    fake = FakeNvml(gpus=[FakeGpu(fail_power=3)])  # power reads fail at first (the counter still gives samples)
+    with open_fake(fake, rate_hz=50.0) as sensor:
+        sensor.start()
+        time.sleep(0.3)
+        sensor.stop()
+        first = sensor.stats()
+        time.sleep(0.5)  # the pause
+        sensor.start()
+        time.sleep(0.3)
+        sensor.stop()
+        second = sensor.stats()
+    assert first.rounds >= 5 and second.rounds >= 5
+    assert second.rounds <= 20  # this session's rounds only (~15), not both sessions'
+    assert second.period_s_measured is not None and 0.018 <= second.period_s_measured <= 0.05
+    assert second.max_gap_ns is not None and second.max_gap_ns < 0.25e9  # the 0.5 s pause is not a gap
+    assert second.first_round_ns is not None and first.last_round_ns is not None
+    assert second.first_round_ns > first.last_round_ns + 0.4e9
+    # cumulative over the sensor's life
+    assert first.read_errors and second.read_errors == first.read_errors  # not reset, none new
+    assert second.samples == first.samples + second.rounds + 1  # this session's rounds and final sample
+
+
 def test_stop_takes_a_final_sample_and_is_idempotent() -> None:
     fake = two_gpus()
     records: list[dict[str, Any]] = []
