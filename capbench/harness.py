@@ -11,7 +11,6 @@ every completed request already on disk.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from capbench.records import RunWriter
@@ -51,16 +50,6 @@ class PowerSource(Protocol):
     def drain(self) -> list[dict[str, Any]]: ...
 
 
-@dataclass
-class DriveStats:
-    """Counts of what :func:`drive` wrote, and what the runner reported."""
-
-    requests: int = 0
-    passes: int = 0
-    power_samples: int = 0
-    output_tokens: int = 0
-
-
 class _Sink:
     """Forwards runner records to the run directory and reports finished requests."""
 
@@ -68,27 +57,19 @@ class _Sink:
         self, writer: RunWriter, on_request_done: Callable[[dict[str, Any]], None], power: PowerSource | None
     ) -> None:
         self.writer = writer
-        self.stats = DriveStats()
         self._on_request_done = on_request_done
         self._power = power
 
     def on_pass(self, record: dict[str, Any]) -> None:
         self.writer.append_pass(record)
-        self.stats.passes += 1
 
     def on_request(self, record: dict[str, Any]) -> None:
         self.writer.append_request(record)
-        self.stats.requests += 1
-        self.stats.output_tokens += int(record.get("output_tokens") or 0)
         self._on_request_done(record)
         self.flush_power()
 
-    def append_power(self, record: dict[str, Any]) -> None:
-        self.writer.append_power(record)
-        self.stats.power_samples += 1
-
     def flush_power(self) -> None:
-        """Deliver the sensor's buffered samples (through :meth:`append_power`, on this thread)."""
+        """Deliver the sensor's buffered samples (to the writer, on this thread)."""
         if self._power is not None:
             self._power.drain()
 
@@ -99,14 +80,13 @@ def drive(
     writer: RunWriter,
     on_request_done: Callable[[dict[str, Any]], None] = lambda record: None,
     power: PowerSource | None = None,
-) -> DriveStats:
+) -> None:
     """Serve ``workload`` through ``runner``, recording requests, passes and power samples in ``writer``."""
     sink = _Sink(writer, on_request_done, power)
     if power is not None:
-        power.start(sink.append_power, delivery="drain")
+        power.start(writer.append_power, delivery="drain")
     try:
         runner.execute(workload, sink)
     finally:
         if power is not None:
             power.stop()  # takes a final sample and delivers what is buffered, on this thread
-    return sink.stats
