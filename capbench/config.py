@@ -15,11 +15,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from capbench.errors import ConfigError
 
-RUNNER_NAMES: tuple[str, ...] = ("hf", "openai")
+RUNNER_NAMES: tuple[str, ...] = ("hf", "openai", "vllm")
 """Runners this build of capbench knows (see :mod:`capbench.runners`)."""
 
-SERVER_RUNNERS: frozenset[str] = frozenset({"openai"})
-"""Runners that drive a server over HTTP (they need ``base_url``)."""
+SERVER_RUNNERS: frozenset[str] = frozenset({"openai", "vllm"})
+"""Runners that drive a server over HTTP (``openai`` needs ``base_url``; ``vllm`` launches one without it)."""
+
+VLLM_LAUNCH_FIELDS: tuple[str, ...] = ("engine_args", "enforce_eager", "vllm_python")
+"""vllm settings that apply only when capbench launches the server (not when attaching to ``base_url``)."""
 
 SLO_KEYS: tuple[str, ...] = ("ttft_s", "tpot_s", "itl_s", "e2e_latency_s")
 """Per-request latencies an SLO may bound (goodput counts requests meeting every given bound)."""
@@ -36,16 +39,18 @@ class RunSpec(BaseModel):
     runner: str = Field("hf", description=f"serving backend: one of {', '.join(RUNNER_NAMES)}")
     model: str | None = Field(
         None,
-        description="hf: a local model directory (empty = the embedded tiny MoE); openai: the served model name "
-        "(empty = the server's first model)",
+        description="hf: a local model directory (empty = the embedded tiny MoE); vllm: the model to launch "
+        "(a directory or a model id); openai, or vllm attaching: the served model name (empty = the server's first)",
     )
     model_path: str | None = Field(
         None,
-        description="openai: local directory (or config.json) of the served model, for S-MBU/S-MFU and for "
-        "counting tokens when the server reports none",
+        description="server runners: local directory (or config.json) of the served model, for S-MBU/S-MFU and "
+        "for counting tokens when the server reports none (vllm launching a directory: that directory)",
     )
     base_url: str | None = Field(
-        None, description="openai: server URL, e.g. http://127.0.0.1:8000 (a trailing /v1 is accepted)"
+        None,
+        description="openai, or vllm to attach to a running server: its URL, e.g. http://127.0.0.1:8000 "
+        "(a trailing /v1 is accepted)",
     )
     api_key_env: str = Field(
         "OPENAI_API_KEY",
@@ -82,12 +87,36 @@ class RunSpec(BaseModel):
         default_factory=dict,
         description=f"goodput bounds per request, keys {', '.join(SLO_KEYS)} (e.g. ttft_s=0.5,tpot_s=0.05)",
     )
-    dtype: Literal["float32", "bfloat16", "float16"] = Field("float32", description="hf: weight and activation dtype")
+    dtype: Literal["float32", "bfloat16", "float16"] = Field(
+        "float32", description="hf: weight and activation dtype; vllm: passed as --dtype only when given"
+    )
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="hf: where to compute; auto = cuda when available, else cpu"
     )
     record_experts: bool = Field(
-        True, description="hf: measure expert activation with router hooks (false: experts_active is null)"
+        True, description="hf, vllm: measure expert activation with router hooks (false: experts_active is null)"
+    )
+    record_steps: bool = Field(
+        True, description="vllm: load capbench's step-recorder plugin into the launched server (passes.jsonl)"
+    )
+    enforce_eager: bool = Field(
+        False,
+        description="vllm: run the model eagerly (no torch.compile, no CUDA graphs); needed to measure expert "
+        "routing, slower on GPU",
+    )
+    engine_args: dict[str, Any] = Field(
+        default_factory=dict,
+        description="vllm: more engine arguments passed through unchanged (YAML mapping, or --engine-arg KEY=VALUE)",
+    )
+    vllm_python: str | None = Field(
+        None,
+        description="vllm: the Python interpreter that has vLLM; empty = $CAPBENCH_VLLM_PYTHON, else this one",
+    )
+    server_start_timeout_s: float = Field(
+        900.0, gt=0, description="vllm: how long to wait for a launched server to become healthy"
+    )
+    metrics_interval_s: float = Field(
+        5.0, ge=0, description="vllm: seconds between /metrics scrapes during the run (0 = start and end only)"
     )
     power: Literal["auto", "nvml", "none"] = Field(
         "auto", description="GPU power sensor: auto = NVML when it finds a GPU, else none (energy null)"
@@ -133,6 +162,16 @@ class RunSpec(BaseModel):
                 raise ValueError(f"SLO {key} must be a positive number of seconds, got {bound!r}")
         return value
 
+    @field_validator("engine_args")
+    @classmethod
+    def _engine_args(cls, value: dict[str, Any]) -> dict[str, Any]:
+        from capbench.runners.vllm.engine_args import check_engine_args
+
+        try:
+            return check_engine_args(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from exc
+
     @field_validator("gpus")
     @classmethod
     def _gpu_indices(cls, value: list[int] | None) -> list[int] | None:
@@ -161,8 +200,24 @@ class RunSpec(BaseModel):
         if self.num_requests is not None and self.duration_s is not None:
             raise ValueError("give either num_requests or duration_s, not both")
         server = self.runner in SERVER_RUNNERS
-        if server and not self.base_url:
+        if self.runner == "openai" and not self.base_url:
             raise ValueError(f"runner '{self.runner}' needs base_url (e.g. --base-url http://127.0.0.1:8000)")
+        if self.runner == "vllm" and not self.base_url and not self.model:
+            raise ValueError(
+                "runner 'vllm' needs model (to launch a server for it) or base_url (to attach to a running one)"
+            )
+        if self.runner == "vllm" and self.base_url:
+            given = [k for k in VLLM_LAUNCH_FIELDS if k in self.model_fields_set and getattr(self, k)]
+            if given:
+                raise ValueError(f"{', '.join(given)}: only used when capbench launches the server, not with base_url")
+        if self.runner != "vllm":
+            given = [
+                k
+                for k in (*VLLM_LAUNCH_FIELDS, "record_steps")
+                if k in self.model_fields_set and getattr(self, k) != RunSpec.model_fields[k].default
+            ]
+            if given:
+                raise ValueError(f"{', '.join(given)}: only used by runner 'vllm'")
         if not server:
             given = [k for k in ("base_url", "model_path", "request_rate") if getattr(self, k) is not None]
             if given:
@@ -223,7 +278,10 @@ def load_yaml_mapping(path: Path) -> dict[str, Any]:
 def build_run_spec(config_path: Path | None = None, overrides: Mapping[str, Any] | None = None) -> RunSpec:
     """The run spec from an optional YAML file with ``overrides`` (e.g. from the command line) on top."""
     data: dict[str, Any] = load_yaml_mapping(config_path) if config_path is not None else {}
-    data.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if isinstance(data.get("engine_args"), dict) and "engine_args" in overrides:  # flags add to the file's
+        overrides["engine_args"] = {**data["engine_args"], **overrides["engine_args"]}
+    data.update(overrides)
     source = f"run config {config_path}" if config_path is not None else "run settings"
     try:
         return RunSpec.model_validate(data)

@@ -179,6 +179,26 @@ def _hardware_energy_cost(summary: Mapping[str, Any]) -> dict[str, Scalar]:
     }
 
 
+def _server(summary: Mapping[str, Any]) -> dict[str, Scalar]:
+    """Engine-side figures from the server's ``/metrics`` (``summary["server"]``; all empty when not scraped)."""
+    server = summary.get("server") or {}
+    row: dict[str, Scalar] = {}
+    for key in ("ttft_s", "tpot_s", "itl_s", "queue_time_s", "e2e_latency_s"):
+        prefix = key.removesuffix("_s")
+        row[f"server_{prefix}_mean_s"] = _get(server, "latency", key, "mean_s")
+        if key == "ttft_s":
+            row["server_ttft_p99_s"] = _get(server, "latency", key, "p99_s")
+    row["server_step_mean_tokens"] = _get(server, "tokens_per_step", "mean_tokens")
+    row["server_generation_tokens"] = _get(server, "counters", "generation_tokens")
+    row["server_preemptions"] = _get(server, "counters", "preemptions")
+    row["server_prefix_cache_hit_rate"] = _get(server, "counters", "prefix_cache_hit_rate")
+    row["server_kv_cache_usage_mean_fraction"] = _get(server, "gauges", "kv_cache_usage", "mean_fraction")
+    row["server_kv_cache_usage_max_fraction"] = _get(server, "gauges", "kv_cache_usage", "max_fraction")
+    row["server_max_running_requests"] = _get(server, "gauges", "requests_running", "max_requests")
+    row["server_max_waiting_requests"] = _get(server, "gauges", "requests_waiting", "max_requests")
+    return row
+
+
 def summary_row(manifest: Mapping[str, Any], summary: Mapping[str, Any]) -> dict[str, Scalar]:
     """One run as one flat row: identity and load from ``run.json``, figures from ``summary.json``.
 
@@ -191,6 +211,7 @@ def summary_row(manifest: Mapping[str, Any], summary: Mapping[str, Any]) -> dict
         **_phases(summary),
         **_experts(summary),
         **_hardware_energy_cost(summary),
+        **_server(summary),
     }
     return {key: _scalar(value) for key, value in row.items()}
 

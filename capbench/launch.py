@@ -39,7 +39,17 @@ class ModelChoice:
 
 
 def resolve_model(spec: RunSpec) -> ModelChoice:
-    """hf: the given local directory, or the embedded tiny MoE (built/cached); openai: ``model_path`` if any."""
+    """hf: the given local directory, or the embedded tiny MoE (built/cached); server runners: ``model_path`` if
+    any; vllm launching: the model directory (or ``model_path`` when the model is an id vLLM resolves)."""
+    if spec.runner == "vllm" and spec.base_url is None:
+        assert spec.model is not None
+        local = Path(spec.model)
+        if local.is_dir():
+            if not (local / "config.json").is_file():
+                raise CapbenchError(f"model directory {spec.model!r} has no config.json")
+            return ModelChoice(local, local.resolve().name, "local directory, served by vLLM launched by capbench")
+        path = Path(spec.model_path) if spec.model_path else None
+        return ModelChoice(path, spec.model, "model id resolved by vLLM, served by vLLM launched by capbench")
     if spec.runner != "hf":
         path = Path(spec.model_path) if spec.model_path else None
         return ModelChoice(path, spec.model, f"served by {spec.base_url}")
@@ -168,9 +178,10 @@ def execute_run(spec: RunSpec, *, quiet: bool = False) -> tuple[Path, RunStatus]
     )
     runner_cls = load_runner_class(spec.runner)
 
-    with console.status("preparing the model"):
+    launching = spec.runner == "vllm" and spec.base_url is None
+    with console.status("starting the vLLM server" if launching else "preparing the model"):
         model = resolve_model(spec)
-        runner = runner_cls(spec, model.path)
+        runner = runner_cls(spec, model.path, run_dir=run_dir)
     sensor = None
     try:
         device = runner.engine_info()["device"]

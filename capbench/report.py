@@ -60,6 +60,45 @@ def latency_table(summary: Mapping[str, Any]) -> Table:
     return table
 
 
+def engine_vs_client_table(summary: Mapping[str, Any]) -> Table:
+    """Engine-side figures (the server's own ``/metrics``, ``summary["server"]``) next to capbench's.
+
+    Client-side latencies come from ``summary["latency"]`` (client-observed: they include the network and
+    the HTTP layer); tokens per engine step from capbench's pass records (``phases.all``: tokens / passes)
+    when the run has them. Engine-side quantiles are interpolated within histogram buckets, so coarse.
+    """
+    table = Table(
+        title="Engine-side (server /metrics) vs client-side",
+        title_justify="left",
+        caption="engine-side percentiles are interpolated within the server's histogram buckets (coarse)",
+        caption_justify="left",
+    )
+    table.add_column("metric")
+    table.add_column("client-side", justify="right")
+    table.add_column("engine-side", justify="right")
+    server = summary.get("server") or {}
+    for label, client_key, server_key, stats in (
+        ("TTFT", "ttft_s", "ttft_s", ("mean", "p50", "p99")),
+        ("TPOT", "tpot_s", "tpot_s", ("mean", "p50", "p99")),
+        # vLLM's queue-time buckets start at 0.3 s: its percentiles say little, the mean is exact.
+        ("queue time", None, "queue_time_s", ("mean",)),
+    ):
+        for stat in stats:
+            client = _get(summary, "latency", client_key, stat) if client_key else None
+            engine = _get(server, "latency", server_key, f"{stat}_s")
+            table.add_row(f"{label} {stat}", fmt(client, "ms", 1e3), fmt(engine, "ms", 1e3))
+    all_phase = _get(summary, "phases", "all") or {}
+    tokens, passes = all_phase.get("tokens"), all_phase.get("passes")
+    client_step = tokens / passes if isinstance(tokens, int | float) and isinstance(passes, int) and passes else None
+    table.add_row(
+        "tokens per engine step (mean)", fmt(client_step), fmt(_get(server, "tokens_per_step", "mean_tokens"))
+    )
+    table.add_row("preemptions", DASH, fmt(_get(server, "counters", "preemptions")))
+    kv_max = _get(server, "gauges", "kv_cache_usage", "max_fraction")
+    table.add_row("KV cache usage (max)", DASH, fmt(kv_max, "%", 100))
+    return table
+
+
 def phase_table(summary: Mapping[str, Any]) -> Table:
     table = Table(title="Engine passes by phase (time-weighted)", title_justify="left")
     for col in ("phase", "passes", "tokens/s", "S-MBU", "S-MFU", "experts"):
@@ -113,10 +152,15 @@ def overview_table(summary: Mapping[str, Any]) -> Table:
 
 
 def print_summary(summary: Mapping[str, Any], console: Console) -> None:
-    """Print the overview, latency and phase tables, then the notes that explain nulls."""
+    """Print the overview, latency and phase tables, the engine-side table when the run scraped the server's
+    ``/metrics``, then the notes that explain nulls."""
     console.print(overview_table(summary))
     console.print(latency_table(summary))
     if summary.get("phases"):
         console.print(phase_table(summary))
+    if summary.get("server"):
+        console.print(engine_vs_client_table(summary))
+        for note in summary["server"].get("notes") or []:
+            console.print(f"[dim]note (server metrics): {note}[/]")
     for note in summary.get("notes") or []:
         console.print(f"[dim]note: {note}[/]")

@@ -25,6 +25,7 @@ from capbench.errors import CapbenchError
 from capbench.hardware import HardwareProfile, apply_overrides, match_gpu_name, profile_from_dict, resolve_profile
 from capbench.metrics.cost import CostInputs
 from capbench.metrics.dtypes import byte_widths
+from capbench.metrics.engine_side import engine_side_summary
 from capbench.metrics.families import model_structure
 from capbench.metrics.score import score_run
 from capbench.metrics.structure import ModelStructure
@@ -194,6 +195,9 @@ def score_loaded_run(run: RunData, options: ScoreOptions | None = None) -> dict[
         summary["notes"].append(
             "no model config in run.json (give model_path for a server run): no bytes, FLOPs or utilization"
         )
+    summary["server"] = engine_side_summary(list(run.iter_server_metrics())) if run.has_server_metrics else None
+    if run.has_server_metrics and summary["server"] is None:
+        summary["notes"].append("server_metrics.jsonl has fewer than two successful scrapes: no engine-side metrics")
     return summary
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from capbench.config import RunSpec
 
 # Fields given on the command line in a form other than --field VALUE.
-_KEY_VALUE_FIELDS = {"hardware_overrides": "--hardware-override", "slo": "--slo"}
+_KEY_VALUE_FIELDS = {"hardware_overrides": "--hardware-override", "slo": "--slo", "engine_args": "--engine-arg"}
 SWEEPABLE = ("concurrency", "request_rate")
 
 
@@ -66,6 +66,15 @@ def register(subparsers: Any) -> None:
         metavar="KEY=SECONDS[,KEY=SECONDS]",
         help="goodput bounds, e.g. ttft_s=0.5,tpot_s=0.05 (keys: ttft_s, tpot_s, itl_s, e2e_latency_s)",
     )
+    group.add_argument(
+        "--engine-arg",
+        dest="engine_args",
+        action="append",
+        default=None,
+        metavar="KEY=VALUE",
+        help="vllm: an engine argument passed through unchanged, e.g. max_num_seqs=8 or "
+        "enable-prefix-caching=false (repeatable; added to a config file's engine_args)",
+    )
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors and the run directory")
     parser.set_defaults(handler=handle)
 
@@ -110,10 +119,12 @@ def handle(args: argparse.Namespace) -> int:
     from capbench.config import build_run_spec
     from capbench.launch import execute_run
     from capbench.records import RunStatus
+    from capbench.runners.vllm.engine_args import parse_engine_args
 
     overrides: dict[str, Any] = {name: getattr(args, name) for name in RunSpec.model_fields if hasattr(args, name)}
     overrides["hardware_overrides"] = parse_key_values(args.hardware_overrides, "--hardware-override")
     overrides["slo"] = parse_key_values(args.slo, "--slo")
+    overrides["engine_args"] = parse_engine_args(args.engine_args)
     if isinstance(overrides.get("gpus"), str):
         overrides["gpus"] = [g.strip() for g in overrides["gpus"].split(",") if g.strip()]
     points = sweep_points(overrides)

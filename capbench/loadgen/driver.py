@@ -287,13 +287,16 @@ async def run_load(
     *,
     headers: Mapping[str, str] | None = None,
     loop_lag_interval_s: float = 0.01,
+    on_measured_start: Callable[[], None] | None = None,
 ) -> LoadReport:
     """Run ``warmup`` then ``measured`` against ``base_url`` under ``pattern``; report each request as it ends.
 
     ``on_result`` is called synchronously on the event loop once per request, warm-up included (check
     ``result.warmup``); keep it cheap. ``measured`` may be infinite (with ``duration_s`` or ``num_requests``);
     it is read only as requests are submitted. ``headers`` are added to every request (e.g.
-    ``{"Authorization": "Bearer ..."}``). ``len(warmup)`` must equal ``pattern.warmup``.
+    ``{"Authorization": "Bearer ..."}``). ``len(warmup)`` must equal ``pattern.warmup``. ``on_measured_start``
+    is called once, after the warm-up and before the first measured request (e.g. to snapshot server metrics);
+    it runs on the event loop, before the measured clock starts.
 
     Returns the :class:`LoadReport`. Raises :class:`ServerUnavailable` (carrying the report) after the abort
     rule fired and every finished result was delivered. Re-raises an exception that ``on_result``, the
@@ -319,6 +322,8 @@ async def run_load(
         driver.measuring = True
         source = iter(measured)
         if not driver.stopped:
+            if on_measured_start is not None:
+                on_measured_start()
             lag.start()
             cpu.start()
             t_start = now_ns()

@@ -11,6 +11,7 @@ from capbench.records.schema import (
     POWER_FILE,
     REQUESTS_FILE,
     SCHEMA_VERSION,
+    SERVER_METRICS_FILE,
     SUMMARY_FILE,
     RunStatus,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "POWER_FILE",
     "REQUESTS_FILE",
     "SCHEMA_VERSION",
+    "SERVER_METRICS_FILE",
     "SUMMARY_FILE",
     "JsonlAppender",
     "RecordWarning",

@@ -21,6 +21,7 @@ from capbench.records.schema import (
     POWER_FILE,
     READABLE_SCHEMA_VERSIONS,
     REQUESTS_FILE,
+    SERVER_METRICS_FILE,
 )
 
 
@@ -84,7 +85,8 @@ def read_manifest(run_dir: Path) -> dict[str, Any]:
 class RunData:
     """A run directory in memory: the manifest and its requests and power samples.
 
-    Passes are not loaded here (a run may hold millions); iterate them with :meth:`iter_passes`.
+    Passes are not loaded here (a run may hold millions); iterate them with :meth:`iter_passes`. Neither are
+    the server's ``/metrics`` scrapes (:meth:`iter_server_metrics`).
     """
 
     run_dir: Path
@@ -98,6 +100,14 @@ class RunData:
     @property
     def has_passes(self) -> bool:
         return (self.run_dir / PASSES_FILE).is_file()
+
+    def iter_server_metrics(self) -> Iterator[dict[str, Any]]:
+        """The ``/metrics`` scrapes of ``server_metrics.jsonl`` (server runners), in file order."""
+        return iter_jsonl(self.run_dir / SERVER_METRICS_FILE)
+
+    @property
+    def has_server_metrics(self) -> bool:
+        return (self.run_dir / SERVER_METRICS_FILE).is_file()
 
 
 def read_run(run_dir: Path) -> RunData:

@@ -17,6 +17,7 @@ MANIFEST_FILE = "run.json"
 REQUESTS_FILE = "requests.jsonl"
 PASSES_FILE = "passes.jsonl"
 POWER_FILE = "power.jsonl"
+SERVER_METRICS_FILE = "server_metrics.jsonl"
 SUMMARY_FILE = "summary.json"
 
 
@@ -74,3 +75,18 @@ class PowerRecord(TypedDict, total=False):
     gpu: int
     power_w: float
     energy_j: float | None
+
+
+class ServerMetricsRecord(TypedDict):
+    """One line of ``server_metrics.jsonl``: one scrape of the server's Prometheus ``/metrics`` endpoint.
+
+    ``phase`` is ``start`` (measured phase begins), ``periodic`` or ``end``; ``text`` is the exposition text
+    when ``ok``, else ``None`` and ``error`` says why (``http_status`` when the server answered).
+    """
+
+    t_ns: int
+    phase: str
+    ok: bool
+    http_status: int | None
+    error: str | None
+    text: str | None

@@ -40,6 +40,13 @@ REGISTRY: dict[str, RunnerEntry] = {
         requires=(),
         summary="any OpenAI-compatible server over HTTP (vLLM, SGLang, TGI, ...)",
     ),
+    "vllm": RunnerEntry(
+        module="capbench.runners.vllm.runner",
+        cls="VLLMRunner",
+        extra="demo",
+        requires=(),
+        summary="a vLLM server capbench launches (engine steps and expert routing recorded) or attaches to",
+    ),
 }
 
 

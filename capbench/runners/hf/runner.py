@@ -62,7 +62,7 @@ class HFRunner:
 
     name = "hf"
 
-    def __init__(self, spec: RunSpec, model_dir: Path) -> None:
+    def __init__(self, spec: RunSpec, model_dir: Path, run_dir: Path | None = None) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         transformers.logging.set_verbosity_error()

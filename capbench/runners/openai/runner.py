@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +76,7 @@ class OpenAIRunner:
 
     name = "openai"
 
-    def __init__(self, spec: RunSpec, model_dir: Path | None) -> None:
+    def __init__(self, spec: RunSpec, model_dir: Path | None, run_dir: Path | None = None) -> None:
         assert spec.base_url is not None  # RunSpec validation guarantees it for this runner
         self.spec = spec
         self.base_url = spec.base_url
@@ -95,6 +95,8 @@ class OpenAIRunner:
         tokenizer, self.tokenizer_unavailable = load_tokenizer(spec.model_path)
         self.counter = TokenCounter(tokenizer, chat=spec.api == "chat")
         self.facts: dict[str, Any] = {}
+        self.on_measured_start: Callable[[], None] | None = None
+        """Called once between the warm-up and the measured requests (the vllm runner scrapes /metrics)."""
 
     # --- run.json facts ----------------------------------------------------------------------------------
 
@@ -210,7 +212,13 @@ class OpenAIRunner:
         warmup = list(self._http_specs(remember(iter(workload.warmup))))
         measured = self._http_specs(remember(workload.measured))
         coroutine = run_load(
-            self.base_url, warmup, measured, _pattern(self.spec, workload), on_result, headers=self.headers
+            self.base_url,
+            warmup,
+            measured,
+            _pattern(self.spec, workload),
+            on_result,
+            headers=self.headers,
+            on_measured_start=self.on_measured_start,
         )
         try:
             report = asyncio.run(coroutine)

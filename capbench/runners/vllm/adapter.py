@@ -1,0 +1,303 @@
+"""Everything that depends on vLLM's internals, in one place, checked against the vLLM version.
+
+Supported: vLLM 0.32.x (:data:`SUPPORTED_VERSIONS`). On any other version :func:`install` raises
+:class:`UnsupportedVLLMVersionError` naming the version, so the server fails at start-up with that message instead
+of recording wrong numbers.
+
+What it hooks, all in the worker process that runs the model (``GPUModelRunner``, which the CPU model runner
+subclasses):
+
+- ``execute_model(scheduler_output)``: opens a step with ``[n_i, c_i]`` per scheduled request, from
+  ``scheduler_output.num_scheduled_tokens`` and the ``num_computed_tokens`` of the new and cached requests
+  (prefix-cache hits included). After the forward pass, the requests that will sample are those the runner
+  does not discard (``discard_request_mask``: a partial prefill chunk samples nothing).
+- ``sample_tokens(...)``: closes the step (its end timestamp) and writes the record. When ``execute_model``
+  returns an output itself (nothing to sample, or a non-last pipeline stage), the step closes there.
+- Routing: every fused-MoE layer's router has ``set_capture_fn(fn)``; ``fn(topk_ids)`` receives the logical
+  expert ids ``[num_tokens, top_k]`` chosen for each token. Counts are kept on the device
+  (``torch.bincount``) and copied to the host once per step. The callback fires only when the model runs
+  eagerly: after torch.compile or inside a CUDA graph it does not, and the step records ``experts_active:
+  null`` while the engine description says why (:data:`ROUTING_NOT_OBSERVED`).
+
+Exactly one record per engine step: only the first tensor-parallel rank of the first pipeline stage records,
+tagged with its data-parallel rank (each data-parallel replica has its own scheduler and steps).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from capbench.runners.vllm.step_recorder import AppendOnlyLines, StepRecorder
+
+SUPPORTED_VERSIONS: tuple[str, ...] = ("0.32",)
+"""vLLM release series (major.minor) whose internals this adapter knows."""
+
+ROUTING_NOT_OBSERVED = (
+    "the routers' capture callback did not fire: vLLM compiled the model (torch.compile or CUDA graphs), "
+    "which bypasses Python callbacks; run with --enforce-eager to measure expert activation"
+)
+PASSES_FILE = "passes.jsonl"
+ENGINE_DIR = "vllm"
+
+_installed = False
+
+
+class UnsupportedVLLMVersionError(RuntimeError):
+    """The installed vLLM is not one this adapter was written and tested against."""
+
+
+def check_version(version: str) -> None:
+    """Raise :class:`UnsupportedVLLMVersionError` unless ``version`` is in a supported release series."""
+    series = ".".join(version.split(".")[:2])
+    if series not in SUPPORTED_VERSIONS:
+        raise UnsupportedVLLMVersionError(
+            f"capbench's vLLM step recorder supports vLLM {', '.join(v + '.x' for v in SUPPORTED_VERSIONS)}; "
+            f"this is vLLM {version}. Run without the recorder (record_steps: false) or use a supported vLLM."
+        )
+
+
+def engine_settings(vllm_config: Any) -> dict[str, Any]:
+    """The engine settings vLLM resolved (what it really runs with, not what was asked for)."""
+    import vllm
+
+    par = vllm_config.parallel_config
+    sched = vllm_config.scheduler_config
+    cache = vllm_config.cache_config
+    model = vllm_config.model_config
+    comp = vllm_config.compilation_config
+    eager = bool(getattr(model, "enforce_eager", False))
+    mode = getattr(comp, "mode", None)
+    return {
+        "version": vllm.__version__,
+        "tensor_parallel_size": par.tensor_parallel_size,
+        "pipeline_parallel_size": par.pipeline_parallel_size,
+        "data_parallel_size": par.data_parallel_size,
+        "expert_parallel": bool(getattr(par, "enable_expert_parallel", False)),
+        "expert_parallel_size": None,
+        "max_num_batched_tokens": sched.max_num_batched_tokens,
+        "max_num_seqs": sched.max_num_seqs,
+        "max_model_len": model.max_model_len,
+        "chunked_prefill": bool(sched.enable_chunked_prefill),
+        "async_scheduling": bool(getattr(sched, "async_scheduling", False)),
+        "prefix_caching": bool(cache.enable_prefix_caching),
+        "kv_cache_dtype": str(cache.cache_dtype),
+        "block_size": cache.block_size,
+        "dtype": str(model.dtype).removeprefix("torch."),
+        "quantization": model.quantization,
+        "enforce_eager": eager,
+        "compilation_mode": None if mode is None else str(getattr(mode, "name", mode)),
+        "cudagraph_mode": str(getattr(comp, "cudagraph_mode", None)),
+        "compiled": not eager and mode is not None and str(getattr(mode, "name", mode)) != "NONE",
+        "device": str(vllm_config.device_config.device_type),
+    }
+
+
+def _layer_index(name: str) -> int:
+    numbers = re.findall(r"\.(\d+)\.", f".{name}.")
+    return int(numbers[0]) if numbers else -1
+
+
+def moe_routers(model: Any) -> list[tuple[str, Any]]:
+    """``(layer name, router)`` of every fused-MoE layer, in layer order."""
+    from vllm.model_executor.layers.fused_moe.runner.moe_runner import MoERunner
+
+    found = []
+    for name, module in model.named_modules():
+        router = getattr(module, "router", None)
+        if isinstance(module, MoERunner) and hasattr(router, "set_capture_fn"):
+            found.append((getattr(module, "layer_name", name), router))
+    return sorted(found, key=lambda item: _layer_index(item[0]))
+
+
+class _Routing:
+    """Per-step expert counts of every MoE layer, accumulated on the model's device."""
+
+    def __init__(self, routers: list[tuple[str, Any]]) -> None:
+        self.names = [name for name, _ in routers]
+        self.num_experts = [int(router.global_num_experts) for _, router in routers]
+        self.counts: list[Any] = [None] * len(routers)
+        self.num_tokens = 0
+        self.open = False
+        for index, (_, router) in enumerate(routers):
+            router.set_capture_fn(partial(self.capture, index))
+
+    def begin(self, num_tokens: int) -> None:
+        self.counts = [None] * len(self.names)
+        self.num_tokens = num_tokens
+        self.open = True
+
+    def capture(self, index: int, topk_ids: Any) -> None:
+        if not self.open:  # profiling and warm-up forwards outside any step
+            return
+        import torch
+
+        ids = topk_ids[: self.num_tokens].reshape(-1).to(torch.int64)  # drop padding tokens
+        counts = torch.bincount(ids, minlength=self.num_experts[index])
+        previous = self.counts[index]
+        self.counts[index] = counts if previous is None else previous + counts
+
+    def end(self) -> list[list[int]] | None:
+        """Per layer, tokens per expert; None unless every MoE layer reported this step."""
+        self.open = False
+        if not self.counts or any(c is None for c in self.counts):
+            return None
+        import torch
+
+        return [list(map(int, row)) for row in torch.stack(self.counts).tolist()]
+
+
+class _StepState:
+    """The recorder attached to one model runner (the recording rank of one data-parallel replica)."""
+
+    def __init__(self, runner: Any, record_dir: Path, record_experts: bool) -> None:
+        par = runner.vllm_config.parallel_config
+        self.dp_rank = int(getattr(par, "data_parallel_rank", 0) or 0)
+        self.record_dir = record_dir
+        self.recorder = StepRecorder(AppendOnlyLines(record_dir / PASSES_FILE), dp_rank=self.dp_rank)
+        self.settings = engine_settings(runner.vllm_config)
+        self.routing: _Routing | None = None
+        self.routing_reason: str | None = "expert recording was switched off (record_experts: false)"
+        self.routing_observed: bool | None = None
+        self.moe_layers: list[str] = []
+        self.pending_sampled: list[str] = []
+        if record_experts:
+            routers = moe_routers(runner.get_model())
+            self.moe_layers = [name for name, _ in routers]
+            if routers:
+                self.routing = _Routing(routers)
+                self.routing_reason = None
+            else:
+                self.routing_reason = "no fused-MoE router with a capture hook was found in the model"
+        self.write_engine_file()
+
+    def write_engine_file(self) -> None:
+        data = {
+            **self.settings,
+            "recorder": "capbench vLLM plugin",
+            "dp_rank": self.dp_rank,
+            "moe_layers": self.moe_layers,
+            "routing_observed": self.routing_observed,
+            "routing_unavailable_reason": self.routing_reason,
+            "written_ns": time.monotonic_ns(),
+        }
+        path = self.record_dir / ENGINE_DIR / f"engine-dp{self.dp_rank}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
+        tmp.replace(path)
+
+    def begin(self, scheduler_output: Any) -> None:
+        computed: dict[str, int] = {r.req_id: r.num_computed_tokens for r in scheduler_output.scheduled_new_reqs}
+        cached = scheduler_output.scheduled_cached_reqs
+        computed.update(zip(cached.req_ids, cached.num_computed_tokens, strict=False))
+        scheduled = [(rid, n, computed.get(rid, 0)) for rid, n in scheduler_output.num_scheduled_tokens.items()]
+        step = self.recorder.begin(scheduled)
+        if step is not None and self.routing is not None:
+            self.routing.begin(step.num_tokens)
+
+    def sampled(self, runner: Any) -> list[str]:
+        """Requests of the step that sample a token (not a partial prefill chunk)."""
+        step = self.recorder.current
+        if step is None:
+            return []
+        batch = runner.input_batch
+        num_reqs = batch.num_reqs
+        discard = runner.discard_request_mask.np[:num_reqs]
+        keep = {rid for rid, drop in zip(batch.req_ids[:num_reqs], discard, strict=False) if not drop}
+        return [rid for rid in step.engine_ids if rid in keep]
+
+    def finish(self, sampled: list[str]) -> None:
+        if self.recorder.current is None:
+            return
+        expert_tokens = self.routing.end() if self.routing is not None else None
+        if self.routing is not None and self.routing_observed is None:
+            self.routing_observed = expert_tokens is not None
+            if expert_tokens is None:
+                self.routing_reason = ROUTING_NOT_OBSERVED
+            self.write_engine_file()
+        self.recorder.finish(sampled, expert_tokens)
+
+    def abort(self) -> None:
+        if self.routing is not None:
+            self.routing.open = False
+        self.recorder.abort()
+
+
+def _records_on_this_rank() -> bool:
+    from vllm.distributed.parallel_state import get_pp_group, get_tensor_model_parallel_rank
+
+    return get_tensor_model_parallel_rank() == 0 and bool(get_pp_group().is_first_rank)
+
+
+def install(record_dir: Path, record_experts: bool = True) -> None:
+    """Hook the model runner so that the recording rank writes ``record_dir/passes.jsonl`` (idempotent)."""
+    global _installed
+    if _installed:
+        return
+    import vllm
+
+    check_version(vllm.__version__)
+    from vllm.v1.worker.gpu_model_runner import GPUModelRunner
+
+    runner_classes: list[Any] = [GPUModelRunner]
+    from vllm.platforms import current_platform
+
+    if current_platform.is_cpu():
+        from vllm.v1.worker.cpu_model_runner import CPUModelRunner
+
+        runner_classes.append(CPUModelRunner)
+    execute_model: Callable[..., Any] = GPUModelRunner.execute_model
+    sample_tokens: Callable[..., Any] = GPUModelRunner.sample_tokens
+    states: dict[int, _StepState | None] = {}
+
+    def state_of(runner: Any) -> _StepState | None:
+        key = id(runner)
+        if key not in states:
+            states[key] = _StepState(runner, record_dir, record_experts) if _records_on_this_rank() else None
+        return states[key]
+
+    def recorded_execute_model(self: Any, scheduler_output: Any, *args: Any, **kwargs: Any) -> Any:
+        state = state_of(self)
+        if state is None:
+            return execute_model(self, scheduler_output, *args, **kwargs)
+        state.begin(scheduler_output)
+        try:
+            output = execute_model(self, scheduler_output, *args, **kwargs)
+            sampled = state.sampled(self)
+        except BaseException:
+            state.abort()
+            raise
+        if output is not None:  # no sampling step follows (nothing scheduled, or a non-last pipeline stage)
+            state.finish(sampled)
+        else:
+            state.pending_sampled = sampled
+        return output
+
+    def recorded_sample_tokens(self: Any, *args: Any, **kwargs: Any) -> Any:
+        output = sample_tokens(self, *args, **kwargs)
+        state = states.get(id(self))
+        if state is not None:
+            state.finish(state.pending_sampled)
+            state.pending_sampled = []
+        return output
+
+    def recording_load_model(load_model: Callable[..., Any]) -> Callable[..., Any]:
+        def load_then_attach(self: Any, *args: Any, **kwargs: Any) -> Any:
+            result = load_model(self, *args, **kwargs)
+            state_of(self)  # bind the routers and describe the engine before the first request
+            return result
+
+        return load_then_attach
+
+    for cls in runner_classes:
+        if "load_model" in cls.__dict__:
+            cls.load_model = recording_load_model(cls.__dict__["load_model"])
+    GPUModelRunner.execute_model = recorded_execute_model
+    GPUModelRunner.sample_tokens = recorded_sample_tokens
+    _installed = True

@@ -1,0 +1,263 @@
+"""The ``vllm`` runner: launch a vLLM OpenAI server (or attach to one) and drive it with the load generator.
+
+Launch (no ``base_url``): capbench starts ``python -m vllm.entrypoints.openai.api_server`` with the model,
+``--enforce-eager`` when asked, ``--dtype`` when given, and the pass-through ``engine_args``, as a managed
+subprocess (:mod:`.server`) whose log goes to ``<run>/vllm/server.log``; it waits for ``/health`` (at most
+``server_start_timeout_s``), and stops the server when the run ends, also on Ctrl-C or an error. The step
+recorder plugin (:mod:`.plugin`) is enabled in the server by environment variable and writes
+``<run>/passes.jsonl`` and ``<run>/vllm/engine-dp<R>.json`` (the settings vLLM resolved), merged into
+``run.json`` ``engine``.
+
+Attach (``base_url``): the server is someone else's; capbench records what it can see from outside (timings,
+``/metrics``), and no engine steps.
+
+Either way the requests go through the ``openai`` runner's client, and ``/metrics`` is scraped at the start of
+the measured phase, every ``metrics_interval_s``, and at the end into ``<run>/server_metrics.jsonl``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from capbench.config import RunSpec
+from capbench.errors import CapbenchError
+from capbench.harness import RecordSink
+from capbench.runners.openai.runner import OpenAIRunner
+from capbench.runners.vllm.adapter import ENGINE_DIR, SUPPORTED_VERSIONS, UnsupportedVLLMVersionError, check_version
+from capbench.runners.vllm.engine_args import check_engine_args, to_cli_args
+from capbench.runners.vllm.plugin import ENV_RECORD_DIR, ENV_RECORD_EXPERTS
+from capbench.runners.vllm.server import ManagedServer, plugin_path
+from capbench.workload import Workload
+
+ENV_VLLM_PYTHON = "CAPBENCH_VLLM_PYTHON"
+SERVER_LOG = "server.log"
+SERVER_ENV_DEFAULTS = {"VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1", "VLLM_HOST_IP": "127.0.0.1"}
+"""Set for a launched server unless the environment already sets them."""
+
+
+def vllm_python(spec: RunSpec) -> str:
+    """The interpreter to launch vLLM with: ``vllm_python``, else ``$CAPBENCH_VLLM_PYTHON``, else this one."""
+    return spec.vllm_python or os.environ.get(ENV_VLLM_PYTHON) or sys.executable
+
+
+def vllm_version(python: str) -> str:
+    """The vLLM version importable by ``python``; a clear error when there is none."""
+    try:
+        done = subprocess.run(
+            [python, "-c", "import vllm; print(vllm.__version__)"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise CapbenchError(f"cannot run the vLLM interpreter {python!r}: {exc}") from exc
+    if done.returncode != 0:
+        tail = "\n".join(done.stderr.strip().splitlines()[-3:])
+        raise CapbenchError(
+            f"{python} cannot import vllm ({tail}). Point vllm_python (or ${ENV_VLLM_PYTHON}) at the Python of an "
+            "environment with vLLM installed; on a CPU-only machine, `make vllm-env` builds one"
+        )
+    return done.stdout.strip().splitlines()[-1]
+
+
+def served_name(spec: RunSpec) -> str:
+    """The model name a launched server serves under (``served_model_name`` if given, else the model)."""
+    name = spec.engine_args.get("served_model_name")
+    if isinstance(name, list) and name:
+        return str(name[0])
+    if isinstance(name, str) and name:
+        return name.split()[0]
+    assert spec.model is not None
+    return spec.model
+
+
+def read_engine_files(run_dir: Path) -> list[dict[str, Any]]:
+    """The ``vllm/engine-dp<R>.json`` files the plugin wrote, by data-parallel rank."""
+    out = []
+    for path in sorted((run_dir / ENGINE_DIR).glob("engine-dp*.json")):
+        try:
+            out.append(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, json.JSONDecodeError):
+            continue
+    return sorted(out, key=lambda e: e.get("dp_rank", 0))
+
+
+class VLLMRunner:
+    """Launches or attaches to a vLLM server; the ``openai`` runner's client sends the requests."""
+
+    name = "vllm"
+
+    def __init__(self, spec: RunSpec, model_dir: Path | None, run_dir: Path | None = None) -> None:
+        self.spec = spec
+        self.run_dir = run_dir
+        self.server: ManagedServer | None = None
+        self._plugin_dir: Path | None = None
+        self.version: str | None = None
+        self.facts: dict[str, Any] = {}
+        self.launched = spec.base_url is None
+        try:
+            if self.launched:
+                base_url = self._launch(model_dir)
+                update = {"base_url": base_url, "model": served_name(spec)}
+                if spec.model_path is None and model_dir is not None:
+                    update["model_path"] = str(model_dir)
+                client_spec = spec.model_copy(update=update)
+            else:
+                client_spec = spec
+            self.client = OpenAIRunner(client_spec, model_dir)
+        except BaseException:
+            self.close()
+            raise
+        self.model_name = self.client.model_name
+
+    # --- the server --------------------------------------------------------------------------------------
+
+    def _server_args(self) -> list[str]:
+        args = check_engine_args(self.spec.engine_args)
+        if self.spec.enforce_eager:
+            args["enforce_eager"] = True
+        if "dtype" in self.spec.model_fields_set:
+            args["dtype"] = self.spec.dtype
+        return to_cli_args(args)
+
+    def _server_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        for key, value in SERVER_ENV_DEFAULTS.items():
+            env.setdefault(key, value)
+        env.pop(ENV_RECORD_DIR, None)
+        if self.spec.gpus is not None:
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in self.spec.gpus)
+        if self.spec.record_steps:
+            assert self.run_dir is not None
+            self._plugin_dir = plugin_path()
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (str(self._plugin_dir), env.get("PYTHONPATH")) if p)
+            env[ENV_RECORD_DIR] = str(self.run_dir.resolve())
+            env[ENV_RECORD_EXPERTS] = "1" if self.spec.record_experts else "0"
+        return env
+
+    def _launch(self, model_dir: Path | None) -> str:
+        if self.run_dir is None:
+            raise CapbenchError("the vllm runner needs a run directory to launch a server into")
+        python = vllm_python(self.spec)
+        self.version = vllm_version(python)
+        if self.spec.record_steps:
+            try:
+                check_version(self.version)
+            except UnsupportedVLLMVersionError as exc:
+                raise CapbenchError(str(exc)) from exc
+        model = str(model_dir.resolve()) if model_dir is not None else self.spec.model
+        assert model is not None
+        self.server = ManagedServer(
+            python, model, self._server_args(), self._server_env(), self.run_dir / ENGINE_DIR / SERVER_LOG
+        )
+        print(f"starting vLLM {self.version} (log: {self.server.log_path})", file=sys.stderr)
+        self.server.start()
+        self.server.wait_ready(self.spec.server_start_timeout_s)
+        return self.server.base_url
+
+    # --- run.json facts ----------------------------------------------------------------------------------
+
+    def model_config(self) -> dict[str, Any] | None:
+        return self.client.model_config()
+
+    def engine_files(self) -> list[dict[str, Any]]:
+        return read_engine_files(self.run_dir) if self.run_dir is not None and self.launched else []
+
+    def engine_info(self) -> dict[str, Any]:
+        """The client's view, plus (launched) the command line and what vLLM resolved, from the plugin."""
+        info = self.client.engine_info()
+        info["name"] = self.name
+        info["mode"] = "launched" if self.launched else "attached"
+        info["supported_versions"] = [v + ".x" for v in SUPPORTED_VERSIONS]
+        if not self.launched:
+            info["step_records"] = False
+            info["step_records_reason"] = "attached to a server capbench did not launch: no engine steps visible"
+            return info
+        assert self.server is not None
+        info.update(
+            version=self.version,
+            command=self.server.command,
+            engine_args=self.spec.engine_args,
+            server_log=str(Path(ENGINE_DIR) / SERVER_LOG),
+            server_start_s=self.server.ready_s,
+            server_exit_code=self.server.process.poll() if self.server.process else self.server.exit_code,
+            step_records=self.spec.record_steps,
+        )
+        engines = self.engine_files()
+        if engines:
+            first = engines[0]
+            resolved = {k: v for k, v in first.items() if k not in ("written_ns", "dp_rank", "recorder")}
+            info.update(resolved)
+            info["device"] = first.get("device", info.get("device"))
+            info["replicas"] = [
+                {k: e.get(k) for k in ("dp_rank", "routing_observed", "routing_unavailable_reason")} for e in engines
+            ]
+        elif self.spec.record_steps:
+            info["step_records_reason"] = "the plugin has not reported yet (it writes on the first engine step)"
+        else:
+            info["step_records_reason"] = "record_steps: false"
+        return info
+
+    def dtypes(self) -> dict[str, str] | None:
+        """From the model config, with the dtype vLLM really computes in when the plugin reported it."""
+        base = self.client.dtypes()
+        engines = self.engine_files()
+        if base is None or not engines:
+            return base
+        dtype = engines[0].get("dtype")
+        kv = engines[0].get("kv_cache_dtype")
+        out = dict(base)
+        if dtype:
+            out["compute"] = str(dtype)
+            if not engines[0].get("quantization"):  # vLLM casts unquantised weights to its dtype
+                out.update(weights=str(dtype), experts=str(dtype), embeddings=str(dtype))
+                out.pop("router", None)
+        if kv not in (None, "auto"):
+            out["kv"] = str(kv)
+        elif dtype:
+            out["kv"] = str(dtype)
+        return out
+
+    # --- the run -----------------------------------------------------------------------------------------
+
+    def execute(self, workload: Workload, sink: RecordSink) -> None:
+        """Drive the server through the ``openai`` runner; scrape ``/metrics`` around the measured phase."""
+        from capbench.records.schema import SERVER_METRICS_FILE
+        from capbench.runners.vllm.scrape import MetricsScraper
+
+        scraper = None
+        if self.run_dir is not None:
+            scraper = MetricsScraper(
+                self.client.base_url,
+                self.run_dir / SERVER_METRICS_FILE,
+                self.spec.metrics_interval_s,
+                headers=self.client.headers,
+            )
+
+        def measured_start() -> None:
+            if scraper is not None:
+                scraper.scrape("start")
+                scraper.start_periodic()
+
+        self.client.on_measured_start = measured_start
+        try:
+            self.client.execute(workload, sink)
+        finally:
+            if scraper is not None:
+                scraper.stop()
+                scraper.scrape("end")
+            self.facts = {**self.client.facts, "engine": self.engine_info(), "dtypes": self.dtypes()}
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+        if self._plugin_dir is not None:
+            shutil.rmtree(self._plugin_dir, ignore_errors=True)
+            self._plugin_dir = None

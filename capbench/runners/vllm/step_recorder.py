@@ -1,0 +1,131 @@
+"""Engine-step records written from inside vLLM: one ``passes.jsonl`` line per engine step.
+
+Free of vLLM and torch, so it is unit-tested on its own; :mod:`.adapter` feeds it from the model runner.
+A step is opened with the requests the scheduler gave it (``[n_i, c_i]`` each), the routers report the
+expert ids they chose while it runs, and it is closed with the requests that sampled a token. Each record
+is one ``os.write`` of a whole line to a file opened with ``O_APPEND``, so data-parallel replicas (separate
+processes) can share the file without interleaving, and a crash loses at most the step in progress.
+
+Request ids: vLLM's internal id embeds the ``X-Request-Id`` header capbench sends (``r0003`` becomes e.g.
+``cmpl-r0003-0-1a2b3c4d``); :func:`capbench_request_id` recovers it. Ids of traffic that is not capbench's
+are kept as vLLM wrote them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+_CAPBENCH_ID = re.compile(r"(?<![A-Za-z0-9])([wr]\d{4,})(?![A-Za-z0-9])")
+
+
+def capbench_request_id(engine_request_id: str) -> str:
+    """The capbench id (``w0000``/``r0000``) inside a vLLM request id, else the vLLM id unchanged."""
+    match = _CAPBENCH_ID.search(engine_request_id)
+    return match.group(1) if match else engine_request_id
+
+
+def is_warmup_id(request_id: str) -> bool:
+    """capbench's warm-up requests are ``w0000``, ``w0001``, ..."""
+    return bool(_CAPBENCH_ID.fullmatch(request_id)) and request_id.startswith("w")
+
+
+@dataclass
+class OpenStep:
+    """A step between its start and its end."""
+
+    t_start_ns: int
+    req_ids: list[str]
+    reqs: list[list[int]]
+    num_tokens: int
+    engine_ids: list[str] = field(default_factory=list)
+
+
+class AppendOnlyLines:
+    """A JSONL file written one whole line per ``os.write`` (``O_APPEND``: safe across processes)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def write(self, record: dict[str, Any]) -> None:
+        os.write(self._fd, (json.dumps(record, separators=(",", ":")) + "\n").encode())
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+class StepRecorder:
+    """Builds and writes the pass record of each engine step of one data-parallel replica.
+
+    Record fields (docs/records.md ``passes.jsonl``): ``t_start_ns``/``t_end_ns`` (``time.monotonic_ns``,
+    the clock of the whole run), ``reqs`` (``[n_i, c_i]``: tokens computed in this step, tokens already in
+    the request's KV cache before it, prefix-cache hits included), ``req_ids``, ``sampled`` (how many requests
+    sampled a token) and ``sampled_ids`` (which), ``experts_active``
+    and ``expert_tokens`` (per MoE layer; null when routing was not observed), ``warmup`` (every request a
+    warm-up one), plus ``step`` (this replica's step counter) and ``dp_rank``.
+    """
+
+    def __init__(self, out: AppendOnlyLines, dp_rank: int = 0) -> None:
+        self.out = out
+        self.dp_rank = dp_rank
+        self.step = 0
+        self.current: OpenStep | None = None
+
+    def begin(self, scheduled: Sequence[tuple[str, int, int]], t_start_ns: int | None = None) -> OpenStep | None:
+        """Open a step: ``scheduled`` is ``(vllm request id, n_i, c_i)`` per request. None when it computes nothing."""
+        self.current = None
+        scheduled = [s for s in scheduled if s[1] > 0]
+        if not scheduled:
+            return None
+        self.current = OpenStep(
+            t_start_ns=time.monotonic_ns() if t_start_ns is None else t_start_ns,
+            req_ids=[capbench_request_id(rid) for rid, _, _ in scheduled],
+            reqs=[[int(n), int(c)] for _, n, c in scheduled],
+            num_tokens=sum(int(n) for _, n, _ in scheduled),
+            engine_ids=[rid for rid, _, _ in scheduled],
+        )
+        return self.current
+
+    def finish(
+        self,
+        sampled_engine_ids: Sequence[str],
+        expert_tokens: list[list[int]] | None,
+        t_end_ns: int | None = None,
+    ) -> dict[str, Any] | None:
+        """Close the open step and write its record; ``expert_tokens`` is per MoE layer, per expert (or None)."""
+        step = self.current
+        self.current = None
+        if step is None:
+            return None
+        t_end = time.monotonic_ns() if t_end_ns is None else t_end_ns
+        experts_active = None if expert_tokens is None else [sum(1 for n in layer if n > 0) for layer in expert_tokens]
+        record = {
+            "step": self.step,
+            "dp_rank": self.dp_rank,
+            "t_start_ns": step.t_start_ns,
+            "t_end_ns": t_end,
+            "reqs": step.reqs,
+            "req_ids": step.req_ids,
+            "sampled": len(sampled_engine_ids),
+            "sampled_ids": [capbench_request_id(rid) for rid in sampled_engine_ids],
+            "experts_active": experts_active,
+            "expert_tokens": expert_tokens,
+            "warmup": all(is_warmup_id(rid) for rid in step.req_ids),
+        }
+        self.step += 1
+        self.out.write(record)
+        return record
+
+    def abort(self) -> None:
+        """Drop the open step (the engine raised while running it)."""
+        self.current = None

@@ -1,0 +1,121 @@
+"""The vLLM step recorder's own logic, without vLLM: ids, records, appends, the version gate, the plugin switch."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+from pathlib import Path
+
+import pytest
+
+from capbench.runners.vllm import plugin
+from capbench.runners.vllm.adapter import UnsupportedVLLMVersionError, check_version
+from capbench.runners.vllm.step_recorder import AppendOnlyLines, StepRecorder, capbench_request_id, is_warmup_id
+
+
+@pytest.mark.parametrize(
+    ("engine_id", "expected"),
+    [
+        ("cmpl-r0003-0-1a2b3c4d", "r0003"),
+        ("chatcmpl-w0001-9f9f9f9f", "w0001"),
+        ("r0012", "r0012"),
+        ("cmpl-r123456-0", "r123456"),
+        ("cmpl-abcdef-0", "cmpl-abcdef-0"),  # not capbench's: kept as is
+        ("cmpl-xr0003-0", "cmpl-xr0003-0"),  # no id boundary
+        ("cmpl-r003-0", "cmpl-r003-0"),  # too few digits
+    ],
+)
+def test_capbench_request_id(engine_id: str, expected: str) -> None:
+    assert capbench_request_id(engine_id) == expected
+
+
+def test_warmup_ids() -> None:
+    assert is_warmup_id("w0000")
+    assert not is_warmup_id("r0000")
+    assert not is_warmup_id("cmpl-w0000-0")  # only after mapping
+    assert not is_warmup_id("whatever")
+
+
+def read(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_step_record_fields(tmp_path: Path) -> None:
+    out = tmp_path / "passes.jsonl"
+    rec = StepRecorder(AppendOnlyLines(out), dp_rank=1)
+    step = rec.begin([("cmpl-r0000-0-aa", 17, 0), ("cmpl-r0001-0-bb", 1, 20), ("cmpl-r0002-0-cc", 0, 5)], t_start_ns=10)
+    assert step is not None and step.num_tokens == 18
+    record = rec.finish(["cmpl-r0001-0-bb"], [[3, 0, 1, 0], [0, 0, 0, 0]], t_end_ns=25)
+    assert record == read(out)[0]
+    assert record["reqs"] == [[17, 0], [1, 20]]  # a request with 0 tokens scheduled is not in the step
+    assert record["req_ids"] == ["r0000", "r0001"]
+    assert record["sampled"] == 1 and record["sampled_ids"] == ["r0001"]
+    assert record["experts_active"] == [2, 0]
+    assert (record["t_start_ns"], record["t_end_ns"], record["dp_rank"], record["step"]) == (10, 25, 1, 0)
+    assert record["warmup"] is False
+
+
+def test_unobserved_routing_is_null_not_zero(tmp_path: Path) -> None:
+    rec = StepRecorder(AppendOnlyLines(tmp_path / "p.jsonl"))
+    rec.begin([("w0000", 4, 0)])
+    record = rec.finish(["w0000"], None)
+    assert record is not None
+    assert record["experts_active"] is None and record["expert_tokens"] is None
+    assert record["warmup"] is True
+
+
+def test_empty_and_aborted_steps_write_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "p.jsonl"
+    rec = StepRecorder(AppendOnlyLines(out))
+    assert rec.begin([]) is None
+    assert rec.finish([], None) is None
+    rec.begin([("r0000", 3, 0)])
+    rec.abort()
+    assert rec.finish(["r0000"], None) is None
+    rec.begin([("r0000", 3, 0)])
+    rec.finish(["r0000"], None)
+    assert [r["step"] for r in read(out)] == [0]
+
+
+def _append_many(path: str, rank: int) -> None:
+    rec = StepRecorder(AppendOnlyLines(Path(path)), dp_rank=rank)
+    for _ in range(300):
+        rec.begin([(f"r{rank:04d}", 1000, 0)])
+        rec.finish([f"r{rank:04d}"], [[1] * 64] * 8)
+
+
+def test_replicas_share_one_file_without_torn_lines(tmp_path: Path) -> None:
+    """Data-parallel replicas are separate processes appending to one passes.jsonl."""
+    out = tmp_path / "passes.jsonl"
+    procs = [multiprocessing.get_context("fork").Process(target=_append_many, args=(str(out), r)) for r in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(30)
+    records = read(out)  # every line parses
+    assert len(records) == 900
+    for rank in range(3):
+        steps = [r["step"] for r in records if r["dp_rank"] == rank]
+        assert steps == list(range(300))
+
+
+@pytest.mark.parametrize("version", ["0.32.0", "0.32.1", "0.32.0rc1.dev12+cpu"])
+def test_supported_versions(version: str) -> None:
+    check_version(version)
+
+
+@pytest.mark.parametrize("version", ["0.31.2", "0.33.0", "1.32.0", "0.3.2"])
+def test_unsupported_version_is_a_clear_error(version: str) -> None:
+    with pytest.raises(UnsupportedVLLMVersionError, match=rf"supports vLLM 0\.32\.x.*this is vLLM {version}"):
+        check_version(version)
+
+
+def test_plugin_is_inert_without_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(plugin.ENV_RECORD_DIR, raising=False)
+    plugin.register()  # vLLM is not importable here: this passes only because nothing is installed
+
+
+def test_plugin_wants_an_absolute_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(plugin.ENV_RECORD_DIR, "runs/relative")
+    with pytest.raises(RuntimeError, match="absolute"):
+        plugin.register()
