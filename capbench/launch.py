@@ -130,6 +130,29 @@ def build_manifest(
     }
 
 
+def write_failed_manifest(run_dir: Path, spec: RunSpec, run_id: str, exc: BaseException) -> None:
+    """A ``run.json`` for a run that failed before its first request (e.g. the server never became healthy),
+    so the run directory says what happened instead of holding only logs."""
+    from capbench.records.writer import write_json_atomic
+
+    interrupted = isinstance(exc, KeyboardInterrupt)
+    write_json_atomic(
+        run_dir / "run.json",
+        {
+            "schema_version": SCHEMA_VERSION,
+            "run_id": run_id,
+            "created_at": utc_now_iso(),
+            "ended_at": utc_now_iso(),
+            "capbench_version": __version__,
+            "status": (RunStatus.PARTIAL if interrupted else RunStatus.FAILED).value,
+            "error": "interrupted during set-up" if interrupted else f"{type(exc).__name__}: {exc}",
+            "spec": spec.model_dump(mode="json"),
+            "command": sys.argv,
+            "engine": {"name": spec.runner},
+        },
+    )
+
+
 def default_out_dir(run_id: str) -> Path:
     return Path("runs") / run_id
 
@@ -181,7 +204,14 @@ def execute_run(spec: RunSpec, *, quiet: bool = False) -> tuple[Path, RunStatus]
     launching = spec.runner == "vllm" and spec.base_url is None
     with console.status("starting the vLLM server" if launching else "preparing the model"):
         model = resolve_model(spec)
-        runner = runner_cls(spec, model.path, run_dir=run_dir)
+        try:
+            runner = runner_cls(spec, model.path, run_dir=run_dir)
+        except BaseException as exc:
+            write_failed_manifest(run_dir, spec, run_id, exc)
+            raise
+    gpus = runner.gpu_indices() if hasattr(runner, "gpu_indices") else None
+    if gpus is not None and spec.gpus is None:  # a launched multi-GPU engine: sample and count all its GPUs
+        spec = spec.model_copy(update={"gpus": gpus})
     sensor = None
     try:
         device = runner.engine_info()["device"]

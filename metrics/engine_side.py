@@ -293,15 +293,18 @@ def _gauge_series(
     return values
 
 
-def _gauges(window: Sequence[PromScrape], used: dict[str, str | None]) -> dict[str, Any]:
+def _gauges(window: Sequence[PromScrape], inner: Sequence[PromScrape], used: dict[str, str | None]) -> dict[str, Any]:
     """Gauge statistics over the window's scrapes (each scrape one sample, unweighted).
 
+    Means are over the ``inner`` scrapes only (those strictly between the baseline and the final one): the
+    baseline is taken before the measured load starts and the final one after it ends, so counting them would
+    dilute a mean with idle samples. No inner scrape: the means are null. Maxima are over the whole window.
     ``kv_cache_usage``: per scrape the mean over its series (one per engine), then ``mean_fraction`` = the
     mean over scrapes and ``max_fraction`` = the largest value of any series in any scrape (0..1 fractions).
     ``requests_running`` / ``requests_waiting``: per scrape the sum over series (server-wide), then the mean
     and max over scrapes (requests).
     """
-    kv_mean = _gauge_series(window, used["kv_cache_usage"], lambda v: math.fsum(v) / len(v))
+    kv_mean = _gauge_series(inner, used["kv_cache_usage"], lambda v: math.fsum(v) / len(v))
     kv_max = _gauge_series(window, used["kv_cache_usage"], max)
     out: dict[str, Any] = {
         "kv_cache_usage": {
@@ -312,10 +315,11 @@ def _gauges(window: Sequence[PromScrape], used: dict[str, str | None]) -> dict[s
     }
     for quantity in ("requests_running", "requests_waiting"):
         values = _gauge_series(window, used[quantity], math.fsum)
+        inner_values = _gauge_series(inner, used[quantity], math.fsum)
         out[quantity] = {
-            "mean_requests": math.fsum(values) / len(values) if values else None,
+            "mean_requests": math.fsum(inner_values) / len(inner_values) if inner_values else None,
             "max_requests": _as_number(max(values)) if values else None,
-            "scrapes": len(values),
+            "scrapes": len(inner_values),
         }
     return out
 
@@ -359,6 +363,6 @@ def engine_side_summary(scrapes: Sequence[Mapping[str, Any]]) -> dict[str, Any] 
         "latency": {q: histogram_stats(hists[q], "s") for q in LATENCY_QUANTITIES},
         "tokens_per_step": _tokens_per_step(hists["tokens_per_step"]),
         "counters": _counters(final, baseline, used, notes),
-        "gauges": _gauges(window, used),
+        "gauges": _gauges(window, window[1:-1], used),
         "notes": notes,
     }

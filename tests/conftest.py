@@ -1,8 +1,14 @@
-"""Shared fixtures. Integration tests get a tiny MoE built offline once per session, in a private cache."""
+"""Shared fixtures. Integration tests get a tiny MoE built offline once per session, in a private cache.
+
+Tests that run vLLM take the ``vllm_python`` fixture: the interpreter of a vLLM environment, from
+``$CAPBENCH_VLLM_PYTHON`` (``make test`` sets it from ``scripts/vllm_env.sh``). Without it they skip, unless
+``CAPBENCH_REQUIRE_VLLM=1`` (also set by ``make test``, so CI cannot skip them silently): then they fail.
+"""
 
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,6 +39,48 @@ def tiny_model_dir(capbench_cache: Path) -> Path:
     from capbench.models.tiny import build_tiny_moe
 
     return build_tiny_moe(root=capbench_cache / "models")
+
+
+ENV_VLLM_PYTHON = "CAPBENCH_VLLM_PYTHON"
+ENV_REQUIRE_VLLM = "CAPBENCH_REQUIRE_VLLM"
+
+
+def _vllm_problem(raw: str) -> tuple[Path | None, str | None]:
+    """``(python, None)`` when ``raw`` names an interpreter that imports vLLM, else ``(None, why not)``."""
+    if not raw:
+        return None, f"${ENV_VLLM_PYTHON} is not set"
+    python = Path(raw)
+    if not python.is_file() or not os.access(python, os.X_OK):
+        return None, f"${ENV_VLLM_PYTHON}={raw} is not an executable file"
+    try:
+        check = subprocess.run(
+            [str(python), "-c", "import vllm; print(vllm.__version__)"],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return None, f"'import vllm' with {raw} took more than 180 s"
+    if check.returncode != 0:
+        tail = check.stderr.strip().splitlines()[-1:] or ["no output"]
+        return None, f"'import vllm' fails with {raw}: {tail[0]}"
+    return python, None
+
+
+@pytest.fixture(scope="session")
+def vllm_python() -> Path:
+    """The Python interpreter of a vLLM environment (``$CAPBENCH_VLLM_PYTHON``), checked to import vLLM.
+
+    Skips the test when vLLM is unavailable, or fails it when ``CAPBENCH_REQUIRE_VLLM=1``.
+    """
+    python, problem = _vllm_problem(os.environ.get(ENV_VLLM_PYTHON, "").strip())
+    if python is not None:
+        return python
+    how = f"create one with `export {ENV_VLLM_PYTHON}=$(scripts/vllm_env.sh | tail -n 1)` (a few minutes, ~3 GB)"
+    if os.environ.get(ENV_REQUIRE_VLLM) == "1":
+        pytest.fail(f"{ENV_REQUIRE_VLLM}=1 but vLLM is unavailable: {problem}; {how}", pytrace=False)
+    pytest.skip(f"needs vLLM: {problem}; {how}")
 
 
 def _nvidia_gpu_present() -> bool:

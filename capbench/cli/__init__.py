@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 import warnings
 from collections.abc import Sequence
 from typing import TextIO
@@ -45,11 +47,21 @@ def _show_warning(
     print(f"warning: {message}", file=sys.stderr)
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse ``argv`` and run the chosen subcommand; return the process exit status."""
+    """Parse ``argv`` and run the chosen subcommand; return the process exit status.
+
+    SIGTERM (a batch scheduler's time limit, ``timeout``) takes the Ctrl-C path: the run ends ``partial`` with
+    its records kept, and a server capbench launched is stopped.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     warnings.showwarning = _show_warning
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         return int(args.handler(args) or 0)
     except CapbenchError as exc:

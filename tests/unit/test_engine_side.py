@@ -132,8 +132,9 @@ def test_deltas_exclude_traffic_before_the_baseline() -> None:
     assert counters["finished_requests_by_reason"] == {"length": 0, "stop": 0}  # exposed, nothing new: real 0
     assert counters["finished_requests"] == 0
     gauges = summary["gauges"]
-    assert gauges["kv_cache_usage"] == {"mean_fraction": pytest.approx(0.25), "max_fraction": 0.5, "scrapes": 3}
-    assert gauges["requests_running"] == {"mean_requests": 2.0, "max_requests": 4, "scrapes": 3}
+    # Means over the inner (periodic) scrapes only: the boundary scrapes sit outside the load.
+    assert gauges["kv_cache_usage"] == {"mean_fraction": pytest.approx(0.5), "max_fraction": 0.5, "scrapes": 1}
+    assert gauges["requests_running"] == {"mean_requests": 4.0, "max_requests": 4, "scrapes": 1}
     info = summary["scrapes"]
     assert (info["total"], info["ok"], info["failed"], info["in_window"]) == (3, 3, 0, 3)
     assert (info["t_start_ns"], info["t_end_ns"], info["window_s"]) == (1_000_000_000, 4_000_000_000, 3.0)
@@ -180,7 +181,7 @@ def test_older_metric_names_are_accepted_and_recorded() -> None:
 
 def test_newest_alias_wins_when_both_are_exposed() -> None:
     text = "vllm:kv_cache_usage_perc 0.7\nvllm:gpu_cache_usage_perc 0.1\n"
-    summary = engine_side_summary([scrape(text, "start"), scrape(text, "end")])
+    summary = engine_side_summary([scrape(text, "start"), scrape(text), scrape(text, "end")])
     assert summary is not None
     assert summary["metrics_used"]["kv_cache_usage"] == "vllm:kv_cache_usage_perc"
     assert summary["gauges"]["kv_cache_usage"]["mean_fraction"] == 0.7
@@ -191,7 +192,7 @@ def test_kv_usage_over_engines_is_a_mean_and_requests_a_sum() -> None:
         'vllm:kv_cache_usage_perc{engine="0"} 0.2\nvllm:kv_cache_usage_perc{engine="1"} 0.6\n'
         'vllm:num_requests_waiting{engine="0"} 3\nvllm:num_requests_waiting{engine="1"} 4\n'
     )
-    summary = engine_side_summary([scrape(text, "start"), scrape(text, "end")])
+    summary = engine_side_summary([scrape(text, "start"), scrape(text), scrape(text, "end")])
     assert summary is not None
     assert summary["gauges"]["kv_cache_usage"]["mean_fraction"] == pytest.approx(0.4)
     assert summary["gauges"]["kv_cache_usage"]["max_fraction"] == 0.6
@@ -298,5 +299,7 @@ def test_real_vllm_fixture_pair() -> None:
     # Every request of the pair finished: one TPOT, queue, prefill, decode and e2e observation each.
     for quantity in ("tpot_s", "queue_time_s", "prefill_time_s", "decode_time_s", "e2e_latency_s"):
         assert summary["latency"][quantity]["count"] == 7, quantity
-    assert summary["gauges"]["kv_cache_usage"]["scrapes"] == 2  # idle at both scrapes: a measured 0
+    # No scrape inside the window: no mean (the boundary scrapes are idle by construction), the max is known.
+    assert summary["gauges"]["kv_cache_usage"]["scrapes"] == 0
+    assert summary["gauges"]["kv_cache_usage"]["mean_fraction"] is None
     assert summary["gauges"]["kv_cache_usage"]["max_fraction"] == 0.0

@@ -13,11 +13,12 @@ subclasses):
   does not discard (``discard_request_mask``: a partial prefill chunk samples nothing).
 - ``sample_tokens(...)``: closes the step (its end timestamp) and writes the record. When ``execute_model``
   returns an output itself (nothing to sample, or a non-last pipeline stage), the step closes there.
-- Routing: every fused-MoE layer's router has ``set_capture_fn(fn)``; ``fn(topk_ids)`` receives the logical
-  expert ids ``[num_tokens, top_k]`` chosen for each token. Counts are kept on the device
-  (``torch.bincount``) and copied to the host once per step. The callback fires only when the model runs
-  eagerly: after torch.compile or inside a CUDA graph it does not, and the step records ``experts_active:
-  null`` while the engine description says why (:data:`ROUTING_NOT_OBSERVED`).
+- Routing (not under pipeline or data parallelism, see :func:`routing_blocker`): every fused-MoE layer's
+  router has ``set_capture_fn(fn)``; ``fn(topk_ids)`` receives the logical expert ids ``[num_tokens, top_k]``
+  chosen for each token. Counts are kept on the device (``scatter_add_``) and copied to the host once per step.
+  The callback fires only when the model runs eagerly: after torch.compile or inside a CUDA graph it does
+  not, and the step records ``experts_active: null`` while the engine description says why
+  (:data:`ROUTING_NOT_OBSERVED`).
 
 Exactly one record per engine step: only the first tensor-parallel rank of the first pipeline stage records,
 tagged with its data-parallel rank (each data-parallel replica has its own scheduler and steps).
@@ -39,8 +40,8 @@ SUPPORTED_VERSIONS: tuple[str, ...] = ("0.32",)
 """vLLM release series (major.minor) whose internals this adapter knows."""
 
 ROUTING_NOT_OBSERVED = (
-    "the routers' capture callback did not fire: vLLM compiled the model (torch.compile or CUDA graphs), "
-    "which bypasses Python callbacks; run with --enforce-eager to measure expert activation"
+    "the routers' capture callback did not fire in some or all steps: vLLM compiled the model (torch.compile "
+    "or CUDA graphs), which bypasses Python callbacks; run with --enforce-eager to measure expert activation"
 )
 PASSES_FILE = "passes.jsonl"
 ENGINE_DIR = "vllm"
@@ -116,19 +117,26 @@ def moe_routers(model: Any) -> list[tuple[str, Any]]:
 
 
 class _Routing:
-    """Per-step expert counts of every MoE layer, accumulated on the model's device."""
+    """Per-step expert counts of every MoE layer, accumulated on the model's device.
+
+    ``scatter_add_`` into a ``[layers, E]`` buffer allocated at the step's start keeps every count on the
+    device (``torch.bincount`` would synchronise with a GPU on every call); :meth:`end` copies the buffer to
+    the host once.
+    """
 
     def __init__(self, routers: list[tuple[str, Any]]) -> None:
         self.names = [name for name, _ in routers]
         self.num_experts = [int(router.global_num_experts) for _, router in routers]
-        self.counts: list[Any] = [None] * len(routers)
+        self.counts: Any = None
+        self.fired = [False] * len(routers)
         self.num_tokens = 0
         self.open = False
         for index, (_, router) in enumerate(routers):
             router.set_capture_fn(partial(self.capture, index))
 
     def begin(self, num_tokens: int) -> None:
-        self.counts = [None] * len(self.names)
+        self.counts = None
+        self.fired = [False] * len(self.names)
         self.num_tokens = num_tokens
         self.open = True
 
@@ -138,22 +146,48 @@ class _Routing:
         import torch
 
         ids = topk_ids[: self.num_tokens].reshape(-1).to(torch.int64)  # drop padding tokens
-        counts = torch.bincount(ids, minlength=self.num_experts[index])
-        previous = self.counts[index]
-        self.counts[index] = counts if previous is None else previous + counts
+        if self.counts is None:
+            self.counts = torch.zeros((len(self.names), max(self.num_experts)), dtype=torch.int64, device=ids.device)
+        self.counts[index].scatter_add_(0, ids, torch.ones_like(ids))
+        self.fired[index] = True
 
     def end(self) -> list[list[int]] | None:
         """Per layer, tokens per expert; None unless every MoE layer reported this step."""
         self.open = False
-        if not self.counts or any(c is None for c in self.counts):
+        if self.counts is None or not all(self.fired):
             return None
-        import torch
+        rows = self.counts.tolist()
+        return [[int(n) for n in row[:e]] for row, e in zip(rows, self.num_experts, strict=True)]
 
-        return [list(map(int, row)) for row in torch.stack(self.counts).tolist()]
+
+def routing_blocker(vllm_config: Any, model: Any) -> str | None:
+    """Why routing cannot be attributed to this replica's steps, or None when it can."""
+    par = vllm_config.parallel_config
+    if par.pipeline_parallel_size > 1:
+        return (
+            "pipeline parallelism: the recording rank (first stage) sees only its own MoE layers, so per-layer "
+            "counts would not cover the model"
+        )
+    if par.data_parallel_size > 1:
+        return (
+            "data parallelism: replicas may gather each other's tokens before routing, so a replica's router "
+            "output cannot be attributed to its own step"
+        )
+    for module in model.modules():
+        method = getattr(module, "_quant_method", None)
+        if getattr(method, "is_monolithic", False) and hasattr(module, "router"):
+            return "the MoE kernel routes inside the kernel (monolithic), so the router callback is never called"
+    return None
 
 
 class _StepState:
-    """The recorder attached to one model runner (the recording rank of one data-parallel replica)."""
+    """The recorder attached to one model runner (the recording rank of one data-parallel replica).
+
+    ``routing_observed`` in the engine file: null before the first step, then true (every step so far had
+    measured routing), false (none had) or ``"partial"`` (some steps did, e.g. a CUDA graph replayed for small
+    batches and eager for large ones). The file is rewritten only when that state changes; which steps had
+    routing is in ``passes.jsonl`` itself (``experts_active`` null or not).
+    """
 
     def __init__(self, runner: Any, record_dir: Path, record_experts: bool) -> None:
         par = runner.vllm_config.parallel_config
@@ -163,23 +197,30 @@ class _StepState:
         self.settings = engine_settings(runner.vllm_config)
         self.routing: _Routing | None = None
         self.routing_reason: str | None = "expert recording was switched off (record_experts: false)"
-        self.routing_observed: bool | None = None
+        self.routing_observed: bool | str | None = None
+        self.steps_with_routing = 0
+        self.steps_without_routing = 0
         self.moe_layers: list[str] = []
         self.pending_sampled: list[str] = []
         if record_experts:
-            routers = moe_routers(runner.get_model())
+            model = runner.get_model()
+            routers = moe_routers(model)
             self.moe_layers = [name for name, _ in routers]
-            if routers:
+            blocker = routing_blocker(runner.vllm_config, model)
+            if not routers:
+                self.routing_reason = "no fused-MoE router with a capture hook was found in the model"
+            elif blocker is not None:
+                self.routing_reason = blocker
+            else:
                 self.routing = _Routing(routers)
                 self.routing_reason = None
-            else:
-                self.routing_reason = "no fused-MoE router with a capture hook was found in the model"
         self.write_engine_file()
 
     def write_engine_file(self) -> None:
         data = {
             **self.settings,
             "recorder": "capbench vLLM plugin",
+            "model_runner": "v1",
             "dp_rank": self.dp_rank,
             "moe_layers": self.moe_layers,
             "routing_observed": self.routing_observed,
@@ -216,12 +257,22 @@ class _StepState:
         if self.recorder.current is None:
             return
         expert_tokens = self.routing.end() if self.routing is not None else None
-        if self.routing is not None and self.routing_observed is None:
-            self.routing_observed = expert_tokens is not None
-            if expert_tokens is None:
-                self.routing_reason = ROUTING_NOT_OBSERVED
-            self.write_engine_file()
+        if self.routing is not None:
+            self._count_routing(expert_tokens is not None)
         self.recorder.finish(sampled, expert_tokens)
+
+    def _count_routing(self, observed: bool) -> None:
+        if observed:
+            self.steps_with_routing += 1
+        else:
+            self.steps_without_routing += 1
+        state: bool | str = (
+            "partial" if self.steps_with_routing and self.steps_without_routing else bool(self.steps_with_routing)
+        )
+        if state != self.routing_observed:
+            self.routing_observed = state
+            self.routing_reason = None if state is True else ROUTING_NOT_OBSERVED
+            self.write_engine_file()
 
     def abort(self) -> None:
         if self.routing is not None:

@@ -140,6 +140,8 @@ class VLLMRunner:
             env["PYTHONPATH"] = os.pathsep.join(p for p in (str(self._plugin_dir), env.get("PYTHONPATH")) if p)
             env[ENV_RECORD_DIR] = str(self.run_dir.resolve())
             env[ENV_RECORD_EXPERTS] = "1" if self.spec.record_experts else "0"
+            # The adapter hooks vLLM's V1 model runner; on GPU, 0.32 picks V2 when Triton is present.
+            env.setdefault("VLLM_USE_V2_MODEL_RUNNER", "0")
         return env
 
     def _launch(self, model_dir: Path | None) -> str:
@@ -160,7 +162,31 @@ class VLLMRunner:
         print(f"starting vLLM {self.version} (log: {self.server.log_path})", file=sys.stderr)
         self.server.start()
         self.server.wait_ready(self.spec.server_start_timeout_s)
+        if self.spec.record_steps and not read_engine_files(self.run_dir):
+            raise CapbenchError(
+                "vLLM started but capbench's step recorder did not report (no vllm/engine-dp0.json): the plugin "
+                "was not loaded (a VLLM_PLUGINS allow-list without 'capbench'?) or vLLM runs its V2 model runner "
+                f"(VLLM_USE_V2_MODEL_RUNNER=1?), which the adapter does not hook; see {self.server.log_path}. "
+                "Run with --no-record-steps to benchmark without step records."
+            )
         return self.server.base_url
+
+    def gpu_indices(self) -> list[int] | None:
+        """GPUs a launched engine on CUDA uses, for power sampling and the GPU count: ``gpus`` if given, else
+        the first TP×PP×DP visible ones (``CUDA_VISIBLE_DEVICES`` order). None: not launched, or not on CUDA."""
+        engines = self.engine_files()
+        if not engines or engines[0].get("device") != "cuda":
+            return None
+        if self.spec.gpus is not None:
+            return list(self.spec.gpus)
+        first = engines[0]
+        world = int(first["tensor_parallel_size"]) * int(first["pipeline_parallel_size"])
+        world *= int(first["data_parallel_size"])
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        if visible:
+            indices = [int(v) for v in visible.split(",") if v.strip().isdigit()]
+            return indices[:world] if len(indices) >= world else None
+        return list(range(world))
 
     # --- run.json facts ----------------------------------------------------------------------------------
 
@@ -200,7 +226,7 @@ class VLLMRunner:
                 {k: e.get(k) for k in ("dp_rank", "routing_observed", "routing_unavailable_reason")} for e in engines
             ]
         elif self.spec.record_steps:
-            info["step_records_reason"] = "the plugin has not reported yet (it writes on the first engine step)"
+            info["step_records_reason"] = "the plugin did not report"
         else:
             info["step_records_reason"] = "record_steps: false"
         return info

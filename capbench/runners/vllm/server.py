@@ -190,9 +190,9 @@ class ManagedServer:
                     break
                 except subprocess.TimeoutExpired:
                     continue
-        else:  # the leader is gone; children it left in the group must go too
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(process.pid, signal.SIGKILL)
+        # The leader is gone; engine and worker processes it left in the group (holding GPU memory) go too.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
         self.exit_code = process.poll()
         self.process = None
         _live.discard(self)

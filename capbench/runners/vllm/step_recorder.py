@@ -56,7 +56,9 @@ class AppendOnlyLines:
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
     def write(self, record: dict[str, Any]) -> None:
-        os.write(self._fd, (json.dumps(record, separators=(",", ":")) + "\n").encode())
+        data = memoryview((json.dumps(record, separators=(",", ":")) + "\n").encode())
+        while data:  # a regular file takes it in one write; loop in case a signal cut it short
+            data = data[os.write(self._fd, data) :]
 
     def close(self) -> None:
         if self._fd >= 0:

@@ -1,0 +1,215 @@
+"""Tiny models of three MoE families (Qwen3-MoE, Mixtral, DeepSeek-V2 with MLA), built offline for vLLM tests.
+
+The offline checks (config fields, parameter counts against capbench's own structure model, dtype on disk,
+determinism) run everywhere; the serving check runs each family in vLLM's offline API and needs the
+``vllm_python`` fixture (``$CAPBENCH_VLLM_PYTHON``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import signal
+import subprocess
+from contextlib import suppress
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from capbench.errors import CapbenchError
+from capbench.metrics.families import model_structure
+from capbench.models.tiny import TINY_FAMILIES, TINY_FAMILY_DTYPES, TinyFamilySpec, build_tiny_family, build_tiny_moe
+
+pytestmark = pytest.mark.integration
+
+SAFETENSORS_DTYPES = {"float32": "F32", "bfloat16": "BF16"}
+VLLM_ENV = {
+    "VLLM_HOST_IP": "127.0.0.1",
+    "VLLM_CPU_KVCACHE_SPACE": "1",
+    "VLLM_NO_USAGE_STATS": "1",
+    "DO_NOT_TRACK": "1",
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    # apply_model ships a function to the engine's worker process, which vLLM only pickles when allowed.
+    "VLLM_ALLOW_INSECURE_SERIALIZATION": "1",
+}
+VLLM_TIMEOUT_S = 300
+EXPERT_WEIGHT = re.compile(r"model\.layers\.(?P<layer>\d+)\.\w+\.experts\.(?P<expert>\d+)\..+")
+
+# A module run in the vLLM environment: load the model, count vLLM's fused-MoE layers, generate greedy tokens.
+# It is imported (PYTHONPATH), not run as __main__, so count_moe_layers pickles by reference into vLLM's engine
+# and worker processes (a function of __main__ is a different object in each spawned process).
+VLLM_PROBE_MODULE = "capbench_tiny_vllm_probe"
+VLLM_PROBE = """
+import json
+import sys
+
+
+def count_moe_layers(model):
+    from vllm.model_executor.layers.fused_moe import MoERunner  # one per MoE layer in vLLM 0.32
+
+    return sum(isinstance(module, MoERunner) for module in model.modules())
+
+
+def main():
+    from vllm import LLM, SamplingParams
+
+    model_dir, dtype = sys.argv[1], sys.argv[2]
+    llm = LLM(model=model_dir, enforce_eager=True, dtype=dtype, max_model_len=512, seed=0)
+    moe_layers = llm.apply_model(count_moe_layers)[0]
+    params = SamplingParams(max_tokens=8, temperature=0.0, ignore_eos=True)
+    outputs = llm.generate(["Hello there, how are", "The capital of"], params, use_tqdm=False)
+    result = {"moe_layers": moe_layers, "tokens": [len(out.outputs[0].token_ids) for out in outputs]}
+    print("CAPBENCH_RESULT " + json.dumps(result), flush=True)
+"""
+VLLM_SCRIPT = f"""
+if __name__ == "__main__":
+    from {VLLM_PROBE_MODULE} import main
+
+    main()
+"""
+
+
+@pytest.fixture(scope="module")
+def family_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Every tiny family, built once for this module into one private root."""
+    root = tmp_path_factory.mktemp("tiny-families")
+    return {family: build_tiny_family(family, root=root) for family in TINY_FAMILIES}
+
+
+def read_config(model_dir: Path) -> dict[str, Any]:
+    return dict(json.loads((model_dir / "config.json").read_text()))
+
+
+def tensor_shapes_and_dtypes(model_dir: Path) -> dict[str, tuple[list[int], str]]:
+    """``name -> (shape, safetensors dtype)`` for every tensor in ``model.safetensors`` (nothing loaded)."""
+    from safetensors import safe_open
+
+    with safe_open(str(model_dir / "model.safetensors"), framework="pt") as handle:
+        names = list(handle.keys())
+        return {name: (handle.get_slice(name).get_shape(), handle.get_slice(name).get_dtype()) for name in names}
+
+
+def digest(model_dir: Path) -> dict[str, str]:
+    return {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in sorted(model_dir.iterdir())}
+
+
+def test_qwen3_moe_family_is_the_embedded_default(family_dirs: dict[str, Path]) -> None:
+    root = family_dirs["qwen3_moe"].parent
+    assert build_tiny_family("qwen3_moe", root=root) == build_tiny_moe(root=root) == family_dirs["qwen3_moe"]
+
+
+def test_names_hold_family_and_dtype(family_dirs: dict[str, Path]) -> None:
+    assert family_dirs["mixtral"].name.startswith("capbench-tiny-mixtral-fp32-e8k2-s0-")
+    assert family_dirs["deepseek_v2"].name.startswith("capbench-tiny-deepseekv2-bf16-e8k2-s0-")
+    assert len({path.name for path in family_dirs.values()}) == len(TINY_FAMILIES)
+
+
+def test_unknown_family_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(CapbenchError, match="no tiny model for model_type 'olmoe'"):
+        build_tiny_family("olmoe", root=tmp_path)
+    with pytest.raises(CapbenchError, match="no tiny spec"):
+        TinyFamilySpec("qwen2_moe")
+
+
+@pytest.mark.parametrize("family", TINY_FAMILIES)
+def test_config_fields(family_dirs: dict[str, Path], family: str) -> None:
+    config = read_config(family_dirs[family])
+    structure = model_structure(config)
+    assert config["model_type"] == family
+    assert config["dtype"] == TINY_FAMILY_DTYPES[family]
+    assert config["vocab_size"] == 512
+    assert 128 <= config["hidden_size"] <= 256 and 2 <= config["num_hidden_layers"] <= 4
+    assert (structure.num_experts, structure.top_k) == (8, 2)
+    assert config["eos_token_id"] == 0  # "<|endoftext|>", the tokenizer's first special token
+    if family == "deepseek_v2":
+        assert config["n_routed_experts"] == 8 and config["n_shared_experts"] == 1
+        assert config["kv_lora_rank"] == 512 and config["qk_rope_head_dim"] == 64
+        assert config["num_key_value_heads"] == config["num_attention_heads"]
+        assert config["topk_method"] == "greedy" and config["first_k_dense_replace"] == 1
+        assert [layer.kind for layer in structure.layers] == ["dense", "moe", "moe"]
+        assert {layer.attention for layer in structure.layers} == {"mla"}
+        assert structure.layers[0].kv_elems_per_token == 512 + 64
+    else:
+        assert all(layer.kind == "moe" for layer in structure.layers)
+        assert {layer.attention for layer in structure.layers} == {"mha"}
+    if family == "mixtral":
+        assert config["num_local_experts"] == 8 and config["sliding_window"] is None
+
+
+@pytest.mark.parametrize("family", TINY_FAMILIES)
+def test_weights_match_structure_model_and_dtype(family_dirs: dict[str, Path], family: str) -> None:
+    """Weight matrices on disk add up to capbench's total_params (norm vectors are 1-D and not counted)."""
+    model_dir = family_dirs[family]
+    structure = model_structure(read_config(model_dir))
+    tensors = tensor_shapes_and_dtypes(model_dir)
+    matrices = sum(math.prod(shape) for shape, _ in tensors.values() if len(shape) >= 2)
+    assert matrices == structure.total_params
+    assert {dtype for _, dtype in tensors.values()} == {SAFETENSORS_DTYPES[TINY_FAMILY_DTYPES[family]]}
+    # The checkpoint's MoE layers (those with routed experts, ``mlp`` or Mixtral's ``block_sparse_moe``) are the
+    # ones the structure model says, each with E experts.
+    experts: dict[int, set[int]] = {}
+    for name in tensors:
+        if match := EXPERT_WEIGHT.fullmatch(name):
+            experts.setdefault(int(match["layer"]), set()).add(int(match["expert"]))
+    assert sorted(experts) == [layer.index for layer in structure.moe_layers]
+    assert all(found == set(range(structure.num_experts)) for found in experts.values())
+    size = sum(f.stat().st_size for f in model_dir.iterdir())
+    assert size < 10 * 2**20
+
+
+@pytest.mark.parametrize("family", ["mixtral", "deepseek_v2"])
+def test_deterministic_across_roots(tmp_path: Path, family: str) -> None:
+    a = build_tiny_family(family, root=tmp_path / "a")
+    b = build_tiny_family(family, root=tmp_path / "b")
+    c = build_tiny_family(family, root=tmp_path / "c", seed=1)
+    assert a.name == b.name and digest(a) == digest(b)
+    assert digest(a)["model.safetensors"] != digest(c)["model.safetensors"]
+    assert digest(a)["tokenizer.json"] == digest(c)["tokenizer.json"]
+    mtime = (a / "model.safetensors").stat().st_mtime_ns
+    assert build_tiny_family(family, root=tmp_path / "a") == a  # cached
+    assert (a / "model.safetensors").stat().st_mtime_ns == mtime
+    assert [p.name for p in (tmp_path / "a").iterdir()] == [a.name]  # no leftover temporary directory
+
+
+def test_families_share_the_default_tokenizer(family_dirs: dict[str, Path]) -> None:
+    tokenizers = {digest(path)["tokenizer.json"] for path in family_dirs.values()}
+    assert len(tokenizers) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", TINY_FAMILIES)
+def test_family_serves_in_vllm(family_dirs: dict[str, Path], vllm_python: Path, tmp_path: Path, family: str) -> None:
+    """vLLM (CPU, eager) loads the family, finds the MoE layers capbench counts, and generates greedy tokens."""
+    model_dir = family_dirs[family]
+    (tmp_path / f"{VLLM_PROBE_MODULE}.py").write_text(VLLM_PROBE)
+    script = tmp_path / "serve_tiny.py"
+    script.write_text(VLLM_SCRIPT)
+    env = {**os.environ, **VLLM_ENV, "PYTHONPATH": str(tmp_path)}
+    proc = subprocess.Popen(
+        [str(vllm_python), str(script), str(model_dir), TINY_FAMILY_DTYPES[family]],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group, so the engine processes it spawns can be ended too
+    )
+    try:
+        output, _ = proc.communicate(timeout=VLLM_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        output, _ = proc.communicate()
+        pytest.fail(f"vLLM did not finish in {VLLM_TIMEOUT_S} s:\n{output[-4000:]}")
+    finally:
+        with suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # any engine process left behind in the group we started
+    results = [line for line in output.splitlines() if line.startswith("CAPBENCH_RESULT ")]
+    assert proc.returncode == 0 and results, f"vLLM failed (exit {proc.returncode}):\n{output[-4000:]}"
+    result = json.loads(results[-1].removeprefix("CAPBENCH_RESULT "))
+    assert result["tokens"] == [8, 8]
+    assert result["moe_layers"] == model_structure(read_config(model_dir)).num_moe_layers

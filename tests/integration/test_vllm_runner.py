@@ -1,0 +1,333 @@
+"""The vllm runner against the real vLLM engine (the CPU build), with tiny MoE models built locally.
+
+For each family (Qwen3-MoE and Mixtral in fp32, DeepSeek-V2 with MLA in bf16) one launched, eager run checks
+the step records against the requests: per request, Σ n_i over its steps = prompt + output tokens − 1 − the
+tokens it found cached (the last sampled token is never fed back), it samples in exactly ``output_tokens``
+steps, and every step's ``experts_active`` lies in [1, E] and equals a recount from ``expert_tokens``, whose
+total is top_k × the step's tokens. Prefix caching is exercised with a shared prompt prefix and 32-token
+blocks, so ``c_i`` > 0 is really tested. ``capbench score`` then gives S-MBU and S-MFU for prefill and decode.
+
+Also: a compiled engine records steps with ``experts_active: null`` and says why; a server killed mid-run
+leaves a ``partial`` run with the finished requests; Ctrl-C stops the run and the server; attaching to a
+running server works without step records.
+
+Every test here starts a vLLM server (15–90 s on two cores); they need ``CAPBENCH_VLLM_PYTHON``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from capbench.config import build_run_spec
+from capbench.launch import execute_run
+from capbench.metrics.families import model_structure
+from capbench.records import RunStatus
+
+VLLM_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1", "VLLM_HOST_IP": "127.0.0.1"}
+SHARED_PREFIX = (
+    2
+    * (
+        "You are a careful assistant. Read the question, think about the numbers involved, and answer with one "
+        "short sentence that states the result clearly. "
+    )
+    + "Question:"
+)
+QUESTIONS = [f" what is {a} plus {b}?" for a, b in [(2, 3), (10, 7), (41, 1), (5, 5), (12, 30), (8, 9), (3, 60)]]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def vllm_environment(vllm_python: Path) -> Iterator[None]:
+    old = {k: os.environ.get(k) for k in [*VLLM_ENV, "CAPBENCH_VLLM_PYTHON"]}
+    os.environ.update(VLLM_ENV)
+    os.environ["CAPBENCH_VLLM_PYTHON"] = str(vllm_python)
+    yield
+    for key, value in old.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(scope="module")
+def prompts_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("prompts") / "shared-prefix.jsonl"
+    path.write_text("".join(json.dumps({"prompt": SHARED_PREFIX + q}) + "\n" for q in QUESTIONS))
+    return path
+
+
+def family_dir(capbench_cache: Path, model_type: str) -> Path:
+    from capbench.models.tiny import build_tiny_family
+
+    return build_tiny_family(model_type, root=capbench_cache / "models")
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def check_steps_against_requests(run_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
+    """The per-step records agree with the requests and with the model's routing shape; returns figures."""
+    structure = model_structure(config)
+    num_experts, top_k = structure.num_experts, structure.top_k
+    moe_layers = sum(1 for layer in structure.layers if layer.kind == "moe")
+    requests = {r["id"]: r for r in read_jsonl(run_dir / "requests.jsonl")}
+    passes = read_jsonl(run_dir / "passes.jsonl")
+    assert passes, "no engine steps were recorded"
+    computed: dict[str, int] = defaultdict(int)
+    first_cached: dict[str, int] = {}
+    sampled_steps: dict[str, int] = defaultdict(int)
+    for record in passes:
+        assert record["t_start_ns"] < record["t_end_ns"]
+        tokens = sum(n for n, _ in record["reqs"])
+        assert record["sampled"] == len(record["sampled_ids"])
+        assert set(record["sampled_ids"]) <= set(record["req_ids"])
+        assert record["warmup"] == all(rid.startswith("w") for rid in record["req_ids"])
+        for rid, (n, c) in zip(record["req_ids"], record["reqs"], strict=True):
+            computed[rid] += n
+            first_cached.setdefault(rid, c)
+        for rid in record["sampled_ids"]:
+            sampled_steps[rid] += 1
+        active, per_expert = record["experts_active"], record["expert_tokens"]
+        assert active is not None, "routing was not measured in an eager run"
+        assert len(active) == len(per_expert) == moe_layers
+        for layer_active, layer_tokens in zip(active, per_expert, strict=True):
+            assert len(layer_tokens) == num_experts
+            assert 1 <= layer_active <= num_experts
+            assert layer_active == sum(1 for t in layer_tokens if t > 0)
+            assert sum(layer_tokens) == top_k * tokens
+    finished = [r for r in requests.values() if r["error"] is None]
+    assert finished
+    for r in finished:
+        rid = r["id"]
+        expected = r["prompt_tokens"] + r["output_tokens"] - 1 - first_cached[rid]
+        assert computed[rid] == expected, f"{rid}: Σn_i {computed[rid]} != {expected}"
+        assert sampled_steps[rid] == r["output_tokens"], rid
+    return {"cached_tokens": sum(first_cached.values()), "steps": len(passes)}
+
+
+@pytest.mark.parametrize(
+    ("model_type", "dtype"),
+    [("qwen3_moe", "float32"), ("mixtral", "float32"), ("deepseek_v2", "bfloat16")],
+)
+def test_launched_eager_run_records_consistent_steps(
+    capbench_cache: Path, tmp_path: Path, prompts_file: Path, model_type: str, dtype: str
+) -> None:
+    model = family_dir(capbench_cache, model_type)
+    spec = build_run_spec(
+        None,
+        {
+            "runner": "vllm",
+            "model": str(model),
+            "dtype": dtype,
+            "enforce_eager": True,
+            "engine_args": {"block_size": 32, "max_model_len": 512},
+            "prompts": str(prompts_file),
+            "num_requests": 10,
+            "concurrency": 4,
+            "max_tokens": 12,
+            "warmup": 2,
+            "metrics_interval_s": 0.5,
+            "out": str(tmp_path / "run"),
+        },
+    )
+    run_dir, status = execute_run(spec, quiet=True)
+    assert status == RunStatus.COMPLETE
+    manifest = json.loads((run_dir / "run.json").read_text())
+    engine = manifest["engine"]
+    assert engine["name"] == "vllm" and engine["mode"] == "launched"
+    assert engine["version"].startswith("0.32")
+    assert engine["enforce_eager"] is True and engine["compiled"] is False
+    assert engine["tensor_parallel_size"] == 1 and engine["pipeline_parallel_size"] == 1
+    assert engine["dtype"] == dtype
+    assert engine["routing_observed"] is True
+    assert "--block-size" in engine["command"] and "--enforce-eager" in engine["command"]
+    assert manifest["dtypes"]["compute"] == dtype
+    assert (run_dir / "vllm" / "server.log").stat().st_size > 0
+
+    figures = check_steps_against_requests(run_dir, manifest["model"]["config"])
+    if engine["prefix_caching"]:  # vLLM turns it off for MLA on CPU, and says so in what it resolved
+        assert engine["block_size"] == 32
+        assert figures["cached_tokens"] > 0, "the shared prompt prefix never hit the prefix cache"
+    else:
+        assert model_type == "deepseek_v2" and figures["cached_tokens"] == 0
+
+    done = subprocess.run(
+        [sys.executable, "-m", "capbench", "score", str(run_dir), "--json"], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    for phase in ("prefill", "decode"):
+        figures_phase = summary["phases"][phase]
+        assert figures_phase["passes"] > 0
+        assert figures_phase["s_mbu"] is not None and 0 < figures_phase["s_mbu"] < 1
+        assert figures_phase["s_mfu"] is not None and 0 < figures_phase["s_mfu"] < 1
+    server = summary["server"]
+    assert server is not None
+    assert server["scrapes"]["ok"] >= 2
+    phases = [line["phase"] for line in read_jsonl(run_dir / "server_metrics.jsonl")]
+    assert phases[0] == "start" and phases[-1] == "end"
+
+
+def test_compiled_engine_says_why_routing_is_null(capbench_cache: Path, tmp_path: Path) -> None:
+    """Without --enforce-eager vLLM compiles the model; steps are recorded, routing is null with a reason."""
+    spec = build_run_spec(
+        None,
+        {
+            "runner": "vllm",
+            "model": str(family_dir(capbench_cache, "qwen3_moe")),
+            "dtype": "float32",
+            "engine_args": {"max_model_len": 512},
+            "num_requests": 4,
+            "concurrency": 2,
+            "max_tokens": 6,
+            "warmup": 1,
+            "out": str(tmp_path / "run"),
+        },
+    )
+    run_dir, status = execute_run(spec, quiet=True)
+    assert status == RunStatus.COMPLETE
+    engine = json.loads((run_dir / "run.json").read_text())["engine"]
+    assert engine["compiled"] is True
+    assert engine["routing_observed"] is False
+    assert "--enforce-eager" in engine["routing_unavailable_reason"]
+    passes = read_jsonl(run_dir / "passes.jsonl")
+    assert passes and all(p["experts_active"] is None and p["expert_tokens"] is None for p in passes)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["phases"]["decode"]["passes"] > 0
+
+
+def _capbench_run(args: list[str], run_dir: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "capbench", "run", *args, "--out", str(run_dir), "--quiet"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_for_requests(run_dir: Path, count: int, proc: subprocess.Popen[str], timeout_s: float = 300) -> None:
+    deadline = time.monotonic() + timeout_s
+    path = run_dir / "requests.jsonl"
+    while time.monotonic() < deadline:
+        if path.exists() and len(path.read_text().splitlines()) >= count:
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"capbench exited early: {proc.communicate()}")
+        time.sleep(0.2)
+    raise AssertionError(f"fewer than {count} requests finished in {timeout_s} s")
+
+
+def _server_pid(run_dir: Path) -> int:
+    """The launched server's pid: the process whose command line has the run's --port."""
+    command = json.loads((run_dir / "run.json").read_text())["engine"]["command"]
+    port = command[command.index("--port") + 1]
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"--port" in argv and argv[argv.index(b"--port") + 1] == port.encode():
+            return int(proc.name)
+    raise AssertionError("the server process was not found")
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+LONG_RUN = ["--runner", "vllm", "--enforce-eager", "--num-requests", "400", "--concurrency", "2"]
+LONG_RUN += ["--max-tokens", "16", "--warmup", "1", "--engine-arg", "max_model_len=512"]
+
+
+def test_server_dying_mid_run_leaves_a_partial_run(capbench_cache: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    model = family_dir(capbench_cache, "qwen3_moe")
+    proc = _capbench_run([*LONG_RUN, "--model", str(model)], run_dir)
+    try:
+        _wait_for_requests(run_dir, 6, proc)
+        pid = _server_pid(run_dir)
+        os.killpg(pid, signal.SIGKILL)  # the server and its engine processes die at once
+        _, err = proc.communicate(timeout=300)
+    finally:
+        proc.kill()
+    assert proc.returncode != 0
+    assert "the server became unavailable during the run" in err
+    manifest = json.loads((run_dir / "run.json").read_text())
+    assert manifest["status"] == "partial"
+    assert "server" in manifest["error"]
+    finished = [r for r in read_jsonl(run_dir / "requests.jsonl") if r["error"] is None and not r["warmup"]]
+    assert len(finished) >= 5
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "partial" and summary["requests"]["measured"] >= 5
+    assert manifest["engine"]["server_exit_code"] is not None  # the run saw the server die
+
+
+def test_ctrl_c_stops_the_run_and_the_server(capbench_cache: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    model = family_dir(capbench_cache, "qwen3_moe")
+    proc = _capbench_run([*LONG_RUN, "--model", str(model)], run_dir)
+    try:
+        _wait_for_requests(run_dir, 4, proc)
+        pid = _server_pid(run_dir)
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "partial"
+    deadline = time.monotonic() + 30
+    while _group_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _group_alive(pid), "the vLLM server outlived capbench"
+
+
+def test_attach_to_a_running_server(capbench_cache: Path, tmp_path: Path, vllm_python: Path) -> None:
+    from capbench.runners.vllm.server import ManagedServer
+
+    model = family_dir(capbench_cache, "qwen3_moe")
+    env = {**os.environ, "VLLM_NO_USAGE_STATS": "1"}
+    server = ManagedServer(
+        str(vllm_python), str(model), ["--enforce-eager", "--max-model-len", "512"], env, tmp_path / "server.log"
+    )
+    server.start()
+    try:
+        server.wait_ready(600)
+        spec = build_run_spec(
+            None,
+            {
+                "runner": "vllm",
+                "base_url": server.base_url + "/v1",
+                "model_path": str(model),
+                "num_requests": 4,
+                "concurrency": 2,
+                "max_tokens": 8,
+                "out": str(tmp_path / "run"),
+            },
+        )
+        run_dir, status = execute_run(spec, quiet=True)
+    finally:
+        server.stop()
+    assert status == RunStatus.COMPLETE
+    engine = json.loads((run_dir / "run.json").read_text())["engine"]
+    assert engine["mode"] == "attached" and engine["step_records"] is False
+    assert not (run_dir / "passes.jsonl").exists()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["server"] is not None
+    assert summary["requests"]["measured"] == 4
