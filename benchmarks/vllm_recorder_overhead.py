@@ -1,25 +1,110 @@
-"""Overhead of capbench's vLLM step recorder: the same load against a server with the plugin on and off.
+"""Overhead of capbench's vLLM step recorder: the same load with the plugin on and off.
 
-Launches the tiny MoE in the vLLM CPU build, eager in both modes (expert routing is measured only eagerly),
-once with the step recorder (steps + expert routing written to passes.jsonl) and once without it, in
-alternating rounds (on, off, on, off, ...; a fresh server each time, so drift on the machine hits both alike),
-drives each with capbench's load generator at a fixed concurrency, and prints output tokens/s over the
-measured phase, the medians, and their ratio (docs/pitfalls.md #13: measure the recorder, report it).
+The tiny MoE runs in the vLLM CPU build, eager in both modes (expert routing is measured only eagerly), once
+with the step recorder (every step + its expert routing written to passes.jsonl) and once without, in
+alternating rounds (on, off, on, off, ...; a fresh engine each time, so drift on the machine hits both
+alike). It prints output tokens/s per round, the medians, and their ratio (docs/pitfalls.md #13).
 
-    CAPBENCH_VLLM_PYTHON=/path/to/vllm-env/bin/python \\
-        python benchmarks/vllm_recorder_overhead.py [--rounds 3] [--concurrency 16] [--requests 96]
+Two ways to apply the load (``--mode``):
 
-Needs VLLM_CPU_KVCACHE_SPACE (GiB) on CPU; HF_HUB_OFFLINE=1 is set here (the model is local).
+- ``engine`` (default): vLLM's offline engine (``LLM.generate``, the same engine-core and worker processes as
+  the server) with every request submitted at once and ``max_num_seqs`` = the concurrency, so the engine
+  always runs that many sequences: concurrency 16 at the engine, and nothing else competing for the CPU.
+  This isolates what the recorder costs the engine.
+- ``http``: capbench's own vllm runner: a launched OpenAI server driven by the load generator at a closed-
+  loop concurrency. On a 2-core machine this is bistable: vLLM's engine-core process polls its worker on
+  one core while the worker computes on the other, so the API server and the client share what is left;
+  whether a round settles at ~6,000 or ~1,500 tok/s depends on how that contention falls, with or without
+  the recorder. Use it on a machine with spare cores.
+
+    CAPBENCH_VLLM_PYTHON=/path/to/vllm-env/bin/python VLLM_CPU_KVCACHE_SPACE=1 \\
+        python benchmarks/vllm_recorder_overhead.py [--mode engine|http] [--rounds 5] [--concurrency 16]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
 import statistics
+import subprocess
 import tempfile
+import textwrap
 from pathlib import Path
 from typing import Any
+
+# Runs in vLLM's interpreter: one engine, a warm-up, then the timed load; prints a JSON line.
+OFFLINE_LOAD = textwrap.dedent(
+    """
+    import json, sys, time
+    from vllm import LLM, SamplingParams
+
+    def main():
+        model, concurrency, requests, max_tokens = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+        prompts = [line for line in open(sys.argv[5]).read().splitlines() if line]
+        prompts = [prompts[i % len(prompts)] for i in range(requests)]
+        llm = LLM(model=model, dtype="float32", enforce_eager=True, max_num_seqs=concurrency, max_model_len=1024,
+                  enable_prefix_caching=False, seed=0)
+        params = SamplingParams(max_tokens=max_tokens, ignore_eos=True, temperature=0.0)
+        llm.generate(prompts[:concurrency], params, use_tqdm=False)  # warm-up
+        start = time.perf_counter()
+        outputs = llm.generate(prompts, params, use_tqdm=False)
+        seconds = time.perf_counter() - start
+        tokens = sum(len(o.outputs[0].token_ids) for o in outputs)
+        print("CAPBENCH_RESULT " + json.dumps({"tokens": tokens, "seconds": seconds}), flush=True)
+
+    if __name__ == "__main__":
+        main()
+    """
+)
+
+
+def engine_round(model: Path, recorder: bool, args: argparse.Namespace, work: Path) -> tuple[float, int]:
+    """Offline engine: output tokens/s of the timed load, and the step records written."""
+    from capbench.runners.vllm.plugin import ENV_RECORD_DIR
+    from capbench.runners.vllm.runner import vllm_python
+    from capbench.runners.vllm.server import plugin_path
+    from capbench.workload import load_prompts
+
+    run_dir = Path(tempfile.mkdtemp(prefix="on-" if recorder else "off-", dir=work))
+    script = work / "offline_load.py"
+    script.write_text(OFFLINE_LOAD)
+    prompts = work / "prompts.txt"
+    prompts.write_text("\n".join(p.text.replace("\n", " ") for p in load_prompts(None).prompts) + "\n")
+    env = {k: v for k, v in os.environ.items() if k != ENV_RECORD_DIR}
+    env.update(VLLM_NO_USAGE_STATS="1", DO_NOT_TRACK="1", HF_HUB_OFFLINE="1")
+    env.setdefault("VLLM_HOST_IP", "127.0.0.1")
+    plugin_dir = None
+    if recorder:
+        plugin_dir = plugin_path(work)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(plugin_dir), env.get("PYTHONPATH")) if p)
+        env[ENV_RECORD_DIR] = str(run_dir.resolve())
+        env.setdefault("VLLM_USE_V2_MODEL_RUNNER", "0")
+    python = vllm_python(_spec())
+    cmd = [python, str(script), str(model), str(args.concurrency), str(args.requests), str(args.max_tokens)]
+    try:
+        done = subprocess.run([*cmd, str(prompts)], env=env, capture_output=True, text=True, timeout=600)
+    finally:
+        if plugin_dir is not None:
+            shutil.rmtree(plugin_dir, ignore_errors=True)
+    if done.returncode != 0:
+        raise SystemExit(f"the offline load failed:\n{done.stderr[-3000:]}")
+    lines = [line for line in done.stdout.splitlines() if line.startswith("CAPBENCH_RESULT ")]
+    if not lines:
+        raise SystemExit(f"the offline load printed no result:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+    result = json.loads(lines[-1].removeprefix("CAPBENCH_RESULT "))
+    passes = run_dir / "passes.jsonl"
+    steps = len(passes.read_text().splitlines()) if passes.exists() else 0
+    if recorder and steps == 0:
+        raise SystemExit("the recorder wrote no steps: the plugin did not load")
+    return result["tokens"] / result["seconds"], steps
+
+
+def _spec() -> Any:
+    from capbench.config import build_run_spec
+
+    return build_run_spec(None, {"runner": "vllm", "model": "unused"})
 
 
 class _CountingSink:
@@ -38,8 +123,8 @@ class _CountingSink:
         self.output_tokens += record["output_tokens"] or 0
 
 
-def one_round(model: Path, recorder: bool, args: argparse.Namespace, work: Path) -> tuple[float, int]:
-    """Output tokens/s of the measured phase, and the number of step records written."""
+def http_round(model: Path, recorder: bool, args: argparse.Namespace, work: Path) -> tuple[float, int]:
+    """capbench's vllm runner against a launched server: measured-phase output tokens/s, and step records."""
     from capbench.config import build_run_spec
     from capbench.runners.vllm.runner import VLLMRunner
     from capbench.workload import build_workload, load_prompts
@@ -82,9 +167,10 @@ def one_round(model: Path, recorder: bool, args: argparse.Namespace, work: Path)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--mode", choices=("engine", "http"), default="engine")
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--requests", type=int, default=96)
+    parser.add_argument("--requests", type=int, default=256)
     parser.add_argument("--max-tokens", type=int, default=64)
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -92,11 +178,12 @@ def main() -> None:
     from capbench.models.tiny import build_tiny_moe
 
     model = build_tiny_moe()
+    one_round = engine_round if args.mode == "engine" else http_round
     results: dict[bool, list[float]] = {True: [], False: []}
     with tempfile.TemporaryDirectory(prefix="capbench-vllm-overhead-") as tmp:
         print(
-            f"tiny MoE, eager, concurrency {args.concurrency}, {args.requests} requests x {args.max_tokens} tokens "
-            f"(ignore_eos), {args.rounds} alternating rounds, a fresh server each"
+            f"mode {args.mode}: tiny MoE, eager, concurrency {args.concurrency}, {args.requests} requests x "
+            f"{args.max_tokens} tokens (ignore_eos), {args.rounds} alternating rounds, a fresh engine each"
         )
         print(f"{'round':>5} {'recorder':>9} {'tok/s':>9} {'steps':>7}")
         for round_ in range(args.rounds):

@@ -119,3 +119,33 @@ def test_plugin_wants_an_absolute_path(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(plugin.ENV_RECORD_DIR, "runs/relative")
     with pytest.raises(RuntimeError, match="absolute"):
         plugin.register()
+
+
+def test_patch_applies_when_the_module_is_imported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The adapter's hooks are applied right after the model-runner module is first imported, and only then."""
+    import importlib
+    import sys
+
+    from capbench.runners.vllm.adapter import _PatchAfterImport
+
+    package = tmp_path / "fake_engine_pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "runner.py").write_text("class Runner:\n    def step(self):\n        return 'original'\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    seen: list[str] = []
+
+    def patch(module: object) -> None:
+        seen.append(module.__name__)  # type: ignore[attr-defined]
+        module.Runner.step = lambda self: "patched"  # type: ignore[attr-defined]
+
+    hook = _PatchAfterImport({"fake_engine_pkg.runner": patch})
+    monkeypatch.setattr(sys, "meta_path", [hook, *sys.meta_path])
+    assert "fake_engine_pkg.runner" not in sys.modules and seen == []
+    module = importlib.import_module("fake_engine_pkg.runner")
+    assert seen == ["fake_engine_pkg.runner"]
+    assert module.Runner().step() == "patched"
+    importlib.reload(module)  # the hook fires once: a later reload is vLLM's business
+    assert seen == ["fake_engine_pkg.runner"]
+    for name in ("fake_engine_pkg.runner", "fake_engine_pkg"):
+        sys.modules.pop(name, None)

@@ -5,7 +5,8 @@ Supported: vLLM 0.32.x (:data:`SUPPORTED_VERSIONS`). On any other version :func:
 of recording wrong numbers.
 
 What it hooks, all in the worker process that runs the model (``GPUModelRunner``, which the CPU model runner
-subclasses):
+subclasses), when that process imports the model-runner module (:class:`_PatchAfterImport`; the API server
+and the engine core never import it on capbench's account):
 
 - ``execute_model(scheduler_output)``: opens a step with ``[n_i, c_i]`` per scheduled request, from
   ``scheduler_output.num_scheduled_tokens`` and the ``num_computed_tokens`` of the new and cached requests
@@ -15,7 +16,7 @@ subclasses):
   returns an output itself (nothing to sample, or a non-last pipeline stage), the step closes there.
 - Routing (not under pipeline or data parallelism, see :func:`routing_blocker`): every fused-MoE layer's
   router has ``set_capture_fn(fn)``; ``fn(topk_ids)`` receives the logical expert ids ``[num_tokens, top_k]``
-  chosen for each token. Counts are kept on the device (``scatter_add_``) and copied to the host once per step.
+  chosen for each token. They are counted on the device at the step's end and copied to the host once.
   The callback fires only when the model runs eagerly: after torch.compile or inside a CUDA graph it does
   not, and the step records ``experts_active: null`` while the engine description says why
   (:data:`ROUTING_NOT_OBSERVED`).
@@ -26,8 +27,11 @@ tagged with its data-parallel rank (each data-parallel replica has its own sched
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.machinery
 import json
 import re
+import sys
 import time
 from collections.abc import Callable
 from functools import partial
@@ -117,46 +121,60 @@ def moe_routers(model: Any) -> list[tuple[str, Any]]:
 
 
 class _Routing:
-    """Per-step expert counts of every MoE layer, accumulated on the model's device.
+    """Per-step expert counts of every MoE layer, computed on the model's device.
 
-    ``scatter_add_`` into a ``[layers, E]`` buffer allocated at the step's start keeps every count on the
-    device (``torch.bincount`` would synchronise with a GPU on every call); :meth:`end` copies the buffer to
-    the host once.
+    During the step each layer's callback only keeps a view of its expert ids (no computation); at the step's
+    end the views are stacked, offset by ``layer × E`` and counted with one ``bincount`` of length
+    ``layers × E``, then copied to the host once. That is a handful of tensor operations per step instead of
+    several per layer (the recorder's overhead on small, fast models), and one device synchronisation.
+    The views stay valid because vLLM allocates each router's ``topk_ids`` afresh on every call.
     """
 
     def __init__(self, routers: list[tuple[str, Any]]) -> None:
         self.names = [name for name, _ in routers]
         self.num_experts = [int(router.global_num_experts) for _, router in routers]
-        self.counts: Any = None
-        self.fired = [False] * len(routers)
+        self.width = max(self.num_experts)
+        self.captured: list[Any] = [None] * len(routers)
+        self.offsets: Any = None
         self.num_tokens = 0
         self.open = False
         for index, (_, router) in enumerate(routers):
             router.set_capture_fn(partial(self.capture, index))
 
     def begin(self, num_tokens: int) -> None:
-        self.counts = None
-        self.fired = [False] * len(self.names)
+        self.captured = [None] * len(self.names)
         self.num_tokens = num_tokens
         self.open = True
 
     def capture(self, index: int, topk_ids: Any) -> None:
         if not self.open:  # profiling and warm-up forwards outside any step
             return
-        import torch
+        ids = topk_ids[: self.num_tokens]  # drop padding tokens
+        previous = self.captured[index]
+        if previous is None:
+            self.captured[index] = ids
+        else:  # the same layer ran twice in one step (e.g. micro-batches): count both
+            import torch
 
-        ids = topk_ids[: self.num_tokens].reshape(-1).to(torch.int64)  # drop padding tokens
-        if self.counts is None:
-            self.counts = torch.zeros((len(self.names), max(self.num_experts)), dtype=torch.int64, device=ids.device)
-        self.counts[index].scatter_add_(0, ids, torch.ones_like(ids))
-        self.fired[index] = True
+            self.captured[index] = torch.cat([previous, ids])
 
     def end(self) -> list[list[int]] | None:
         """Per layer, tokens per expert; None unless every MoE layer reported this step."""
         self.open = False
-        if self.counts is None or not all(self.fired):
+        captured = self.captured
+        self.captured = [None] * len(self.names)
+        if not captured or any(c is None for c in captured):
             return None
-        rows = self.counts.tolist()
+        import torch
+
+        layers = len(captured)
+        if self.offsets is None or self.offsets.device != captured[0].device:
+            self.offsets = torch.arange(layers, device=captured[0].device, dtype=torch.int64) * self.width
+        if all(c.shape == captured[0].shape for c in captured):
+            ids = torch.stack(captured).to(torch.int64).reshape(layers, -1) + self.offsets[:, None]
+        else:
+            ids = torch.cat([c.reshape(-1).to(torch.int64) + layer * self.width for layer, c in enumerate(captured)])
+        rows = torch.bincount(ids.reshape(-1), minlength=layers * self.width).reshape(layers, self.width).tolist()
         return [[int(n) for n in row[:e]] for row, e in zip(rows, self.num_experts, strict=True)]
 
 
@@ -286,35 +304,43 @@ def _records_on_this_rank() -> bool:
     return get_tensor_model_parallel_rank() == 0 and bool(get_pp_group().is_first_rank)
 
 
-def install(record_dir: Path, record_experts: bool = True) -> None:
-    """Hook the model runner so that the recording rank writes ``record_dir/passes.jsonl`` (idempotent)."""
-    global _installed
-    if _installed:
-        return
-    import vllm
+GPU_RUNNER_MODULE = "vllm.v1.worker.gpu_model_runner"
+CPU_RUNNER_MODULE = "vllm.v1.worker.cpu_model_runner"
 
-    check_version(vllm.__version__)
-    from vllm.v1.worker.gpu_model_runner import GPUModelRunner
 
-    runner_classes: list[Any] = [GPUModelRunner]
-    from vllm.platforms import current_platform
+class _Recording:
+    """What the hooks share in one process: where to write, and the state of each model runner."""
 
-    if current_platform.is_cpu():
-        from vllm.v1.worker.cpu_model_runner import CPUModelRunner
+    def __init__(self, record_dir: Path, record_experts: bool) -> None:
+        self.record_dir = record_dir
+        self.record_experts = record_experts
+        self.states: dict[int, _StepState | None] = {}
 
-        runner_classes.append(CPUModelRunner)
-    execute_model: Callable[..., Any] = GPUModelRunner.execute_model
-    sample_tokens: Callable[..., Any] = GPUModelRunner.sample_tokens
-    states: dict[int, _StepState | None] = {}
-
-    def state_of(runner: Any) -> _StepState | None:
+    def state_of(self, runner: Any) -> _StepState | None:
         key = id(runner)
-        if key not in states:
-            states[key] = _StepState(runner, record_dir, record_experts) if _records_on_this_rank() else None
-        return states[key]
+        if key not in self.states:
+            recording = _records_on_this_rank()
+            self.states[key] = _StepState(runner, self.record_dir, self.record_experts) if recording else None
+        return self.states[key]
+
+
+def _attach_after(load_model: Callable[..., Any], recording: _Recording) -> Callable[..., Any]:
+    def load_then_attach(self: Any, *args: Any, **kwargs: Any) -> Any:
+        result = load_model(self, *args, **kwargs)
+        recording.state_of(self)  # bind the routers and describe the engine before the first request
+        return result
+
+    return load_then_attach
+
+
+def patch_gpu_model_runner(module: Any, recording: _Recording) -> None:
+    """Wrap ``GPUModelRunner.execute_model``, ``sample_tokens`` and ``load_model`` (see the module docstring)."""
+    runner_cls = module.GPUModelRunner
+    execute_model: Callable[..., Any] = runner_cls.execute_model
+    sample_tokens: Callable[..., Any] = runner_cls.sample_tokens
 
     def recorded_execute_model(self: Any, scheduler_output: Any, *args: Any, **kwargs: Any) -> Any:
-        state = state_of(self)
+        state = recording.state_of(self)
         if state is None:
             return execute_model(self, scheduler_output, *args, **kwargs)
         state.begin(scheduler_output)
@@ -332,23 +358,69 @@ def install(record_dir: Path, record_experts: bool = True) -> None:
 
     def recorded_sample_tokens(self: Any, *args: Any, **kwargs: Any) -> Any:
         output = sample_tokens(self, *args, **kwargs)
-        state = states.get(id(self))
+        state = recording.states.get(id(self))
         if state is not None:
             state.finish(state.pending_sampled)
             state.pending_sampled = []
         return output
 
-    def recording_load_model(load_model: Callable[..., Any]) -> Callable[..., Any]:
-        def load_then_attach(self: Any, *args: Any, **kwargs: Any) -> Any:
-            result = load_model(self, *args, **kwargs)
-            state_of(self)  # bind the routers and describe the engine before the first request
-            return result
+    runner_cls.load_model = _attach_after(runner_cls.load_model, recording)
+    runner_cls.execute_model = recorded_execute_model
+    runner_cls.sample_tokens = recorded_sample_tokens
 
-        return load_then_attach
 
-    for cls in runner_classes:
-        if "load_model" in cls.__dict__:
-            cls.load_model = recording_load_model(cls.__dict__["load_model"])
-    GPUModelRunner.execute_model = recorded_execute_model
-    GPUModelRunner.sample_tokens = recorded_sample_tokens
+def patch_cpu_model_runner(module: Any, recording: _Recording) -> None:
+    """``CPUModelRunner.load_model`` replaces the GPU runner's without calling it: wrap it too."""
+    runner_cls = module.CPUModelRunner
+    if "load_model" in runner_cls.__dict__:
+        runner_cls.load_model = _attach_after(runner_cls.__dict__["load_model"], recording)
+
+
+class _PatchAfterImport(importlib.abc.MetaPathFinder):
+    """Runs ``patch(module)`` right after the named module is first imported, in whichever process imports it.
+
+    vLLM loads plugins in every process (API server, engine core, workers); only the processes that run a
+    model import the model-runner modules, so only they are touched (importing those modules elsewhere is slow
+    and set up torch state in processes that never compute)."""
+
+    def __init__(self, patches: dict[str, Callable[[Any], None]]) -> None:
+        self.patches = dict(patches)
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        patch = self.patches.pop(fullname, None)
+        if patch is None:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is None or spec.loader is None:
+            return None
+        loader = spec.loader
+        exec_module = loader.exec_module
+
+        def exec_then_patch(module: Any) -> None:
+            exec_module(module)
+            patch(module)
+
+        loader.exec_module = exec_then_patch  # type: ignore[method-assign]
+        return spec
+
+
+def install(record_dir: Path, record_experts: bool = True) -> None:
+    """Check the vLLM version, then hook the model runner (now if its module is loaded, else when it is) so
+    that the recording rank writes ``record_dir/passes.jsonl``. Idempotent."""
+    global _installed
+    if _installed:
+        return
+    import vllm
+
+    check_version(vllm.__version__)
+    recording = _Recording(record_dir, record_experts)
+    patches: dict[str, Callable[[Any], None]] = {
+        GPU_RUNNER_MODULE: partial(patch_gpu_model_runner, recording=recording),
+        CPU_RUNNER_MODULE: partial(patch_cpu_model_runner, recording=recording),
+    }
+    for name in list(patches):
+        if name in sys.modules:
+            patches.pop(name)(sys.modules[name])
+    if patches:
+        sys.meta_path.insert(0, _PatchAfterImport(patches))
     _installed = True

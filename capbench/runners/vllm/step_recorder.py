@@ -82,6 +82,16 @@ class StepRecorder:
         self.dp_rank = dp_rank
         self.step = 0
         self.current: OpenStep | None = None
+        self._ids: dict[str, tuple[str, bool]] = {}  # vLLM id -> (capbench id, warm-up): one regex per request
+
+    def _id(self, engine_id: str) -> tuple[str, bool]:
+        known = self._ids.get(engine_id)
+        if known is None:
+            if len(self._ids) > 100_000:  # a long run: forget finished requests
+                self._ids.clear()
+            rid = capbench_request_id(engine_id)
+            known = self._ids[engine_id] = (rid, is_warmup_id(rid))
+        return known
 
     def begin(self, scheduled: Sequence[tuple[str, int, int]], t_start_ns: int | None = None) -> OpenStep | None:
         """Open a step: ``scheduled`` is ``(vllm request id, n_i, c_i)`` per request. None when it computes nothing."""
@@ -91,7 +101,7 @@ class StepRecorder:
             return None
         self.current = OpenStep(
             t_start_ns=time.monotonic_ns() if t_start_ns is None else t_start_ns,
-            req_ids=[capbench_request_id(rid) for rid, _, _ in scheduled],
+            req_ids=[self._id(rid)[0] for rid, _, _ in scheduled],
             reqs=[[int(n), int(c)] for _, n, c in scheduled],
             num_tokens=sum(int(n) for _, n, _ in scheduled),
             engine_ids=[rid for rid, _, _ in scheduled],
@@ -119,10 +129,10 @@ class StepRecorder:
             "reqs": step.reqs,
             "req_ids": step.req_ids,
             "sampled": len(sampled_engine_ids),
-            "sampled_ids": [capbench_request_id(rid) for rid in sampled_engine_ids],
+            "sampled_ids": [self._id(rid)[0] for rid in sampled_engine_ids],
             "experts_active": experts_active,
             "expert_tokens": expert_tokens,
-            "warmup": all(is_warmup_id(rid) for rid in step.req_ids),
+            "warmup": all(self._id(rid)[1] for rid in step.engine_ids),
         }
         self.step += 1
         self.out.write(record)
