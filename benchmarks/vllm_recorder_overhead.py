@@ -3,7 +3,8 @@
 The tiny MoE runs in the vLLM CPU build, eager in both modes (expert routing is measured only eagerly), once
 with the step recorder (every step + its expert routing written to passes.jsonl) and once without, in
 alternating rounds (on, off, on, off, ...; a fresh engine each time, so drift on the machine hits both
-alike). It prints output tokens/s per round, the medians, and their ratio (docs/pitfalls.md #13).
+alike). It prints output tokens/s per round, the medians, and the per-round on/off ratios with their median,
+the overhead figure to quote (docs/pitfalls.md #13).
 
 Two ways to apply the load (``--mode``):
 
@@ -192,7 +193,13 @@ def main() -> None:
                 results[recorder].append(tps)
                 print(f"{round_:>5} {'on' if recorder else 'off':>9} {tps:>9.1f} {steps:>7}", flush=True)
     on, off = statistics.median(results[True]), statistics.median(results[False])
-    print(f"median on {on:.1f} tok/s, off {off:.1f} tok/s, on/off {on / off:.3f} (overhead {1 - on / off:+.1%})")
+    ratios = [a / b for a, b in zip(results[True], results[False], strict=True)]
+    paired = statistics.median(ratios)
+    print(f"median on {on:.1f} tok/s, off {off:.1f} tok/s, ratio of medians {on / off:.3f}")
+    print(
+        f"per-round on/off: {', '.join(f'{r:.3f}' for r in ratios)}; median {paired:.3f} "
+        f"(overhead {1 - paired:+.1%}; the paired figure, robust to drift between rounds)"
+    )
 
 
 if __name__ == "__main__":

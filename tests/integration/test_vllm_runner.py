@@ -72,6 +72,13 @@ def family_dir(capbench_cache: Path, model_type: str) -> Path:
     return build_tiny_family(model_type, root=capbench_cache / "models")
 
 
+def launch_run(model: Path, out: Path, **settings: Any) -> tuple[Path, RunStatus]:
+    """``capbench run --runner vllm --model MODEL --out OUT`` with ``settings``, in-process."""
+    return execute_run(
+        build_run_spec(None, {"runner": "vllm", "model": str(model), "out": str(out), **settings}), quiet=True
+    )
+
+
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
@@ -123,25 +130,19 @@ def check_steps_against_requests(run_dir: Path, config: dict[str, Any]) -> dict[
 def test_launched_eager_run_records_consistent_steps(
     capbench_cache: Path, tmp_path: Path, prompts_file: Path, model_type: str, dtype: str
 ) -> None:
-    model = family_dir(capbench_cache, model_type)
-    spec = build_run_spec(
-        None,
-        {
-            "runner": "vllm",
-            "model": str(model),
-            "dtype": dtype,
-            "enforce_eager": True,
-            "engine_args": {"block_size": 32, "max_model_len": 512},
-            "prompts": str(prompts_file),
-            "num_requests": 10,
-            "concurrency": 4,
-            "max_tokens": 12,
-            "warmup": 2,
-            "metrics_interval_s": 0.5,
-            "out": str(tmp_path / "run"),
-        },
+    run_dir, status = launch_run(
+        family_dir(capbench_cache, model_type),
+        tmp_path / "run",
+        dtype=dtype,
+        enforce_eager=True,
+        engine_args={"block_size": 32, "max_model_len": 512},
+        prompts=str(prompts_file),
+        num_requests=10,
+        concurrency=4,
+        max_tokens=12,
+        warmup=2,
+        metrics_interval_s=0.5,
     )
-    run_dir, status = execute_run(spec, quiet=True)
     assert status == RunStatus.COMPLETE
     manifest = json.loads((run_dir / "run.json").read_text())
     engine = manifest["engine"]
@@ -181,21 +182,16 @@ def test_launched_eager_run_records_consistent_steps(
 
 def test_compiled_engine_says_why_routing_is_null(capbench_cache: Path, tmp_path: Path) -> None:
     """Without --enforce-eager vLLM compiles the model; steps are recorded, routing is null with a reason."""
-    spec = build_run_spec(
-        None,
-        {
-            "runner": "vllm",
-            "model": str(family_dir(capbench_cache, "qwen3_moe")),
-            "dtype": "float32",
-            "engine_args": {"max_model_len": 512},
-            "num_requests": 4,
-            "concurrency": 2,
-            "max_tokens": 6,
-            "warmup": 1,
-            "out": str(tmp_path / "run"),
-        },
+    run_dir, status = launch_run(
+        family_dir(capbench_cache, "qwen3_moe"),
+        tmp_path / "run",
+        dtype="float32",
+        engine_args={"max_model_len": 512},
+        num_requests=4,
+        concurrency=2,
+        max_tokens=6,
+        warmup=1,
     )
-    run_dir, status = execute_run(spec, quiet=True)
     assert status == RunStatus.COMPLETE
     engine = json.loads((run_dir / "run.json").read_text())["engine"]
     assert engine["compiled"] is True

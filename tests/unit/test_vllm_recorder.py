@@ -149,3 +149,36 @@ def test_patch_applies_when_the_module_is_imported(tmp_path: Path, monkeypatch: 
     assert seen == ["fake_engine_pkg.runner"]
     for name in ("fake_engine_pkg.runner", "fake_engine_pkg"):
         sys.modules.pop(name, None)
+
+
+def test_writer_thread_keeps_step_order_and_counts_off_thread(tmp_path: Path) -> None:
+    out = tmp_path / "passes.jsonl"
+    rec = StepRecorder(AppendOnlyLines(out), writer_thread=True)
+    for i in range(200):
+        rec.begin([(f"r{i:04d}", 3, 0)])
+        if i % 3 == 0:
+            rec.finish([f"r{i:04d}"], None)  # routing not observed for this step
+        else:
+            rec.finish([f"r{i:04d}"], lambda i=i: [[i % 4, 0, 2], [0, 0, 6]])
+    rec.close()
+    records = read(out)
+    assert [r["step"] for r in records] == list(range(200))
+    for i, r in enumerate(records):
+        if i % 3 == 0:
+            assert r["experts_active"] is None and r["expert_tokens"] is None
+        else:
+            assert r["expert_tokens"] == [[i % 4, 0, 2], [0, 0, 6]]
+            assert r["experts_active"] == [1 + (i % 4 > 0), 1]
+
+
+def test_count_experts_matches_a_recount() -> None:
+    import numpy as np
+
+    from capbench.runners.vllm.adapter import count_experts
+
+    rng = np.random.default_rng(0)
+    arrays = [rng.integers(0, 8, size=(16, 2), dtype=np.int32).reshape(-1) for _ in range(3)]
+    counts = count_experts(arrays, 8, [8, 8, 8])
+    for layer, ids in zip(counts, arrays, strict=True):
+        assert layer == [int((ids == e).sum()) for e in range(8)]
+        assert sum(layer) == 32

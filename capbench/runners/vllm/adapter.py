@@ -158,24 +158,40 @@ class _Routing:
 
             self.captured[index] = torch.cat([previous, ids])
 
-    def end(self) -> list[list[int]] | None:
-        """Per layer, tokens per expert; None unless every MoE layer reported this step."""
+    def end(self) -> Callable[[], list[list[int]]] | None:
+        """A function returning, per layer, the tokens per expert; None unless every MoE layer reported.
+
+        The ids are counted with numpy on the host, by the step writer's thread (off the engine's step loop):
+        on CPU they are read in place (the views stay valid: vLLM allocates each router's ``topk_ids`` afresh
+        on every call, and the views keep them alive); on a GPU they are copied to the host here, once per
+        step (a device synchronisation).
+        """
         self.open = False
         captured = self.captured
         self.captured = [None] * len(self.names)
         if not captured or any(c is None for c in captured):
             return None
-        import torch
+        import numpy as np
 
-        layers = len(captured)
-        if self.offsets is None or self.offsets.device != captured[0].device:
-            self.offsets = torch.arange(layers, device=captured[0].device, dtype=torch.int64) * self.width
-        if all(c.shape == captured[0].shape for c in captured):
-            ids = torch.stack(captured).to(torch.int64).reshape(layers, -1) + self.offsets[:, None]
+        if captured[0].device.type == "cpu":
+            arrays = [c.numpy().reshape(-1) for c in captured]
         else:
-            ids = torch.cat([c.reshape(-1).to(torch.int64) + layer * self.width for layer, c in enumerate(captured)])
-        rows = torch.bincount(ids.reshape(-1), minlength=layers * self.width).reshape(layers, self.width).tolist()
-        return [[int(n) for n in row[:e]] for row, e in zip(rows, self.num_experts, strict=True)]
+            import torch
+
+            flat = torch.cat([c.reshape(-1) for c in captured]).cpu().numpy()  # the step's one device sync
+            arrays = np.split(flat, np.cumsum([c.numel() for c in captured])[:-1])
+        return partial(count_experts, arrays, self.width, self.num_experts)
+
+
+def count_experts(arrays: list[Any], width: int, num_experts: list[int]) -> list[list[int]]:
+    """Tokens per expert of each layer from its expert ids (``arrays[l]``, numpy): one ``bincount`` over all
+    layers, layer ``l``'s ids offset by ``l × width``."""
+    import numpy as np
+
+    layers = len(arrays)
+    ids = np.concatenate([a.astype(np.int64) + layer * width for layer, a in enumerate(arrays)])
+    rows = np.bincount(ids, minlength=layers * width).reshape(layers, width).tolist()
+    return [row[:e] for row, e in zip(rows, num_experts, strict=True)]
 
 
 def routing_blocker(vllm_config: Any, model: Any) -> str | None:
@@ -211,7 +227,9 @@ class _StepState:
         par = runner.vllm_config.parallel_config
         self.dp_rank = int(getattr(par, "data_parallel_rank", 0) or 0)
         self.record_dir = record_dir
-        self.recorder = StepRecorder(AppendOnlyLines(record_dir / PASSES_FILE), dp_rank=self.dp_rank)
+        self.recorder = StepRecorder(
+            AppendOnlyLines(record_dir / PASSES_FILE), dp_rank=self.dp_rank, writer_thread=True
+        )
         self.settings = engine_settings(runner.vllm_config)
         self.routing: _Routing | None = None
         self.routing_reason: str | None = "expert recording was switched off (record_experts: false)"

@@ -275,6 +275,10 @@ class VLLMRunner:
         self.client.on_measured_start = measured_start
         try:
             self.client.execute(workload, sink)
+        except CapbenchError:
+            if self.server is not None:  # the server died: it closes its sockets just before it can be reaped
+                self.server.wait_exit(5.0)
+            raise
         finally:
             if scraper is not None:
                 scraper.stop()

@@ -174,6 +174,15 @@ class ManagedServer:
                 on_wait(elapsed)
             time.sleep(0.5)
 
+    def wait_exit(self, timeout_s: float) -> int | None:
+        """The exit code once the process has exited (waiting at most ``timeout_s``), else None."""
+        if self.process is None:
+            return self.exit_code
+        try:
+            return self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return None
+
     def stop(self, grace_s: float = 30.0) -> int | None:
         """Stop the whole process group: SIGTERM, wait up to ``grace_s``, then SIGKILL. Returns the exit code."""
         process = self.process

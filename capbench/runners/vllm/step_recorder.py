@@ -4,7 +4,8 @@ Free of vLLM and torch, so it is unit-tested on its own; :mod:`.adapter` feeds i
 A step is opened with the requests the scheduler gave it (``[n_i, c_i]`` each), the routers report the
 expert ids they chose while it runs, and it is closed with the requests that sampled a token. Each record
 is one ``os.write`` of a whole line to a file opened with ``O_APPEND``, so data-parallel replicas (separate
-processes) can share the file without interleaving, and a crash loses at most the step in progress.
+processes) can share the file without interleaving. With the writer thread (:class:`StepRecorder`), a hard
+crash loses the steps still queued (a few ms), a normal exit drains them.
 
 Request ids: vLLM's internal id embeds the ``X-Request-Id`` header capbench sends (``r0003`` becomes e.g.
 ``cmpl-r0003-0-1a2b3c4d``); :func:`capbench_request_id` recovers it. Ids of traffic that is not capbench's
@@ -13,11 +14,14 @@ are kept as vLLM wrote them.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import queue
 import re
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,14 +79,26 @@ class StepRecorder:
     sampled a token) and ``sampled_ids`` (which), ``experts_active``
     and ``expert_tokens`` (per MoE layer; null when routing was not observed), ``warmup`` (every request a
     warm-up one), plus ``step`` (this replica's step counter) and ``dp_rank``.
+
+    With ``writer_thread``, records are finished on a writer thread (expert counts given as a function are
+    counted there; then encode, write), so the engine's step loop only queues them; the thread writes records in
+    step order, each as soon as it is taken, and is drained at interpreter exit. A hard crash of the process
+    then loses the steps still queued (a few ms of them) instead of only the one in progress.
     """
 
-    def __init__(self, out: AppendOnlyLines, dp_rank: int = 0) -> None:
+    def __init__(self, out: AppendOnlyLines, dp_rank: int = 0, writer_thread: bool = False) -> None:
         self.out = out
         self.dp_rank = dp_rank
         self.step = 0
         self.current: OpenStep | None = None
         self._ids: dict[str, tuple[str, bool]] = {}  # vLLM id -> (capbench id, warm-up): one regex per request
+        self._queue: queue.SimpleQueue[Any] | None = None
+        self._thread: threading.Thread | None = None
+        if writer_thread:
+            self._queue = queue.SimpleQueue()
+            self._thread = threading.Thread(target=self._drain, name="capbench-step-writer", daemon=True)
+            self._thread.start()
+            atexit.register(self.close)
 
     def _id(self, engine_id: str) -> tuple[str, bool]:
         known = self._ids.get(engine_id)
@@ -111,16 +127,19 @@ class StepRecorder:
     def finish(
         self,
         sampled_engine_ids: Sequence[str],
-        expert_tokens: list[list[int]] | None,
+        expert_tokens: list[list[int]] | Callable[[], list[list[int]]] | None,
         t_end_ns: int | None = None,
     ) -> dict[str, Any] | None:
-        """Close the open step and write its record; ``expert_tokens`` is per MoE layer, per expert (or None)."""
+        """Close the open step and write (or queue) its record.
+
+        ``expert_tokens``: per MoE layer, per expert; or a function that counts them, called on the writer
+        thread; or None (routing not observed: ``experts_active`` and ``expert_tokens`` null).
+        """
         step = self.current
         self.current = None
         if step is None:
             return None
         t_end = time.monotonic_ns() if t_end_ns is None else t_end_ns
-        experts_active = None if expert_tokens is None else [sum(1 for n in layer if n > 0) for layer in expert_tokens]
         record = {
             "step": self.step,
             "dp_rank": self.dp_rank,
@@ -130,13 +149,37 @@ class StepRecorder:
             "req_ids": step.req_ids,
             "sampled": len(sampled_engine_ids),
             "sampled_ids": [self._id(rid)[0] for rid in sampled_engine_ids],
-            "experts_active": experts_active,
-            "expert_tokens": expert_tokens,
+            "experts_active": None,
+            "expert_tokens": None,
             "warmup": all(self._id(rid)[1] for rid in step.engine_ids),
         }
         self.step += 1
-        self.out.write(record)
+        if self._queue is not None:  # every record through the queue: the file stays in step order
+            self._queue.put((record, expert_tokens))
+        else:
+            self._write(record, expert_tokens)
         return record
+
+    def _write(
+        self, record: dict[str, Any], expert_tokens: list[list[int]] | Callable[[], list[list[int]]] | None
+    ) -> None:
+        tokens = expert_tokens() if callable(expert_tokens) else expert_tokens
+        if tokens is not None:
+            record["experts_active"] = [sum(1 for n in layer if n > 0) for layer in tokens]
+            record["expert_tokens"] = tokens
+        self.out.write(record)
+
+    def _drain(self) -> None:
+        assert self._queue is not None
+        while (item := self._queue.get()) is not None:
+            self._write(*item)
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Write what is queued and stop the writer thread (also run at interpreter exit)."""
+        if self._thread is not None and self._queue is not None:
+            self._queue.put(None)
+            self._thread.join(timeout_s)
+            self._thread = None
 
     def abort(self) -> None:
         """Drop the open step (the engine raised while running it)."""
