@@ -131,8 +131,9 @@ def build_manifest(
 
 
 def write_failed_manifest(run_dir: Path, spec: RunSpec, run_id: str, exc: BaseException) -> None:
-    """A ``run.json`` for a run that failed before its first request (e.g. the server never became healthy),
-    so the run directory says what happened instead of holding only logs."""
+    """A ``run.json`` for a run that failed before its first request after writing something (e.g. a launched
+    server's log: the server never became healthy), so the run directory says what happened instead of holding
+    only logs. A run that failed before writing anything (bad input, an unreachable server) leaves no run.json."""
     from capbench.records.writer import write_json_atomic
 
     interrupted = isinstance(exc, KeyboardInterrupt)
@@ -207,7 +208,8 @@ def execute_run(spec: RunSpec, *, quiet: bool = False) -> tuple[Path, RunStatus]
         try:
             runner = runner_cls(spec, model.path, run_dir=run_dir)
         except BaseException as exc:
-            write_failed_manifest(run_dir, spec, run_id, exc)
+            if any(run_dir.iterdir()):  # e.g. a launched server's log: say what happened next to it
+                write_failed_manifest(run_dir, spec, run_id, exc)
             raise
     gpus = runner.gpu_indices() if hasattr(runner, "gpu_indices") else None
     if gpus is not None and spec.gpus is None:  # a launched multi-GPU engine: sample and count all its GPUs

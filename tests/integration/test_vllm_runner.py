@@ -327,3 +327,17 @@ def test_attach_to_a_running_server(capbench_cache: Path, tmp_path: Path, vllm_p
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["server"] is not None
     assert summary["requests"]["measured"] == 4
+
+
+def test_a_server_that_cannot_start_leaves_a_failed_run(tmp_path: Path) -> None:
+    """vLLM exits during start-up: the error quotes its log, and run.json says failed next to server.log."""
+    from capbench.errors import CapbenchError
+
+    model = tmp_path / "not-a-model"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"model_type": "capbench_no_such_architecture"}))
+    with pytest.raises(CapbenchError, match="exited during start-up"):
+        launch_run(model, tmp_path / "run", enforce_eager=True, num_requests=1, server_start_timeout_s=300)
+    manifest = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert manifest["status"] == "failed" and "exited during start-up" in manifest["error"]
+    assert (tmp_path / "run" / "vllm" / "server.log").stat().st_size > 0
