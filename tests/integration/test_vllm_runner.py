@@ -341,3 +341,29 @@ def test_a_server_that_cannot_start_leaves_a_failed_run(tmp_path: Path) -> None:
     manifest = json.loads((tmp_path / "run" / "run.json").read_text())
     assert manifest["status"] == "failed" and "exited during start-up" in manifest["error"]
     assert (tmp_path / "run" / "vllm" / "server.log").stat().st_size > 0
+
+
+def test_tensor_parallel_writes_one_record_per_step(
+    capbench_cache: Path, tmp_path: Path, prompts_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two tensor-parallel workers (one core each), one record per engine step, consistent with the requests."""
+    monkeypatch.setenv("VLLM_CPU_OMP_THREADS_BIND", "0|1")  # vLLM on CPU cannot bind 2 workers to 1 NUMA node
+    run_dir, status = launch_run(
+        family_dir(capbench_cache, "qwen3_moe"),
+        tmp_path / "run",
+        dtype="float32",
+        enforce_eager=True,
+        engine_args={"tensor_parallel_size": 2, "max_model_len": 512},
+        prompts=str(prompts_file),
+        num_requests=6,
+        concurrency=3,
+        max_tokens=8,
+        warmup=1,
+    )
+    assert status == RunStatus.COMPLETE
+    manifest = json.loads((run_dir / "run.json").read_text())
+    assert manifest["engine"]["tensor_parallel_size"] == 2
+    passes = read_jsonl(run_dir / "passes.jsonl")
+    assert [p["step"] for p in passes] == list(range(len(passes)))  # rank 1 wrote nothing
+    assert {p["dp_rank"] for p in passes} == {0}
+    check_steps_against_requests(run_dir, manifest["model"]["config"])
