@@ -30,7 +30,7 @@ from capbench.errors import CapbenchError
 from capbench.harness import RecordSink
 from capbench.runners.openai.runner import OpenAIRunner
 from capbench.runners.vllm.adapter import ENGINE_DIR, SUPPORTED_VERSIONS, UnsupportedVLLMVersionError, check_version
-from capbench.runners.vllm.engine_args import check_engine_args, to_cli_args
+from capbench.runners.vllm.engine_args import to_cli_args
 from capbench.runners.vllm.plugin import ENV_RECORD_DIR, ENV_RECORD_EXPERTS
 from capbench.runners.vllm.server import ManagedServer, plugin_path
 from capbench.workload import Workload
@@ -120,7 +120,7 @@ class VLLMRunner:
     # --- the server --------------------------------------------------------------------------------------
 
     def _server_args(self) -> list[str]:
-        args = check_engine_args(self.spec.engine_args)
+        args = dict(self.spec.engine_args)  # keys already normalised and checked by RunSpec
         if self.spec.enforce_eager:
             args["enforce_eager"] = True
         if "dtype" in self.spec.model_fields_set:
