@@ -63,9 +63,7 @@ OFFLINE_LOAD = textwrap.dedent(
 
 def engine_round(model: Path, recorder: bool, args: argparse.Namespace, work: Path) -> tuple[float, int]:
     """Offline engine: output tokens/s of the timed load, and the step records written."""
-    from capbench.runners.vllm.plugin import ENV_RECORD_DIR
-    from capbench.runners.vllm.runner import vllm_python
-    from capbench.runners.vllm.server import plugin_path
+    from capbench.runners.vllm.runner import vllm_env, vllm_python
     from capbench.workload import load_prompts
 
     run_dir = Path(tempfile.mkdtemp(prefix="on-" if recorder else "off-", dir=work))
@@ -73,16 +71,9 @@ def engine_round(model: Path, recorder: bool, args: argparse.Namespace, work: Pa
     script.write_text(OFFLINE_LOAD)
     prompts = work / "prompts.txt"
     prompts.write_text("\n".join(p.text.replace("\n", " ") for p in load_prompts(None).prompts) + "\n")
-    env = {k: v for k, v in os.environ.items() if k != ENV_RECORD_DIR}
-    env.update(VLLM_NO_USAGE_STATS="1", DO_NOT_TRACK="1", HF_HUB_OFFLINE="1")
-    env.setdefault("VLLM_HOST_IP", "127.0.0.1")
-    plugin_dir = None
-    if recorder:
-        plugin_dir = plugin_path(work)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(plugin_dir), env.get("PYTHONPATH")) if p)
-        env[ENV_RECORD_DIR] = str(run_dir.resolve())
-        env.setdefault("VLLM_USE_V2_MODEL_RUNNER", "0")
-    python = vllm_python(_spec())
+    env, plugin_dir = vllm_env(record_dir=run_dir if recorder else None)  # exactly what the runner launches with
+    env["HF_HUB_OFFLINE"] = "1"
+    python = vllm_python()
     cmd = [python, str(script), str(model), str(args.concurrency), str(args.requests), str(args.max_tokens)]
     try:
         done = subprocess.run([*cmd, str(prompts)], env=env, capture_output=True, text=True, timeout=600)
@@ -100,12 +91,6 @@ def engine_round(model: Path, recorder: bool, args: argparse.Namespace, work: Pa
     if recorder and steps == 0:
         raise SystemExit("the recorder wrote no steps: the plugin did not load")
     return result["tokens"] / result["seconds"], steps
-
-
-def _spec() -> Any:
-    from capbench.config import build_run_spec
-
-    return build_run_spec(None, {"runner": "vllm", "model": "unused"})
 
 
 class _CountingSink:

@@ -41,9 +41,36 @@ SERVER_ENV_DEFAULTS = {"VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1", "VLLM_HO
 """Set for a launched server unless the environment already sets them."""
 
 
-def vllm_python(spec: RunSpec) -> str:
-    """The interpreter to launch vLLM with: ``vllm_python``, else ``$CAPBENCH_VLLM_PYTHON``, else this one."""
-    return spec.vllm_python or os.environ.get(ENV_VLLM_PYTHON) or sys.executable
+def vllm_python(configured: str | None = None) -> str:
+    """The interpreter to launch vLLM with: ``configured`` (the ``vllm_python`` setting), else
+    ``$CAPBENCH_VLLM_PYTHON``, else this one."""
+    return configured or os.environ.get(ENV_VLLM_PYTHON) or sys.executable
+
+
+def vllm_env(
+    gpus: list[int] | None = None, record_dir: Path | None = None, record_experts: bool = True
+) -> tuple[dict[str, str], Path | None]:
+    """The environment of a vLLM process capbench starts, and the plugin directory to remove after it ends.
+
+    This process's environment plus :data:`SERVER_ENV_DEFAULTS` (unless set) and ``CUDA_VISIBLE_DEVICES`` from
+    ``gpus``. With ``record_dir``, also what loads capbench's step recorder: the plugin directory first on
+    ``PYTHONPATH``, the record directory, whether to record experts, and vLLM's V1 model runner (the one the
+    adapter hooks; on GPU, 0.32 picks V2 when Triton is present) unless ``VLLM_USE_V2_MODEL_RUNNER`` is set.
+    """
+    env = dict(os.environ)
+    for key, value in SERVER_ENV_DEFAULTS.items():
+        env.setdefault(key, value)
+    env.pop(ENV_RECORD_DIR, None)
+    if gpus is not None:
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in gpus)
+    if record_dir is None:
+        return env, None
+    plugin_dir = plugin_path()
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(plugin_dir), env.get("PYTHONPATH")) if p)
+    env[ENV_RECORD_DIR] = str(record_dir.resolve())
+    env[ENV_RECORD_EXPERTS] = "1" if record_experts else "0"
+    env.setdefault("VLLM_USE_V2_MODEL_RUNNER", "0")
+    return env, plugin_dir
 
 
 def vllm_version(python: str) -> str:
@@ -127,27 +154,10 @@ class VLLMRunner:
             args["dtype"] = self.spec.dtype
         return to_cli_args(args)
 
-    def _server_env(self) -> dict[str, str]:
-        env = dict(os.environ)
-        for key, value in SERVER_ENV_DEFAULTS.items():
-            env.setdefault(key, value)
-        env.pop(ENV_RECORD_DIR, None)
-        if self.spec.gpus is not None:
-            env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in self.spec.gpus)
-        if self.spec.record_steps:
-            assert self.run_dir is not None
-            self._plugin_dir = plugin_path()
-            env["PYTHONPATH"] = os.pathsep.join(p for p in (str(self._plugin_dir), env.get("PYTHONPATH")) if p)
-            env[ENV_RECORD_DIR] = str(self.run_dir.resolve())
-            env[ENV_RECORD_EXPERTS] = "1" if self.spec.record_experts else "0"
-            # The adapter hooks vLLM's V1 model runner; on GPU, 0.32 picks V2 when Triton is present.
-            env.setdefault("VLLM_USE_V2_MODEL_RUNNER", "0")
-        return env
-
     def _launch(self, model_dir: Path | None) -> str:
         if self.run_dir is None:
             raise CapbenchError("the vllm runner needs a run directory to launch a server into")
-        python = vllm_python(self.spec)
+        python = vllm_python(self.spec.vllm_python)
         self.version = vllm_version(python)
         if self.spec.record_steps:
             try:
@@ -156,9 +166,9 @@ class VLLMRunner:
                 raise CapbenchError(str(exc)) from exc
         model = str(model_dir.resolve()) if model_dir is not None else self.spec.model
         assert model is not None
-        self.server = ManagedServer(
-            python, model, self._server_args(), self._server_env(), self.run_dir / ENGINE_DIR / SERVER_LOG
-        )
+        record_dir = self.run_dir if self.spec.record_steps else None
+        env, self._plugin_dir = vllm_env(self.spec.gpus, record_dir, self.spec.record_experts)
+        self.server = ManagedServer(python, model, self._server_args(), env, self.run_dir / ENGINE_DIR / SERVER_LOG)
         print(f"starting vLLM {self.version} (log: {self.server.log_path})", file=sys.stderr)
         self.server.start()
         self.server.wait_ready(self.spec.server_start_timeout_s)
