@@ -16,7 +16,7 @@ and the engine core never import it on capbench's account):
   returns an output itself (nothing to sample, or a non-last pipeline stage), the step closes there.
 - Routing (not under pipeline or data parallelism, see :func:`routing_blocker`): every fused-MoE layer's
   router has ``set_capture_fn(fn)``; ``fn(topk_ids)`` receives the logical expert ids ``[num_tokens, top_k]``
-  chosen for each token. They are counted on the device at the step's end and copied to the host once.
+  chosen for each token. They are counted on the host, off the step loop, once per step (:class:`_Routing`).
   The callback fires only when the model runs eagerly: after torch.compile or inside a CUDA graph it does
   not, and the step records ``experts_active: null`` while the engine description says why
   (:data:`ROUTING_NOT_OBSERVED`).
@@ -121,13 +121,12 @@ def moe_routers(model: Any) -> list[tuple[str, Any]]:
 
 
 class _Routing:
-    """Per-step expert counts of every MoE layer, computed on the model's device.
+    """Per-step expert counts of every MoE layer.
 
-    During the step each layer's callback only keeps a view of its expert ids (no computation); at the step's
-    end the views are stacked, offset by ``layer × E`` and counted with one ``bincount`` of length
-    ``layers × E``, then copied to the host once. That is a handful of tensor operations per step instead of
-    several per layer (the recorder's overhead on small, fast models), and one device synchronisation.
-    The views stay valid because vLLM allocates each router's ``topk_ids`` afresh on every call.
+    During the step each layer's callback only keeps a view of its expert ids (no computation); :meth:`end`
+    turns them into a function that counts them (:func:`count_experts`, one numpy ``bincount``), which the
+    step writer's thread calls, off the engine's step loop. On a GPU the ids are copied to the host once per
+    step. The views stay valid because vLLM allocates each router's ``topk_ids`` afresh on every call.
     """
 
     def __init__(self, routers: list[tuple[str, Any]]) -> None:
