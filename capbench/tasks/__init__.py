@@ -1,0 +1,1 @@
+"""Accuracy tasks: offline task data, answer extraction and the lm-eval bridge."""

@@ -1,0 +1,162 @@
+"""capbench's own offline accuracy tasks, as lm-eval task configs over data files capbench writes itself.
+
+- ``capbench_arithmetic``: GSM8K-format word problems (:mod:`capbench.tasks.arithmetic`), scored by exact
+  numeric match of the number after ``####`` (:func:`~capbench.tasks.extract.extract_gsm8k_answer`,
+  :func:`~capbench.tasks.extract.numbers_match`), 200 held-out test problems, few-shot examples from train.
+- ``capbench_multiple_choice``: four-option questions (:mod:`capbench.tasks.multiple_choice`), scored by the
+  extracted letter (:func:`~capbench.tasks.extract.extract_choice`), 200 test questions.
+
+Each task reports ``exact_match`` (1 right, 0 wrong or no answer) and ``no_answer`` (1 when nothing could be
+extracted, e.g. an empty or failed generation), both averaged over samples. Reasoning text is stripped by the
+extractors. The data files are generated on first use into ``<cache>/tasks/<task>-v<version>-s<seed>/`` (written
+atomically; the same content on every machine) and their SHA-256 goes into ``run.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from capbench.paths import cache_dir
+from capbench.tasks import arithmetic, multiple_choice
+from capbench.tasks.extract import EXTRACTION_VERSION, extract_choice, extract_gsm8k_answer, numbers_match
+
+TEST_SIZE = 200
+TRAIN_SIZE = 1000
+
+
+@dataclass(frozen=True)
+class BuiltinTask:
+    """One of capbench's offline tasks: how to write its data and its lm-eval config."""
+
+    name: str
+    version: str
+    seed: int
+    description: str
+    rows: Callable[[str, int, int], list[dict[str, Any]]]
+    extract: Callable[[str], str | None]
+    config: Callable[[dict[str, str]], dict[str, Any]]
+
+
+def _arithmetic_rows(split: str, n: int, seed: int) -> list[dict[str, Any]]:
+    problems = arithmetic.generate_problems("test" if split == "test" else "train", n, seed)
+    return [{"id": p.id, "question": p.question, "solution": p.solution, "answer": p.answer} for p in problems]
+
+
+def _choice_rows(split: str, n: int, seed: int) -> list[dict[str, Any]]:
+    problems = multiple_choice.generate_choice_problems("test" if split == "test" else "train", n, seed)
+    return [{"id": p.id, "prompt": p.prompt(), "answer": p.answer} for p in problems]
+
+
+def arithmetic_results(doc: dict[str, Any], results: Sequence[str]) -> dict[str, float]:
+    """lm-eval ``process_results``: ``exact_match`` and ``no_answer`` of one generated answer."""
+    answer = extract_gsm8k_answer(results[0] if results else "")
+    return {"exact_match": float(numbers_match(answer, str(doc["answer"]))), "no_answer": float(answer is None)}
+
+
+def choice_results(doc: dict[str, Any], results: Sequence[str]) -> dict[str, float]:
+    """lm-eval ``process_results``: ``exact_match`` and ``no_answer`` of one chosen letter."""
+    letter = extract_choice(results[0] if results else "")
+    return {"exact_match": float(letter == doc["answer"]), "no_answer": float(letter is None)}
+
+
+_METRICS = [
+    {"metric": "exact_match", "aggregation": "mean", "higher_is_better": True},
+    {"metric": "no_answer", "aggregation": "mean", "higher_is_better": False},
+]
+_STOPS = ["Question:", "<|im_end|>", "</s>"]
+
+
+def _arithmetic_config(files: dict[str, str]) -> dict[str, Any]:
+    return {
+        "task": "capbench_arithmetic",
+        "dataset_path": "json",
+        "dataset_kwargs": {"data_files": files},
+        "test_split": "test",
+        "fewshot_split": "train",
+        "output_type": "generate_until",
+        "doc_to_text": "Question: {{question}}\nAnswer:",
+        "doc_to_target": "{{solution}}",
+        "process_results": arithmetic_results,
+        "metric_list": _METRICS,
+        "generation_kwargs": {"until": _STOPS, "max_gen_toks": 48, "do_sample": False, "temperature": 0.0},
+        "num_fewshot": 0,
+        "metadata": {"version": float(arithmetic.ARITHMETIC_VERSION), "extraction_version": EXTRACTION_VERSION},
+    }
+
+
+def _choice_config(files: dict[str, str]) -> dict[str, Any]:
+    return {
+        "task": "capbench_multiple_choice",
+        "dataset_path": "json",
+        "dataset_kwargs": {"data_files": files},
+        "test_split": "test",
+        "fewshot_split": "train",
+        "output_type": "generate_until",
+        "doc_to_text": "{{prompt}}",
+        "doc_to_target": "{{answer}}",
+        "process_results": choice_results,
+        "metric_list": _METRICS,
+        "generation_kwargs": {"until": _STOPS, "max_gen_toks": 16, "do_sample": False, "temperature": 0.0},
+        "num_fewshot": 0,
+        "metadata": {
+            "version": float(multiple_choice.MULTIPLE_CHOICE_VERSION),
+            "extraction_version": EXTRACTION_VERSION,
+        },
+    }
+
+
+BUILTIN_TASKS: dict[str, BuiltinTask] = {
+    "capbench_arithmetic": BuiltinTask(
+        name="capbench_arithmetic",
+        version=arithmetic.ARITHMETIC_VERSION,
+        seed=arithmetic.ARITHMETIC_SEED,
+        description="GSM8K-format arithmetic word problems (#### N), numeric exact match",
+        rows=_arithmetic_rows,
+        extract=extract_gsm8k_answer,
+        config=_arithmetic_config,
+    ),
+    "capbench_multiple_choice": BuiltinTask(
+        name="capbench_multiple_choice",
+        version=multiple_choice.MULTIPLE_CHOICE_VERSION,
+        seed=multiple_choice.MULTIPLE_CHOICE_SEED,
+        description="four-option questions (A-D), letter match without a capital-letter fallback",
+        rows=_choice_rows,
+        extract=extract_choice,
+        config=_choice_config,
+    ),
+}
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        Path(tmp).replace(path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def task_data(task: BuiltinTask, root: Path | None = None) -> tuple[dict[str, str], str]:
+    """Write (or reuse) the task's ``test.jsonl`` and ``train.jsonl``; returns ``({split: path}, sha256)`` with
+    the SHA-256 over both files' content (test first)."""
+    folder = (root or cache_dir() / "tasks") / f"{task.name}-v{task.version}-s{task.seed}"
+    folder.mkdir(parents=True, exist_ok=True)
+    files: dict[str, str] = {}
+    digest = hashlib.sha256()
+    for split, size in (("test", TEST_SIZE), ("train", TRAIN_SIZE)):
+        text = "".join(json.dumps(row, sort_keys=True) + "\n" for row in task.rows(split, size, task.seed))
+        path = folder / f"{split}.jsonl"
+        if not path.is_file() or path.read_text(encoding="utf-8") != text:
+            _write_atomic(path, text)
+        files[split] = str(path)
+        digest.update(text.encode())
+    return files, digest.hexdigest()
