@@ -29,6 +29,12 @@ SLO_KEYS: tuple[str, ...] = ("ttft_s", "tpot_s", "itl_s", "e2e_latency_s")
 
 DEFAULT_CONCURRENCY = 4
 DEFAULT_NUM_REQUESTS = 16
+DEFAULT_MAX_TOKENS = 32
+
+TASK_AUTO = "auto"
+TASK_NONE = "none"
+DEMO_TASK = "capbench_arithmetic"
+"""The accuracy task the embedded demo model was trained for (``task: auto`` picks it for that model)."""
 
 
 class RunSpec(BaseModel):
@@ -77,9 +83,44 @@ class RunSpec(BaseModel):
         "poisson", description="open-loop inter-arrival distribution"
     )
     burstiness: float = Field(1.0, gt=0, description="gamma shape: 1 = Poisson, < 1 burstier, > 1 more regular")
-    max_tokens: int = Field(32, ge=1, description="most new tokens generated per request")
+    max_tokens: int | None = Field(
+        None,
+        ge=1,
+        description=f"most new tokens generated per request; default {DEFAULT_MAX_TOKENS}, or an accuracy task's own "
+        "max_gen_toks",
+    )
     warmup: int = Field(2, ge=0, description="warm-up requests run first and excluded from metrics by id")
     ignore_eos: bool = Field(False, description="keep generating after the end-of-sequence token")
+    task: str = Field(
+        TASK_AUTO,
+        description=f"accuracy task run through the same requests: an lm-eval task or group name, a local lm-eval "
+        f"task YAML, or capbench's offline {DEMO_TASK} / capbench_multiple_choice; '{TASK_NONE}' = performance only; "
+        f"'{TASK_AUTO}' = {DEMO_TASK} for the embedded demo model (hf, no model) when no prompts, fixed lengths or "
+        "duration are given, else none",
+    )
+    task_metric: str | None = Field(
+        None,
+        description="the task's metric to report, as lm-eval names it (e.g. 'exact_match,strict-match'); "
+        "empty = the task's first metric and filter",
+    )
+    num_fewshot: int | None = Field(None, ge=0, description="few-shot examples per prompt; empty = the task's own")
+    top_k: int | None = Field(
+        None,
+        ge=1,
+        description="experts per token at inference, overriding the model's trained value (hf; vllm launching: "
+        "passed as hf_overrides)",
+    )
+    fixed_prompt_tokens: int | None = Field(
+        None,
+        ge=1,
+        description="fixed-length mode: every prompt is exactly this many tokens (built from token ids, checked "
+        "after the chat template); needs the model's tokenizer",
+    )
+    fixed_output_tokens: int | None = Field(
+        None,
+        ge=1,
+        description="fixed-length mode: every request generates exactly this many tokens (max_tokens with ignore_eos)",
+    )
     seed: int = Field(0, description="seed for the embedded model's weights, prompt order, arrivals, sampling")
     temperature: float = Field(0.0, ge=0.0, description="sampling temperature; 0 = greedy")
     timeout_s: float = Field(600.0, gt=0, description="openai: per-request timeout, submit to last byte")
@@ -199,6 +240,7 @@ class RunSpec(BaseModel):
             raise ValueError("give either concurrency (closed loop) or request_rate (open loop), not both")
         if self.num_requests is not None and self.duration_s is not None:
             raise ValueError("give either num_requests or duration_s, not both")
+        self._check_workload_modes()
         server = self.runner in SERVER_RUNNERS
         if self.runner == "openai" and not self.base_url:
             raise ValueError(f"runner '{self.runner}' needs base_url (e.g. --base-url http://127.0.0.1:8000)")
@@ -224,6 +266,60 @@ class RunSpec(BaseModel):
                 raise ValueError(f"{', '.join(given)}: not used by runner '{self.runner}' (server runners only)")
         return self
 
+    def _check_workload_modes(self) -> None:
+        """Prompts, an accuracy task and fixed-length prompts are three workloads: at most one at a time."""
+        fixed = self.fixed_prompt_tokens is not None or self.fixed_output_tokens is not None
+        if self.task not in (TASK_AUTO, TASK_NONE):
+            if self.prompts is not None:
+                raise ValueError("task and prompts are two workloads: give one (task: none to use prompts)")
+            if fixed:
+                raise ValueError("fixed-length mode measures performance only: it cannot run with a task")
+            if self.duration_s is not None:
+                raise ValueError(
+                    "an accuracy task runs each sample once: use num_requests (a sample limit), not duration_s"
+                )
+        elif self.task_metric is not None or self.num_fewshot is not None:
+            given = [k for k in ("task_metric", "num_fewshot") if getattr(self, k) is not None]
+            if self.task == TASK_NONE or not self._auto_demo_task():
+                raise ValueError(f"{', '.join(given)}: only used with an accuracy task")
+        if fixed and self.prompts is not None:
+            raise ValueError("fixed-length mode builds its own prompts: do not give prompts too")
+        if self.fixed_output_tokens is not None and self.max_tokens not in (None, self.fixed_output_tokens):
+            raise ValueError("fixed_output_tokens sets max_tokens: do not give a different max_tokens")
+        if self.top_k is not None and (self.runner == "openai" or self.base_url is not None):
+            raise ValueError("top_k changes the served model: only for hf, or vllm when capbench launches it")
+
+    def _auto_demo_task(self) -> bool:
+        """``task: auto`` on the embedded demo model with no other workload (prompts, fixed lengths, a duration)
+        picks the demo task."""
+        other_workload = self.prompts is not None or self.fixed_length or self.duration_s is not None
+        return self.runner == "hf" and self.model is None and not other_workload
+
+    @property
+    def effective_task(self) -> str | None:
+        """The accuracy task this run evaluates, or None (performance only)."""
+        if self.task == TASK_NONE:
+            return None
+        if self.task == TASK_AUTO:
+            return DEMO_TASK if self._auto_demo_task() else None
+        return self.task
+
+    @property
+    def fixed_length(self) -> bool:
+        return self.fixed_prompt_tokens is not None or self.fixed_output_tokens is not None
+
+    @property
+    def effective_max_tokens(self) -> int:
+        """Most new tokens per request when the request does not set its own."""
+        if self.fixed_output_tokens is not None:
+            return self.fixed_output_tokens
+        return self.max_tokens if self.max_tokens is not None else DEFAULT_MAX_TOKENS
+
+    @property
+    def effective_ignore_eos(self) -> bool:
+        """Fixed output lengths need generation past the end-of-sequence token."""
+        return self.ignore_eos or self.fixed_output_tokens is not None
+
     @property
     def effective_concurrency(self) -> int | None:
         """Requests in flight for a closed loop (the default when neither it nor a rate is given)."""
@@ -233,9 +329,12 @@ class RunSpec(BaseModel):
 
     @property
     def effective_num_requests(self) -> int | None:
-        """Measured requests (the default when neither a count nor a duration is given)."""
+        """Measured requests (the default when neither a count nor a duration is given); with an accuracy task
+        the sample limit (None = every sample of the task)."""
         if self.duration_s is not None:
             return None
+        if self.effective_task is not None:
+            return self.num_requests
         return self.num_requests if self.num_requests is not None else DEFAULT_NUM_REQUESTS
 
 

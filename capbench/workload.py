@@ -21,17 +21,29 @@ from capbench.errors import CapbenchError
 
 @dataclass(frozen=True)
 class Prompt:
+    """One prompt. ``token_ids`` (fixed-length mode) are the exact ids the model sees; a runner that tokenizes
+    itself uses them instead of re-tokenizing ``text``."""
+
     id: str
     text: str
+    token_ids: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
 class Request:
-    """One request of a run."""
+    """One request of a run.
+
+    ``max_tokens`` and ``stop`` override the run's settings for this request (an accuracy task's
+    ``max_gen_toks`` and ``until``): generation ends at the first stop string, which is not part of the output.
+    ``sample_id`` names the task sample the request answers (``<task>/<doc_id>``), None outside accuracy runs.
+    """
 
     id: str
     prompt: Prompt
     warmup: bool
+    max_tokens: int | None = None
+    stop: tuple[str, ...] = ()
+    sample_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,11 @@ def test_defaults_are_the_embedded_run() -> None:
     spec = build_run_spec()
     assert spec.runner == "hf"
     assert spec.model is None
-    assert spec.effective_num_requests == 16 and spec.effective_concurrency == 4
+    # the embedded demo model answers every held-out sample of its task, 4 at a time
+    assert spec.effective_task == "capbench_arithmetic"
+    assert spec.effective_num_requests is None and spec.effective_concurrency == 4
+    prompts = spec.model_copy(update={"task": "none"})
+    assert prompts.effective_task is None and prompts.effective_num_requests == 16
 
 
 def test_yaml_then_overrides(tmp_path: Path) -> None:

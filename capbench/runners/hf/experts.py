@@ -42,6 +42,19 @@ def find_routers(model: Any) -> list[tuple[int, torch.nn.Module]]:
     return routers
 
 
+def set_router_top_k(model: Any, top_k: int) -> int:
+    """Route every token of ``model`` to ``top_k`` experts at inference (overriding the trained
+    ``num_experts_per_tok``); returns the trained value. ``top_k`` must be in [1, routed experts]."""
+    routers = find_routers(model)
+    num_experts = int(getattr(model.config, "num_experts", 0) or getattr(model.config, "num_local_experts", 0))
+    if not 1 <= top_k <= num_experts:
+        raise CapbenchError(f"top_k {top_k} is out of range: this model has {num_experts} routed experts per layer")
+    trained = int(getattr(routers[0][1], "top_k"))  # noqa: B009
+    for _, module in routers:
+        setattr(module, "top_k", top_k)  # noqa: B010  (nn.Module attribute typing)
+    return trained
+
+
 class ExpertRecorder:
     """Collects the routers' selected expert ids during one pass and reduces them to per-layer counts."""
 
@@ -69,11 +82,6 @@ class ExpertRecorder:
             self._captured[slot] = output[2].detach()
 
         return hook
-
-    def set_top_k(self, top_k: int) -> None:
-        """Route every token to ``top_k`` experts at inference (an override of the trained value)."""
-        for module in self._routers:
-            setattr(module, "top_k", top_k)  # noqa: B010  (nn.Module attribute typing)
 
     def begin_pass(self) -> None:
         self._captured = [None] * len(self._routers)

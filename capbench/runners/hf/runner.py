@@ -6,6 +6,11 @@ samples its end-of-sequence token or its ``max_tokens``-th token. Every forward 
 record: for each request in it ``[n_i, c_i]`` (tokens computed now, tokens already in its KV cache), the number
 of requests that sampled, and the measured expert activation per MoE layer (padding positions excluded).
 
+A request's own ``max_tokens`` and ``stop`` strings (an accuracy task's ``max_gen_toks`` and ``until``) override
+the run's: the request finishes (``finish_reason: stop``) as soon as its decoded output contains a stop string, and
+its ``output_text`` ends before that string. Prompts with ``token_ids`` (fixed-length mode) are used as those ids.
+``top_k`` (the run's override) sets every router's experts per token before the first request.
+
 Timing: a pass runs from just before the forward call to the moment the sampled token ids are on the host
 (``.tolist()``, which also waits for a GPU), so the pass latency includes sampling. Every request of a batch
 is submitted when the batch starts; its first token arrives at the end of the prefill pass.
@@ -26,7 +31,7 @@ from capbench.clock import now_ns
 from capbench.config import RunSpec
 from capbench.errors import CapbenchError
 from capbench.harness import RecordSink
-from capbench.runners.hf.experts import ExpertRecorder
+from capbench.runners.hf.experts import ExpertRecorder, set_router_top_k
 from capbench.workload import Request, Workload
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -42,6 +47,7 @@ class _Slot:
     generated: list[int] = field(default_factory=list)
     token_times_ns: list[int] = field(default_factory=list)
     finish_reason: str | None = None
+    stopped_text: str | None = None  # the output up to (excluding) the stop string that ended it
 
     @property
     def cached_tokens(self) -> int:
@@ -79,6 +85,8 @@ class HFRunner:
         model: Any = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=self.torch_dtype)
         self.model = model.to(self.device).eval()
         self.recorder = ExpertRecorder(self.model) if spec.record_experts else None
+        if spec.top_k is not None:
+            set_router_top_k(self.model, spec.top_k)
         self.eos_ids = self._eos_ids()
         pad = self.tokenizer.pad_token_id
         self.pad_id = int(pad if pad is not None else min(self.eos_ids, default=0))
@@ -159,14 +167,30 @@ class HFRunner:
         )
         return self._sample(out.logits[:, -1, :])
 
+    def _prompt_ids(self, request: Request) -> list[int]:
+        if request.prompt.token_ids is not None:
+            return list(request.prompt.token_ids)
+        return list(self.tokenizer(request.prompt.text, add_special_tokens=False)["input_ids"])
+
+    def _finish(self, slot: _Slot, token: int) -> str | None:
+        """Why ``slot`` ends after sampling ``token`` (``stop``, ``length``), or None while it goes on."""
+        if token in self.eos_ids and not self.spec.effective_ignore_eos:
+            return "stop"
+        if slot.request.stop:
+            text = str(self.tokenizer.decode(slot.generated, skip_special_tokens=True))
+            cuts = [i for i in (text.find(s) for s in slot.request.stop if s) if i >= 0]
+            if cuts:
+                slot.stopped_text = text[: min(cuts)]
+                return "stop"
+        limit = slot.request.max_tokens or self.spec.effective_max_tokens
+        return "length" if len(slot.generated) >= limit else None
+
     def serve(self, batch: Sequence[Request], sink: RecordSink) -> None:
         """Serve one static batch to completion, emitting pass and request records as they happen."""
         from transformers import DynamicCache
 
         t_submit = now_ns()
-        slots = [
-            _Slot(r, self.tokenizer(r.prompt.text, add_special_tokens=False)["input_ids"], t_submit) for r in batch
-        ]
+        slots = [_Slot(r, self._prompt_ids(r), t_submit) for r in batch]
         width = max(len(s.prompt_ids) for s in slots)
         ids = torch.full((len(slots), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(slots), width), dtype=torch.long)
@@ -232,17 +256,18 @@ class HFRunner:
         for slot, token in zip(slots, tokens, strict=True):
             slot.generated.append(int(token))
             slot.token_times_ns.append(t_end)
-            if int(token) in self.eos_ids and not self.spec.ignore_eos:
-                slot.finish_reason = "stop"
-            elif len(slot.generated) >= self.spec.max_tokens:
-                slot.finish_reason = "length"
+            slot.finish_reason = self._finish(slot, int(token))
             if slot.finish_reason is not None:
                 sink.on_request(self._request_record(slot))
         return next_ids
 
     def _request_record(self, slot: _Slot) -> dict[str, Any]:
-        text_ids = slot.generated[:-1] if slot.finish_reason == "stop" else slot.generated
-        return {
+        ended_by_eos = slot.finish_reason == "stop" and slot.stopped_text is None
+        text_ids = slot.generated[:-1] if ended_by_eos else slot.generated
+        text = slot.stopped_text
+        if text is None:
+            text = str(self.tokenizer.decode(text_ids, skip_special_tokens=True))
+        record = {
             "id": slot.request.id,
             "warmup": slot.request.warmup,
             "prompt_id": slot.request.prompt.id,
@@ -254,6 +279,9 @@ class HFRunner:
             "token_times_ns": slot.token_times_ns,
             "error": None,
             "finish_reason": slot.finish_reason,
-            "output_text": self.tokenizer.decode(text_ids, skip_special_tokens=True),
+            "output_text": text,
             "output_token_ids": slot.generated,
         }
+        if slot.request.sample_id is not None:
+            record["sample_id"] = slot.request.sample_id
+        return record

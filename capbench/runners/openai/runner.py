@@ -24,7 +24,7 @@ from capbench.errors import CapbenchError
 from capbench.harness import RecordSink
 from capbench.runners.openai.server_info import served_models, server_version
 from capbench.runners.openai.tokens import TokenCounter, load_tokenizer
-from capbench.workload import Prompt, Request, Workload
+from capbench.workload import Request, Workload
 
 PATHS = {"completions": "/v1/completions", "chat": "/v1/chat/completions"}
 
@@ -140,7 +140,7 @@ class OpenAIRunner:
         """The JSON body of one streaming request (a sampling seed only when sampling, distinct per request)."""
         body: dict[str, Any] = {
             "model": self.model_name,
-            "max_tokens": self.spec.max_tokens,
+            "max_tokens": request.max_tokens or self.spec.effective_max_tokens,
             "temperature": self.spec.temperature,
             "stream": True,
             "stream_options": {"include_usage": True},
@@ -151,7 +151,9 @@ class OpenAIRunner:
             body["messages"] = [{"role": "user", "content": request.prompt.text}]
         else:
             body["prompt"] = request.prompt.text
-        if self.spec.ignore_eos:
+        if request.stop:
+            body["stop"] = list(request.stop)
+        if self.spec.effective_ignore_eos:
             body["ignore_eos"] = True  # a vLLM/SGLang extension; other servers ignore unknown fields or reject
         return json.dumps(body).encode()
 
@@ -162,8 +164,9 @@ class OpenAIRunner:
         for request in requests:
             yield HttpRequestSpec(id=request.id, warmup=request.warmup, path=path, body=self.request_body(request))
 
-    def _record(self, result: Any, prompt: Prompt | None) -> dict[str, Any]:
+    def _record(self, result: Any, request: Request | None) -> dict[str, Any]:
         """The ``requests.jsonl`` line of one finished request."""
+        prompt = request.prompt if request else None
         text = result.output_text + (result.reasoning_text or "")
         prompt_tokens: int | None = None
         output_tokens: int | None = None
@@ -173,7 +176,7 @@ class OpenAIRunner:
             )
         elif result.usage:
             prompt_tokens = result.usage.get("prompt_tokens")
-        return {
+        record = {
             "id": result.id,
             "warmup": result.warmup,
             "prompt_id": prompt.id if prompt else None,
@@ -194,20 +197,23 @@ class OpenAIRunner:
             "output_text": result.output_text,
             "reasoning_text": result.reasoning_text or None,
         }
+        if request is not None and request.sample_id is not None:
+            record["sample_id"] = request.sample_id
+        return record
 
     def execute(self, workload: Workload, sink: RecordSink) -> None:
         """Run the warm-up, then the measured load; each request's record is written as it ends."""
         from capbench.loadgen import ServerUnavailable, run_load
 
-        prompts: dict[str, Prompt] = {}
+        pending: dict[str, Request] = {}
 
         def remember(requests: Iterator[Request]) -> Iterator[Request]:
             for request in requests:
-                prompts[request.id] = request.prompt
+                pending[request.id] = request
                 yield request
 
         def on_result(result: Any) -> None:
-            sink.on_request(self._record(result, prompts.pop(result.id, None)))
+            sink.on_request(self._record(result, pending.pop(result.id, None)))
 
         warmup = list(self._http_specs(remember(iter(workload.warmup))))
         measured = self._http_specs(remember(workload.measured))

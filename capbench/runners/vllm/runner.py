@@ -152,6 +152,11 @@ class VLLMRunner:
             args["enforce_eager"] = True
         if "dtype" in self.spec.model_fields_set:
             args["dtype"] = self.spec.dtype
+        if self.spec.top_k is not None:  # experts per token at inference: vLLM reads the model config's value
+            overrides = args.get("hf_overrides") or {}
+            if not isinstance(overrides, dict) or "num_experts_per_tok" in overrides:
+                raise CapbenchError("top_k sets hf_overrides.num_experts_per_tok: do not set it in engine_args too")
+            args["hf_overrides"] = {**overrides, "num_experts_per_tok": self.spec.top_k}
         return to_cli_args(args)
 
     def _launch(self, model_dir: Path | None) -> str:
