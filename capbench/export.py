@@ -199,6 +199,25 @@ def _server(summary: Mapping[str, Any]) -> dict[str, Scalar]:
     return row
 
 
+def _accuracy(manifest: Mapping[str, Any], summary: Mapping[str, Any]) -> dict[str, Scalar]:
+    """The accuracy axis (``summary["accuracy"]``; all empty for a performance-only run) and the top-k override."""
+    acc = summary.get("accuracy") or {}
+    fixed = summary.get("fixed_length") or {}
+    return {
+        "top_k_override": _get(manifest, "model", "top_k_override"),
+        "accuracy_task": acc.get("task"),
+        "accuracy_metric": acc.get("metric"),
+        "accuracy": acc.get("value"),
+        "accuracy_stderr": acc.get("stderr"),
+        "accuracy_samples": acc.get("n"),
+        "accuracy_no_answer_rate": acc.get("no_answer_rate"),
+        "accuracy_failed_requests": acc.get("failed_requests"),
+        "fixed_prompt_tokens": fixed.get("prompt_tokens"),
+        "fixed_output_tokens": fixed.get("output_tokens"),
+        "fixed_length_exact": fixed.get("exact"),
+    }
+
+
 def summary_row(manifest: Mapping[str, Any], summary: Mapping[str, Any]) -> dict[str, Scalar]:
     """One run as one flat row: identity and load from ``run.json``, figures from ``summary.json``.
 
@@ -206,6 +225,7 @@ def summary_row(manifest: Mapping[str, Any], summary: Mapping[str, Any]) -> dict
     """
     row = {
         **_identity(manifest, summary),
+        **_accuracy(manifest, summary),
         **_requests(summary),
         **_load_and_goodput(summary),
         **_phases(summary),

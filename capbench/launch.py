@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -54,10 +55,11 @@ def resolve_model(spec: RunSpec) -> ModelChoice:
         path = Path(spec.model_path) if spec.model_path else None
         return ModelChoice(path, spec.model, f"served by {spec.base_url}")
     if spec.model is None:
-        from capbench.models.tiny import TinyMoESpec, build_tiny_moe
+        from capbench.models.demo import DEMO_MODEL_NAME, demo_model_dir
 
-        tiny = TinyMoESpec(seed=spec.seed)
-        return ModelChoice(build_tiny_moe(tiny), tiny.name, "embedded (built locally from a seed, random weights)")
+        return ModelChoice(
+            demo_model_dir(), DEMO_MODEL_NAME, "embedded demo MoE (trained by capbench on capbench_arithmetic)"
+        )
     model_dir = Path(spec.model)
     if not (model_dir / "config.json").is_file():
         raise CapbenchError(
@@ -67,7 +69,73 @@ def resolve_model(spec: RunSpec) -> ModelChoice:
     return ModelChoice(model_dir, model_dir.resolve().name, "local directory")
 
 
-def load_section(spec: RunSpec, workload: Workload, prompts: PromptSet) -> dict[str, Any]:
+@dataclass
+class RunPlan:
+    """What a run serves: a workload of prompts (or fixed-length prompts), or an accuracy task whose requests
+    lm-eval builds (``task`` set; ``workload`` then only carries the counts for ``run.json``)."""
+
+    workload: Workload
+    dataset: dict[str, Any]
+    total: int | None
+    task: Any = None
+
+
+def prompts_dataset(prompts: PromptSet) -> dict[str, Any]:
+    name = "fixed_length" if prompts.source.startswith("fixed length") else "prompts"
+    return {"name": name, "source": prompts.source, "sha256": prompts.sha256, "num_prompts": len(prompts.prompts)}
+
+
+def fixed_length_prompts(spec: RunSpec, model: ModelChoice) -> PromptSet:
+    """Prompts of exactly ``fixed_prompt_tokens`` tokens as this run's model will count them (the chat template
+    included for ``api: chat``; a server's tokenizer adds its special tokens, the hf runner adds none)."""
+    from capbench.fixed_length import build_fixed_prompts
+
+    assert spec.fixed_prompt_tokens is not None
+    if model.path is None:
+        raise CapbenchError("fixed_prompt_tokens needs the model's tokenizer: give model_path (the model's directory)")
+    try:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(model.path)
+    except ImportError as exc:
+        raise CapbenchError("fixed_prompt_tokens needs transformers: pip install 'capbench[hf]'") from exc
+    except (OSError, ValueError) as exc:
+        raise CapbenchError(f"cannot load the tokenizer of {model.path} for fixed-length prompts: {exc}") from exc
+    server = spec.runner != "hf"
+    count = (spec.effective_num_requests or 256) + spec.warmup
+    return build_fixed_prompts(
+        tokenizer,
+        spec.fixed_prompt_tokens,
+        count,
+        spec.seed,
+        chat=server and spec.api == "chat",
+        add_special_tokens=server,
+    )
+
+
+def plan_run(spec: RunSpec, model: ModelChoice) -> RunPlan:
+    """The run's workload: an accuracy task (loaded now, so a bad task fails before the model loads), fixed-length
+    prompts, or a prompt file (the shipped one by default)."""
+    if spec.effective_task is not None:
+        from capbench.tasks.evaluate import prepare_task
+
+        task = prepare_task(spec)
+        samples = task.num_samples(spec.num_requests)
+        placeholder = Workload(warmup=[], measured=iter(()), num_requests=samples, duration_s=None)
+        dataset = {**task.dataset, "samples": samples}
+        return RunPlan(placeholder, dataset, spec.warmup + samples, task)
+    prompts = fixed_length_prompts(spec, model) if spec.fixed_prompt_tokens is not None else load_prompts(spec.prompts)
+    workload = build_workload(
+        prompts,
+        num_requests=spec.effective_num_requests,
+        duration_s=spec.duration_s,
+        warmup=spec.warmup,
+        seed=spec.seed,
+    )
+    return RunPlan(workload, prompts_dataset(prompts), workload.total)
+
+
+def load_section(spec: RunSpec, workload: Workload, dataset: dict[str, Any]) -> dict[str, Any]:
     """``run.json`` ``load``: the load pattern and the dataset, as configured."""
     if spec.runner == "hf":
         pattern = "static_batches"
@@ -82,17 +150,15 @@ def load_section(spec: RunSpec, workload: Workload, prompts: PromptSet) -> dict[
         "num_requests": workload.num_requests,
         "duration_s": workload.duration_s,
         "warmup_requests": len(workload.warmup),
-        "max_tokens": spec.max_tokens,
-        "ignore_eos": spec.ignore_eos,
+        "max_tokens": spec.effective_max_tokens,
+        "ignore_eos": spec.effective_ignore_eos,
         "temperature": spec.temperature,
         "timeout_s": spec.timeout_s if spec.runner != "hf" else None,
         "seed": spec.seed,
-        "dataset": {
-            "name": "prompts",
-            "source": prompts.source,
-            "sha256": prompts.sha256,
-            "num_prompts": len(prompts.prompts),
-        },
+        "dataset": dataset,
+        "fixed_length": {"prompt_tokens": spec.fixed_prompt_tokens, "output_tokens": spec.fixed_output_tokens}
+        if spec.fixed_length
+        else None,
     }
 
 
@@ -102,7 +168,7 @@ def build_manifest(
     runner: Any,
     model: ModelChoice,
     workload: Workload,
-    prompts: PromptSet,
+    dataset: dict[str, Any],
     hardware: dict[str, Any],
 ) -> dict[str, Any]:
     """The ``run.json`` content written before the first request (docs/records.md)."""
@@ -120,12 +186,12 @@ def build_manifest(
             "path": str(model.path.resolve()) if model.path is not None else None,
             "source": model.source,
             "config": runner.model_config(),
-            "top_k_override": None,
+            "top_k_override": spec.top_k,
         },
         "engine": runner.engine_info(),
         "hardware": hardware,
         "dtypes": runner.dtypes(),
-        "load": load_section(spec, workload, prompts),
+        "load": load_section(spec, workload, dataset),
         "clock": {"name": CLOCK_NAME, "start_ns": now_ns(), "start_utc": utc_now_iso()},
     }
 
@@ -176,6 +242,32 @@ def score_and_report(run_dir: Path, console: Console) -> dict[str, Any] | None:
     return summary
 
 
+def serve_task(
+    task: Any,
+    spec: RunSpec,
+    runner: Any,
+    writer: RunWriter,
+    on_request_done: Callable[[dict[str, Any]], None],
+    sensor: Any,
+) -> None:
+    """Evaluate ``task`` with lm-eval, its generations served by ``runner`` through :func:`drive` (one call)."""
+    from capbench.harness import drive
+    from capbench.tasks.evaluate import evaluate_task
+
+    def serve(workload: Workload) -> dict[str, dict[str, Any]]:
+        records: dict[str, dict[str, Any]] = {}
+
+        def done(record: dict[str, Any]) -> None:
+            on_request_done(record)
+            if not record.get("warmup"):
+                records[str(record["id"])] = record
+
+        drive(runner, workload, writer, done, power=sensor)
+        return records
+
+    evaluate_task(task, spec, serve, writer)
+
+
 def execute_run(spec: RunSpec, *, quiet: bool = False) -> tuple[Path, RunStatus]:
     """Run ``spec`` end to end; return the run directory and its final status.
 
@@ -192,19 +284,14 @@ def execute_run(spec: RunSpec, *, quiet: bool = False) -> tuple[Path, RunStatus]
     console = Console(stderr=True, quiet=quiet)
     run_id = new_run_id()
     run_dir = prepare_run_dir(Path(spec.out) if spec.out else default_out_dir(run_id))
-    prompts = load_prompts(spec.prompts)
-    workload = build_workload(
-        prompts,
-        num_requests=spec.effective_num_requests,
-        duration_s=spec.duration_s,
-        warmup=spec.warmup,
-        seed=spec.seed,
-    )
     runner_cls = load_runner_class(spec.runner)
+    model = resolve_model(spec)
+    with console.status("loading the task" if spec.effective_task else "preparing the prompts"):
+        plan = plan_run(spec, model)
+    workload = plan.workload
 
     launching = spec.runner == "vllm" and spec.base_url is None
     with console.status("starting the vLLM server" if launching else "preparing the model"):
-        model = resolve_model(spec)
         try:
             runner = runner_cls(spec, model.path, run_dir=run_dir)
         except BaseException as exc:
@@ -220,15 +307,20 @@ def execute_run(spec: RunSpec, *, quiet: bool = False) -> tuple[Path, RunStatus]
         sensor = open_run_sensor(spec, device)
         with console.status("resolving the hardware profile"):
             hardware = resolve_run_hardware(spec, device, sensor, console)
-        manifest = build_manifest(spec, run_id, runner, model, workload, prompts, hardware)
+        manifest = build_manifest(spec, run_id, runner, model, workload, plan.dataset, hardware)
         manifest["power"] = sensor.info()
         writer = RunWriter(run_dir, manifest)
         what = f"{workload.num_requests} requests" if workload.num_requests else f"{workload.duration_s:g} s"
-        console.print(f"run [bold]{run_id}[/]: {what} (+{len(workload.warmup)} warm-up) -> {run_dir}")
+        if plan.task is not None:
+            what = f"task {plan.task.name}: {workload.num_requests} samples"
+        console.print(f"run [bold]{run_id}[/]: {what} (+{spec.warmup} warm-up) -> {run_dir}")
         try:
-            with writer, RequestProgress(console, total=workload.total) as progress:
+            with writer, RequestProgress(console, total=plan.total) as progress:
                 try:
-                    drive(runner, workload, writer, progress.request_done, power=sensor)
+                    if plan.task is None:
+                        drive(runner, workload, writer, progress.request_done, power=sensor)
+                    else:
+                        serve_task(plan.task, spec, runner, writer, progress.request_done, sensor)
                 finally:  # also for a partial run: what the runner learned, the sensor's statistics
                     writer.update_manifest(**runner.facts, power=sensor.info())
         finally:

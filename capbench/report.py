@@ -115,6 +115,15 @@ def phase_table(summary: Mapping[str, Any]) -> Table:
     return table
 
 
+def accuracy_text(acc: Mapping[str, Any]) -> str:
+    """``62.5 % ± 3.4 % (n = 200)``, or a dash when the task was not scored."""
+    if acc.get("value") is None:
+        return DASH
+    stderr = acc.get("stderr")
+    spread = f" ± {fmt(stderr, '%', 100)}" if stderr is not None else ""
+    return f"{fmt(acc['value'], '%', 100)}{spread} (n = {acc.get('n')})"
+
+
 def overview_table(summary: Mapping[str, Any]) -> Table:
     table = Table(title="Run", title_justify="left", show_header=False)
     table.add_column("what")
@@ -122,6 +131,13 @@ def overview_table(summary: Mapping[str, Any]) -> Table:
     req = summary.get("requests") or {}
     thr = summary.get("throughput") or {}
     table.add_row("status", str(summary.get("status")))
+    acc = summary.get("accuracy")
+    if acc:
+        table.add_row(f"accuracy: {acc.get('task')} ({acc.get('metric') or 'not scored'})", accuracy_text(acc))
+        table.add_row(
+            "accuracy: no answer / failed requests",
+            f"{fmt(acc.get('no_answer_rate'), '%', 100)} / {fmt(acc.get('failed_requests'))}",
+        )
     table.add_row(
         "requests (measured / errors / warm-up)",
         f"{fmt(req.get('measured'))} / {fmt(req.get('errors'))} / {fmt(req.get('warmup'))}",

@@ -23,10 +23,12 @@ from typing import Any, Literal
 
 from capbench.errors import CapbenchError
 from capbench.hardware import HardwareProfile, apply_overrides, match_gpu_name, profile_from_dict, resolve_profile
+from capbench.metrics.accuracy import accuracy_summary
 from capbench.metrics.cost import CostInputs
 from capbench.metrics.dtypes import byte_widths
 from capbench.metrics.engine_side import engine_side_summary
 from capbench.metrics.families import model_structure
+from capbench.metrics.fixed_length import fixed_length_summary
 from capbench.metrics.score import score_run
 from capbench.metrics.structure import ModelStructure
 from capbench.metrics.utilization import Ceilings
@@ -195,6 +197,10 @@ def score_loaded_run(run: RunData, options: ScoreOptions | None = None) -> dict[
         summary["notes"].append(
             "no model config in run.json (give model_path for a server run): no bytes, FLOPs or utilization"
         )
+    summary["accuracy"] = accuracy_summary(manifest, run.requests)
+    summary["fixed_length"] = fixed_length_summary(manifest, run.requests)
+    if summary["fixed_length"] is not None and not summary["fixed_length"]["exact"]:
+        summary["notes"].append("fixed-length mode: some requests did not get the asked token counts (fixed_length)")
     summary["server"] = engine_side_summary(list(run.iter_server_metrics())) if run.has_server_metrics else None
     if run.has_server_metrics and summary["server"] is None:
         summary["notes"].append("server_metrics.jsonl has fewer than two successful scrapes: no engine-side metrics")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
@@ -145,6 +145,29 @@ class RunWriter:
         if self._power is None:
             self._power = JsonlAppender(self.run_dir / POWER_FILE)
         self._power.append(record)
+
+    def rewrite_requests(self, update: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+        """Replace every ``requests.jsonl`` record by ``update(record)`` (e.g. to add accuracy scores once a task
+        has been scored). The new file is written beside the old one and renamed over it, so a crash leaves
+        either the old or the new file whole; appending continues afterwards."""
+        self.requests.close()
+        path = self.run_dir / REQUESTS_FILE
+        lines = [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+        fd, tmp = tempfile.mkstemp(dir=self.run_dir, prefix=f".{REQUESTS_FILE}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                for record in lines:
+                    f.write(dumps_line(update(record)))
+                f.flush()
+                os.fsync(f.fileno())
+            Path(tmp).replace(path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        finally:
+            count = self.requests.count
+            self.requests = JsonlAppender(path)
+            self.requests.count = count
 
     def write_summary(self, summary: Mapping[str, Any]) -> None:
         write_json_atomic(self.run_dir / SUMMARY_FILE, summary)

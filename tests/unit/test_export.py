@@ -19,6 +19,13 @@ from tests.unit.test_metrics_score import MANIFEST, full_summary
 
 # Columns that name things or settings rather than quantities (no unit to carry).
 LABELS = {
+    "accuracy",  # the task metric's value (dimensionless; which metric: accuracy_metric)
+    "accuracy_stderr",  # its standard error, same scale
+    "accuracy_task",  # task name
+    "accuracy_metric",  # lm-eval metric,filter key
+    "accuracy_samples",  # number of scored samples
+    "top_k_override",  # experts per token at inference (count)
+    "fixed_length_exact",  # bool: every request got the asked token counts
     "arrival",  # open-loop distribution name
     "burstiness",  # gamma shape parameter, dimensionless
     "client_bound",  # bool: the client itself limited the run
