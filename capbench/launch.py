@@ -149,7 +149,8 @@ def load_section(spec: RunSpec, workload: Workload, dataset: dict[str, Any]) -> 
         "burstiness": spec.burstiness if spec.request_rate is not None else None,
         "num_requests": workload.num_requests,
         "duration_s": workload.duration_s,
-        "warmup_requests": len(workload.warmup),
+        # an accuracy task's warm-up requests are built by CapbenchLM from lm-eval's first prompts
+        "warmup_requests": spec.warmup if dataset.get("name") == "task" else len(workload.warmup),
         "max_tokens": spec.effective_max_tokens,
         "ignore_eos": spec.effective_ignore_eos,
         "temperature": spec.temperature,
