@@ -94,7 +94,11 @@ def test_top_k_reaches_vllm(task_runs: dict[int, Path]) -> None:
 
 
 def test_fixed_lengths_are_what_the_server_counted(capbench_cache: Path, tmp_path: Path) -> None:
-    run_dir = launch(tmp_path / "fixed", fixed_prompt_tokens=100, fixed_output_tokens=24, num_requests=8)
+    # a relative model directory: the launched server serves it under its absolute path, which the client asks for
+    relative = os.path.relpath(demo_model_dir())
+    run_dir = launch(
+        tmp_path / "fixed", model=relative, fixed_prompt_tokens=100, fixed_output_tokens=24, num_requests=8
+    )
     run = read_run(run_dir)
     assert run.manifest["token_counts"] == "server_usage"  # the counts below are the server's own
     assert all(r["prompt_tokens"] == 100 and r["output_tokens"] == 24 for r in run.requests)

@@ -94,15 +94,15 @@ def vllm_version(python: str) -> str:
     return done.stdout.strip().splitlines()[-1]
 
 
-def served_name(spec: RunSpec) -> str:
-    """The model name a launched server serves under (``served_model_name`` if given, else the model)."""
+def served_name(spec: RunSpec, launched: str) -> str:
+    """The model name a launched server serves under: ``served_model_name`` if given, else ``launched`` (what
+    ``--model`` was given: a local directory is passed as its absolute path, so a relative path works)."""
     name = spec.engine_args.get("served_model_name")
     if isinstance(name, list) and name:
         return str(name[0])
     if isinstance(name, str) and name:
         return name.split()[0]
-    assert spec.model is not None
-    return spec.model
+    return launched
 
 
 def read_engine_files(run_dir: Path) -> list[dict[str, Any]]:
@@ -132,7 +132,7 @@ class VLLMRunner:
         try:
             if self.launched:
                 base_url = self._launch(model_dir)
-                update = {"base_url": base_url, "model": served_name(spec)}
+                update = {"base_url": base_url, "model": served_name(spec, self.launched_model)}
                 if spec.model_path is None and model_dir is not None:
                     update["model_path"] = str(model_dir)
                 client_spec = spec.model_copy(update=update)
@@ -171,6 +171,7 @@ class VLLMRunner:
                 raise CapbenchError(str(exc)) from exc
         model = str(model_dir.resolve()) if model_dir is not None else self.spec.model
         assert model is not None
+        self.launched_model = model
         record_dir = self.run_dir if self.spec.record_steps else None
         env, self._plugin_dir = vllm_env(self.spec.gpus, record_dir, self.spec.record_experts)
         self.server = ManagedServer(python, model, self._server_args(), env, self.run_dir / ENGINE_DIR / SERVER_LOG)
