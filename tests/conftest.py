@@ -83,6 +83,24 @@ def vllm_python() -> Path:
     pytest.skip(f"needs vLLM: {problem}; {how}")
 
 
+VLLM_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1", "VLLM_HOST_IP": "127.0.0.1"}
+"""What a launched vLLM-CPU server needs in tests: a 1 GiB KV cache, no hub, its queue on the loopback."""
+
+
+@pytest.fixture(scope="module")
+def vllm_environment(vllm_python: Path) -> Iterator[None]:
+    """The environment for launching vLLM (:data:`VLLM_ENV` and ``CAPBENCH_VLLM_PYTHON``), restored afterwards."""
+    old = {k: os.environ.get(k) for k in [*VLLM_ENV, ENV_VLLM_PYTHON]}
+    os.environ.update(VLLM_ENV)
+    os.environ[ENV_VLLM_PYTHON] = str(vllm_python)
+    yield
+    for key, value in old.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
 def _nvidia_gpu_present() -> bool:
     from capbench.hostinfo import gpu_inventory
 

@@ -34,19 +34,25 @@ def dumps_line(record: Mapping[str, Any]) -> bytes:
     return orjson.dumps(record, option=_JSON_OPTS | orjson.OPT_APPEND_NEWLINE)
 
 
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write ``obj`` as indented JSON to ``path`` by writing a sibling temporary file and renaming it."""
-    data = orjson.dumps(obj, option=_JSON_OPTS | orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
+def replace_file(path: Path, write: Callable[[IO[bytes]], object]) -> None:
+    """Replace ``path`` with what ``write`` writes: into a sibling temporary file, synced, then renamed over
+    ``path``, so a reader (or a crash) sees the old file or the new one, never half of one."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         Path(tmp).replace(path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """Write ``obj`` as indented JSON to ``path`` atomically (:func:`replace_file`)."""
+    data = orjson.dumps(obj, option=_JSON_OPTS | orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
+    replace_file(path, lambda f: f.write(data))
 
 
 class JsonlAppender:
@@ -153,17 +159,13 @@ class RunWriter:
         self.requests.close()
         path = self.run_dir / REQUESTS_FILE
         lines = [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
-        fd, tmp = tempfile.mkstemp(dir=self.run_dir, prefix=f".{REQUESTS_FILE}.", suffix=".tmp")
+
+        def write(f: IO[bytes]) -> None:
+            for record in lines:
+                f.write(dumps_line(update(record)))
+
         try:
-            with os.fdopen(fd, "wb") as f:
-                for record in lines:
-                    f.write(dumps_line(update(record)))
-                f.flush()
-                os.fsync(f.fileno())
-            Path(tmp).replace(path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+            replace_file(path, write)
         finally:
             count = self.requests.count
             self.requests = JsonlAppender(path)

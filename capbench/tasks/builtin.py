@@ -14,16 +14,16 @@ atomically; the same content on every machine) and their SHA-256 goes into ``run
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from capbench.paths import cache_dir
+from capbench.records.writer import replace_file
 from capbench.tasks import arithmetic, multiple_choice
 from capbench.tasks.extract import EXTRACTION_VERSION, extract_choice, extract_gsm8k_answer, numbers_match
 
@@ -134,15 +134,8 @@ BUILTIN_TASKS: dict[str, BuiltinTask] = {
 }
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _write_bytes(f: IO[bytes], data: bytes) -> None:
+    f.write(data)
 
 
 def task_data(task: BuiltinTask, root: Path | None = None) -> tuple[dict[str, str], str]:
@@ -154,9 +147,10 @@ def task_data(task: BuiltinTask, root: Path | None = None) -> tuple[dict[str, st
     digest = hashlib.sha256()
     for split, size in (("test", TEST_SIZE), ("train", TRAIN_SIZE)):
         text = "".join(json.dumps(row, sort_keys=True) + "\n" for row in task.rows(split, size, task.seed))
+        data = text.encode()
         path = folder / f"{split}.jsonl"
-        if not path.is_file() or path.read_text(encoding="utf-8") != text:
-            _write_atomic(path, text)
+        if not path.is_file() or path.read_bytes() != data:
+            replace_file(path, functools.partial(_write_bytes, data=data))
         files[split] = str(path)
-        digest.update(text.encode())
+        digest.update(data)
     return files, digest.hexdigest()

@@ -23,7 +23,6 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,6 @@ from capbench.launch import execute_run
 from capbench.metrics.families import model_structure
 from capbench.records import RunStatus
 
-VLLM_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1", "VLLM_HOST_IP": "127.0.0.1"}
 SHARED_PREFIX = (
     2
     * (
@@ -47,16 +45,8 @@ QUESTIONS = [f" what is {a} plus {b}?" for a, b in [(2, 3), (10, 7), (41, 1), (5
 
 
 @pytest.fixture(scope="module", autouse=True)
-def vllm_environment(vllm_python: Path) -> Iterator[None]:
-    old = {k: os.environ.get(k) for k in [*VLLM_ENV, "CAPBENCH_VLLM_PYTHON"]}
-    os.environ.update(VLLM_ENV)
-    os.environ["CAPBENCH_VLLM_PYTHON"] = str(vllm_python)
-    yield
-    for key, value in old.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+def _vllm(vllm_environment: None) -> None:
+    """Every test here talks to a vLLM server capbench launches (tests/conftest.py sets the environment)."""
 
 
 @pytest.fixture(scope="module")

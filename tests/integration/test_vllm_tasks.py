@@ -9,7 +9,6 @@ Fixed-length mode must give the exact token counts the server itself reports. Ea
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,21 +21,12 @@ from capbench.records import RunStatus, read_run
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-VLLM_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1", "VLLM_HOST_IP": "127.0.0.1"}
 SAMPLES = 100
 
 
 @pytest.fixture(scope="module", autouse=True)
-def vllm_environment(vllm_python: Path) -> Iterator[None]:
-    old = {k: os.environ.get(k) for k in [*VLLM_ENV, "CAPBENCH_VLLM_PYTHON"]}
-    os.environ.update(VLLM_ENV)
-    os.environ["CAPBENCH_VLLM_PYTHON"] = str(vllm_python)
-    yield
-    for key, value in old.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+def _vllm(vllm_environment: None) -> None:
+    """Every test here talks to a vLLM server capbench launches (tests/conftest.py sets the environment)."""
 
 
 def launch(out: Path, **settings: Any) -> Path:
