@@ -31,9 +31,16 @@ TEST_SIZE = 200
 TRAIN_SIZE = 1000
 
 
+_METRICS = [
+    {"metric": "exact_match", "aggregation": "mean", "higher_is_better": True},
+    {"metric": "no_answer", "aggregation": "mean", "higher_is_better": False},
+]
+_STOPS = ["Question:", "<|im_end|>", "</s>"]
+
+
 @dataclass(frozen=True)
 class BuiltinTask:
-    """One of capbench's offline tasks: how to write its data and its lm-eval config."""
+    """One of capbench's offline tasks: how to write its data, and its lm-eval config (:meth:`config`)."""
 
     name: str
     version: str
@@ -41,7 +48,33 @@ class BuiltinTask:
     description: str
     rows: Callable[[str, int, int], list[dict[str, Any]]]
     extract: Callable[[str], str | None]
-    config: Callable[[dict[str, str]], dict[str, Any]]
+    doc_to_text: str
+    doc_to_target: str
+    process_results: Callable[[dict[str, Any], Sequence[str]], dict[str, float]]
+    max_gen_toks: int
+
+    def config(self, files: dict[str, str]) -> dict[str, Any]:
+        """The lm-eval task config over the data ``files`` (``{split: path}``, from :func:`task_data`)."""
+        return {
+            "task": self.name,
+            "dataset_path": "json",
+            "dataset_kwargs": {"data_files": files},
+            "test_split": "test",
+            "fewshot_split": "train",
+            "output_type": "generate_until",
+            "doc_to_text": self.doc_to_text,
+            "doc_to_target": self.doc_to_target,
+            "process_results": self.process_results,
+            "metric_list": _METRICS,
+            "generation_kwargs": {
+                "until": _STOPS,
+                "max_gen_toks": self.max_gen_toks,
+                "do_sample": False,
+                "temperature": 0.0,
+            },
+            "num_fewshot": 0,
+            "metadata": {"version": float(self.version), "extraction_version": EXTRACTION_VERSION},
+        }
 
 
 def _arithmetic_rows(split: str, n: int, seed: int) -> list[dict[str, Any]]:
@@ -66,52 +99,6 @@ def choice_results(doc: dict[str, Any], results: Sequence[str]) -> dict[str, flo
     return {"exact_match": float(letter == doc["answer"]), "no_answer": float(letter is None)}
 
 
-_METRICS = [
-    {"metric": "exact_match", "aggregation": "mean", "higher_is_better": True},
-    {"metric": "no_answer", "aggregation": "mean", "higher_is_better": False},
-]
-_STOPS = ["Question:", "<|im_end|>", "</s>"]
-
-
-def _arithmetic_config(files: dict[str, str]) -> dict[str, Any]:
-    return {
-        "task": "capbench_arithmetic",
-        "dataset_path": "json",
-        "dataset_kwargs": {"data_files": files},
-        "test_split": "test",
-        "fewshot_split": "train",
-        "output_type": "generate_until",
-        "doc_to_text": "Question: {{question}}\nAnswer:",
-        "doc_to_target": "{{solution}}",
-        "process_results": arithmetic_results,
-        "metric_list": _METRICS,
-        "generation_kwargs": {"until": _STOPS, "max_gen_toks": 48, "do_sample": False, "temperature": 0.0},
-        "num_fewshot": 0,
-        "metadata": {"version": float(arithmetic.ARITHMETIC_VERSION), "extraction_version": EXTRACTION_VERSION},
-    }
-
-
-def _choice_config(files: dict[str, str]) -> dict[str, Any]:
-    return {
-        "task": "capbench_multiple_choice",
-        "dataset_path": "json",
-        "dataset_kwargs": {"data_files": files},
-        "test_split": "test",
-        "fewshot_split": "train",
-        "output_type": "generate_until",
-        "doc_to_text": "{{prompt}}",
-        "doc_to_target": "{{answer}}",
-        "process_results": choice_results,
-        "metric_list": _METRICS,
-        "generation_kwargs": {"until": _STOPS, "max_gen_toks": 16, "do_sample": False, "temperature": 0.0},
-        "num_fewshot": 0,
-        "metadata": {
-            "version": float(multiple_choice.MULTIPLE_CHOICE_VERSION),
-            "extraction_version": EXTRACTION_VERSION,
-        },
-    }
-
-
 BUILTIN_TASKS: dict[str, BuiltinTask] = {
     "capbench_arithmetic": BuiltinTask(
         name="capbench_arithmetic",
@@ -120,7 +107,10 @@ BUILTIN_TASKS: dict[str, BuiltinTask] = {
         description="GSM8K-format arithmetic word problems (#### N), numeric exact match",
         rows=_arithmetic_rows,
         extract=extract_gsm8k_answer,
-        config=_arithmetic_config,
+        doc_to_text="Question: {{question}}\nAnswer:",
+        doc_to_target="{{solution}}",
+        process_results=arithmetic_results,
+        max_gen_toks=48,
     ),
     "capbench_multiple_choice": BuiltinTask(
         name="capbench_multiple_choice",
@@ -129,7 +119,10 @@ BUILTIN_TASKS: dict[str, BuiltinTask] = {
         description="four-option questions (A-D), letter match without a capital-letter fallback",
         rows=_choice_rows,
         extract=extract_choice,
-        config=_choice_config,
+        doc_to_text="{{prompt}}",
+        doc_to_target="{{answer}}",
+        process_results=choice_results,
+        max_gen_toks=16,
     ),
 }
 
