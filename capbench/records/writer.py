@@ -34,11 +34,18 @@ def dumps_line(record: Mapping[str, Any]) -> bytes:
     return orjson.dumps(record, option=_JSON_OPTS | orjson.OPT_APPEND_NEWLINE)
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def replace_file(path: Path, write: Callable[[IO[bytes]], object]) -> None:
     """Replace ``path`` with what ``write`` writes: into a sibling temporary file, synced, then renamed over
     ``path``, so a reader (or a crash) sees the old file or the new one, never half of one."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would make the result owner-only
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()

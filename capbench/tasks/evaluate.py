@@ -36,6 +36,9 @@ NO_ANSWER_RESPONSES = frozenset({"", "[invalid]"})
 
 LM_EVAL_RESULTS_FILE = "lm_eval_results.json"
 
+LM_EVAL_MAX_GEN_TOKS = 256
+"""New tokens for a task that sets no ``max_gen_toks`` (lm-eval's own default), unless ``max_tokens`` is given."""
+
 
 @dataclass
 class PreparedTask:
@@ -186,6 +189,11 @@ def prepare_task(spec: RunSpec) -> PreparedTask:
                 "so only generate_until tasks can be served (e.g. capbench_multiple_choice, or a *_generative variant)"
             )
     objects = _top_level(loaded)
+    if len(objects) > 1:
+        raise CapbenchError(
+            f"{name!r} expands to {len(objects)} tasks with no group to aggregate them "
+            f"({', '.join(sorted(tasks))}); run one of them, or a group"
+        )
     top = name
     if len(objects) == 1:
         top = str(getattr(objects[0], "name", None) or objects[0].task_name)
@@ -284,7 +292,7 @@ def evaluate_task(
     from capbench.records.writer import write_json_atomic
     from capbench.tasks.lm import CapbenchLM
 
-    lm = CapbenchLM(serve, warmup=spec.warmup, max_tokens=spec.max_tokens, default_max_tokens=spec.effective_max_tokens)
+    lm = CapbenchLM(serve, warmup=spec.warmup, max_tokens=spec.max_tokens, default_max_tokens=LM_EVAL_MAX_GEN_TOKS)
     with _quiet_lm_eval():
         results = lm_eval.simple_evaluate(
             model=lm,
@@ -342,6 +350,7 @@ def evaluate_task(
         "higher_is_better": (results.get("higher_is_better") or {}).get(top, {}).get(metric),
         "num_fewshot": (results.get("n-shot") or {}).get(top),
         "limit": spec.num_requests,
+        "temperature": spec.temperature,  # the run's sampling applies, not the task's generation_kwargs
         "task_versions": results.get("versions"),
         "lm_eval_version": results.get("lm_eval_version"),
         "extraction_version": None,
