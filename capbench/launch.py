@@ -80,8 +80,7 @@ class RunPlan:
     task: Any = None
 
 
-def prompts_dataset(prompts: PromptSet) -> dict[str, Any]:
-    name = "fixed_length" if prompts.source.startswith("fixed length") else "prompts"
+def prompts_dataset(prompts: PromptSet, name: str) -> dict[str, Any]:
     return {"name": name, "source": prompts.source, "sha256": prompts.sha256, "num_prompts": len(prompts.prompts)}
 
 
@@ -89,18 +88,12 @@ def fixed_length_prompts(spec: RunSpec, model: ModelChoice) -> PromptSet:
     """Prompts of exactly ``fixed_prompt_tokens`` tokens as this run's model will count them (the chat template
     included for ``api: chat``; a server's tokenizer adds its special tokens, the hf runner adds none)."""
     from capbench.fixed_length import build_fixed_prompts
+    from capbench.runners.openai.tokens import load_tokenizer
 
     assert spec.fixed_prompt_tokens is not None
-    if model.path is None:
-        raise CapbenchError("fixed_prompt_tokens needs the model's tokenizer: give model_path (the model's directory)")
-    try:
-        from transformers import AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(model.path)
-    except ImportError as exc:
-        raise CapbenchError("fixed_prompt_tokens needs transformers: pip install 'capbench[hf]'") from exc
-    except (OSError, ValueError) as exc:
-        raise CapbenchError(f"cannot load the tokenizer of {model.path} for fixed-length prompts: {exc}") from exc
+    tokenizer, why_not = load_tokenizer(str(model.path) if model.path is not None else None)
+    if tokenizer is None:
+        raise CapbenchError(f"fixed_prompt_tokens needs the model's tokenizer (give model_path): {why_not}")
     server = spec.runner != "hf"
     count = (spec.effective_num_requests or 256) + spec.warmup
     return build_fixed_prompts(
@@ -124,7 +117,8 @@ def plan_run(spec: RunSpec, model: ModelChoice) -> RunPlan:
         placeholder = Workload(warmup=[], measured=iter(()), num_requests=samples, duration_s=None)
         dataset = {**task.dataset, "samples": samples}
         return RunPlan(placeholder, dataset, spec.warmup + samples, task)
-    prompts = fixed_length_prompts(spec, model) if spec.fixed_prompt_tokens is not None else load_prompts(spec.prompts)
+    fixed = spec.fixed_prompt_tokens is not None
+    prompts = fixed_length_prompts(spec, model) if fixed else load_prompts(spec.prompts)
     workload = build_workload(
         prompts,
         num_requests=spec.effective_num_requests,
@@ -132,7 +126,7 @@ def plan_run(spec: RunSpec, model: ModelChoice) -> RunPlan:
         warmup=spec.warmup,
         seed=spec.seed,
     )
-    return RunPlan(workload, prompts_dataset(prompts), workload.total)
+    return RunPlan(workload, prompts_dataset(prompts, "fixed_length" if fixed else "prompts"), workload.total)
 
 
 def load_section(spec: RunSpec, workload: Workload, dataset: dict[str, Any]) -> dict[str, Any]:

@@ -95,15 +95,13 @@ def _dataset_of(manager: Any, name: str) -> str | None:
     path = getattr(entry, "yaml_path", None)
     if not path:
         return None
-    try:
-        import yaml
-
+    try:  # read the line, not the YAML: lm-eval's task files use custom tags (!function) a plain loader rejects
         text = Path(path).read_text(encoding="utf-8")
-        for line in text.splitlines():
-            if line.startswith("dataset_path:"):
-                return line.split(":", 1)[1].strip().strip("'\"")
-    except (OSError, yaml.YAMLError):
+    except OSError:
         return None
+    for line in text.splitlines():
+        if line.startswith("dataset_path:"):
+            return line.split(":", 1)[1].strip().strip("'\"")
     return None
 
 
@@ -338,14 +336,13 @@ def evaluate_task(
         no_answer_rate: float | None = float(entry[no_answer_key])
     else:
         no_answer_rate = sum(a is None for a in answers.values()) / len(answers) if answers else None
-    n = sum(int((results.get("n-samples") or {}).get(t, {}).get("effective", 0)) for t in prepared.task_names)
     accuracy = {
         "task": prepared.name,
         "tasks": prepared.task_names,
         "metric": metric_key,
         "value": float(entry[metric_key]),
         "stderr": float(stderr) if isinstance(stderr, int | float) else None,
-        "n": n,
+        "n": len(scores),  # samples lm-eval scored for the reported metric's filter
         "no_answer_rate": no_answer_rate,
         "higher_is_better": (results.get("higher_is_better") or {}).get(top, {}).get(metric),
         "num_fewshot": (results.get("n-shot") or {}).get(top),
