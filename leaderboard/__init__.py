@@ -1,4 +1,7 @@
-"""The Gradio CAP leaderboard, imported as ``capbench.leaderboard``.
+"""The Gradio CAP leaderboard, imported as ``capbench.leaderboard`` (also a Hugging Face Space: README.md).
 
-Not built yet: it arrives with the leaderboard issue. ``capbench export`` already writes the CSV it will read.
+Pure data logic, no Gradio: ``data`` (load and validate ``capbench export`` CSVs), ``table`` (labels, filters,
+sorting, display formatting, CSV download), ``pareto`` (the cost-accuracy front), ``radar`` (CAP axis
+normalisation), ``escape`` (strings from files as text), ``details`` (one run's provenance). ``plots`` builds
+the plotly figures; ``app`` lays everything out in Gradio (``capbench leaderboard``).
 """

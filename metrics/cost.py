@@ -6,7 +6,8 @@
   i.e. the GPU's purchase price plus its 1/N share of the host, spread over the hours it is in paid use.
 - Energy: energy_usd = kWh · usd_per_kwh with kWh measured over the window (``energy_cost_source:
   measured``), or, only when nothing was measured and a TDP is given, the labelled upper-bound fallback
-  N · gpu_tdp_w · wall_s / 3.6e6 kWh (``tdp_estimate``).
+  N · gpu_tdp_w · wall_s / 3.6e6 kWh (``tdp_estimate``). With ``usd_per_kwh = 0`` (power included in the
+  GPU-hour price) and no kWh, energy_usd is exactly 0 (``included_in_gpu_hour_price``; energy_kwh stays null).
 - total_usd = N · usd_per_gpu_hour · wall_h + energy_usd, wall_h = wall_s / 3600;
   USD per 1M output tokens = total_usd / output_tokens · 1e6; USD per request = total_usd / completed.
 - deployment_capital_usd = N · gpu_purchase_usd + host_purchase_usd (the CAP radar's cost axis).
@@ -148,6 +149,9 @@ def cost_summary(
         reasons["energy_usd"] = "usd_per_kwh not given (pass 0 when the GPU-hour price includes power)"
     elif out["energy_kwh"] is not None:
         out["energy_usd"] = out["energy_kwh"] * inputs.usd_per_kwh
+    elif inputs.usd_per_kwh == 0:
+        # Power is paid inside the GPU-hour price: the energy cost is exactly 0 USD whatever the unmeasured kWh.
+        out["energy_usd"], out["energy_cost_source"] = 0.0, "included_in_gpu_hour_price"
     if out["gpu_usd"] is not None and out["energy_usd"] is not None:
         out["total_usd"] = out["gpu_usd"] + out["energy_usd"]
     else:

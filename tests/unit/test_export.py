@@ -54,10 +54,13 @@ LABELS = {
     "usd_per_gpu_hour_source",
     "energy_cost_source",
     "expert_activation_source",
+    "num_experts",  # routed experts per MoE layer (count)
+    "experts_top_k",  # experts per token (count)
+    "num_moe_layers",  # count
 }
 UNIT = re.compile(
     r"(_s|_j|_w|_usd|_kwh|_per_s|_tokens|_requests|_passes|_gpus|_rate|_fraction|_s_mbu(_p50|_p90)?"
-    r"|_s_mfu(_p50|_p90)?|_experts_active|_experts_expected|_over_mean|_cv|_activation_source|_preemptions|concurrency)$"
+    r"|_s_mfu(_p50|_p90)?|_bytes|_flops|_per_layer|_experts_active|_experts_expected|_over_mean|_cv|_activation_source|_preemptions|concurrency)$"
     r"|^usd_per_"
 )
 
@@ -112,6 +115,25 @@ def test_summary_row_values() -> None:
     assert row["decode_mean_experts_active"] == 2.5
     assert row["mixed_s_mbu"] is None  # no mixed pass: unmeasured, not 0
     assert row["usd_per_1m_output_tokens"] is not None
+
+
+def test_roofline_and_per_layer_columns() -> None:
+    summary = full_summary()
+    decode = summary["phases"]["decode"]
+    summary["experts"]["decode"]["mean_active_per_layer"] = [2.5, None, 3.0]
+    row = summary_row(MANIFEST, summary)
+    assert (row["decode_bytes"], row["decode_flops"], row["decode_time_s"]) == (
+        decode["bytes"],
+        decode["flops"],
+        decode["time_s"],
+    )
+    assert row["decode_experts_active_per_layer"] == "[2.5,null,3.0]"
+    assert row["num_experts"] == summary["experts"]["num_experts"]
+    assert row["experts_top_k"] == summary["experts"]["top_k"]
+    summary["experts"]["decode"]["mean_active_per_layer"] = [{"nested": 1}]
+    assert summary_row(MANIFEST, summary)["decode_experts_active_per_layer"] is None  # not a list of numbers
+    bare = summary_row({}, {})
+    assert bare["decode_bytes"] is None and bare["prefill_experts_active_per_layer"] is None
 
 
 def test_csv_round_trip_keeps_empty_cells(tmp_path: Path) -> None:

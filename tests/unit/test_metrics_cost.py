@@ -84,6 +84,18 @@ def test_tdp_fallback_is_labelled() -> None:
     assert out["total_usd"] == pytest.approx(4.0 + 0.56)
 
 
+def test_power_included_in_the_price_needs_no_energy_measurement() -> None:
+    # 2 GPUs · 1.5 USD/h · 1800 s = 1.5 USD for 500,000 tokens = 3.0 USD per 1M; nothing measured the energy.
+    inputs = CostInputs(num_gpus=2, pricing="rental", usd_per_gpu_hour=1.5, usd_per_kwh=0.0)
+    out = cost_summary(inputs, wall_s=1800, output_tokens=500_000, completed_requests=4, energy_kwh=None)
+    assert out["energy_kwh"] is None  # still unmeasured
+    assert out["energy_usd"] == 0.0 and out["energy_cost_source"] == "included_in_gpu_hour_price"
+    assert out["total_usd"] == pytest.approx(1.5) and out["usd_per_1m_output_tokens"] == pytest.approx(3.0)
+    priced = CostInputs(num_gpus=2, pricing="rental", usd_per_gpu_hour=1.5, usd_per_kwh=0.1)
+    out = cost_summary(priced, wall_s=1800, output_tokens=500_000, completed_requests=4, energy_kwh=None)
+    assert out["energy_usd"] is None and out["total_usd"] is None  # a real electricity price needs the kWh
+
+
 def test_no_energy_price_leaves_total_unknown() -> None:
     inputs = CostInputs(num_gpus=1, pricing="rental", usd_per_gpu_hour=1.0)
     out = cost_summary(inputs, wall_s=3600, output_tokens=1000, completed_requests=1, energy_kwh=0.5)

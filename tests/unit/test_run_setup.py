@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -47,3 +48,18 @@ def test_a_remote_server_is_not_sampled_with_this_machines_gpus() -> None:
     spec = RunSpec(runner="openai", base_url="http://192.0.2.10:8000")
     sensor = open_run_sensor(spec, "server")
     assert not sensor.available and "not on this machine" in (sensor.unavailable_reason or "")
+
+
+def test_the_demo_model_has_one_name_on_every_runner(tmp_path: Path) -> None:
+    from capbench.config import RunSpec
+    from capbench.launch import resolve_model
+    from capbench.models.demo import DEMO_MODEL_NAME, demo_model_dir
+
+    demo = demo_model_dir()
+    assert resolve_model(RunSpec()).name == DEMO_MODEL_NAME  # the embedded default
+    assert resolve_model(RunSpec(model=str(demo))).name == DEMO_MODEL_NAME  # hf, the same directory by path
+    assert resolve_model(RunSpec(runner="vllm", model=str(demo))).name == DEMO_MODEL_NAME
+    other = tmp_path / "my-moe"
+    other.mkdir()
+    (other / "config.json").write_text("{}")
+    assert resolve_model(RunSpec(runner="vllm", model=str(other))).name == "my-moe"

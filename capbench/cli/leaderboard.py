@@ -1,0 +1,45 @@
+"""``capbench leaderboard [RESULTS.csv ...] [--host H] [--port P]``: serve the Gradio CAP leaderboard.
+
+Gradio is imported only here, inside the handler (``pip install 'capbench[leaderboard]'``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+from capbench.errors import CapbenchError
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "leaderboard",
+        help="serve the Gradio CAP leaderboard for exported CSVs",
+        description=(
+            "Serve the CAP leaderboard (table with filters, cost-vs-accuracy Pareto front, CAP radar, per-run "
+            "roofline, expert activation and latency) for CSVs written by `capbench export`. Without a CSV: "
+            "$CAPBENCH_RESULTS, else results/results.csv under the working directory. Malformed rows are "
+            "skipped with a warning on the page; Gradio's analytics are off and nothing is fetched from the "
+            "network."
+        ),
+    )
+    parser.add_argument("csvs", nargs="*", type=Path, metavar="RESULTS.csv", help="CSVs from `capbench export`")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=7860, help="port to listen on (default: %(default)s)")
+    parser.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    if not 0 < args.port < 65536:
+        raise CapbenchError(f"--port must be in 1..65535, got {args.port}")
+    missing = [name for name in ("gradio", "plotly") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise CapbenchError(f"the leaderboard needs {' and '.join(missing)}: pip install 'capbench[leaderboard]'")
+    from capbench.leaderboard.app import default_csv_paths, launch
+
+    paths = list(args.csvs) or default_csv_paths()
+    print(f"capbench leaderboard: http://{args.host}:{args.port}/ ({len(paths)} CSV file(s); Ctrl-C stops it)")
+    launch(paths, host=args.host, port=args.port, quiet=True)
+    return 0

@@ -1,0 +1,313 @@
+"""The Gradio CAP leaderboard: layout and event wiring only.
+
+Every number and string shown comes from the pure modules next to this one: ``data`` (CSV loading and
+validation), ``table`` (labels, filters, sorting, display formatting, CSV download), ``pareto`` (the
+cost-accuracy front), ``radar`` (normalisation), ``details`` (escaped provenance) and ``plots`` (plotly
+figures). This module only lays them out.
+
+Run it with ``capbench leaderboard [RESULTS.csv ...]``; as a Hugging Face Space this file is the ``app_file``
+(README.md front matter) and reads the CSVs named in ``$CAPBENCH_RESULTS`` (``os.pathsep``-separated), else
+``results.csv`` next to this file, else ``results/results.csv`` under the working directory.
+
+Nothing reaches the network: Gradio's analytics are switched off before it is imported, and the theme uses
+the system's fonts instead of fetching web fonts.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported: no calls home at start
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from capbench.leaderboard import plots
+from capbench.leaderboard.data import Results, load_results
+from capbench.leaderboard.details import run_details_markdown, warnings_markdown
+from capbench.leaderboard.escape import escape_markdown
+from capbench.leaderboard.pareto import cost_accuracy_front
+from capbench.leaderboard.radar import normalise
+from capbench.leaderboard.table import (
+    DISPLAY_COLUMNS,
+    FILTER_DIMENSIONS,
+    apply_filters,
+    csv_bytes,
+    display_frame,
+    filter_options,
+    format_value,
+    sort_runs,
+)
+
+TITLE = "capbench CAP leaderboard"
+RESULTS_ENV = "CAPBENCH_RESULTS"
+"""Environment variable naming the CSVs to show (``os.pathsep``-separated) when none are passed."""
+
+DEFAULT_SORT = "usd_per_1m_output_tokens"
+RADAR_DEFAULT_RUNS = 4
+"""How many runs the radar shows before the user picks: the Pareto front's first ones, else the table's."""
+
+THIRD_CHOICES: tuple[tuple[str, str], ...] = (
+    ("Throughput (output tokens/s)", "output_tokens_per_s"),
+    ("TPOT mean (s)", "tpot_mean_s"),
+)
+
+
+def default_csv_paths() -> list[Path]:
+    """The CSVs a Space (or a bare ``capbench leaderboard``) shows: ``$CAPBENCH_RESULTS``, else the first found."""
+    named = os.environ.get(RESULTS_ENV, "")
+    if named.strip():
+        return [Path(p) for p in named.split(os.pathsep) if p.strip()]
+    for candidate in (Path(__file__).with_name("results.csv"), Path.cwd() / "results" / "results.csv"):
+        if candidate.is_file():
+            return [candidate]
+    return []
+
+
+@dataclass
+class Board:
+    """The loaded results and where the filtered CSV download is written (one file per view)."""
+
+    paths: list[Path]
+    results: Results = field(init=False)
+    download_dir: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.download_dir = Path(tempfile.mkdtemp(prefix="capbench-leaderboard-"))
+        self.reload()
+
+    def reload(self) -> None:
+        self.results = load_results(self.paths)
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        return self.results.frame
+
+
+def _choices(frame: pd.DataFrame) -> list[tuple[str, str]]:
+    """(label, run_id) pairs for the run pickers; the label is shown as text by Gradio, never as HTML."""
+    labels = frame["label"] if "label" in frame else frame["run_id"]
+    return [(f"{label} [{run_id}]", str(run_id)) for label, run_id in zip(labels, frame["run_id"], strict=True)]
+
+
+def _styled(frame: pd.DataFrame) -> Any:
+    """The display table: raw numbers (so it sorts as numbers) shown through ``format_value`` ("—" = missing)."""
+    shown = display_frame(frame)
+    header_to_column = {header: column for column, header in DISPLAY_COLUMNS}
+    formatters = {
+        header: (lambda value, column=header_to_column[header]: format_value(column, value)) for header in shown.columns
+    }
+    return shown.style.format(formatters).hide(axis="index")
+
+
+def _status(board: Board, shown: int) -> str:
+    files = ", ".join(escape_markdown(str(p)) for p in board.paths) or "none"
+    total = len(board.frame)
+    if total == 0:
+        return (
+            f"**No runs to show.** Files read: {files}. Pass a CSV written by `capbench export` "
+            "(`capbench leaderboard results.csv`)."
+        )
+    return f"{shown} of {total} runs shown · files: {files}"
+
+
+def _pareto_markdown(frame: pd.DataFrame) -> str:
+    front = cost_accuracy_front(frame)
+    if front.empty:
+        return "**Pareto front:** none (no selected run has both a cost and an accuracy)."
+    lines = [
+        "**Pareto front** (no other selected run is both cheaper and more accurate):",
+        "",
+        "| run | accuracy (%) | cost (USD / 1M output tokens) | throughput (output tokens/s) |",
+        "|---|---|---|---|",
+    ]
+    for _, row in front.iterrows():
+        label = escape_markdown(str(row.get("label", row["run_id"])))
+        lines.append(
+            f"| {label} | {format_value('accuracy', row['accuracy'])} | "
+            f"{format_value('usd_per_1m_output_tokens', row['usd_per_1m_output_tokens'])} | "
+            f"{format_value('output_tokens_per_s', row.get('output_tokens_per_s'))} |"
+        )
+    return "\n".join(lines)
+
+
+def _radar_runs(frame: pd.DataFrame) -> list[str]:
+    front = cost_accuracy_front(frame)
+    pool = front if not front.empty else frame
+    return [str(r) for r in pool["run_id"].head(RADAR_DEFAULT_RUNS)]
+
+
+def build_app(paths: Sequence[str | Path]) -> gr.Blocks:
+    """The leaderboard for the CSVs ``paths`` (missing or bad files become visible warnings, not errors)."""
+    board = Board([Path(p) for p in paths])
+    dims = list(FILTER_DIMENSIONS)
+    sort_choices = [(header, column) for column, header in DISPLAY_COLUMNS]
+
+    def view(selections: Sequence[Sequence[str] | None], sort_by: str, descending: bool) -> pd.DataFrame:
+        chosen = apply_filters(board.frame, dict(zip(dims, selections, strict=True)))
+        return sort_runs(chosen, sort_by or DEFAULT_SORT, ascending=not descending)
+
+    def download(frame: pd.DataFrame) -> str:
+        path = board.download_dir / "capbench-runs-filtered.csv"
+        path.write_bytes(csv_bytes(frame))
+        return str(path)
+
+    def refresh(*args: Any) -> tuple[Any, ...]:
+        *selections, sort_by, descending, third, radar_ids, run_id = args
+        frame = view(selections, sort_by, descending)
+        ids = [str(r) for r in frame["run_id"]]
+        radar_ids = [r for r in (radar_ids or []) if r in ids] or _radar_runs(frame)
+        run_id = run_id if run_id in ids else (ids[0] if ids else None)
+        return (
+            _status(board, len(frame)),
+            _styled(frame),
+            download(frame),
+            plots.cap_scatter(frame, third=third),
+            _pareto_markdown(frame),
+            gr.update(choices=_choices(frame), value=radar_ids),
+            _radar(frame, radar_ids),
+            gr.update(choices=_choices(frame), value=run_id),
+            *_run_view(frame, run_id),
+        )
+
+    def _radar(frame: pd.DataFrame, radar_ids: Sequence[str]) -> Any:
+        chosen = frame[frame["run_id"].astype(str).isin(list(radar_ids))]
+        if chosen.empty:
+            return plots.empty_figure("Pick runs to compare on the radar.")
+        return plots.cap_radar(chosen, normalise(chosen))
+
+    def _run_view(frame: pd.DataFrame, run_id: str | None) -> tuple[Any, ...]:
+        match = frame[frame["run_id"].astype(str) == run_id] if run_id else frame.iloc[0:0]
+        if match.empty:
+            empty = plots.empty_figure("No run selected.")
+            return ("Select a run.", empty, empty, empty, empty)
+        row = match.iloc[0].to_dict()
+        return (
+            run_details_markdown(row),
+            plots.utilisation_bars(row),
+            plots.roofline(row),
+            plots.expert_activation(row),
+            plots.latency_percentiles(row),
+        )
+
+    def reload(*selections: Sequence[str] | None) -> tuple[Any, ...]:
+        """Re-read the files; keep each filter's picks that still exist (the table refreshes after)."""
+        board.reload()
+        options = filter_options(board.frame)
+        kept = [
+            gr.update(choices=options[dim], value=[v for v in (sel or []) if v in options[dim]])
+            for dim, sel in zip(dims, selections, strict=True)
+        ]
+        return (warnings_markdown(board.results.warnings), *kept)
+
+    options = filter_options(board.frame)
+    with gr.Blocks(title=TITLE, analytics_enabled=False) as app:
+        gr.Markdown(
+            f"# {TITLE}\nCost, accuracy and performance of Mixture-of-Experts serving runs measured by "
+            "capbench. Empty figures are shown as **—**: not measured, "
+            "never 0. Runs labelled `CPU (…)` are tiny CPU examples, not GPU figures."
+        )
+        warnings_md = gr.Markdown(warnings_markdown(board.results.warnings), elem_id="load-warnings")
+        status_md = gr.Markdown(elem_id="status")
+        with gr.Row():
+            filters = [
+                gr.Dropdown(
+                    choices=options[dim],
+                    value=[],
+                    multiselect=True,
+                    label=FILTER_DIMENSIONS[dim],
+                    elem_id=f"filter-{dim}",
+                )
+                for dim in dims
+            ]
+        with gr.Row():
+            sort_by = gr.Dropdown(choices=sort_choices, value=DEFAULT_SORT, label="Sort by", elem_id="sort-by")
+            descending = gr.Checkbox(value=False, label="Descending", elem_id="sort-descending")
+            reload_button = gr.Button("Reload files", elem_id="reload", size="sm")
+        table = gr.Dataframe(interactive=False, wrap=True, elem_id="runs-table", label="Runs")
+        download_button = gr.DownloadButton("Download the filtered table (CSV)", elem_id="download", size="sm")
+        with gr.Tab("Cost vs accuracy"):
+            third = gr.Radio(
+                choices=list(THIRD_CHOICES),
+                value="output_tokens_per_s",
+                label="Third dimension (marker size and colour)",
+                elem_id="third",
+            )
+            scatter = gr.Plot(elem_id="cap-scatter", label="Cost vs accuracy")
+            pareto_md = gr.Markdown(elem_id="pareto")
+        with gr.Tab("CAP radar"):
+            radar_runs = gr.Dropdown(multiselect=True, label="Runs on the radar", elem_id="radar-runs")
+            radar_plot = gr.Plot(elem_id="cap-radar", label="CAP radar")
+        with gr.Tab("Run details"):
+            run_pick = gr.Dropdown(label="Run", elem_id="run-pick")
+            details_md = gr.Markdown(elem_id="run-details")
+            with gr.Row():
+                util_plot = gr.Plot(elem_id="utilisation", label="S-MBU / S-MFU per phase")
+                roof_plot = gr.Plot(elem_id="roofline", label="Roofline")
+            with gr.Row():
+                expert_plot = gr.Plot(elem_id="experts", label="Expert activation per MoE layer")
+                latency_plot = gr.Plot(elem_id="latency", label="Latency distribution")
+
+        inputs = [*filters, sort_by, descending, third, radar_runs, run_pick]
+        outputs = [
+            status_md,
+            table,
+            download_button,
+            scatter,
+            pareto_md,
+            radar_runs,
+            radar_plot,
+            run_pick,
+            details_md,
+            util_plot,
+            roof_plot,
+            expert_plot,
+            latency_plot,
+        ]
+        controls: list[Any] = [*filters, sort_by, descending, third]
+        for control in controls:
+            control.change(refresh, inputs=inputs, outputs=outputs)
+        radar_runs.change(
+            lambda *a: _radar(view(a[: len(dims)], a[len(dims)], a[len(dims) + 1]), a[-1] or []),
+            inputs=[*filters, sort_by, descending, radar_runs],
+            outputs=radar_plot,
+        )
+        run_pick.change(
+            lambda *a: _run_view(view(a[: len(dims)], a[len(dims)], a[len(dims) + 1]), a[-1]),
+            inputs=[*filters, sort_by, descending, run_pick],
+            outputs=[details_md, util_plot, roof_plot, expert_plot, latency_plot],
+        )
+        reload_button.click(reload, inputs=filters, outputs=[warnings_md, *filters]).then(
+            refresh, inputs=inputs, outputs=outputs
+        )
+        app.load(refresh, inputs=inputs, outputs=outputs)
+    return app
+
+
+THEME_FONTS: tuple[list[str], list[str]] = (["system-ui", "sans-serif"], ["ui-monospace", "monospace"])
+"""Sans and monospace font stacks: local system fonts, so the browser fetches no web font."""
+
+
+def launch(
+    paths: Sequence[str | Path], *, host: str | None = "127.0.0.1", port: int | None = None, quiet: bool = False
+) -> None:
+    """Build the app and serve it until interrupted (``host=None``: Gradio's default / ``$GRADIO_SERVER_NAME``)."""
+    app = build_app(paths)
+    theme = gr.themes.Default(font=THEME_FONTS[0], font_mono=THEME_FONTS[1])
+    app.launch(server_name=host, server_port=port, theme=theme, quiet=quiet, footer_links=[], show_error=True)
+
+
+def main() -> None:
+    """The Space entry point: serve the default CSVs on the host and port Gradio's environment names."""
+    launch(default_csv_paths(), host=None)
+
+
+if __name__ == "__main__":
+    main()

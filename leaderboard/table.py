@@ -1,0 +1,320 @@
+"""The leaderboard table: derived label columns, filters, sorting, display columns and CSV download.
+
+Derived text columns (:func:`add_derived`; missing parts shown as "—"):
+
+* ``hardware``: ``hardware_profile``, with `` ×N`` appended when ``num_gpus`` > 1; ``CPU (<profile>)`` when
+  ``num_gpus`` is 0 or empty and ``gpu_name`` is empty.
+* ``precision``: ``dtype_weights``; ``<weights> + experts <experts>`` when ``dtype_experts`` differs.
+* ``task``: ``accuracy_task``, or ``none`` for a performance-only run.
+* ``load``: ``concurrency N`` (closed loop or static batches: N requests in flight, or the batch size) or
+  ``rate R/s`` (open loop: R mean arrivals per second); "—" when neither is recorded.
+* ``label``: ``<model> · <engine> · <precision> · top-k <k> · <load>`` (the top-k part only with a
+  ``top_k_override``), for legends.
+
+Units: the table shows each figure in the unit its header names. Fractions (accuracy, its standard error,
+S-MBU and S-MFU) are shown as percent: ``percent = 100 × fraction``. :func:`display_frame` keeps numbers as
+numbers (so the table sorts numerically) and NaN for "not measured"; :func:`format_value` turns one value into
+display text ("—" when missing, never 0; 4 significant digits; integers as integers).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import re
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from functools import partial
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from capbench.export import PHASES
+
+MISSING = "—"
+"""How a value that was not measured is displayed (U+2014), never 0."""
+
+DERIVED_COLUMNS: tuple[str, ...] = ("hardware", "precision", "task", "load", "label")
+"""Text columns :func:`add_derived` adds (not part of the export's CSV)."""
+
+SOURCE_COLUMNS: tuple[str, ...] = ("source_file", "source_row")
+"""Where a loaded run came from (the file as given, its 1-based data row); not part of the export's CSV."""
+
+FILTER_DIMENSIONS: dict[str, str] = {
+    "model": "Model",
+    "engine": "Engine",
+    "hardware": "Hardware",
+    "precision": "Precision",
+    "task": "Task",
+    "load": "Batch / concurrency",
+}
+"""Filter dimension (= the frame column it filters on) -> its UI label."""
+
+DISPLAY_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("model", "Model"),
+    ("engine", "Engine"),
+    ("hardware", "Hardware"),
+    ("precision", "Precision"),
+    ("task", "Task"),
+    ("load", "Batch / concurrency"),
+    ("top_k_override", "Top-k override"),
+    ("accuracy", "Accuracy (%)"),
+    ("usd_per_1m_output_tokens", "Cost (USD / 1M output tokens)"),
+    ("output_tokens_per_s", "Throughput (output tokens/s)"),
+    ("ttft_p50_s", "TTFT p50 (s)"),
+    ("tpot_mean_s", "TPOT mean (s)"),
+    ("e2e_latency_p99_s", "E2E latency p99 (s)"),
+    ("energy_per_output_token_j", "Energy (J / output token)"),
+    ("decode_s_mbu", "Decode S-MBU (%)"),
+    ("decode_s_mfu", "Decode S-MFU (%)"),
+    ("status", "Status"),
+    ("run_id", "Run ID"),
+)
+"""(frame column, table header with its unit), in table order."""
+
+PERCENT_COLUMNS: frozenset[str] = frozenset(
+    {"accuracy", "accuracy_stderr"}
+    | {f"{phase}_{metric}{stat}" for phase in PHASES for metric in ("s_mbu", "s_mfu") for stat in ("", "_p50", "_p90")}
+)
+"""Fractions displayed as percent (100 × fraction)."""
+
+_TEXT_DISPLAY_COLUMNS = frozenset({"model", "engine", "status", "run_id", *DERIVED_COLUMNS})
+_INTEGER_DISPLAY_COLUMNS = frozenset({"top_k_override"})
+_SIGNIFICANT_DIGITS = 4
+_OPEN_LOOP_PATTERNS = frozenset({"open_loop", "poisson"})
+_CLOSED_LOOP_PATTERNS = frozenset({"closed_loop", "static_batches"})
+_LOAD_RE = re.compile(r"^(concurrency|rate) (\S+?)(?:/s)?$")
+
+
+def _is_missing(value: object) -> bool:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    if isinstance(value, float | np.floating):
+        return bool(np.isnan(value))
+    return isinstance(value, str) and value == ""
+
+
+def cell_text(value: object) -> str | None:
+    """A cell as text, ``None`` when missing."""
+    return None if _is_missing(value) else str(value)
+
+
+def cell_number(value: object) -> float | None:
+    """A cell as a finite float, ``None`` when missing or not a number."""
+    if _is_missing(value) or isinstance(value, bool | np.bool_):
+        return None
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def format_number(value: float) -> str:
+    """``value`` with 4 significant digits, integers as integers, no exponent between 1e-6 and 1e15."""
+    if value == 0:
+        return "0"
+    if abs(value) < 1e15 and value == round(value):
+        return str(int(value))
+    text = f"{value:.{_SIGNIFICANT_DIGITS}g}"
+    if "e" in text and 1e-6 <= abs(value) < 1e15:
+        text = format(Decimal(text), "f")
+    return text
+
+
+def _hardware(row: Mapping[str, Any]) -> str:
+    profile = cell_text(row.get("hardware_profile"))
+    num_gpus = cell_number(row.get("num_gpus"))
+    if (num_gpus is None or num_gpus == 0) and cell_text(row.get("gpu_name")) is None:
+        return f"CPU ({profile})" if profile is not None else "CPU"
+    base = profile if profile is not None else MISSING
+    return f"{base} ×{format_number(num_gpus)}" if num_gpus is not None and num_gpus > 1 else base
+
+
+def _precision(row: Mapping[str, Any]) -> str:
+    weights, experts = cell_text(row.get("dtype_weights")), cell_text(row.get("dtype_experts"))
+    base = weights if weights is not None else MISSING
+    return f"{base} + experts {experts}" if experts is not None and experts != weights else base
+
+
+def _task(row: Mapping[str, Any]) -> str:
+    task = cell_text(row.get("accuracy_task"))
+    return task if task is not None else "none"
+
+
+def load_text(row: Mapping[str, Any]) -> str:
+    """The ``load`` text of one run: "concurrency N", "rate R/s" or "—" (module docstring)."""
+    pattern = cell_text(row.get("load_pattern"))
+    concurrency, rate = cell_number(row.get("concurrency")), cell_number(row.get("request_rate_per_s"))
+    if rate is not None and (pattern in _OPEN_LOOP_PATTERNS or pattern not in _CLOSED_LOOP_PATTERNS):
+        return f"rate {format_number(rate)}/s"
+    if concurrency is not None and pattern not in _OPEN_LOOP_PATTERNS:
+        return f"concurrency {format_number(concurrency)}"
+    if rate is not None:
+        return f"rate {format_number(rate)}/s"
+    return MISSING
+
+
+def _label(row: Mapping[str, Any], precision: str, load: str) -> str:
+    parts = [cell_text(row.get("model")) or MISSING, cell_text(row.get("engine")) or MISSING, precision]
+    top_k = cell_number(row.get("top_k_override"))
+    if top_k is not None:
+        parts.append(f"top-k {format_number(top_k)}")
+    parts.append(load)
+    return " · ".join(parts)
+
+
+def add_derived(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``frame`` with the text columns ``hardware``, ``precision``, ``task``, ``load``, ``label``."""
+    out = frame.copy()
+    records: list[dict[str, Any]] = frame.to_dict(orient="records")
+    derived: dict[str, list[str]] = {column: [] for column in DERIVED_COLUMNS}
+    for row in records:
+        precision, load = _precision(row), load_text(row)
+        derived["hardware"].append(_hardware(row))
+        derived["precision"].append(precision)
+        derived["task"].append(_task(row))
+        derived["load"].append(load)
+        derived["label"].append(_label(row, precision, load))
+    for column, values in derived.items():
+        out[column] = pd.Series(values, index=frame.index, dtype=object)
+    return out
+
+
+def _dimension_values(frame: pd.DataFrame, dimension: str) -> pd.Series:
+    """The text a filter dimension matches on, missing as "—"."""
+    if dimension in DERIVED_COLUMNS and dimension not in frame.columns:
+        frame = add_derived(frame)
+    if dimension not in frame.columns:
+        return pd.Series([MISSING] * len(frame), index=frame.index, dtype=object)
+    return pd.Series([cell_text(value) or MISSING for value in frame[dimension]], index=frame.index, dtype=object)
+
+
+def _option_key(dimension: str, value: str) -> tuple[int, str, float, str]:
+    if value == MISSING:
+        return (1, "", 0.0, value)
+    if dimension == "load":
+        match = _LOAD_RE.match(value)
+        number = cell_number(match.group(2)) if match else None
+        if match and number is not None:
+            return (0, match.group(1), number, value)
+    return (0, value.casefold(), 0.0, value)
+
+
+def filter_options(frame: pd.DataFrame) -> dict[str, list[str]]:
+    """Sorted distinct values per filter dimension ("—" last; ``load`` by its number: concurrency 4 before 16)."""
+    options: dict[str, list[str]] = {}
+    for dimension in FILTER_DIMENSIONS:
+        values = set(_dimension_values(frame, dimension))
+        options[dimension] = sorted(values, key=partial(_option_key, dimension))
+    return options
+
+
+def apply_filters(frame: pd.DataFrame, selections: Mapping[str, Sequence[str] | None]) -> pd.DataFrame:
+    """The rows matching every dimension's selection (any of its values); an empty or ``None`` selection is no
+    constraint. An unknown dimension raises :class:`ValueError` naming it."""
+    unknown = [name for name in selections if name not in FILTER_DIMENSIONS]
+    if unknown:
+        raise ValueError(
+            f"unknown filter dimension(s) {', '.join(map(repr, unknown))}; known: {', '.join(FILTER_DIMENSIONS)}"
+        )
+    mask = pd.Series(True, index=frame.index, dtype=bool)
+    for dimension, selected in selections.items():
+        if not selected:
+            continue
+        mask &= _dimension_values(frame, dimension).isin(list(selected))
+    return frame.loc[mask]
+
+
+def _sort_key(values: pd.Series) -> pd.Series:
+    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return values
+    return pd.Series(
+        [None if _is_missing(value) or value == MISSING else str(value) for value in values],
+        index=values.index,
+        dtype=object,
+    )
+
+
+def sort_runs(frame: pd.DataFrame, column: str, *, ascending: bool) -> pd.DataFrame:
+    """``frame`` sorted by ``column`` (stable); missing values (NaN, empty, "—") last in both directions."""
+    if column not in frame.columns:
+        raise ValueError(f"cannot sort by {column!r}: no such column")
+    return frame.sort_values(by=column, ascending=ascending, na_position="last", kind="stable", key=_sort_key)
+
+
+def display_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """The :data:`DISPLAY_COLUMNS` of ``frame``, renamed to their headers, one row per run.
+
+    Numbers stay numbers (NaN = not measured) so the table sorts numerically; fractions under a "%" header are
+    multiplied by 100; ``top_k_override`` is a nullable integer. Text columns show "—" when missing. A column
+    absent from ``frame`` is all missing.
+    """
+    if any(column in DERIVED_COLUMNS and column not in frame.columns for column, _ in DISPLAY_COLUMNS):
+        frame = add_derived(frame)
+    out: dict[str, pd.Series] = {}
+    for column, header in DISPLAY_COLUMNS:
+        if column in _TEXT_DISPLAY_COLUMNS:
+            out[header] = _dimension_values(frame, column)
+            continue
+        if column in frame.columns:
+            values = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+        else:
+            values = pd.Series(np.nan, index=frame.index, dtype="float64")
+        if column in PERCENT_COLUMNS:
+            values = values * 100.0
+        if column in _INTEGER_DISPLAY_COLUMNS and bool(((values % 1 == 0) | values.isna()).all()):
+            values = values.astype("Int64")
+        out[header] = values
+    return pd.DataFrame(out, index=frame.index)
+
+
+def format_value(column: str, value: object) -> str:
+    """Display text for one value of ``column`` (a frame column, or a header ending in "(%)").
+
+    "—" for None, NaN or empty text; fractions of :data:`PERCENT_COLUMNS` as percent (no "%" sign: the header
+    carries the unit); other numbers with 4 significant digits, integers as integers; booleans as yes/no;
+    text as is (not escaped).
+    """
+    if _is_missing(value):
+        return MISSING
+    if isinstance(value, bool | np.bool_):
+        return "yes" if value else "no"
+    if isinstance(value, str):
+        return value
+    number = cell_number(value)
+    if number is None:
+        return str(value)
+    if column in PERCENT_COLUMNS or column.endswith("(%)"):
+        number *= 100.0
+    return format_number(number)
+
+
+def _csv_cell(value: object) -> str:
+    if _is_missing(value):
+        return ""
+    if isinstance(value, bool | np.bool_):
+        return "True" if value else "False"
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating):
+        number = float(value)
+        return str(int(number)) if abs(number) < 2**53 and number == round(number) else repr(number)
+    return str(value)
+
+
+def csv_bytes(frame: pd.DataFrame) -> bytes:
+    """The runs of ``frame`` as UTF-8 CSV in the export's format: its export columns only (no ``source_*`` or
+    derived columns), missing = empty cell, floats at full precision (shortest round-trip repr; integral
+    values as integers), booleans as True/False. :func:`capbench.leaderboard.data.load_results` reads it back to
+    the same values."""
+    excluded = set(SOURCE_COLUMNS) | set(DERIVED_COLUMNS)
+    columns = [column for column in frame.columns if column not in excluded]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for row in frame[columns].itertuples(index=False, name=None):
+        writer.writerow([_csv_cell(value) for value in row])
+    return buffer.getvalue().encode("utf-8")
