@@ -47,7 +47,7 @@ integration: dev-env
 # The script's stdout ends with the venv's python; `out=$$(...)` fails the recipe when the script fails.
 test: lint
 	@out=$$(bash scripts/vllm_env.sh) && vllm_python=$$(printf '%s\n' "$$out" | tail -n 1) && \
-	chromium=$$(bash scripts/chromium.sh | tail -n 1) && \
+	chromium_out=$$(bash scripts/chromium.sh) && chromium=$$(printf '%s\n' "$$chromium_out" | tail -n 1) && \
 	echo "CAPBENCH_VLLM_PYTHON=$$vllm_python CAPBENCH_CHROMIUM=$$chromium" && \
 	CAPBENCH_VLLM_PYTHON="$$vllm_python" CAPBENCH_REQUIRE_VLLM=1 \
 	CAPBENCH_CHROMIUM="$$chromium" CAPBENCH_REQUIRE_BROWSER=1 $(BIN)/pytest -q

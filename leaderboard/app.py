@@ -7,7 +7,7 @@ figures). This module only lays them out.
 
 Run it with ``capbench leaderboard [RESULTS.csv ...]``; as a Hugging Face Space this file is the ``app_file``
 (README.md front matter) and reads the CSVs named in ``$CAPBENCH_RESULTS`` (``os.pathsep``-separated), else
-``results.csv`` next to this file, else ``results/results.csv`` under the working directory.
+the ``results*.csv`` next to this file, else ``results/results.csv`` under the working directory.
 
 Nothing reaches the network: Gradio's analytics are switched off before it is imported, and the theme uses
 the system's fonts instead of fetching web fonts.
@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported: no calls home at start
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before gradio is imported: no calls home at start
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
+import atexit
+import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -41,6 +43,7 @@ from capbench.leaderboard.table import (
     apply_filters,
     csv_bytes,
     display_frame,
+    display_text,
     filter_options,
     format_value,
     sort_runs,
@@ -65,10 +68,11 @@ def default_csv_paths() -> list[Path]:
     named = os.environ.get(RESULTS_ENV, "")
     if named.strip():
         return [Path(p) for p in named.split(os.pathsep) if p.strip()]
-    for candidate in (Path(__file__).with_name("results.csv"), Path.cwd() / "results" / "results.csv"):
-        if candidate.is_file():
-            return [candidate]
-    return []
+    beside = sorted(Path(__file__).parent.glob("results*.csv"))  # a Space built by --build-space
+    if beside:
+        return beside
+    fallback = Path.cwd() / "results" / "results.csv"
+    return [fallback] if fallback.is_file() else []
 
 
 @dataclass
@@ -81,6 +85,7 @@ class Board:
 
     def __post_init__(self) -> None:
         self.download_dir = Path(tempfile.mkdtemp(prefix="capbench-leaderboard-"))
+        atexit.register(shutil.rmtree, self.download_dir, ignore_errors=True)
         self.reload()
 
     def reload(self) -> None:
@@ -97,14 +102,10 @@ def _choices(frame: pd.DataFrame) -> list[tuple[str, str]]:
     return [(f"{label} [{run_id}]", str(run_id)) for label, run_id in zip(labels, frame["run_id"], strict=True)]
 
 
-def _styled(frame: pd.DataFrame) -> Any:
-    """The display table: raw numbers (so it sorts as numbers) shown through ``format_value`` ("—" = missing)."""
-    shown = display_frame(frame)
-    header_to_column = {header: column for column, header in DISPLAY_COLUMNS}
-    formatters = {
-        header: (lambda value, column=header_to_column[header]: format_value(column, value)) for header in shown.columns
-    }
-    return shown.style.format(formatters).hide(axis="index")
+def styled_table(frame: pd.DataFrame) -> Any:
+    """The display table: numbers stay numbers (so it sorts as numbers), shown through ``display_text``
+    ("—" = not measured; percent columns were scaled once, by ``display_frame``)."""
+    return display_frame(frame).style.format(display_text).hide(axis="index")
 
 
 def _status(board: Board, shown: int) -> str:
@@ -122,8 +123,15 @@ def _pareto_markdown(frame: pd.DataFrame) -> str:
     front = cost_accuracy_front(frame)
     if front.empty:
         return "**Pareto front:** none (no selected run has both a cost and an accuracy)."
+    tasks = front_tasks(frame)
+    caveat = (
+        f" **Caution:** the selection mixes {len(tasks)} accuracy tasks or metrics "
+        f"({escape_markdown(', '.join(tasks))}); filter by task to compare like with like."
+        if len(tasks) > 1
+        else ""
+    )
     lines = [
-        "**Pareto front** (no other selected run is both cheaper and more accurate):",
+        "**Pareto front** (no other selected run is both cheaper and more accurate):" + caveat,
         "",
         "| run | accuracy (%) | cost (USD / 1M output tokens) | throughput (output tokens/s) |",
         "|---|---|---|---|",
@@ -136,6 +144,16 @@ def _pareto_markdown(frame: pd.DataFrame) -> str:
             f"{format_value('output_tokens_per_s', row.get('output_tokens_per_s'))} |"
         )
     return "\n".join(lines)
+
+
+def front_tasks(frame: pd.DataFrame) -> list[str]:
+    """The distinct ``task (metric)`` pairs among runs with both a cost and an accuracy (the front's candidates)."""
+    needed = {"accuracy", "usd_per_1m_output_tokens", "accuracy_task", "accuracy_metric"}
+    if frame.empty or not needed <= set(frame.columns):
+        return []
+    both = frame[frame["accuracy"].notna() & frame["usd_per_1m_output_tokens"].notna()]
+    pairs = {f"{task} ({metric})" for task, metric in zip(both["accuracy_task"], both["accuracy_metric"], strict=True)}
+    return sorted(pairs)
 
 
 def _radar_runs(frame: pd.DataFrame) -> list[str]:
@@ -155,9 +173,11 @@ def build_app(paths: Sequence[str | Path]) -> gr.Blocks:
         return sort_runs(chosen, sort_by or DEFAULT_SORT, ascending=not descending)
 
     def download(frame: pd.DataFrame) -> str:
-        path = board.download_dir / "capbench-runs-filtered.csv"
-        path.write_bytes(csv_bytes(frame))
-        return str(path)
+        """A new file per view: concurrent sessions never share or half-read one."""
+        fd, name = tempfile.mkstemp(dir=board.download_dir, prefix="capbench-runs-", suffix=".csv")
+        with os.fdopen(fd, "wb") as f:
+            f.write(csv_bytes(frame))
+        return name
 
     def refresh(*args: Any) -> tuple[Any, ...]:
         *selections, sort_by, descending, third, radar_ids, run_id = args
@@ -167,7 +187,7 @@ def build_app(paths: Sequence[str | Path]) -> gr.Blocks:
         run_id = run_id if run_id in ids else (ids[0] if ids else None)
         return (
             _status(board, len(frame)),
-            _styled(frame),
+            styled_table(frame),
             download(frame),
             plots.cap_scatter(frame, third=third),
             _pareto_markdown(frame),

@@ -38,24 +38,14 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from capbench.export import COLUMNS, PHASES
+from capbench.export import COLUMNS
 from capbench.leaderboard.table import DERIVED_COLUMNS, SOURCE_COLUMNS, add_derived
 
 SUPPORTED_SUMMARY_SCHEMA_VERSIONS: frozenset[int] = frozenset({1})
 SUPPORTED_SPEC_MAJOR: int = 1
 REQUIRED_COLUMNS: tuple[str, ...] = ("run_id", "model", "summary_schema_version", "spec_version")
 
-NEW_COLUMNS: tuple[str, ...] = (
-    *(f"{phase}_{quantity}" for phase in PHASES for quantity in ("bytes", "flops", "time_s")),
-    "prefill_experts_active_per_layer",
-    "decode_experts_active_per_layer",
-    "num_experts",
-    "experts_top_k",
-    "num_moe_layers",
-)
-"""Columns the export is gaining; read like the others, all missing when a file lacks them."""
-
-KNOWN_COLUMNS: tuple[str, ...] = tuple(dict.fromkeys((*COLUMNS, *NEW_COLUMNS)))
+KNOWN_COLUMNS: tuple[str, ...] = tuple(COLUMNS)
 """Every column the leaderboard knows, in the export's order."""
 
 _TEXT_NAMES = frozenset(

@@ -75,7 +75,8 @@ def _task(row: Mapping[str, object]) -> str:
 
 def _cost(row: Mapping[str, object]) -> str:
     per_token = _with_unit(row, "usd_per_1m_output_tokens", "USD / 1M output tokens")
-    per_hour = _with_unit(row, "usd_per_gpu_hour", "USD / GPU-hour")
+    cpu = row.get("num_gpus") == 0
+    per_hour = _with_unit(row, "usd_per_gpu_hour", "USD / machine-hour (CPU run)" if cpu else "USD / GPU-hour")
     return f"{per_token} (at {per_hour}, source: {_value(row, 'usd_per_gpu_hour_source')})"
 
 

@@ -315,9 +315,17 @@ def cap_scatter(
 # --- CAP radar -----------------------------------------------------------------------------------------------
 
 
+def _shown(unit: str, value: float | None) -> tuple[float | None, str]:
+    """A radar axis value in the unit the rest of the leaderboard shows: a ``fraction`` as percent."""
+    if unit == "fraction":
+        return (None if value is None else value * 100.0), "%"
+    return value, unit
+
+
 def _axis_title(label: str, unit: str, best: float | None) -> str:
-    """``"Cost (best 0.0123 USD/1M tok)"``; escaped."""
-    return plotly_text(f"{label} (best {_fmt(best, unit)})")
+    """``"Cost (best 0.0123 USD/1M tok)"``, ``"Accuracy (best 82 %)"``; escaped."""
+    value, shown_unit = _shown(unit, best)
+    return plotly_text(f"{label} (best {_fmt(value, shown_unit)})")
 
 
 def cap_radar(frame: pd.DataFrame, radar: RadarData) -> go.Figure:
@@ -345,10 +353,9 @@ def cap_radar(frame: pd.DataFrame, radar: RadarData) -> go.Figure:
         for axis in radar.axes:
             score = _number(scores[axis.column].iloc[position]) if axis.column in scores.columns else None
             r.append(score)
-            raw = raws[axis.column][position]
+            raw, unit = _shown(axis.unit, raws[axis.column][position])
             hovers.append(
-                f"<b>{label}</b><br>{plotly_text(axis.label)}: {_fmt(raw, plotly_text(axis.unit))}"
-                f"<br>score {_fmt(score)}"
+                f"<b>{label}</b><br>{plotly_text(axis.label)}: {_fmt(raw, plotly_text(unit))}<br>score {_fmt(score)}"
             )
         fig.add_trace(
             go.Scatterpolar(

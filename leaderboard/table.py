@@ -3,7 +3,7 @@
 Derived text columns (:func:`add_derived`; missing parts shown as "—"):
 
 * ``hardware``: ``hardware_profile``, with `` ×N`` appended when ``num_gpus`` > 1; ``CPU (<profile>)`` when
-  ``num_gpus`` is 0 or empty and ``gpu_name`` is empty.
+  ``num_gpus`` is 0 and ``gpu_name`` is empty (a missing GPU count is not taken for a CPU).
 * ``precision``: ``dtype_weights``; ``<weights> + experts <experts>`` when ``dtype_experts`` differs.
 * ``task``: ``accuracy_task``, or ``none`` for a performance-only run.
 * ``load``: ``concurrency N`` (closed loop or static batches: N requests in flight, or the batch size) or
@@ -127,7 +127,7 @@ def format_number(value: float) -> str:
 def _hardware(row: Mapping[str, Any]) -> str:
     profile = cell_text(row.get("hardware_profile"))
     num_gpus = cell_number(row.get("num_gpus"))
-    if (num_gpus is None or num_gpus == 0) and cell_text(row.get("gpu_name")) is None:
+    if num_gpus == 0 and cell_text(row.get("gpu_name")) is None:
         return f"CPU ({profile})" if profile is not None else "CPU"
     base = profile if profile is not None else MISSING
     return f"{base} ×{format_number(num_gpus)}" if num_gpus is not None and num_gpus > 1 else base
@@ -239,9 +239,18 @@ def _sort_key(values: pd.Series) -> pd.Series:
 
 
 def sort_runs(frame: pd.DataFrame, column: str, *, ascending: bool) -> pd.DataFrame:
-    """``frame`` sorted by ``column`` (stable); missing values (NaN, empty, "—") last in both directions."""
+    """``frame`` sorted by ``column`` (stable); missing values (NaN, empty, "—") last in both directions.
+
+    ``load`` sorts by its kind and number ("concurrency 4" before "concurrency 16"), as its filter options do.
+    """
     if column not in frame.columns:
         raise ValueError(f"cannot sort by {column!r}: no such column")
+    if column == "load":
+        keys = [None if _is_missing(v) or v == MISSING else _option_key("load", str(v)) for v in frame[column]]
+        present = sorted((k, i) for i, k in enumerate(keys) if k is not None)
+        order = [i for _, i in (present if ascending else sorted(present, key=lambda p: p[0], reverse=True))]
+        order += [i for i, k in enumerate(keys) if k is None]
+        return frame.iloc[order]
     return frame.sort_values(by=column, ascending=ascending, na_position="last", kind="stable", key=_sort_key)
 
 
@@ -290,6 +299,22 @@ def format_value(column: str, value: object) -> str:
     if column in PERCENT_COLUMNS or column.endswith("(%)"):
         number *= 100.0
     return format_number(number)
+
+
+def display_text(value: object) -> str:
+    """Display text for one cell of :func:`display_frame` (its values are already scaled: no ×100 here).
+
+    "—" for None, NaN or empty text; numbers with 4 significant digits, integers as integers; booleans as
+    yes/no; text as is (not escaped).
+    """
+    if _is_missing(value):
+        return MISSING
+    if isinstance(value, bool | np.bool_):
+        return "yes" if value else "no"
+    if isinstance(value, str):
+        return value
+    number = cell_number(value)
+    return str(value) if number is None else format_number(number)
 
 
 def _csv_cell(value: object) -> str:

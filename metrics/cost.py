@@ -7,7 +7,8 @@
 - Energy: energy_usd = kWh · usd_per_kwh with kWh measured over the window (``energy_cost_source:
   measured``), or, only when nothing was measured and a TDP is given, the labelled upper-bound fallback
   N · gpu_tdp_w · wall_s / 3.6e6 kWh (``tdp_estimate``). With ``usd_per_kwh = 0`` (power included in the
-  GPU-hour price) and no kWh, energy_usd is exactly 0 (``included_in_gpu_hour_price``; energy_kwh stays null).
+  GPU-hour price) and no kWh, energy_usd is exactly 0 (``included_in_gpu_hour_price`` for rental pricing,
+  ``zero_energy_price`` for amortised; energy_kwh stays null).
 - total_usd = N · usd_per_gpu_hour · wall_h + energy_usd, wall_h = wall_s / 3600;
   USD per 1M output tokens = total_usd / output_tokens · 1e6; USD per request = total_usd / completed.
 - deployment_capital_usd = N · gpu_purchase_usd + host_purchase_usd (the CAP radar's cost axis).
@@ -150,8 +151,9 @@ def cost_summary(
     elif out["energy_kwh"] is not None:
         out["energy_usd"] = out["energy_kwh"] * inputs.usd_per_kwh
     elif inputs.usd_per_kwh == 0:
-        # Power is paid inside the GPU-hour price: the energy cost is exactly 0 USD whatever the unmeasured kWh.
-        out["energy_usd"], out["energy_cost_source"] = 0.0, "included_in_gpu_hour_price"
+        # A zero electricity price (power paid inside a rental price, or free): 0 USD whatever the unmeasured kWh.
+        source = "included_in_gpu_hour_price" if inputs.pricing == "rental" else "zero_energy_price"
+        out["energy_usd"], out["energy_cost_source"] = 0.0, source
     if out["gpu_usd"] is not None and out["energy_usd"] is not None:
         out["total_usd"] = out["gpu_usd"] + out["energy_usd"]
     else:

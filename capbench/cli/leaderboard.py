@@ -28,10 +28,25 @@ def register(subparsers: Any) -> None:
     parser.add_argument("csvs", nargs="*", type=Path, metavar="RESULTS.csv", help="CSVs from `capbench export`")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     parser.add_argument("--port", type=int, default=7860, help="port to listen on (default: %(default)s)")
+    parser.add_argument(
+        "--build-space",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="instead of serving: write a Hugging Face Space folder showing the CSVs (push DIR to a Gradio Space)",
+    )
     parser.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
+    if args.build_space is not None:
+        from capbench.leaderboard.space import build_space
+
+        if not args.csvs:
+            raise CapbenchError("--build-space needs the CSVs the Space should show")
+        written = build_space(args.build_space, args.csvs)
+        print(f"Space folder: {args.build_space} ({len(written)} CSV file(s)); push it to a Gradio Space")
+        return 0
     if not 0 < args.port < 65536:
         raise CapbenchError(f"--port must be in 1..65535, got {args.port}")
     missing = [name for name in ("gradio", "plotly") if importlib.util.find_spec(name) is None]

@@ -86,8 +86,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _write_board_csv(path: Path) -> tuple[list[str], int]:
-    """The shipped example runs, one hostile copy, and one broken row; returns the run ids and the broken row."""
+def _write_board_csv(path: Path) -> tuple[dict[str, str], int]:
+    """The shipped example runs, one hostile copy, and one broken row; returns {run id: engine} and the broken
+    row's number."""
     with EXAMPLES.open(encoding="utf-8", newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) >= 4, "results/results.csv should hold the shipped example runs"
@@ -99,7 +100,7 @@ def _write_board_csv(path: Path) -> tuple[list[str], int]:
         for row in [*rows, hostile]:
             writer.writerow([row[c] for c in header])
         writer.writerow(["broken-run", "complete"])  # too few fields: skipped with a warning naming the row
-    return [r["run_id"] for r in rows], len(rows) + 2  # data rows: the examples, the hostile copy, then this
+    return {r["run_id"]: r["engine"] for r in rows}, len(rows) + 2  # data rows: examples, hostile copy, this
 
 
 @pytest.fixture
@@ -203,10 +204,13 @@ def test_leaderboard_in_headless_chromium(leaderboard: dict[str, Any]) -> None:
             page.click("#filter-engine input")
             page.get_by_role("option", name="vllm", exact=True).click()
             page.keyboard.press("Escape")
-            _wait_for(lambda: "cpu-hf" not in _table_text(page) and HOSTILE_RUN_ID not in _table_text(page))
+            engines: dict[str, str] = leaderboard["run_ids"]
+            vllm_ids = sorted(r for r, engine in engines.items() if engine == "vllm")
+            hf_ids = [r for r, engine in engines.items() if engine == "hf"]
+            assert vllm_ids and hf_ids
+            _wait_for(lambda: not any(r in _table_text(page) for r in [*hf_ids, HOSTILE_RUN_ID]))
             filtered = _table_text(page)
-            vllm_ids = [r for r in leaderboard["run_ids"] if r in filtered]
-            assert 0 < len(vllm_ids) < len(leaderboard["run_ids"])
+            assert all(r in filtered for r in vllm_ids)
             assert "hf" not in filtered.split()  # no row of the hf engine is left
 
             # The download holds exactly the filtered rows.
@@ -215,7 +219,7 @@ def test_leaderboard_in_headless_chromium(leaderboard: dict[str, Any]) -> None:
             downloaded = tmp / "download.csv"
             info.value.save_as(downloaded)
             with downloaded.open(encoding="utf-8", newline="") as f:
-                assert sorted(r["run_id"] for r in csv.DictReader(f)) == sorted(vllm_ids)
+                assert sorted(r["run_id"] for r in csv.DictReader(f)) == vllm_ids
 
             # Back to every run; the hostile run's details render its name as text, never as HTML or a link.
             page.reload()  # a fresh page starts with no filter

@@ -28,6 +28,10 @@ def _front_matter() -> dict[str, object]:
     return data
 
 
+def _name(requirement: str) -> str:
+    return re.split(r"[<>=!~\[ ;@]", requirement.strip(), maxsplit=1)[0].lower()
+
+
 def test_space_front_matter_and_requirements_agree_with_the_package() -> None:
     meta = _front_matter()
     assert meta["sdk"] == "gradio" and meta["app_file"] == "app.py" and (FOLDER / "app.py").is_file()
@@ -37,12 +41,11 @@ def test_space_front_matter_and_requirements_agree_with_the_package() -> None:
         for line in (FOLDER / "requirements.txt").read_text(encoding="utf-8").splitlines()
         if line.strip() and not line.startswith("#")
     ]
-    assert f"./capbench-{project['version']}-py3-none-any.whl[leaderboard]" in lines
+    needed = {_name(r) for r in [*project["dependencies"], *project["optional-dependencies"]["leaderboard"]]}
+    assert {_name(line) for line in lines} == needed  # capbench's own dependencies and its leaderboard extra
     pins = dict(line.split("==") for line in lines if "==" in line)
     assert pins["gradio"] == str(meta["sdk_version"])  # the Space's SDK is the pinned gradio
     assert set(pins) >= {"gradio", "plotly"}
-    extra = " ".join(project["optional-dependencies"]["leaderboard"])
-    assert "gradio" in extra and "plotly" in extra
 
 
 @needs_gradio
@@ -85,3 +88,22 @@ def test_cli_names_the_missing_extra(monkeypatch: pytest.MonkeyPatch, capsys: py
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "gradio" else real(name, *a))
     assert main(["leaderboard", "x.csv"]) == 2
     assert "pip install 'capbench[leaderboard]'" in capsys.readouterr().err
+
+
+@needs_gradio
+def test_the_table_shows_percent_once_and_dashes_for_unmeasured() -> None:
+    import gradio as gr
+    import pandas as pd
+
+    from capbench.leaderboard.app import styled_table
+    from capbench.leaderboard.data import load_results
+
+    frame = load_results([REPO / "results" / "results.csv"]).frame
+    raw = pd.read_csv(REPO / "results" / "results.csv")
+    sent = gr.Dataframe(interactive=False).postprocess(styled_table(frame))  # what the page receives
+    headers = list(sent.headers)
+    shown = sent.metadata["display_value"]
+    assert [row[headers.index("Accuracy (%)")] for row in shown] == [f"{100 * v:.4g}" for v in raw["accuracy"]]
+    assert {row[headers.index("Energy (J / output token)")] for row in shown} == {"—"}  # unmeasured on CPU, never 0
+    costs = [row[headers.index("Cost (USD / 1M output tokens)")] for row in sent.data]
+    assert costs == list(raw["usd_per_1m_output_tokens"])  # the raw numbers stay, so the table sorts numerically

@@ -452,7 +452,7 @@ def test_cap_radar_one_closed_trace_per_run_with_gaps_as_none() -> None:
     _close(_trace(fig, "two").r, [0.5, 0.5, 0.5])
     _close(_trace(fig, "three").r, [0.75, None, 0.75])  # the NaN cost score is a gap, not 0
     theta = list(_trace(fig, "one").theta)
-    assert theta == ["Accuracy (best 0.8 fraction)", "Cost (best 0.0123 USD/1M tok)", "Accuracy (best 0.8 fraction)"]
+    assert theta == ["Accuracy (best 80 %)", "Cost (best 0.0123 USD/1M tok)", "Accuracy (best 80 %)"]
     assert list(fig.layout.polar.radialaxis.range) == [0.0, 1.0]
     text = _annotations(fig)
     assert NORMALISATION in text and "three: no Cost" in text

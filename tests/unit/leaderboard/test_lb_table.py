@@ -19,6 +19,7 @@ from capbench.leaderboard.table import (
     apply_filters,
     csv_bytes,
     display_frame,
+    display_text,
     filter_options,
     format_value,
     sort_runs,
@@ -55,7 +56,7 @@ def runs() -> pd.DataFrame:
 
 def test_add_derived_columns() -> None:
     frame = runs()
-    assert frame["hardware"].tolist() == ["h100-sxm ×8", "CPU (cpu-probe)", "h100-sxm", "a100 ×2", "CPU"]
+    assert frame["hardware"].tolist() == ["h100-sxm ×8", "CPU (cpu-probe)", "h100-sxm", "a100 ×2", "—"]
     assert frame["precision"].tolist() == ["bfloat16 + experts fp8", "float32", "bfloat16", "bfloat16", "—"]
     assert frame["task"].tolist() == ["gsm8k", "none", "gsm8k", "mmlu", "none"]
     assert frame["load"].tolist() == ["concurrency 16", "concurrency 4", "rate 2.5/s", "concurrency 64", "—"]
@@ -72,7 +73,9 @@ def test_add_derived_returns_a_copy_and_handles_absent_columns() -> None:
     bare = pd.DataFrame({"run_id": ["x"]})
     derived = add_derived(bare)
     assert list(bare.columns) == ["run_id"]
-    assert derived.loc[0, "hardware"] == "CPU"
+    assert derived.loc[0, "hardware"] == "—"  # no GPU count recorded: unknown, not "CPU"
+    assert add_derived(pd.DataFrame({"hardware_profile": ["h100-sxm"]})).loc[0, "hardware"] == "h100-sxm"
+    assert add_derived(pd.DataFrame({"num_gpus": [0.0]})).loc[0, "hardware"] == "CPU"
     assert derived.loc[0, "load"] == "—"
     assert derived.loc[0, "task"] == "none"
 
@@ -87,7 +90,7 @@ def test_filter_options_sorted() -> None:
     assert list(options) == list(FILTER_DIMENSIONS)
     assert options["model"] == ["mixtral", "qwen", "—"]
     assert options["engine"] == ["hf", "vllm"]
-    assert options["hardware"] == ["a100 ×2", "CPU", "CPU (cpu-probe)", "h100-sxm", "h100-sxm ×8"]
+    assert options["hardware"] == ["a100 ×2", "CPU (cpu-probe)", "h100-sxm", "h100-sxm ×8", "—"]
     assert options["precision"] == ["bfloat16", "bfloat16 + experts fp8", "float32", "—"]
     assert options["task"] == ["gsm8k", "mmlu", "none"]
     # by number, not as text ("concurrency 16" < "concurrency 4" as text)
@@ -150,6 +153,19 @@ def test_sort_missing_last_both_directions() -> None:
     assert ids(sort_runs(frame, "model", ascending=False)) == ["a", "b", "c", "d", "e"]
     assert ids(sort_runs(frame, "precision", ascending=False))[-1] == "e"
     assert ids(sort_runs(frame, "precision", ascending=True))[-1] == "e"
+
+
+def test_sort_by_load_is_numeric() -> None:
+    frame = runs()  # load: a "concurrency 16", b "concurrency 4", c "rate 2.5/s", d "concurrency 64", e "—"
+    assert ids(sort_runs(frame, "load", ascending=True)) == ["b", "a", "d", "c", "e"]
+    assert ids(sort_runs(frame, "load", ascending=False)) == ["c", "d", "a", "b", "e"]
+
+
+def test_display_text_does_not_rescale() -> None:
+    table = display_frame(runs())
+    assert display_text(table.loc[0, "Accuracy (%)"]) == "80"  # display_frame scaled 0.8 once
+    assert display_text(table.loc[1, "Accuracy (%)"]) == "—"
+    assert display_text(table.loc[1, "Cost (USD / 1M output tokens)"]) == "0.5"
 
 
 def test_sort_unknown_column() -> None:
