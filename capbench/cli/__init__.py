@@ -19,7 +19,7 @@ from capbench import __version__
 from capbench.errors import CapbenchError
 
 # Subcommand modules, in the order `capbench --help` lists them.
-SUBCOMMANDS: tuple[str, ...] = ("run", "score", "export", "model_info", "profiles", "leaderboard")
+SUBCOMMANDS: tuple[str, ...] = ("run", "sweep", "score", "export", "model_info", "profiles", "leaderboard")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,167 @@
+"""Run one sweep point as its own ``capbench run`` process, and read back how it ended.
+
+Each point runs in a fresh interpreter (clean GPU and host memory; a crash, an out-of-memory kill or a hung
+import stays in that process): ``python -m capbench run CONFIG.yaml --out RUN_DIR --quiet``, its stdout and
+stderr in a log file. The outcome comes from the run directory, not from the exit code alone:
+
+- ``complete``: ``run.json`` says ``complete`` and ``summary.json`` exists;
+- ``partial``: ``run.json`` exists with any other status (interrupted, a dead server, a killed process that
+  left ``running``): its completed requests are on disk but the point is re-run on ``--resume``;
+- ``failed``: no ``run.json`` (the run never started: a bad model path, a server that never came up).
+
+Both executors (local and Ray) run points through :func:`run_point`.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+
+from capbench.config import RunSpec
+from capbench.records.schema import MANIFEST_FILE, SUMMARY_FILE
+
+PointStatus = Literal["complete", "partial", "failed"]
+STOP_GRACE_S = 60.0
+"""How long an interrupted point may take to write its partial run (and stop a server it launched)."""
+ERROR_TAIL_CHARS = 2000
+"""How much of a failed point's log its recorded error keeps (the end, where the reason is)."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a point's run ended: status from its run directory, the process's exit code, wall time, error text."""
+
+    status: PointStatus
+    exit_code: int | None
+    duration_s: float
+    error: str | None
+
+
+@dataclass(frozen=True)
+class Job:
+    """One attempt at one point, as an executor receives it."""
+
+    point_id: str
+    config_yaml: str
+    """The point's run settings as a run YAML (``Point.config_yaml()``)."""
+    run_dir: Path
+    """Where the attempt's run directory must end up on the driver (it does not exist yet)."""
+    log_path: Path
+    """Where the attempt's ``capbench run`` output must end up on the driver."""
+    gpus: int
+    """GPUs the attempt occupies (:func:`gpus_needed`)."""
+
+
+def run_dir_status(run_dir: Path) -> PointStatus:
+    """``complete`` / ``partial`` / ``failed`` from what the run directory holds (module docstring)."""
+    manifest = run_dir / MANIFEST_FILE
+    if not manifest.is_file():
+        return "failed"
+    try:
+        status = orjson.loads(manifest.read_bytes()).get("status")
+    except (OSError, orjson.JSONDecodeError, AttributeError):
+        return "partial"
+    return "complete" if status == "complete" and (run_dir / SUMMARY_FILE).is_file() else "partial"
+
+
+def run_command(config_path: Path, run_dir: Path, python: str | None = None) -> list[str]:
+    """The command that runs one point."""
+    return [python or sys.executable, "-m", "capbench", "run", str(config_path), "--out", str(run_dir), "--quiet"]
+
+
+def _error_text(log_path: Path, exit_code: int | None) -> str:
+    try:
+        text = log_path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        text = ""
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    errors = [line for line in lines if "error" in line.lower()]
+    reason = errors[-1] if errors else (lines[-1] if lines else "no output")
+    code = "killed by a signal" if exit_code is not None and exit_code < 0 else f"exit code {exit_code}"
+    return f"{reason.strip()[-ERROR_TAIL_CHARS:]} ({code}; log: {log_path.name})"
+
+
+def run_point(
+    config_path: Path,
+    run_dir: Path,
+    log_path: Path,
+    *,
+    python: str | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    on_start: Any = None,
+) -> Outcome:
+    """Run one point in a fresh ``capbench run`` process and wait for it.
+
+    The child runs in its own session, so a terminal's Ctrl-C reaches only the sweep; a
+    :class:`KeyboardInterrupt` here (Ctrl-C, or SIGTERM mapped to it by the CLI) forwards exactly one SIGINT
+    to the child, which ends its run ``partial`` with every completed request kept, gives it up to
+    :data:`STOP_GRACE_S` to finish writing, then kills it, and is re-raised. ``on_start(process)`` is called
+    once the process exists.
+    """
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            run_command(config_path, run_dir, python),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=dict(env) if env is not None else None,
+            cwd=cwd,
+            start_new_session=True,
+        )
+        if on_start is not None:
+            on_start(process)
+        try:
+            exit_code = process.wait()
+        except KeyboardInterrupt:
+            stop_process(process)
+            raise
+    duration_s = time.monotonic() - started
+    status = run_dir_status(run_dir)
+    error = None if status == "complete" else _error_text(log_path, exit_code)
+    return Outcome(status, exit_code, duration_s, error)
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """One SIGINT (the run ends ``partial``), up to :data:`STOP_GRACE_S` to finish, then SIGKILL."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=STOP_GRACE_S)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def gpus_needed(spec: RunSpec, *, gpus_available: bool) -> int:
+    """GPUs a point occupies while it runs (what a Ray task asks for).
+
+    ``gpus`` when given; else, where the cluster has GPUs (``gpus_available``): a launched vLLM needs tensor ×
+    pipeline × data parallel sizes from ``engine_args`` (1 each by default) and hf needs 1, unless the point
+    says ``device: cpu``; runners that attach to a server elsewhere (``openai``, vLLM with ``base_url``) and
+    every point on a cluster without GPUs need 0. hf with ``device: cuda`` always needs 1.
+    """
+    if spec.gpus:
+        return len(spec.gpus)
+    if spec.runner == "hf" and spec.device == "cuda":
+        return 1
+    if not gpus_available or spec.device == "cpu":
+        return 0
+    if spec.runner == "vllm" and spec.base_url is None:
+        args = {k.replace("-", "_"): v for k, v in spec.engine_args.items()}
+        world = 1
+        for key in ("tensor_parallel_size", "pipeline_parallel_size", "data_parallel_size"):
+            world *= int(args.get(key, 1) or 1)
+        return world
+    return 1 if spec.runner == "hf" else 0
