@@ -281,24 +281,14 @@ def display_frame(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def format_value(column: str, value: object) -> str:
-    """Display text for one value of ``column`` (a frame column, or a header ending in "(%)").
+    """Display text for one raw value of ``column`` (a frame column, or a header ending in "(%)").
 
-    "—" for None, NaN or empty text; fractions of :data:`PERCENT_COLUMNS` as percent (no "%" sign: the header
-    carries the unit); other numbers with 4 significant digits, integers as integers; booleans as yes/no;
-    text as is (not escaped).
+    A fraction of :data:`PERCENT_COLUMNS` is shown as percent (no "%" sign: the header carries the unit);
+    everything else as :func:`display_text` shows it.
     """
-    if _is_missing(value):
-        return MISSING
-    if isinstance(value, bool | np.bool_):
-        return "yes" if value else "no"
-    if isinstance(value, str):
-        return value
-    number = cell_number(value)
-    if number is None:
-        return str(value)
-    if column in PERCENT_COLUMNS or column.endswith("(%)"):
-        number *= 100.0
-    return format_number(number)
+    percent = column in PERCENT_COLUMNS or column.endswith("(%)")
+    number = None if isinstance(value, str | bool | np.bool_) or _is_missing(value) else cell_number(value)
+    return display_text(number * 100.0 if percent and number is not None else value)
 
 
 def display_text(value: object) -> str:

@@ -54,14 +54,15 @@ def _terminate(signum: int, frame: object) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` and run the chosen subcommand; return the process exit status.
 
-    SIGTERM (a batch scheduler's time limit, ``timeout``) takes the Ctrl-C path: the run ends ``partial`` with
-    its records kept, and a server capbench launched is stopped.
+    SIGTERM (a batch scheduler's time limit, ``timeout``) and SIGHUP (a closed terminal) take the Ctrl-C path:
+    the run ends ``partial`` with its records kept, and a server capbench launched is stopped.
     """
     parser = build_parser()
     args = parser.parse_args(argv)
     warnings.showwarning = _show_warning
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate)
+        signal.signal(signal.SIGHUP, _terminate)  # a closed terminal or dropped ssh session: the same clean end
     try:
         return int(args.handler(args) or 0)
     except CapbenchError as exc:

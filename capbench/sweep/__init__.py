@@ -2,5 +2,6 @@
 
 ``spec`` (the sweep file and its expansion into points with content-hash ids), ``point`` (one point's
 process and outcome), ``manifest`` (the sweep's own record: points, status, attempts, durations),
-``local`` and ``ray_executor`` (where points run), ``runner`` (the sweep loop: resume, Ctrl-C, results).
+``runner`` (the sweep loop: lock, resume, the local executor, Ctrl-C, results) and ``ray_executor`` (points
+as tasks on a Ray cluster).
 """

@@ -11,7 +11,9 @@ Layout of ``OUT/``::
 
 A point's status is that of its latest attempt, read back from the run directory on disk (so a manifest
 left behind by a killed sweep cannot claim more than the directories hold): ``pending`` (never attempted),
-``running``, ``complete``, ``partial`` or ``failed``. The manifest is replaced atomically after every change.
+``running``, ``complete``, ``partial`` or ``failed``. Points an edited sweep file no longer has stay on record
+with ``in_grid: false`` and are left out of ``results.csv``. The manifest is replaced atomically after every
+change; one sweep at a time may use a directory (``.sweep.lock``, an exclusive ``flock``).
 """
 
 from __future__ import annotations
@@ -68,6 +70,8 @@ class PointRecord:
     assignment: dict[str, Any]
     label: str
     attempts: list[Attempt] = field(default_factory=list)
+    in_grid: bool = True
+    """Whether the sweep file as last run still has this point (results.csv holds only those)."""
 
     @property
     def status(self) -> str:
@@ -95,30 +99,37 @@ class SweepManifest:
     """One entry per ``capbench sweep`` invocation on this directory: started_at, ended_at, executor, resume."""
 
     def add_points(self, points: Iterable[Point]) -> None:
-        """Register the current grid's points (existing records keep their attempts; order follows the grid)."""
+        """Make ``points`` the current grid: existing records keep their attempts and take the current origin,
+        assignment and label; records of an earlier grid stay on record after them, ``in_grid`` false."""
         ordered: dict[str, PointRecord] = {}
         for point in points:
-            ordered[point.id] = self.points.get(point.id) or PointRecord(
-                point.id, point.origin, point.assignment, point.label()
-            )
-        for pid, record in self.points.items():  # points of an earlier grid stay on record, after the current ones
-            ordered.setdefault(pid, record)
+            record = self.points.get(point.id) or PointRecord(point.id, point.origin, point.assignment, point.label())
+            record.origin, record.assignment, record.label = point.origin, point.assignment, point.label()
+            record.in_grid = True
+            ordered[point.id] = record
+        for pid, record in self.points.items():
+            if pid not in ordered:
+                record.in_grid = False
+                ordered[pid] = record
         self.points = ordered
 
     def refresh_from_disk(self) -> None:
         """Re-read every attempt's status from its run directory (a killed sweep may have left ``running``)."""
         for record in self.points.values():
             for attempt in record.attempts:
-                attempt.status = run_dir_status(self.out / attempt.run_dir)
+                status = run_dir_status(self.out / attempt.run_dir)
+                if attempt.status == "running" and status != "complete" and attempt.error is None:
+                    attempt.error = "the sweep stopped while this attempt ran (killed, or the machine was lost)"
+                attempt.status = status
 
     def next_attempt(self, point_id: str) -> int:
         """1 + the highest attempt number on record or on disk: an attempt directory is never reused."""
         record = self.points[point_id]
-        on_disk = [
-            int(p.name.removeprefix("attempt-"))
+        names = (
+            p.name.removeprefix("attempt-").removesuffix(".log")
             for p in point_dir(self.out, point_id).glob("attempt-*")
-            if p.name.removeprefix("attempt-").removesuffix(".log").isdigit() and p.is_dir()
-        ]
+        )
+        on_disk = [int(n) for n in names if n.isdigit()]  # directories and logs: neither is ever reused
         return 1 + max([a.n for a in record.attempts] + on_disk, default=0)
 
     def start_attempt(self, point_id: str, n: int) -> Attempt:
@@ -158,8 +169,11 @@ class SweepManifest:
         }
 
     def counts(self) -> dict[str, int]:
+        """Points of the current grid per status."""
         out: dict[str, int] = {}
         for record in self.points.values():
+            if not record.in_grid:
+                continue
             out[record.status] = out.get(record.status, 0) + 1
         return out
 
@@ -193,5 +207,6 @@ class SweepManifest:
                 entry.get("assignment") or {},
                 entry.get("label", ""),
                 attempts,
+                bool(entry.get("in_grid", True)),
             )
         return manifest

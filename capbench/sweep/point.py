@@ -5,9 +5,10 @@ import stays in that process): ``python -m capbench run CONFIG.yaml --out RUN_DI
 stderr in a log file. The outcome comes from the run directory, not from the exit code alone:
 
 - ``complete``: ``run.json`` says ``complete`` and ``summary.json`` exists;
-- ``partial``: ``run.json`` exists with any other status (interrupted, a dead server, a killed process that
-  left ``running``): its completed requests are on disk but the point is re-run on ``--resume``;
-- ``failed``: no ``run.json`` (the run never started: a bad model path, a server that never came up).
+- ``partial``: ``run.json`` exists with any other status but ``failed`` (interrupted, a dead server, a killed
+  process that left ``running``): its completed requests are on disk but the point is re-run on ``--resume``;
+- ``failed``: no ``run.json`` (the run never started: a bad model path, a server that never came up), or
+  ``run.json`` says ``failed`` (nothing usable was measured).
 
 Both executors (local and Ray) run points through :func:`run_point`.
 """
@@ -29,6 +30,8 @@ from capbench.config import RunSpec
 from capbench.records.schema import MANIFEST_FILE, SUMMARY_FILE
 
 PointStatus = Literal["complete", "partial", "failed"]
+PR_SET_PDEATHSIG = 1
+"""``prctl`` option: the signal a process gets when its parent dies (Linux)."""
 STOP_GRACE_S = 60.0
 """How long an interrupted point may take to write its partial run (and stop a server it launched)."""
 ERROR_TAIL_CHARS = 2000
@@ -58,6 +61,9 @@ class Job:
     """Where the attempt's ``capbench run`` output must end up on the driver."""
     gpus: int
     """GPUs the attempt occupies (:func:`gpus_needed`)."""
+    whole_node: bool = False
+    """The point computes on the CPU of the machine it runs on (hf or a launched vLLM without GPUs): no other
+    point may share that machine while it is measured."""
 
 
 def run_dir_status(run_dir: Path) -> PointStatus:
@@ -69,6 +75,8 @@ def run_dir_status(run_dir: Path) -> PointStatus:
         status = orjson.loads(manifest.read_bytes()).get("status")
     except (OSError, orjson.JSONDecodeError, AttributeError):
         return "partial"
+    if status == "failed":
+        return "failed"
     return "complete" if status == "complete" and (run_dir / SUMMARY_FILE).is_file() else "partial"
 
 
@@ -78,15 +86,42 @@ def run_command(config_path: Path, run_dir: Path, python: str | None = None) -> 
 
 
 def _error_text(log_path: Path, exit_code: int | None) -> str:
+    """The reason a point did not complete: ``capbench run``'s own error line, else the exception line that
+    ends a traceback, else the last line; with the exit code or the signal that killed the process."""
     try:
         text = log_path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         text = ""
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    errors = [line for line in lines if "error" in line.lower()]
-    reason = errors[-1] if errors else (lines[-1] if lines else "no output")
-    code = "killed by a signal" if exit_code is not None and exit_code < 0 else f"exit code {exit_code}"
-    return f"{reason.strip()[-ERROR_TAIL_CHARS:]} ({code}; log: {log_path.name})"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    ours = [line for line in lines if line.startswith("capbench run: ")]
+    traceback = [i for i, line in enumerate(lines) if line.startswith("Traceback (most recent call last)")]
+    if ours:
+        reason = ours[-1]
+    elif traceback:
+        after = [line for line in lines[traceback[-1] + 1 :] if not line.startswith(("File ", "^", "~"))]
+        reason = after[-1] if after else lines[-1]
+    else:
+        reason = lines[-1] if lines else "no output"
+    if exit_code is not None and exit_code < 0:
+        try:
+            code = f"killed by {signal.Signals(-exit_code).name}"
+        except ValueError:
+            code = f"killed by signal {-exit_code}"
+    else:
+        code = f"exit code {exit_code}"
+    return f"{reason[-ERROR_TAIL_CHARS:]} ({code}; log: {log_path.name})"
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Linux: SIGTERM this process when the sweep that started it dies (the CLI maps SIGTERM to Ctrl-C, so the
+    run still ends ``partial`` with its records), so no point outlives a killed sweep and runs beside a resume."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM))
+    except (OSError, AttributeError):
+        pass
 
 
 def run_point(
@@ -101,7 +136,8 @@ def run_point(
 ) -> Outcome:
     """Run one point in a fresh ``capbench run`` process and wait for it.
 
-    The child runs in its own session, so a terminal's Ctrl-C reaches only the sweep; a
+    The child runs in its own session, so a terminal's Ctrl-C reaches only the sweep, and (Linux) gets SIGTERM
+    if the sweep dies, so it never outlives it; a
     :class:`KeyboardInterrupt` here (Ctrl-C, or SIGTERM mapped to it by the CLI) forwards exactly one SIGINT
     to the child, which ends its run ``partial`` with every completed request kept, gives it up to
     :data:`STOP_GRACE_S` to finish writing, then kills it, and is re-raised. ``on_start(process)`` is called
@@ -118,6 +154,7 @@ def run_point(
             env=dict(env) if env is not None else None,
             cwd=cwd,
             start_new_session=True,
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
         )
         if on_start is not None:
             on_start(process)
@@ -142,6 +179,10 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+    except KeyboardInterrupt:  # a second Ctrl-C: stop waiting, and leave no process behind
+        process.kill()
+        process.wait()
+        raise
 
 
 def gpus_needed(spec: RunSpec, *, gpus_available: bool) -> int:

@@ -8,8 +8,11 @@ reported at once, before Ray's own connection attempts (which wait minutes). Eve
 capbench (and the runners' extras) installed in the Python environment its Ray workers use: the task function
 is this module's, imported on the worker, and the point runs with the worker's interpreter.
 
-Each :class:`~capbench.sweep.point.Job` becomes one Ray task asking for ``num_gpus=job.gpus`` and ``num_cpus=1``,
-never retried (a point that died is recorded, and ``--resume`` runs it again). On the worker the task:
+Each :class:`~capbench.sweep.point.Job` becomes one Ray task asking for ``num_gpus=job.gpus`` and ``num_cpus=1``
+(every CPU of the largest node for a ``whole_node`` job: a point that computes on the CPU, so no other point
+shares the cores it is measured on), never retried (a point that died is recorded, and ``--resume`` runs it
+again). A job needing more GPUs than the largest alive node has is not submitted (Ray would queue it forever)
+and is reported failed with the reason. On the worker the task:
 
 1. makes a temporary directory and writes ``job.config_yaml`` there as the point's run YAML;
 2. runs the point with :func:`~capbench.sweep.point.run_point` (a fresh ``capbench run`` process) into
@@ -28,10 +31,11 @@ appends the log to ``job.log_path``, recomputes the status with :func:`~capbench
 and calls ``on_done(job, Outcome)`` with the worker's exit code, duration and error. ``job.run_dir`` must not
 exist: :func:`run_on_ray` refuses to start when one does, and a point whose directory appeared meanwhile is
 recorded as failed. Unpacking is strict (:func:`extract_run_archive`): members must lie under the archive's
-``run/`` folder, with no absolute names, no ``..``, no links leading outside, only files, folders and links;
+``run/`` folder, with no absolute names, no ``..``, and only files and folders (no links);
 the directory appears whole (unpacked beside it, then renamed) or not at all.
 
-``on_start(job)`` is called on the driver when the job is submitted to Ray (it may then wait for resources).
+``on_start(job)`` is called on the driver just before the job is submitted to Ray (it may then wait for
+resources).
 A task that raises (the worker died, the node was lost, the task crashed, it was cancelled) is reported as
 ``on_done(job, Outcome("failed", None, seconds since submission, "<the Ray error on one line>"))``, also
 appended to the job's log; the other jobs go on.
@@ -174,7 +178,7 @@ def _point_env(extra: Mapping[str, str] | None) -> dict[str, str]:
 
 
 def pack_run_dir(run_dir: Path) -> bytes:
-    """``run_dir`` as a gzip-compressed tar, its members under :data:`ARCHIVE_ROOT` (links kept as links)."""
+    """``run_dir`` as a gzip-compressed tar, its members under :data:`ARCHIVE_ROOT` (a link is refused on unpacking)."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=6) as tar:
         tar.add(run_dir, arcname=ARCHIVE_ROOT, recursive=True)
@@ -306,24 +310,17 @@ def _check_member(member: tarfile.TarInfo) -> None:
     normal = posixpath.normpath(name)
     if not _inside(normal):
         raise CapbenchError(f"refusing to unpack a run archive: member {name!r} is not under {ARCHIVE_ROOT}/")
-    if member.issym() or member.islnk():
-        link = member.linkname
-        if link.startswith("/"):
-            raise CapbenchError(f"refusing to unpack a run archive: link {name!r} points to an absolute path {link!r}")
-        base = posixpath.dirname(normal) if member.issym() else ""
-        target = posixpath.normpath(posixpath.join(base, link))
-        if target.startswith("../") or target == ".." or not _inside(target):
-            raise CapbenchError(f"refusing to unpack a run archive: link {name!r} -> {link!r} leads outside it")
-    elif not (member.isfile() or member.isdir()):
-        raise CapbenchError(f"refusing to unpack a run archive: member {name!r} is not a file, folder or link")
+    if member.issym() or member.islnk():  # a run directory holds none; a link could reach outside it
+        raise CapbenchError(f"refusing to unpack a run archive: member {name!r} is a link ({member.linkname!r})")
+    if not (member.isfile() or member.isdir()):
+        raise CapbenchError(f"refusing to unpack a run archive: member {name!r} is not a file or folder")
 
 
 def extract_run_archive(data: bytes, dest: Path) -> None:
     """Unpack a run archive (:func:`pack_run_dir`) into ``dest``, which must not exist; all or nothing.
 
     Raises :class:`CapbenchError` when ``dest`` exists, the archive is unreadable, or any member is unsafe (an
-    absolute name, ``..``, a name outside ``run/``, a link leading outside, a device or fifo); then nothing is
-    left behind.
+    absolute name, ``..``, a name outside ``run/``, a link, a device or fifo); then nothing is left behind.
     """
     if dest.exists() or dest.is_symlink():
         raise CapbenchError(f"refusing to unpack a run into {dest}: it already exists")
@@ -418,11 +415,16 @@ def run_on_ray(
             cwd = None
     task = ray.remote(_execute)
     pending: dict[Any, tuple[Job, float]] = {}
+    node_gpus, node_cpus = _largest_node(ray)
     try:
         try:
             for job in jobs:
+                on_start(job)  # before submission: a Ctrl-C in between leaves no task the caller does not know of
+                if job.gpus > node_gpus:
+                    on_done(job, _infeasible(job, node_gpus))
+                    continue
                 options = {
-                    "num_cpus": 1,
+                    "num_cpus": node_cpus if job.whole_node else 1,
                     "num_gpus": job.gpus,
                     "max_retries": 0,
                     "name": f"capbench-point-{job.point_id}",
@@ -436,7 +438,6 @@ def run_on_ray(
                     cwd_fallback,
                 )
                 pending[ref] = (job, time.monotonic())
-                on_start(job)
             _drain(ray, pending, on_done, deadline=None)
         except KeyboardInterrupt:
             _cancel(ray, pending, force=False)
@@ -450,6 +451,26 @@ def run_on_ray(
             raise
     finally:
         ray.shutdown()
+
+
+def _largest_node(ray: ModuleType) -> tuple[float, float]:
+    """(GPUs, CPUs) of the alive node with the most GPUs (then CPUs): what one task can ask for at most."""
+    best = (0.0, 1.0)
+    for node in ray.nodes():
+        if node.get("Alive"):
+            resources = node.get("Resources") or {}
+            best = max(best, (float(resources.get("GPU", 0) or 0), float(resources.get("CPU", 1) or 1)))
+    return best
+
+
+def _infeasible(job: Job, node_gpus: float) -> Outcome:
+    error = (
+        f"needs {job.gpus} GPU(s) on one node but the cluster's largest node has {node_gpus:g}: "
+        "not submitted (Ray would wait for it forever)"
+    )
+    with contextlib.suppress(OSError):
+        _append_log(job.log_path, f"[capbench sweep] {error}\n".encode())
+    return Outcome("failed", None, 0.0, error)
 
 
 def _drain(

@@ -9,10 +9,13 @@ export`` rows with ``sweep_point_id`` and ``sweep_point`` in front), the manifes
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
+import io
 import os
-import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -22,15 +25,15 @@ from rich.console import Console
 from rich.table import Table
 
 from capbench.clock import utc_now_iso
+from capbench.config import RunSpec
 from capbench.errors import CapbenchError
-from capbench.export import COLUMNS, export_runs, write_csv
+from capbench.export import COLUMNS, export_runs
 from capbench.records.writer import replace_file
 from capbench.sweep.manifest import (
     MANIFEST_NAME,
     RESULTS_NAME,
     SWEEP_COPY_NAME,
     Attempt,
-    PointRecord,
     SweepManifest,
     attempt_dir,
     point_dir,
@@ -39,6 +42,7 @@ from capbench.sweep.point import Job, Outcome, gpus_needed, run_dir_status, run_
 from capbench.sweep.spec import Point, expand, load_sweep
 
 Executor = Literal["local", "ray"]
+LOCK_NAME = ".sweep.lock"
 SWEEP_COLUMNS: tuple[str, ...] = ("sweep_point_id", "sweep_point")
 """Columns ``results.csv`` adds in front of the export's: the point's id and its settings as ``k=v, ...``."""
 
@@ -77,28 +81,47 @@ def _cell(value: object) -> str:
     return "null" if value is None else str(value)
 
 
-def _open_manifest(options: SweepOptions, points: Sequence[Point]) -> SweepManifest:
+def _open_manifest(options: SweepOptions, points: Sequence[Point], console: Console) -> SweepManifest:
     out = options.out
     existing = (out / MANIFEST_NAME).is_file()
     if existing and not options.resume:
         raise CapbenchError(
             f"{out} already holds a sweep ({MANIFEST_NAME}); pass --resume to continue it, or choose another --out"
         )
-    if not existing and out.exists() and any(out.iterdir()):
+    if not existing and out.exists() and any(p.name != LOCK_NAME for p in out.iterdir()):
         raise CapbenchError(f"{out} exists and is not a sweep directory; choose an empty or new --out")
-    out.mkdir(parents=True, exist_ok=True)
     name = load_sweep(options.sweep_file).name
     if existing:
         manifest = SweepManifest.load(out)
         manifest.executor = options.executor
     else:
         manifest = SweepManifest(out=out, name=name, sweep_file=str(options.sweep_file), executor=options.executor)
-    shutil.copyfile(options.sweep_file, out / SWEEP_COPY_NAME)
+    copy = out / SWEEP_COPY_NAME
+    text = options.sweep_file.read_bytes()
+    if not (copy.exists() and copy.resolve() == options.sweep_file.resolve()):
+        write_bytes(copy, text)  # the sweep file as last run (each run's hash is in runs[])
+    cwd = str(Path.cwd())
+    earlier = [r.get("cwd") for r in manifest.runs if r.get("cwd")]
+    if earlier and earlier[-1] != cwd:
+        console.print(
+            f"[yellow]warning:[/] this sweep last ran from {earlier[-1]}; relative paths in its settings (model "
+            f"directories, prompt files) now resolve from {cwd}",
+            highlight=False,
+        )
     manifest.add_points(points)
     manifest.refresh_from_disk()
     manifest.state = "running"
     manifest.runs.append(
-        {"started_at": utc_now_iso(), "ended_at": None, "executor": options.executor, "resume": options.resume}
+        {
+            "started_at": utc_now_iso(),
+            "ended_at": None,
+            "executor": options.executor,
+            "resume": options.resume,
+            "sweep_file": str(options.sweep_file),
+            "sweep_sha256": hashlib.sha256(text).hexdigest(),
+            "cwd": cwd,
+            "error": None,
+        }
     )
     manifest.save()
     for point in points:
@@ -108,23 +131,48 @@ def _open_manifest(options: SweepOptions, points: Sequence[Point]) -> SweepManif
     return manifest
 
 
+@contextlib.contextmanager
+def _locked(out: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``OUT/.sweep.lock`` (one sweep per directory); refuse at once when it is held."""
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / LOCK_NAME).open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise CapbenchError(f"another capbench sweep is using {out} right now; wait for it or stop it") from exc
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def write_bytes(path: Path, data: bytes) -> None:
     """Atomically replace ``path`` with ``data``."""
     replace_file(path, lambda f: f.write(data))
 
 
-def write_results(manifest: SweepManifest) -> tuple[Path, pd.DataFrame]:
-    """``results.csv`` over every complete point (header only when none is); returns its path and frame."""
-    done: list[tuple[PointRecord, str]] = []
+def write_results(manifest: SweepManifest, console: Console) -> tuple[Path, pd.DataFrame]:
+    """``results.csv`` over every complete point of the current grid (header only when none is), replaced
+    atomically; a run directory that cannot be exported is skipped with a warning, never the whole file."""
+    rows: list[pd.DataFrame] = []
     for record in manifest.points.values():
         run_dir = record.complete_run_dir()
-        if run_dir is not None:
-            done.append((record, run_dir))
-    frame = export_runs([manifest.out / d for _, d in done]) if done else pd.DataFrame(columns=list(COLUMNS))
-    frame.insert(0, "sweep_point", [r.label for r, _ in done])
-    frame.insert(0, "sweep_point_id", [r.id for r, _ in done])
+        if run_dir is None or not record.in_grid:
+            continue
+        try:
+            row = export_runs([manifest.out / run_dir])
+        except CapbenchError as exc:
+            console.print(f"[yellow]warning:[/] {record.id} left out of {RESULTS_NAME}: {exc}", highlight=False)
+            continue
+        row.insert(0, "sweep_point", [record.label])
+        row.insert(0, "sweep_point_id", [record.id])
+        rows.append(row)
+    empty = pd.DataFrame(columns=[*SWEEP_COLUMNS, *COLUMNS])
+    frame = pd.concat(rows, ignore_index=True) if rows else empty
     path = manifest.out / RESULTS_NAME
-    write_csv(frame, path)
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False)
+    write_bytes(path, buffer.getvalue().encode())
     return path, frame
 
 
@@ -170,34 +218,68 @@ def _counts(manifest: SweepManifest) -> str:
 
 
 def run_sweep(options: SweepOptions, console: Console) -> int:
-    """Run the sweep; 0 when every point is complete, 1 when any is not. Ctrl-C propagates after the wrap-up."""
+    """Run the sweep; 0 when every point is complete, 1 when any is not. Ctrl-C propagates after the wrap-up.
+
+    Everything that can be checked is checked before the output directory is touched: every point, and for
+    ``ray`` the cluster and the points' GPU settings.
+    """
     points = plan(options.sweep_file)
-    manifest = _open_manifest(options, points)
-    todo = [p for p in points if manifest.points[p.id].status != "complete"]
-    for point in points:
-        if point not in todo:
-            console.print(
-                f"skip {point.id} ({point.label()}): complete in {manifest.points[point.id].complete_run_dir()}"
-            )
-    console.print(f"sweep: {len(points)} points, {len(todo)} to run ({options.executor}) -> {options.out}")
-    interrupted = False
-    try:
-        if options.executor == "ray":
-            _run_ray(options, manifest, todo, console)
-        else:
-            _run_local(options, manifest, todo, console)
-    except KeyboardInterrupt:
-        interrupted = True
-        raise
-    finally:
-        manifest.refresh_from_disk()
-        manifest.state = "interrupted" if interrupted else "finished"
-        manifest.runs[-1]["ended_at"] = utc_now_iso()
-        manifest.save()
-        path, frame = write_results(manifest)
-        console.print(summary_table(manifest, frame))
-        console.print(f"results: {path} ({len(frame)} complete points); manifest: {options.out / MANIFEST_NAME}")
+    if options.executor == "ray":
+        _check_ray(options, points)
+    with _locked(options.out):
+        manifest = _open_manifest(options, points, console)
+        done = {p.id for p in points if manifest.points[p.id].status == "complete"}
+        todo = [p for p in points if p.id not in done]
+        for point in points:
+            if point.id in done:
+                where = manifest.points[point.id].complete_run_dir()
+                console.print(f"skip {point.id} ({point.label()}): complete in {where}", highlight=False)
+        console.print(f"sweep: {len(points)} points, {len(todo)} to run ({options.executor}) -> {options.out}")
+        state, error = "finished", None
+        try:
+            if options.executor == "ray":
+                _run_ray(options, manifest, todo, console)
+            else:
+                _run_local(options, manifest, todo, console)
+        except KeyboardInterrupt:
+            state = "interrupted"
+            raise
+        except BaseException as exc:
+            state, error = "failed", f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            _wrap_up(manifest, state, error, console)
     return 0 if all(manifest.points[p.id].status == "complete" for p in points) else 1
+
+
+def _wrap_up(manifest: SweepManifest, state: str, error: str | None, console: Console) -> None:
+    """Manifest, results.csv and the summary, whatever ended the sweep; a problem here never hides that cause."""
+    try:
+        manifest.refresh_from_disk()
+        manifest.state = state
+        manifest.runs[-1].update(ended_at=utc_now_iso(), error=error)
+        manifest.save()
+        path, frame = write_results(manifest, console)
+        console.print(summary_table(manifest, frame))
+        console.print(f"results: {path} ({len(frame)} complete points); manifest: {manifest.out / MANIFEST_NAME}")
+    except Exception as exc:  # e.g. a full disk: say so, and let the original outcome stand
+        console.print(f"[red]error:[/] could not write the sweep's results: {exc}", highlight=False)
+
+
+def _check_ray(options: SweepOptions, points: Sequence[Point]) -> None:
+    """Before anything is written: Ray assigns each task its GPUs, so a point may not pin ``gpus`` itself; the
+    cluster must answer (connecting now, not after the output directory exists)."""
+    pinned = [p for p in points if p.spec.gpus]
+    if pinned:
+        raise CapbenchError(
+            f"point {pinned[0].id} ({pinned[0].label()}) sets gpus: {pinned[0].spec.gpus}; with --executor ray "
+            "Ray assigns each point its GPUs, so leave gpus unset (the point asks for the GPUs its settings need)"
+        )
+    if not options.ray_address:
+        raise CapbenchError("--executor ray needs --ray-address (e.g. 127.0.0.1:6379, or 'auto')")
+    from capbench.sweep.ray_executor import cluster_has_gpus
+
+    cluster_has_gpus(options.ray_address)  # connects, or raises a clear error naming the address
 
 
 def _report(console: Console, i: int, total: int, point: Point, outcome: Outcome) -> None:
@@ -235,24 +317,33 @@ def _finish_interrupted(manifest: SweepManifest, attempt: Attempt, duration_s: f
 FORWARDED_PREFIXES: tuple[str, ...] = ("CAPBENCH_", "HF_", "VLLM_", "TRANSFORMERS_")
 """Environment variables a Ray worker's point gets from the driver (workers have the environment of the node's
 ``ray start``, not of this shell): capbench's, the Hugging Face hub's (offline mode) and vLLM's settings."""
+NOT_FORWARDED: frozenset[str] = frozenset({"VLLM_HOST_IP", "CAPBENCH_VLLM_PYTHON", "CAPBENCH_CHROMIUM"})
+"""Machine-specific settings: each node has its own."""
+SECRET_MARKERS: tuple[str, ...] = ("TOKEN", "KEY", "SECRET", "PASSWORD")
+"""A variable whose name holds one of these is never sent through Ray (API keys must be set on the workers)."""
 
 
-def worker_environment(points: Sequence[Point]) -> dict[str, str]:
-    """The driver's :data:`FORWARDED_PREFIXES` variables, plus each point's API-key variable when it is set."""
-    env = {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_PREFIXES)}
-    for point in points:
-        key = point.spec.api_key_env
-        if key and key in os.environ:
-            env[key] = os.environ[key]
-    return env
+def worker_environment() -> dict[str, str]:
+    """The driver's :data:`FORWARDED_PREFIXES` variables, without machine-specific ones and without secrets."""
+    return {
+        key: value
+        for key, value in os.environ.items()
+        if key.startswith(FORWARDED_PREFIXES)
+        and key not in NOT_FORWARDED
+        and not any(marker in key.upper() for marker in SECRET_MARKERS)
+    }
+
+
+def computes_locally(spec: RunSpec) -> bool:
+    """Whether the point computes on the machine it runs on (hf, or a vLLM it launches), not on a server elsewhere."""
+    return spec.runner == "hf" or (spec.runner == "vllm" and spec.base_url is None)
 
 
 def _run_ray(options: SweepOptions, manifest: SweepManifest, todo: Sequence[Point], console: Console) -> None:
     """Every point as a Ray task on the cluster at ``ray_address``; run directories gathered under OUT."""
     from capbench.sweep.ray_executor import cluster_has_gpus, run_on_ray
 
-    if not options.ray_address:
-        raise CapbenchError("--executor ray needs --ray-address (e.g. 127.0.0.1:6379, or 'auto')")
+    assert options.ray_address is not None  # checked by _check_ray
     gpus = cluster_has_gpus(options.ray_address)
     points = {point.id: point for point in todo}
     jobs: list[Job] = []
@@ -264,7 +355,8 @@ def _run_ray(options: SweepOptions, manifest: SweepManifest, todo: Sequence[Poin
                 config_yaml=point.config_yaml(),
                 run_dir=attempt_dir(options.out, point.id, n),
                 log_path=point_dir(options.out, point.id) / f"attempt-{n}.log",
-                gpus=gpus_needed(point.spec, gpus_available=gpus),
+                gpus=(needed := gpus_needed(point.spec, gpus_available=gpus)),
+                whole_node=needed == 0 and computes_locally(point.spec),
             )
         )
     started: dict[str, tuple[Attempt, float]] = {}
@@ -277,13 +369,15 @@ def _run_ray(options: SweepOptions, manifest: SweepManifest, todo: Sequence[Poin
     def on_done(job: Job, outcome: Outcome) -> None:
         nonlocal finished
         finished += 1
-        attempt, _ = started.pop(job.point_id)
-        manifest.finish_attempt(attempt, outcome)
+        entry = started.pop(job.point_id, None)
+        if entry is None:  # cannot happen: on_start precedes submission; never lose the outcome to a KeyError
+            entry = (manifest.start_attempt(job.point_id, int(job.run_dir.name.removeprefix("attempt-"))), 0.0)
+        manifest.finish_attempt(entry[0], outcome)
         _report(console, finished, len(jobs), points[job.point_id], outcome)
 
-    env = worker_environment(todo)
+    env = worker_environment()
     try:
-        run_on_ray(jobs, address=options.ray_address, on_start=on_start, on_done=on_done, cwd=Path.cwd(), env=env)
+        run_on_ray(jobs, address=options.ray_address, on_start=on_start, on_done=on_done, env=env)
     except KeyboardInterrupt:
         for attempt, t0 in started.values():  # dispatched, never reported back
             _finish_interrupted(manifest, attempt, time.monotonic() - t0)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from capbench.runners.vllm.server import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -80,12 +81,6 @@ def _chromium() -> str:
     return path
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _write_board_csv(path: Path) -> tuple[dict[str, str], int]:
     """The shipped example runs, one hostile copy, and one broken row; returns {run id: engine} and the broken
     row's number."""
@@ -111,7 +106,7 @@ def leaderboard(tmp_path: Path) -> Iterator[dict[str, Any]]:
     monitor.mkdir()
     (monitor / "sitecustomize.py").write_text(NET_MONITOR, encoding="utf-8")
     net_log = tmp_path / "outbound.log"
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(monitor), str(REPO)]),

@@ -5,7 +5,6 @@ runtime sets in the environment, showing the CSV it was given. Nothing is instal
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,16 +14,11 @@ from pathlib import Path
 import pytest
 
 from capbench.cli import main
+from capbench.runners.vllm.server import free_port
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_built_space_serves_with_its_own_capbench(tmp_path: Path) -> None:
@@ -47,7 +41,7 @@ def test_built_space_serves_with_its_own_capbench(tmp_path: Path) -> None:
     ).stdout.strip()
     assert Path(found).resolve().is_relative_to(space.resolve()), found  # the Space's own copy is the one imported
 
-    port = _free_port()
+    port = free_port()
     env.update(GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port))  # what the Space runtime sets
     log_path = tmp_path / "space.log"
     with log_path.open("w") as log:

@@ -221,3 +221,64 @@ def test_ctrl_c_writes_results_and_marks_the_sweep_interrupted(tmp_path: Path, s
     assert orjson.loads((interrupted / "run.json").read_bytes())["status"] == "partial"  # the child ended cleanly
     assert [r["sweep_point_id"] for r in _results(out)] == [manifest["points"][0]["id"]]
     assert b"results:" in output
+
+
+def _kill_point(out: Path, point_id: str) -> bool:
+    """SIGKILL the `capbench run` process of ``point_id`` (a hard crash: no chance to write anything)."""
+    marker = str(out / "points" / point_id / "attempt-1")
+    for pid_dir in Path("/proc").iterdir():
+        if not pid_dir.name.isdigit():
+            continue
+        try:
+            cmdline = (pid_dir / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if marker in cmdline and " sweep " not in cmdline.replace("\0", " "):
+            os.kill(int(pid_dir.name), signal.SIGKILL)
+            return True
+    return False
+
+
+def test_a_crashing_point_is_recorded_the_others_complete_and_the_directory_is_locked(
+    tmp_path: Path, slow_server: MockServerProcess, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sweep, out = _slow_sweep(tmp_path, slow_server.url), tmp_path / "out"
+    proc = subprocess.Popen(_sweep_cmd(sweep, out), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        _wait(lambda: _statuses(out)[:2] == ["complete", "running"], 120, "the second point running")
+        second = _manifest(out)["points"][1]["id"]
+        _wait(lambda: (out / "points" / second / "attempt-1" / "run.json").is_file(), 60, "its run started")
+        # A second sweep on the same directory is refused while the first runs.
+        assert main(["sweep", str(sweep), "--out", str(out), "--resume"]) == 2
+        assert "another capbench sweep is using" in capsys.readouterr().err
+        assert _kill_point(out, second)
+        output, _ = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, output.decode()[-2000:]
+    points = _manifest(out)["points"]
+    assert [p["status"] for p in points] == ["complete", "partial", "complete"]
+    crashed = points[1]["attempts"][0]
+    assert "killed by SIGKILL" in crashed["error"]
+    assert sorted(r["sweep_point_id"] for r in _results(out)) == sorted([points[0]["id"], points[2]["id"]])
+
+
+def test_an_edited_sweep_resumes_with_only_its_own_points_in_the_results(
+    tmp_path: Path, server: MockServerProcess
+) -> None:
+    sweep = tmp_path / "s.yaml"
+    base = {"runner": "openai", "base_url": server.url, "task": "none", "num_requests": 2, "warmup": 0}
+    sweep.write_text(yaml.safe_dump({"base": base, "axes": {"max_tokens": [2, 3]}}))
+    out = tmp_path / "out"
+    assert main(["sweep", str(sweep), "--out", str(out)]) == 0
+    sweep.write_text(yaml.safe_dump({"base": base, "axes": {"max_tokens": [3, 4]}}))
+    assert main(["sweep", str(sweep), "--out", str(out), "--resume"]) == 0
+    manifest = _manifest(out)
+    in_grid = {p["assignment"]["max_tokens"]: p["in_grid"] for p in manifest["points"]}
+    assert in_grid == {3: True, 4: True, 2: False}
+    assert [len(p["attempts"]) for p in manifest["points"]] == [1, 1, 1]  # max_tokens 3 was not run again
+    assert sorted(int(r["max_tokens"]) for r in _results(out)) == [3, 4]
+    assert manifest["runs"][0]["sweep_sha256"] != manifest["runs"][1]["sweep_sha256"]
+    # Resuming from the sweep's own copy of its file works too (the copy is not copied onto itself).
+    assert main(["sweep", str(out / "sweep.yaml"), "--out", str(out), "--resume"]) == 0

@@ -12,7 +12,6 @@ import io
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tarfile
@@ -28,6 +27,7 @@ import pytest
 import yaml
 
 from capbench.errors import CapbenchError
+from capbench.runners.vllm.server import free_port
 from capbench.sweep.point import Job, Outcome, run_point
 from capbench.sweep.ray_executor import extract_run_archive, pack_run_dir, run_on_ray
 
@@ -42,13 +42,6 @@ POINTS: dict[str, dict[str, Any]] = {
     # Nothing listens on port 9: the run refuses to start (exit code 2), leaving no run.json.
     "no-server": {"runner": "openai", "base_url": "http://127.0.0.1:9", "task": "none", "num_requests": 2},
 }
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _point_env(cache: Path) -> dict[str, str]:
@@ -70,7 +63,7 @@ def ray_address(capbench_cache: Path) -> Iterator[str]:
         pytest.skip("ray is not installed (pip install 'capbench[ray]')")
     ray_bin = Path(sys.executable).parent / "ray"
     temp_dir = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: Ray's unix sockets live under it
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, **_point_env(capbench_cache), "RAY_USAGE_STATS_ENABLED": "0"}
     command = [
         str(ray_bin),
@@ -82,7 +75,7 @@ def ray_address(capbench_cache: Path) -> Iterator[str]:
         "--include-dashboard=false",
         "--disable-usage-stats",
         f"--temp-dir={temp_dir}",
-        f"--dashboard-agent-listen-port={_free_port()}",
+        f"--dashboard-agent-listen-port={free_port()}",
     ]
     # A new session: every daemon and worker of this cluster shares its process group, so teardown can stop
     # exactly this cluster (`ray stop` would stop every Ray cluster of this user on the machine).
@@ -326,6 +319,8 @@ def _archive(*members: tuple[str, bytes | None, str | None]) -> bytes:
         ("elsewhere/file", None),
         ("run/link", "../../evil"),
         ("run/link", "/etc/passwd"),
+        ("run/x", "."),  # harmless alone, but run/x/.. would climb out: every link is refused
+        ("run/alias.json", "run.json"),
     ],
 )
 def test_extraction_rejects_members_escaping_the_run_dir(tmp_path: Path, name: str, link: str | None) -> None:
@@ -343,12 +338,10 @@ def test_packed_run_dir_round_trips(tmp_path: Path) -> None:
     (source / "sub").mkdir(parents=True)
     (source / "run.json").write_text('{"status": "complete"}')
     (source / "sub" / "a.jsonl").write_bytes(b"1\n2\n")
-    (source / "alias.json").symlink_to("run.json")
     dest = tmp_path / "gathered" / "run"
     extract_run_archive(pack_run_dir(source), dest)
     assert (dest / "run.json").read_text() == '{"status": "complete"}'
     assert (dest / "sub" / "a.jsonl").read_bytes() == b"1\n2\n"
-    assert (dest / "alias.json").is_symlink() and (dest / "alias.json").read_text() == '{"status": "complete"}'
     with pytest.raises(CapbenchError, match="already exists"):
         extract_run_archive(pack_run_dir(source), dest)
 
@@ -388,3 +381,22 @@ def test_sweep_cli_on_ray_matches_the_local_executor(ray_address: str, tmp_path:
         resumed = yaml.safe_load((on_ray / "sweep.json").read_text())["points"]
         assert [len(p["attempts"]) for p in resumed] == [1, 1, 1, 1, 2]
         assert len(pd.read_csv(on_ray / "results.csv")) == 4
+
+
+def test_ray_refuses_pinned_gpus_and_fails_points_no_node_can_hold(
+    ray_address: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from capbench.cli import main
+
+    ray_args = ["--executor", "ray", "--ray-address", ray_address]
+    pinned = tmp_path / "pinned.yaml"
+    pinned.write_text(yaml.safe_dump({"base": {"task": "none", "gpus": [0]}, "axes": {"seed": [1]}}))
+    assert main(["sweep", str(pinned), "--out", str(tmp_path / "pinned"), *ray_args]) == 2
+    assert "Ray assigns each point its GPUs" in capsys.readouterr().err
+    assert not (tmp_path / "pinned").exists()  # refused before the output directory was touched
+
+    cuda = tmp_path / "cuda.yaml"  # the test cluster has no GPU: this point could never be placed
+    cuda.write_text(yaml.safe_dump({"base": {"task": "none", "device": "cuda"}, "axes": {"seed": [1]}}))
+    assert main(["sweep", str(cuda), "--out", str(tmp_path / "cuda"), *ray_args]) == 1
+    point = yaml.safe_load((tmp_path / "cuda" / "sweep.json").read_text())["points"][0]
+    assert point["status"] == "failed" and "needs 1 GPU(s) on one node" in point["attempts"][0]["error"]

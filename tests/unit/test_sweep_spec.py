@@ -186,3 +186,69 @@ def test_unreadable_manifest_is_a_clear_error(tmp_path: Path) -> None:
 )
 def test_gpus_needed(settings: dict[str, object], gpus_available: bool, expected: int) -> None:
     assert gpus_needed(RunSpec.model_validate(settings), gpus_available=gpus_available) == expected
+
+
+def test_run_json_saying_failed_is_failed(tmp_path: Path) -> None:
+    assert run_dir_status(_run_dir(tmp_path / "f", "failed", True)) == "failed"
+
+
+def test_next_attempt_counts_logs_too(tmp_path: Path) -> None:
+    point = expand(sweep(base={"task": "none"}, axes={"top_k": [1]}))[0]
+    manifest = SweepManifest(out=tmp_path, name="t", sweep_file="s.yaml", executor="local")
+    manifest.add_points([point])
+    log = tmp_path / "points" / point.id / "attempt-4.log"
+    log.parent.mkdir(parents=True)
+    log.write_text("an attempt whose record was lost")
+    assert manifest.next_attempt(point.id) == 5
+
+
+def test_edited_grid_keeps_old_points_out_of_the_grid(tmp_path: Path) -> None:
+    first = expand(sweep(base={"task": "none"}, axes={"top_k": [1, 2]}))
+    manifest = SweepManifest(out=tmp_path, name="t", sweep_file="s.yaml", executor="local")
+    manifest.add_points(first)
+    second = expand(sweep(base={"task": "none"}, axes={"top_k": [2, 4]}))
+    manifest.add_points(second)
+    assert [(r.assignment, r.in_grid) for r in manifest.points.values()] == [
+        ({"top_k": 2}, True),
+        ({"top_k": 4}, True),
+        ({"top_k": 1}, False),
+    ]
+    assert manifest.counts() == {"pending": 2}
+
+
+def test_a_killed_attempt_gets_an_error(tmp_path: Path) -> None:
+    point = expand(sweep(base={"task": "none"}, axes={"top_k": [1]}))[0]
+    manifest = SweepManifest(out=tmp_path, name="t", sweep_file="s.yaml", executor="local")
+    manifest.add_points([point])
+    attempt = manifest.start_attempt(point.id, 1)
+    _run_dir(tmp_path / attempt.run_dir, "running", False)
+    manifest.refresh_from_disk()
+    assert attempt.status == "partial" and attempt.error is not None and "sweep stopped" in attempt.error
+
+
+def test_secrets_and_machine_settings_are_not_forwarded_to_ray_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    from capbench.sweep.runner import worker_environment
+
+    monkeypatch.setenv("CAPBENCH_CACHE_DIR", "/cache")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "1")
+    for secret in ("HF_TOKEN", "OPENAI_API_KEY", "CAPBENCH_SECRET_THING", "VLLM_API_KEY"):
+        monkeypatch.setenv(secret, "s3cret")
+    monkeypatch.setenv("VLLM_HOST_IP", "10.0.0.1")
+    monkeypatch.setenv("CAPBENCH_VLLM_PYTHON", "/here/python")
+    env = worker_environment()
+    assert {"CAPBENCH_CACHE_DIR", "HF_HUB_OFFLINE", "VLLM_CPU_KVCACHE_SPACE"} <= set(env)
+    assert "s3cret" not in env.values() and "VLLM_HOST_IP" not in env and "CAPBENCH_VLLM_PYTHON" not in env
+
+
+def test_error_text_names_the_reason_and_the_signal(tmp_path: Path) -> None:
+    from capbench.sweep.point import _error_text
+
+    log = tmp_path / "a.log"
+    log.write_text("warning: an error-looking warning\ncapbench run: error: cannot reach the server\n")
+    assert _error_text(log, 2) == "capbench run: error: cannot reach the server (exit code 2; log: a.log)"
+    log.write_text(
+        'noise about errors\nTraceback (most recent call last):\n  File "x.py", line 1, in <module>\n'
+        "    boom()\nRuntimeError: out of memory\n"
+    )
+    assert _error_text(log, -9).startswith("RuntimeError: out of memory (killed by SIGKILL")

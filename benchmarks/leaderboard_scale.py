@@ -1,0 +1,94 @@
+"""Benchmark: the leaderboard's data path on a large results CSV (what one filter change costs the server).
+
+Usage::
+
+    .venv/bin/python benchmarks/leaderboard_scale.py               # 10,000 runs
+    .venv/bin/python benchmarks/leaderboard_scale.py --runs 50000
+
+The CSV repeats the rows of ``results/results.csv`` with new run ids and its cost, accuracy and throughput
+scaled by seeded random factors (so the Pareto front is not trivial), written to a temp file. It reports
+wall seconds (median of 3) for: ``load_results`` (parse and validate every row), ``filter_options``,
+``apply_filters`` on one engine, ``sort_runs`` by cost, ``cost_accuracy_front``, ``normalise`` (radar) on the
+first 10 runs, ``styled_table`` + Gradio's ``Dataframe.postprocess`` (what one table update sends), and peak
+resident memory (``ru_maxrss``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def make_csv(path: Path, runs: int, seed: int = 0) -> None:
+    base = pd.read_csv(REPO / "results" / "results.csv")
+    rng = np.random.default_rng(seed)
+    frame = base.sample(n=runs, replace=True, random_state=seed).reset_index(drop=True)
+    frame["run_id"] = [f"bench-{i:07d}" for i in range(runs)]
+    for column in ("usd_per_1m_output_tokens", "output_tokens_per_s"):
+        frame[column] = frame[column] * rng.uniform(0.5, 2.0, runs)
+    frame["accuracy"] = (frame["accuracy"] * rng.uniform(0.9, 1.1, runs)).clip(0, 1)
+    frame.to_csv(path, index=False)
+
+
+def timed(fn: Callable[[], Any], repeats: int = 3) -> tuple[float, Any]:
+    times, result = [], None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=10_000)
+    args = parser.parse_args()
+
+    import gradio as gr
+
+    from capbench.leaderboard.app import styled_table
+    from capbench.leaderboard.data import load_results
+    from capbench.leaderboard.pareto import cost_accuracy_front
+    from capbench.leaderboard.radar import normalise
+    from capbench.leaderboard.table import apply_filters, filter_options, sort_runs
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "big.csv"
+        make_csv(path, args.runs)
+        size_mib = path.stat().st_size / 2**20
+        t_load, results = timed(lambda: load_results([path]))
+    frame = results.frame
+    assert len(frame) == args.runs and not results.warnings, results.warnings[:3]
+    table = gr.Dataframe(interactive=False)
+    rows = [
+        ("load_results", t_load),
+        ("filter_options", timed(lambda: filter_options(frame))[0]),
+        ("apply_filters (engine=hf)", timed(lambda: apply_filters(frame, {"engine": ["hf"]}))[0]),
+        ("sort_runs (cost)", timed(lambda: sort_runs(frame, "usd_per_1m_output_tokens", ascending=True))[0]),
+        ("cost_accuracy_front", timed(lambda: cost_accuracy_front(frame))[0]),
+        ("normalise (10 runs)", timed(lambda: normalise(frame.head(10)))[0]),
+        ("table update (style + postprocess)", timed(lambda: table.postprocess(styled_table(frame)))[0]),
+    ]
+    front = len(cost_accuracy_front(frame))
+    print(f"{args.runs} runs, CSV {size_mib:.1f} MiB, Pareto front {front} runs")
+    for name, seconds in rows:
+        print(f"  {name:<36} {seconds:8.3f} s")
+    print(f"  peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
