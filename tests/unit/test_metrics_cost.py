@@ -95,7 +95,13 @@ def test_power_included_in_the_price_needs_no_energy_measurement() -> None:
     out = cost_summary(priced, wall_s=1800, output_tokens=500_000, completed_requests=4, energy_kwh=None)
     assert out["energy_usd"] is None and out["total_usd"] is None  # a real electricity price needs the kWh
     amortised = CostInputs(
-        num_gpus=1, pricing="amortised", gpu_purchase_usd=8766.0, lifetime_years=1, utilisation=1.0, usd_per_kwh=0.0
+        num_gpus=1,
+        pricing="amortised",
+        gpu_purchase_usd=8766.0,
+        host_purchase_usd=0.0,
+        lifetime_years=1,
+        utilisation=1.0,
+        usd_per_kwh=0.0,
     )
     out = cost_summary(amortised, wall_s=3600, output_tokens=1_000_000, completed_requests=1, energy_kwh=None)
     assert out["energy_cost_source"] == "zero_energy_price" and out["total_usd"] == pytest.approx(1.0)
