@@ -150,18 +150,24 @@ def _statuses(out: Path) -> list[str]:
         return []
 
 
-def _kill_points_of(out: Path) -> None:
-    """SIGKILL every process whose command line names ``out`` (the points' `capbench run` children)."""
+def _processes_naming(text: str) -> Iterator[tuple[int, str]]:
+    """(pid, command line) of every other process whose command line contains ``text``."""
     for pid_dir in Path("/proc").iterdir():
-        if not pid_dir.name.isdigit():
+        if not pid_dir.name.isdigit() or int(pid_dir.name) == os.getpid():
             continue
         try:
-            cmdline = (pid_dir / "cmdline").read_bytes().decode(errors="replace")
+            cmdline = (pid_dir / "cmdline").read_bytes().decode(errors="replace").replace("\0", " ")
         except OSError:
             continue
-        if str(out) in cmdline and int(pid_dir.name) != os.getpid():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(pid_dir.name), signal.SIGKILL)
+        if text in cmdline:
+            yield int(pid_dir.name), cmdline
+
+
+def _kill_points_of(out: Path) -> None:
+    """SIGKILL every process whose command line names ``out`` (the points' `capbench run` children)."""
+    for pid, _ in _processes_naming(str(out)):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def _slow_sweep(tmp_path: Path, url: str) -> Path:
@@ -225,16 +231,9 @@ def test_ctrl_c_writes_results_and_marks_the_sweep_interrupted(tmp_path: Path, s
 
 def _kill_point(out: Path, point_id: str) -> bool:
     """SIGKILL the `capbench run` process of ``point_id`` (a hard crash: no chance to write anything)."""
-    marker = str(out / "points" / point_id / "attempt-1")
-    for pid_dir in Path("/proc").iterdir():
-        if not pid_dir.name.isdigit():
-            continue
-        try:
-            cmdline = (pid_dir / "cmdline").read_bytes().decode(errors="replace")
-        except OSError:
-            continue
-        if marker in cmdline and " sweep " not in cmdline.replace("\0", " "):
-            os.kill(int(pid_dir.name), signal.SIGKILL)
+    for pid, cmdline in _processes_naming(str(out / "points" / point_id / "attempt-1")):
+        if " sweep " not in cmdline:
+            os.kill(pid, signal.SIGKILL)
             return True
     return False
 
