@@ -9,8 +9,9 @@ strictly better on at least one. A run is on the front when no run dominates it.
   be compared: it is off the front and it dominates nobody.
 
 Values are compared in the columns' own units (the CAP front: cost in USD per 1M output tokens, lower is better;
-accuracy as the task metric's fraction, higher is better). The check is all-pairs, O(n² · objectives), fine for
-the hundreds of runs a leaderboard holds.
+accuracy as the task metric's fraction, higher is better). The runs are visited in lexicographic order of their
+objectives and each is compared with the front found so far: O(n log n + n · front size · objectives)
+(10,000 runs in about 0.1 s; benchmarks/leaderboard_scale.py).
 """
 
 from __future__ import annotations
@@ -46,16 +47,18 @@ def pareto_mask(frame: pd.DataFrame, objectives: Sequence[tuple[str, Direction]]
         return pd.Series(np.zeros(0, dtype=bool), index=frame.index, dtype=bool)
     # points[i, j]: row i's value on objective j, oriented so that smaller is better.
     points = np.column_stack([_objective_values(frame, column, direction) for column, direction in objectives])
-    comparable = ~np.isnan(points).any(axis=1)
-    candidates = points[comparable]
+    comparable = np.flatnonzero(~np.isnan(points).any(axis=1))
     on_front = np.zeros(len(frame), dtype=bool)
-    front_of_comparable = np.ones(len(candidates), dtype=bool)
-    for i, point in enumerate(candidates):
-        # others[k] dominates point: <= on every objective and < on one.
-        at_least_as_good = (candidates <= point).all(axis=1)
-        strictly_better = (candidates < point).any(axis=1)
-        front_of_comparable[i] = not (at_least_as_good & strictly_better).any()
-    on_front[np.flatnonzero(comparable)] = front_of_comparable
+    # A dominating point precedes the point it dominates in lexicographic order, and dominance is transitive,
+    # so in that order a point is dominated exactly when a point already on the front dominates it.
+    order = comparable[np.lexsort(points[comparable].T[::-1])]
+    front = np.empty((0, points.shape[1]))
+    for row in order:
+        point = points[row]
+        if len(front) and ((front <= point).all(axis=1) & (front < point).any(axis=1)).any():
+            continue
+        on_front[row] = True
+        front = np.vstack([front, point])
     return pd.Series(on_front, index=frame.index, dtype=bool)
 
 

@@ -6,6 +6,8 @@ import math
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from capbench.leaderboard.pareto import Direction, cost_accuracy_front, pareto_mask
 
@@ -128,3 +130,26 @@ def test_bad_arguments() -> None:
         pareto_mask(FIVE, [])
     with pytest.raises(ValueError, match="direction"):
         pareto_mask(FIVE, [(COST, "lowest")])  # type: ignore[list-item]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from([0.5, 1.0, 2.0, 3.0, math.nan]), st.sampled_from([0.1, 0.5, 0.9, math.nan])),
+        max_size=30,
+    )
+)
+def test_front_equals_the_all_pairs_definition(points: list[tuple[float, float]]) -> None:
+    frame = pd.DataFrame(points, columns=["cost", "acc"])
+    expected = []
+    for i, (cost, acc) in enumerate(points):
+        if math.isnan(cost) or math.isnan(acc):
+            expected.append(False)
+            continue
+        dominated = any(
+            c <= cost and a >= acc and (c < cost or a > acc)
+            for j, (c, a) in enumerate(points)
+            if j != i and not (math.isnan(c) or math.isnan(a))
+        )
+        expected.append(not dominated)
+    assert pareto_mask(frame, [("cost", "min"), ("acc", "max")]).tolist() == expected
