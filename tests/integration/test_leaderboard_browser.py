@@ -229,6 +229,16 @@ def test_leaderboard_in_headless_chromium(leaderboard: dict[str, Any]) -> None:
             assert "Pareto front" in page.inner_text("#pareto")
             page.screenshot(path=str(tmp / "leaderboard.png"), full_page=True)
 
+            # "Reload files" picks up a run appended to the CSV while the app runs.
+            board: Path = leaderboard["csv"]
+            with board.open(encoding="utf-8", newline="") as f:
+                first = next(csv.DictReader(f))
+            with board.open("a", encoding="utf-8", newline="") as f:
+                csv.writer(f).writerow(list(dict(first, run_id="appended-run").values()))
+            assert "appended-run" not in _table_text(page)
+            page.click("#reload")
+            _wait_for(lambda: "appended-run" in _table_text(page))
+
             assert page.evaluate("window.__pwned") is None  # no injected script or handler ran
             assert page.locator("a[href*='evil.example']").count() == 0
             assert page.locator("#run-details img, #pareto img, #load-warnings img").count() == 0
