@@ -9,8 +9,9 @@ The CSV repeats the rows of ``results/results.csv`` with new run ids and its cos
 scaled by seeded random factors (so the Pareto front is not trivial), written to a temp file. It reports
 wall seconds (median of 3) for: ``load_results`` (parse and validate every row), ``filter_options``,
 ``apply_filters`` on one engine, ``sort_runs`` by cost, ``cost_accuracy_front``, ``normalise`` (radar) on the
-first 10 runs, ``styled_table`` + Gradio's ``Dataframe.postprocess`` (what one table update sends), and peak
-resident memory (``ru_maxrss``).
+first 10 runs, ``styled_table`` + Gradio's ``Dataframe.postprocess`` (what one table update sends), the
+filtered-rows CSV of the download button (``csv_bytes``), the cost-accuracy scatter (``cap_scatter``), and peak
+resident memory (``ru_maxrss``). One filter change runs all but the first and the radar.
 """
 
 from __future__ import annotations
@@ -60,11 +61,12 @@ def main() -> None:
 
     import gradio as gr
 
+    from capbench.leaderboard import plots
     from capbench.leaderboard.app import styled_table
     from capbench.leaderboard.data import load_results
     from capbench.leaderboard.pareto import cost_accuracy_front
     from capbench.leaderboard.radar import normalise
-    from capbench.leaderboard.table import apply_filters, filter_options, sort_runs
+    from capbench.leaderboard.table import apply_filters, csv_bytes, filter_options, sort_runs
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "big.csv"
@@ -82,6 +84,8 @@ def main() -> None:
         ("cost_accuracy_front", timed(lambda: cost_accuracy_front(frame))[0]),
         ("normalise (10 runs)", timed(lambda: normalise(frame.head(10)))[0]),
         ("table update (style + postprocess)", timed(lambda: table.postprocess(styled_table(frame)))[0]),
+        ("download CSV (csv_bytes)", timed(lambda: csv_bytes(frame))[0]),
+        ("cost-accuracy scatter (cap_scatter)", timed(lambda: plots.cap_scatter(frame))[0]),
     ]
     front = len(cost_accuracy_front(frame))
     print(f"{args.runs} runs, CSV {size_mib:.1f} MiB, Pareto front {front} runs")

@@ -11,7 +11,6 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -73,10 +72,13 @@ def resolve_model(spec: RunSpec) -> ModelChoice:
 def _local_name(model_dir: Path) -> str:
     """A local model directory's name in results: the demo MoE keeps its one name whatever path served it (so
     runs of it on different engines compare as one model); any other directory is named by its folder."""
-    from capbench.models.demo import DEMO_DIR_NAME, DEMO_MODEL_NAME
+    from capbench.models.demo import DEMO_MODEL_NAME, demo_model_dir
 
     resolved = model_dir.resolve()
-    demo = Path(str(resources.files("capbench.models").joinpath(DEMO_DIR_NAME))).resolve()
+    try:
+        demo = demo_model_dir().resolve()
+    except CapbenchError:  # an install without the demo checkpoint: no directory can be it
+        return resolved.name
     return DEMO_MODEL_NAME if resolved == demo else resolved.name
 
 

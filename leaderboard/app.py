@@ -21,6 +21,7 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before gradio is imported: n
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import atexit
+import hashlib
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -131,7 +132,7 @@ def _pareto_markdown(frame: pd.DataFrame) -> str:
         else ""
     )
     lines = [
-        "**Pareto front** (no other selected run is both cheaper and more accurate):" + caveat,
+        "**Pareto front** (no other selected run is at least as cheap and as accurate, and better on one):" + caveat,
         "",
         "| run | accuracy (%) | cost (USD / 1M output tokens) | throughput (output tokens/s) |",
         "|---|---|---|---|",
@@ -173,11 +174,16 @@ def build_app(paths: Sequence[str | Path]) -> gr.Blocks:
         return sort_runs(chosen, sort_by or DEFAULT_SORT, ascending=not descending)
 
     def download(frame: pd.DataFrame) -> str:
-        """A new file per view: concurrent sessions never share or half-read one."""
-        fd, name = tempfile.mkstemp(dir=board.download_dir, prefix="capbench-runs-", suffix=".csv")
-        with os.fdopen(fd, "wb") as f:
-            f.write(csv_bytes(frame))
-        return name
+        """The filtered rows' CSV, named by its content's hash: the same view reuses its file, and a file is
+        complete before its name exists (written aside, then renamed), so no session reads half of one."""
+        data = csv_bytes(frame)
+        path = board.download_dir / f"capbench-runs-{hashlib.sha256(data).hexdigest()[:16]}.csv"
+        if not path.exists():
+            fd, tmp = tempfile.mkstemp(dir=board.download_dir, suffix=".part")
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            Path(tmp).replace(path)
+        return str(path)
 
     def refresh(*args: Any) -> tuple[Any, ...]:
         *selections, sort_by, descending, third, radar_ids, run_id = args
@@ -228,11 +234,12 @@ def build_app(paths: Sequence[str | Path]) -> gr.Blocks:
         return (warnings_markdown(board.results.warnings), *kept)
 
     options = filter_options(board.frame)
-    with gr.Blocks(title=TITLE, analytics_enabled=False) as app:
+    # Gradio copies each download into its cache: drop copies older than an hour, checked hourly.
+    with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=(3600, 3600)) as app:
         gr.Markdown(
             f"# {TITLE}\nCost, accuracy and performance of Mixture-of-Experts serving runs measured by "
             "capbench. Empty figures are shown as **—**: not measured, "
-            "never 0. Runs labelled `CPU (…)` are tiny CPU examples, not GPU figures."
+            "never 0. Runs labelled `CPU (…)` ran on a CPU: they are not GPU figures."
         )
         warnings_md = gr.Markdown(warnings_markdown(board.results.warnings), elem_id="load-warnings")
         status_md = gr.Markdown(elem_id="status")

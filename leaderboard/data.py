@@ -14,15 +14,14 @@ row and the first reason, and is skipped while the other rows load:
 * a bool column's cell is not ``True``, ``False`` (any case) or empty;
 * its ``run_id`` was already loaded (the first is kept; the warning names where it was first seen).
 
-Typing: an empty cell is "not measured" and becomes NaN (numbers, float64), ``None`` (text, object dtype)
-or ``<NA>`` (bool, pandas ``boolean``), never 0. Text columns: :data:`TEXT_COLUMNS`, plus any column the
-leaderboard does not know (kept verbatim). Bool columns: :data:`BOOL_COLUMNS`. Every other known column
-(:data:`KNOWN_COLUMNS`: ``capbench.export.COLUMNS`` plus the per-phase bytes/FLOPs/time and expert-layout
-columns) is numeric in its unit as named (``_s`` seconds, ``_j`` joules, ``_bytes`` bytes, ``usd_`` US dollars,
-``_per_s`` per second; S-MBU, S-MFU and accuracy are fractions). The frame always holds every known column
-(all missing when no file had it), then unknown columns in first-seen order (columns are unioned across files),
-then ``source_file`` (the path as given) and ``source_row`` (1-based data row), then the derived text columns of
-:func:`capbench.leaderboard.table.add_derived`.
+Typing: an empty cell is "not measured" and becomes NaN (numbers, float64), ``None`` (text, object dtype) or
+``<NA>`` (bool, pandas ``boolean``), never 0. Text columns: :data:`TEXT_COLUMNS`, plus any column the leaderboard
+does not know (kept verbatim). Bool columns: :data:`BOOL_COLUMNS`. Every other known column (:data:`KNOWN_COLUMNS`:
+``capbench.export.COLUMNS``) is numeric in its unit as named (``_s`` seconds, ``_j`` joules, ``_bytes`` bytes,
+``usd_`` US dollars, ``_per_s`` per second; S-MBU, S-MFU and accuracy are fractions). The frame always holds every
+known column (all missing when no file had it), then unknown columns in first-seen order (columns are unioned across
+files), then ``source_file`` (the path as given) and ``source_row`` (1-based data row), then the derived text
+columns of :func:`capbench.leaderboard.table.add_derived`.
 """
 
 from __future__ import annotations

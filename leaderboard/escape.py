@@ -4,20 +4,18 @@ Every string in a CSV (model names, run ids, sources, file names) is untrusted: 
 ``<script>…</script>`` or ``[click](http://evil.example)`` must show up as that literal text, never as a tag or
 a link, and a ``|`` must not break a Markdown table.
 
-* :func:`escape_html`: ``& < > " '`` become the entities ``&amp; &lt; &gt; &quot; &#x27;``.
-* :func:`escape_markdown`: one pass over the text, character by character: ``& < > " '`` become the HTML
-  entities above (so no raw tag or blockquote ``>`` survives), every other ASCII punctuation character
-  (``\\ ` * _ { } [ ] ( ) # + - . ! | ~`` and the rest, ``: @ = $ %`` … included, which also stops GFM
+* :func:`escape_markdown`: one pass over the text, character by character: ``& < > " '`` become the HTML entities
+  ``&amp; &lt; &gt; &quot; &#x27;`` (so no raw tag or blockquote ``>`` survives), every other ASCII punctuation
+  character (``\\ ` * _ { } [ ] ( ) # + - . ! | ~`` and the rest, ``: @ = $ %`` … included, which also stops GFM
   autolinks such as ``http://…`` and ``www.…``) gets a backslash, which CommonMark defines as "this character
-  literally"; line breaks become spaces (a value stays on its line, inside its list item or table cell).
-  A single pass matters: escaping HTML first and Markdown second would backslash the ``#`` of ``&#x27;``.
+  literally"; line breaks become spaces (a value stays on its line, inside its list item or table cell). A single
+  pass matters: escaping HTML first and Markdown second would backslash the ``#`` of ``&#x27;``.
 * :func:`plotly_text`: plotly renders a subset of HTML in text (``<b>``, ``<br>``, ``<a href>``), so
   ``& < >`` become entities and line breaks become spaces.
 """
 
 from __future__ import annotations
 
-import html
 import string
 
 _LINE_BREAKS = "\r\n\v\f\x1c\x1d\x1e\x85\u2028\u2029"
@@ -39,11 +37,6 @@ _PLOTLY_TABLE: dict[int, str] = {
 
 def _single_line(text: str) -> str:
     return text.replace("\r\n", "\n")
-
-
-def escape_html(text: str) -> str:
-    """``text`` safe inside HTML element content and quoted attributes: ``& < > " '`` as entities."""
-    return html.escape(text, quote=True)
 
 
 def escape_markdown(text: str) -> str:

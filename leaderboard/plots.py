@@ -43,8 +43,8 @@ import plotly.graph_objects as go
 from capbench.leaderboard.escape import plotly_text
 from capbench.leaderboard.pareto import cost_accuracy_front
 from capbench.leaderboard.radar import NORMALISATION, RadarData
+from capbench.leaderboard.table import MISSING, cell_number
 
-MISSING = "—"
 COST_COLUMN = "usd_per_1m_output_tokens"
 ACCURACY_COLUMN = "accuracy"
 COST_TITLE = "Cost (USD / 1M output tokens)"
@@ -79,27 +79,11 @@ _PHASE_COLOURS: dict[str, str] = {"prefill": "#1f77b4", "decode": "#ff7f0e", "mi
 # --- value helpers -------------------------------------------------------------------------------------------
 
 
-def _number(value: object) -> float | None:
-    """A finite float, or ``None`` for a value that was not measured (None, NaN, ±inf, empty, text, bool)."""
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, numbers.Real):
-        number = float(value)
-    elif isinstance(value, str):
-        try:
-            number = float(value.strip())
-        except ValueError:
-            return None
-    else:
-        return None
-    return number if math.isfinite(number) else None
-
-
 def _text(value: object) -> str | None:
     """Non-empty text (stripped), a number as text, or ``None`` when missing. Not escaped."""
     if isinstance(value, str):
         return value.strip() or None
-    number = _number(value)
+    number = cell_number(value)
     if number is None:
         return None
     return str(int(number)) if number.is_integer() else f"{number:.4g}"
@@ -121,7 +105,7 @@ def _frame_column(frame: pd.DataFrame, column: str) -> list[float | None]:
     """The column's values as finite floats or ``None``; all ``None`` when the frame lacks the column."""
     if column not in frame.columns:
         return [None] * len(frame)
-    return [_number(value) for value in frame[column].tolist()]
+    return [cell_number(value) for value in frame[column].tolist()]
 
 
 def _frame_labels(frame: pd.DataFrame) -> list[str]:
@@ -351,7 +335,7 @@ def cap_radar(frame: pd.DataFrame, radar: RadarData) -> go.Figure:
         r: list[float | None] = []
         hovers: list[str] = []
         for axis in radar.axes:
-            score = _number(scores[axis.column].iloc[position]) if axis.column in scores.columns else None
+            score = cell_number(scores[axis.column].iloc[position]) if axis.column in scores.columns else None
             r.append(score)
             raw, unit = _shown(axis.unit, raws[axis.column][position])
             hovers.append(
@@ -385,7 +369,7 @@ def cap_radar(frame: pd.DataFrame, radar: RadarData) -> go.Figure:
 
 def _num_gpus(row: Mapping[str, object]) -> int:
     """The GPU count the per-GPU ceilings are multiplied by: ``num_gpus`` when ≥ 1, else 1 (CPU or unknown)."""
-    count = _number(row.get("num_gpus"))
+    count = cell_number(row.get("num_gpus"))
     return int(count) if count is not None and count >= 1 else 1
 
 
@@ -406,7 +390,7 @@ def roofline(row: Mapping[str, object]) -> go.Figure:
 
     points: list[tuple[str, float, float, str]] = []
     for phase in ROOFLINE_PHASES:
-        values = {part: _number(row.get(f"{phase}_{part}")) for part in ("bytes", "flops", "time_s")}
+        values = {part: cell_number(row.get(f"{phase}_{part}")) for part in ("bytes", "flops", "time_s")}
         missing = [part for part, value in values.items() if value is None]
         if len(missing) == len(values):
             notes.append(f"{phase}: no bytes, FLOPs or time measured.")
@@ -434,8 +418,8 @@ def roofline(row: Mapping[str, object]) -> go.Figure:
         points.append((phase, intensity, achieved, hover))
         xs.append(intensity)
 
-    bandwidth = _number(row.get("ceiling_memory_bandwidth_bytes_per_s"))
-    peak = _number(row.get("ceiling_peak_flops_per_s"))
+    bandwidth = cell_number(row.get("ceiling_memory_bandwidth_bytes_per_s"))
+    peak = cell_number(row.get("ceiling_peak_flops_per_s"))
     if bandwidth is not None and peak is not None and bandwidth > 0 and peak > 0:
         gpus = _num_gpus(row)
         ridge = peak / bandwidth
@@ -504,7 +488,7 @@ def roofline(row: Mapping[str, object]) -> go.Figure:
 
 def _percent(value: object) -> float | None:
     """100 × a measured fraction, or ``None``."""
-    number = _number(value)
+    number = cell_number(value)
     return None if number is None else 100.0 * number
 
 
@@ -594,7 +578,7 @@ def _per_layer(cell: object) -> tuple[list[float | None] | None, str | None]:
         elif isinstance(entry, bool) or not isinstance(entry, numbers.Real):
             return None, "a list entry is not a number"
         else:
-            values.append(_number(entry))
+            values.append(cell_number(entry))
     if not values:
         return None, "an empty list"
     return values, None
@@ -607,8 +591,8 @@ def expert_activation(row: Mapping[str, object]) -> go.Figure:
     all layers; ``experts_top_k`` and ``num_experts`` are in the title. Unreadable or missing lists are notes.
     """
     label = _row_label(row)
-    top_k, num_experts = _number(row.get("experts_top_k")), _number(row.get("num_experts"))
-    num_layers = _number(row.get("num_moe_layers"))
+    top_k, num_experts = cell_number(row.get("experts_top_k")), cell_number(row.get("num_experts"))
+    num_layers = cell_number(row.get("num_moe_layers"))
     title = f"Experts active per MoE layer per step (top-k {_fmt(top_k)} of {_fmt(num_experts)})<br><sup>{label}</sup>"
     notes: list[str] = []
     series: dict[str, list[float | None]] = {}
@@ -624,7 +608,7 @@ def expert_activation(row: Mapping[str, object]) -> go.Figure:
             notes.append(f"{phase}: {gaps} of {len(values)} layers not measured (no bar).")
         if num_layers is not None and len(values) != int(num_layers):
             notes.append(f"{phase}: {len(values)} layers in the list but num_moe_layers is {_fmt(num_layers)}.")
-    expected = {phase: _number(row.get(f"{phase}_uniform_experts_expected")) for phase in EXPERT_PHASES}
+    expected = {phase: cell_number(row.get(f"{phase}_uniform_experts_expected")) for phase in EXPERT_PHASES}
     if not series and all(value is None for value in expected.values()):
         return _message_figure(["No expert activation measured for this run.", *notes], title)
 
@@ -684,7 +668,7 @@ def latency_percentiles(row: Mapping[str, object]) -> go.Figure:
         missing: list[str] = []
         not_positive: list[str] = []
         for stat in LATENCY_STATS:
-            value = _number(row.get(f"{metric}_{stat}_s"))
+            value = cell_number(row.get(f"{metric}_{stat}_s"))
             if value is None:
                 missing.append(stat)
             elif value <= 0:

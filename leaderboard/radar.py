@@ -45,8 +45,10 @@ CAP_AXES: tuple[RadarAxis, ...] = (
     RadarAxis("output_tokens_per_s", "Throughput", "tok/s", higher_is_better=True),
     RadarAxis("tpot_mean_s", "TPOT", "s", higher_is_better=False),
     RadarAxis("energy_per_output_token_j", "Energy", "J/tok", higher_is_better=False),
+    RadarAxis("deployment_capital_usd", "Capital", "USD", higher_is_better=False),
 )
-"""Cost, accuracy and performance (throughput, time per output token, energy per output token)."""
+"""Cost (per token, and the deployment's capital: docs/metrics.md §5), accuracy and performance (throughput,
+time per output token, energy per output token)."""
 
 NORMALISATION: str = (
     "Each axis is the ratio to the best selected run (higher-is-better: value / best; lower-is-better: "

@@ -24,7 +24,7 @@ from capbench.errors import CapbenchError
 SPACE_FILES: tuple[str, ...] = ("README.md", "requirements.txt", "app.py")
 """Files of this folder that the Space needs as they are."""
 
-_SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", "demo_moe", "*.whl", ".*")
+_SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", "demo_moe", ".*")
 
 
 def build_space(out: Path, csvs: Sequence[Path]) -> list[Path]:

@@ -11,7 +11,8 @@
   ``zero_energy_price`` for amortised; energy_kwh stays null).
 - total_usd = N · usd_per_gpu_hour · wall_h + energy_usd, wall_h = wall_s / 3600;
   USD per 1M output tokens = total_usd / output_tokens · 1e6; USD per request = total_usd / completed.
-- deployment_capital_usd = N · gpu_purchase_usd + host_purchase_usd (the CAP radar's cost axis).
+- deployment_capital_usd = N · gpu_purchase_usd + host_purchase_usd (the CAP radar's capital axis, beside
+  the per-token cost).
 
 A missing input makes the figures that need it ``None`` with the reason in ``null_reasons``, never 0. A
 rental price that already includes power should be paired with ``usd_per_kwh = 0`` given explicitly.

@@ -48,8 +48,6 @@ def handle(args: argparse.Namespace) -> int:
     if out is None:
         name = load_sweep(args.sweep_file).name or args.sweep_file.stem
         out = Path("runs") / f"sweep-{name}"
-    if args.executor == "ray" and not args.ray_address:
-        raise CapbenchError("--executor ray needs --ray-address (an existing cluster: `ray start --head` prints it)")
     options = SweepOptions(
         sweep_file=args.sweep_file, out=out, executor=args.executor, resume=args.resume, ray_address=args.ray_address
     )

@@ -4,7 +4,7 @@ Layout of ``OUT/``::
 
     sweep.yaml                    the sweep file as given (provenance)
     sweep.json                    this manifest: every point, its status, attempts and durations
-    points/<id>/config.yaml       the point's resolved run settings (what ``capbench run`` received)
+    points/<id>/config.yaml       the settings base and assignment give (what ``capbench run`` received)
     points/<id>/attempt-<n>/      attempt n's run directory (a fresh one per attempt, never reused)
     points/<id>/attempt-<n>.log   attempt n's ``capbench run`` output
     results.csv                   ``capbench export`` of every complete point, plus sweep_point_id / sweep_point
@@ -28,7 +28,7 @@ import orjson
 from capbench import __version__
 from capbench.clock import utc_now_iso
 from capbench.errors import CapbenchError
-from capbench.records.writer import replace_file
+from capbench.records.writer import write_json_atomic
 from capbench.sweep.point import Outcome, run_dir_status
 from capbench.sweep.spec import Point
 
@@ -178,8 +178,7 @@ class SweepManifest:
         return out
 
     def save(self) -> None:
-        data = orjson.dumps(self.to_json(), option=orjson.OPT_INDENT_2)
-        replace_file(self.out / MANIFEST_NAME, lambda f: f.write(data))
+        write_json_atomic(self.out / MANIFEST_NAME, self.to_json())
 
     @classmethod
     def load(cls, out: Path) -> SweepManifest:

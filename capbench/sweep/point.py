@@ -15,11 +15,12 @@ Both executors (local and Ray) run points through :func:`run_point`.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -112,16 +113,31 @@ def _error_text(log_path: Path, exit_code: int | None) -> str:
     return f"{reason[-ERROR_TAIL_CHARS:]} ({code}; log: {log_path.name})"
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Linux: SIGTERM this process when the sweep that started it dies (the CLI maps SIGTERM to Ctrl-C, so the
-    run still ends ``partial`` with its records), so no point outlives a killed sweep and runs beside a resume."""
+def _prctl() -> Any:
+    """libc's ``prctl`` (Linux), loaded in the parent: nothing is loaded between fork and exec."""
     try:
         import ctypes
 
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM))
+        return ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
-        pass
+        return None
+
+
+_PRCTL = _prctl() if sys.platform.startswith("linux") else None
+
+
+def _die_with(parent: int) -> Callable[[], None]:
+    """A ``preexec_fn``: SIGTERM the child when ``parent`` (the sweep) dies, so no point outlives a killed sweep
+    (the CLI maps SIGTERM to Ctrl-C, so the run still ends ``partial`` with its records); when the parent is
+    already gone by then, end at once."""
+
+    def set_death_signal() -> None:  # pragma: no cover - runs in the child between fork and exec
+        if _PRCTL is not None:
+            _PRCTL(PR_SET_PDEATHSIG, int(signal.SIGTERM))
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return set_death_signal
 
 
 def run_point(
@@ -133,6 +149,7 @@ def run_point(
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     on_start: Any = None,
+    pass_fds: Sequence[int] = (),
 ) -> Outcome:
     """Run one point in a fresh ``capbench run`` process and wait for it.
 
@@ -141,7 +158,7 @@ def run_point(
     :class:`KeyboardInterrupt` here (Ctrl-C, or SIGTERM mapped to it by the CLI) forwards exactly one SIGINT
     to the child, which ends its run ``partial`` with every completed request kept, gives it up to
     :data:`STOP_GRACE_S` to finish writing, then kills it, and is re-raised. ``on_start(process)`` is called
-    once the process exists.
+    once the process exists; ``pass_fds`` stay open in the child (the sweep's lock).
     """
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
@@ -154,7 +171,8 @@ def run_point(
             env=dict(env) if env is not None else None,
             cwd=cwd,
             start_new_session=True,
-            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+            preexec_fn=_die_with(os.getpid()) if _PRCTL is not None else None,
+            pass_fds=tuple(pass_fds),
         )
         if on_start is not None:
             on_start(process)
@@ -188,13 +206,11 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
 def gpus_needed(spec: RunSpec, *, gpus_available: bool) -> int:
     """GPUs a point occupies while it runs (what a Ray task asks for).
 
-    ``gpus`` when given; else, where the cluster has GPUs (``gpus_available``): a launched vLLM needs tensor ×
+    Where the cluster has GPUs (``gpus_available``): a launched vLLM needs tensor ×
     pipeline × data parallel sizes from ``engine_args`` (1 each by default) and hf needs 1, unless the point
     says ``device: cpu``; runners that attach to a server elsewhere (``openai``, vLLM with ``base_url``) and
     every point on a cluster without GPUs need 0. hf with ``device: cuda`` always needs 1.
     """
-    if spec.gpus:
-        return len(spec.gpus)
     if spec.runner == "hf" and spec.device == "cuda":
         return 1
     if not gpus_available or spec.device == "cpu":

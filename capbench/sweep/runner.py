@@ -88,8 +88,6 @@ def _open_manifest(options: SweepOptions, points: Sequence[Point], console: Cons
         raise CapbenchError(
             f"{out} already holds a sweep ({MANIFEST_NAME}); pass --resume to continue it, or choose another --out"
         )
-    if not existing and out.exists() and any(p.name != LOCK_NAME for p in out.iterdir()):
-        raise CapbenchError(f"{out} exists and is not a sweep directory; choose an empty or new --out")
     name = load_sweep(options.sweep_file).name
     if existing:
         manifest = SweepManifest.load(out)
@@ -132,18 +130,21 @@ def _open_manifest(options: SweepOptions, points: Sequence[Point], console: Cons
 
 
 @contextlib.contextmanager
-def _locked(out: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``OUT/.sweep.lock`` (one sweep per directory); refuse at once when it is held."""
+def _locked(out: Path) -> Iterator[int]:
+    """Hold an exclusive lock on ``OUT/.sweep.lock`` (one sweep per directory); refuse at once when it is held.
+
+    Yields the lock's file descriptor: the local executor hands it to each point's process, so the lock stays
+    held until the last process that works in ``OUT`` has exited, even when the sweep itself was killed.
+    """
     out.mkdir(parents=True, exist_ok=True)
     with (out / LOCK_NAME).open("a") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
-            raise CapbenchError(f"another capbench sweep is using {out} right now; wait for it or stop it") from exc
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            raise CapbenchError(
+                f"another capbench sweep (or a point it started) is using {out} right now; wait for it or stop it"
+            ) from exc
+        yield handle.fileno()  # closing the file at the end releases this process's hold on the lock
 
 
 def write_bytes(path: Path, data: bytes) -> None:
@@ -192,6 +193,8 @@ def summary_table(manifest: SweepManifest, frame: pd.DataFrame) -> Table:
     ):
         table.add_column(column)
     for record in manifest.points.values():
+        if not record.in_grid:
+            continue
         row = by_id.get(record.id)
         last = record.attempts[-1] if record.attempts else None
         table.add_row(
@@ -224,9 +227,14 @@ def run_sweep(options: SweepOptions, console: Console) -> int:
     ``ray`` the cluster and the points' GPU settings.
     """
     points = plan(options.sweep_file)
+    out = options.out
+    if out.exists() and not out.is_dir():
+        raise CapbenchError(f"--out {out} is a file, not a directory")
+    if out.is_dir() and not (out / MANIFEST_NAME).is_file() and any(p.name != LOCK_NAME for p in out.iterdir()):
+        raise CapbenchError(f"{out} exists and is not a sweep directory; choose an empty or new --out")
     if options.executor == "ray":
         _check_ray(options, points)
-    with _locked(options.out):
+    with _locked(out) as lock_fd:
         manifest = _open_manifest(options, points, console)
         done = {p.id for p in points if manifest.points[p.id].status == "complete"}
         todo = [p for p in points if p.id not in done]
@@ -240,7 +248,7 @@ def run_sweep(options: SweepOptions, console: Console) -> int:
             if options.executor == "ray":
                 _run_ray(options, manifest, todo, console)
             else:
-                _run_local(options, manifest, todo, console)
+                _run_local(options, manifest, todo, console, lock_fd)
         except KeyboardInterrupt:
             state = "interrupted"
             raise
@@ -288,7 +296,9 @@ def _report(console: Console, i: int, total: int, point: Point, outcome: Outcome
     console.print(line + (f"\n    {outcome.error}" if outcome.error else ""), highlight=False)
 
 
-def _run_local(options: SweepOptions, manifest: SweepManifest, todo: Sequence[Point], console: Console) -> None:
+def _run_local(
+    options: SweepOptions, manifest: SweepManifest, todo: Sequence[Point], console: Console, lock_fd: int
+) -> None:
     """One point at a time, each in a fresh process (points may each use every GPU of the machine)."""
     for i, point in enumerate(todo, 1):
         n = manifest.next_attempt(point.id)
@@ -301,6 +311,7 @@ def _run_local(options: SweepOptions, manifest: SweepManifest, todo: Sequence[Po
                     attempt_dir(options.out, point.id, n),
                     options.out / attempt.log,
                     python=options.python,
+                    pass_fds=(lock_fd,),
                 )
             except KeyboardInterrupt:
                 _finish_interrupted(manifest, attempt, time.monotonic() - started)

@@ -15,8 +15,10 @@ A sweep file (YAML)::
 Expansion: the Cartesian product of ``axes`` (first axis slowest), minus points matching an ``exclude``
 entry, then the ``include`` entries; each point is ``base`` updated with its assignment and validated as a
 run (every point before any runs). A point's id is the first 12 hex digits of the SHA-256 of its resolved run
-settings (canonical JSON, keys sorted, settings at their default left out, ``out`` left out), so the same
-configuration always has the same id, whichever axis or include produced it; duplicates collapse to the first.
+settings (canonical JSON, keys sorted, the settings base and assignment give, ``out`` left out), so the same
+configuration always has the same id, whichever axis or include produced it; duplicates collapse to the
+first. A setting given at its default value is part of the configuration (and of the point's config.yaml):
+some runners treat "not given" as "the engine's own default".
 """
 
 from __future__ import annotations
@@ -80,14 +82,19 @@ class Point:
 
     def config(self) -> dict[str, Any]:
         """The point's run settings as a run YAML mapping (without ``out``; the sweep sets it)."""
-        return self.spec.model_dump(mode="json", exclude={"out"}, exclude_defaults=True)
+        return self.spec.model_dump(mode="json", exclude={"out"}, exclude_unset=True)
 
     def config_yaml(self) -> str:
         return yaml.safe_dump(self.config(), sort_keys=True)
 
     def label(self) -> str:
         """The assignment as ``key=value`` pairs (what distinguishes the point), or ``base`` when empty."""
-        return ", ".join(f"{k}={_show(v)}" for k, v in self.assignment.items()) or "base"
+        return assignment_label(self.assignment)
+
+
+def assignment_label(assignment: Mapping[str, Any]) -> str:
+    """``key=value, ...`` (strings bare, anything else as JSON), or ``base`` for an empty assignment."""
+    return ", ".join(f"{k}={_show(v)}" for k, v in assignment.items()) or "base"
 
 
 def _show(value: Any) -> str:
@@ -95,8 +102,12 @@ def _show(value: Any) -> str:
 
 
 def point_id(spec: RunSpec) -> str:
-    """SHA-256 (first :data:`POINT_ID_HEX` hex digits) of the spec's canonical JSON without defaults and ``out``."""
-    settings = spec.model_dump(mode="json", exclude={"out"}, exclude_defaults=True)
+    """SHA-256 (first :data:`POINT_ID_HEX` hex digits) of the canonical JSON of the settings given, without ``out``.
+
+    A setting given at its default value counts as given: for some runners "not given" means the engine's own
+    default (a launched vLLM without ``dtype`` computes in the model's dtype, not in the field's default).
+    """
+    settings = spec.model_dump(mode="json", exclude={"out"}, exclude_unset=True)
     canonical = json.dumps(settings, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(canonical.encode()).hexdigest()[:POINT_ID_HEX]
 
@@ -120,7 +131,10 @@ def _apply(settings: dict[str, Any], key: str, value: Any) -> None:
         return
     if head not in RunSpec.model_fields or not tail:
         raise ConfigError(f"unknown sweep key {key!r}: a dotted key is <mapping setting>.<entry>, e.g. engine_args.X")
-    inner = dict(settings.get(head) or {})
+    current = settings.get(head)
+    if current is not None and not isinstance(current, dict):
+        raise ConfigError(f"{head} is not a mapping setting, so {key!r} cannot set one entry of it")
+    inner = dict(current or {})
     inner[tail] = value
     settings[head] = inner
 
@@ -160,7 +174,7 @@ def expand(sweep: SweepSpec, *, base_dir: Path | None = None) -> list[Point]:
         settings = json.loads(json.dumps(base))  # a deep copy
         for key, value in assignment.items():
             _apply(settings, key, value)
-        label = ", ".join(f"{k}={_show(v)}" for k, v in assignment.items()) or "base"
+        label = assignment_label(assignment)
         try:
             spec = build_run_spec(None, settings)
         except ConfigError as exc:

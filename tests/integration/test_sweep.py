@@ -186,10 +186,17 @@ def test_killed_sweep_resumes_without_duplicates_or_losses(tmp_path: Path, slow_
     proc = subprocess.Popen(_sweep_cmd(sweep, out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait(lambda: _statuses(out)[:2] == ["complete", "running"], 120, "one complete point and one running")
+        second = _manifest(out)["points"][1]["id"]
+        _wait(lambda: (out / "points" / second / "attempt-1" / "run.json").is_file(), 60, "its run started")
     finally:
-        proc.kill()  # the sweep dies without any clean-up, as on a lost machine
+        proc.kill()  # the sweep dies without any clean-up, as when its own process is killed
         proc.wait()
+    try:  # the point's process is told (SIGTERM, parent-death signal) and ends on its own, cleanly
+        _wait(lambda: not any(_processes_naming(str(out))), 90, "the point's process to end without its sweep")
+    finally:
         _kill_points_of(out)
+    killed_run = orjson.loads((out / "points" / second / "attempt-1" / "run.json").read_bytes())
+    assert killed_run["status"] == "partial"  # it kept its completed requests
     before = _manifest(out)
     assert before["state"] == "running"  # nothing wrapped up
     first_dir = before["points"][0]["run_dir"]
@@ -202,7 +209,8 @@ def test_killed_sweep_resumes_without_duplicates_or_losses(tmp_path: Path, slow_
     assert after["points"][0]["run_dir"] == first_dir
     assert (out / first_dir / "run.json").stat().st_mtime_ns == first_stamp  # the complete point never re-ran
     killed = after["points"][1]
-    assert killed["attempts"][0]["status"] in ("partial", "failed") and killed["run_dir"].endswith("attempt-2")
+    assert killed["attempts"][0]["status"] == "partial" and killed["run_dir"].endswith("attempt-2")
+    assert "sweep stopped while this attempt ran" in killed["attempts"][0]["error"]
     rows = _results(out)
     assert sorted(r["sweep_point_id"] for r in rows) == sorted(p["id"] for p in after["points"])  # each once
 
@@ -249,7 +257,7 @@ def test_a_crashing_point_is_recorded_the_others_complete_and_the_directory_is_l
         _wait(lambda: (out / "points" / second / "attempt-1" / "run.json").is_file(), 60, "its run started")
         # A second sweep on the same directory is refused while the first runs.
         assert main(["sweep", str(sweep), "--out", str(out), "--resume"]) == 2
-        assert "another capbench sweep is using" in capsys.readouterr().err
+        assert "another capbench sweep (or a point it started) is using" in capsys.readouterr().err
         assert _kill_point(out, second)
         output, _ = proc.communicate(timeout=180)
     finally:

@@ -9,7 +9,7 @@ from html.parser import HTMLParser
 import pytest
 from markdown_it import MarkdownIt
 
-from capbench.leaderboard.escape import escape_html, escape_markdown, plotly_text
+from capbench.leaderboard.escape import escape_markdown, plotly_text
 
 PAYLOADS: tuple[str, ...] = (
     "<script>alert(1)</script>",
@@ -57,22 +57,6 @@ def render_markdown(text: str) -> str:
 def one_line(text: str) -> str:
     """What escaping does to line breaks: each (\\r\\n counts as one) becomes a space."""
     return text.replace("\r\n", " ").replace("\n", " ").replace("\r", " ")
-
-
-# --- escape_html -------------------------------------------------------------------------------------------
-
-
-def test_escape_html_exact() -> None:
-    assert escape_html("<img src=x onerror=alert(1)>") == "&lt;img src=x onerror=alert(1)&gt;"
-    assert escape_html("a & b \"c\" 'd'") == "a &amp; b &quot;c&quot; &#x27;d&#x27;"
-    assert escape_html("plain") == "plain"
-
-
-@pytest.mark.parametrize("payload", PAYLOADS)
-def test_escape_html_decodes_back_and_has_no_tag(payload: str) -> None:
-    escaped = escape_html(payload)
-    assert "<" not in escaped and ">" not in escaped and '"' not in escaped and "'" not in escaped
-    assert html.unescape(escaped) == payload
 
 
 # --- escape_markdown ---------------------------------------------------------------------------------------

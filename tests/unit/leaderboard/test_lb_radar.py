@@ -18,6 +18,7 @@ ACC, COST, TPUT, TPOT, ENERGY = (
     "energy_per_output_token_j",
 )
 NAN = math.nan
+CAPITAL = "deployment_capital_usd"
 
 
 def runs(**columns: list[float]) -> pd.DataFrame:
@@ -39,16 +40,16 @@ def same(actual: list[float], expected: list[float]) -> bool:
 
 def test_cap_axes() -> None:
     directions = {axis.column: axis.higher_is_better for axis in CAP_AXES}
-    assert directions == {ACC: True, COST: False, TPUT: True, TPOT: False, ENERGY: False}
+    assert directions == {ACC: True, COST: False, TPUT: True, TPOT: False, ENERGY: False, CAPITAL: False}
     assert "best" in NORMALISATION
 
 
 def test_one_run_scores_one_everywhere() -> None:
-    frame = runs(**{ACC: [0.42], COST: [3.5], TPUT: [17.0], TPOT: [0.05], ENERGY: [1.25]})
+    frame = runs(**{ACC: [0.42], COST: [3.5], TPUT: [17.0], TPOT: [0.05], ENERGY: [1.25], CAPITAL: [3.0e4]})
     radar = normalise(frame)
-    assert [axis.column for axis in radar.axes] == [ACC, COST, TPUT, TPOT, ENERGY]
-    assert radar.scores.to_numpy().tolist() == [[1.0, 1.0, 1.0, 1.0, 1.0]]
-    assert radar.best == {ACC: 0.42, COST: 3.5, TPUT: 17.0, TPOT: 0.05, ENERGY: 1.25}
+    assert [axis.column for axis in radar.axes] == [ACC, COST, TPUT, TPOT, ENERGY, CAPITAL]
+    assert radar.scores.to_numpy().tolist() == [[1.0, 1.0, 1.0, 1.0, 1.0, 1.0]]
+    assert radar.best == {ACC: 0.42, COST: 3.5, TPUT: 17.0, TPOT: 0.05, ENERGY: 1.25, CAPITAL: 3.0e4}
     assert radar.notes == ()
 
 
@@ -66,6 +67,7 @@ def test_three_run_hand_example() -> None:
             TPUT: [100.0, 50.0, 200.0],  # best (max) 200: 0.5, 0.25, 1.0
             TPOT: [0.02, 0.01, 0.04],  # best (min) 0.01: 0.5, 1.0, 0.25
             ENERGY: [0.3, NAN, 0.6],  # best (min) 0.3: 1.0, gap, 0.5
+            CAPITAL: [1.0e4, 2.0e4, 4.0e4],  # best (min) 10,000: 1.0, 0.5, 0.25
         }
     )
     radar = normalise(frame)
@@ -74,7 +76,8 @@ def test_three_run_hand_example() -> None:
     assert same(radar.scores[TPUT].tolist(), [0.5, 0.25, 1.0])
     assert same(radar.scores[TPOT].tolist(), [0.5, 1.0, 0.25])
     assert same(radar.scores[ENERGY].tolist(), [1.0, NAN, 0.5])
-    assert radar.best == {ACC: 0.8, COST: 1.0, TPUT: 200.0, TPOT: 0.01, ENERGY: 0.3}
+    assert same(radar.scores[CAPITAL].tolist(), [1.0, 0.5, 0.25])
+    assert radar.best == {ACC: 0.8, COST: 1.0, TPUT: 200.0, TPOT: 0.01, ENERGY: 0.3, CAPITAL: 1.0e4}
     assert len(radar.notes) == 1 and "run1" in radar.notes[0] and "Energy" in radar.notes[0]
 
 
