@@ -330,6 +330,19 @@ def csv_bytes(frame: pd.DataFrame) -> bytes:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)
-    for row in frame[columns].itertuples(index=False, name=None):
-        writer.writerow([_csv_cell(value) for value in row])
+    writer.writerows(zip(*(_csv_column(frame[column]) for column in columns), strict=True))
     return buffer.getvalue().encode("utf-8")
+
+
+def _csv_column(values: pd.Series) -> list[str]:
+    """:func:`_csv_cell` over a column; float64 columns vectorised (what most of a results table is)."""
+    if values.dtype != np.float64:
+        return [_csv_cell(value) for value in values]
+    array = values.to_numpy()
+    missing = np.isnan(array)
+    integral = ~missing & (np.abs(array) < 2**53) & (array == np.round(array))
+    out = np.full(len(array), "", dtype=object)
+    out[integral] = array[integral].astype(np.int64).astype(str)
+    rest = ~missing & ~integral
+    out[rest] = [repr(float(x)) for x in array[rest]]
+    return out.tolist()
