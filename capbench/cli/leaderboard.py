@@ -56,5 +56,8 @@ def handle(args: argparse.Namespace) -> int:
 
     paths = list(args.csvs) or default_csv_paths()
     print(f"capbench leaderboard: http://{args.host}:{args.port}/ ({len(paths)} CSV file(s); Ctrl-C stops it)")
-    launch(paths, host=args.host, port=args.port, quiet=True)
+    try:
+        launch(paths, host=args.host, port=args.port, quiet=True)
+    except OSError as exc:  # Gradio's "Cannot find empty port", an address it cannot bind
+        raise CapbenchError(f"cannot serve on {args.host}:{args.port}: {exc}; pick another --port") from exc
     return 0

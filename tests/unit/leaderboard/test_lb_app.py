@@ -107,3 +107,15 @@ def test_the_table_shows_percent_once_and_dashes_for_unmeasured() -> None:
     assert {row[headers.index("Energy (J / output token)")] for row in shown} == {"—"}  # unmeasured on CPU, never 0
     costs = [row[headers.index("Cost (USD / 1M output tokens)")] for row in sent.data]
     assert costs == list(raw["usd_per_1m_output_tokens"])  # the raw numbers stay, so the table sorts numerically
+
+
+@needs_gradio
+def test_cli_names_a_busy_port(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["leaderboard", str(tmp_path / "none.csv"), "--port", str(port)]) == 2
+    assert f"cannot serve on 127.0.0.1:{port}" in capsys.readouterr().err
