@@ -1,10 +1,17 @@
-"""Overhead of capbench's vLLM step recorder: the same load with the plugin on and off.
+"""Overhead of capbench's vLLM step recorder, and eager vs compiled: paired ratios measured in one run.
 
-The tiny MoE runs in the vLLM CPU build, eager in both modes (expert routing is measured only eagerly), once
-with the step recorder (every step + its expert routing written to passes.jsonl) and once without, in
-alternating rounds (on, off, on, off, ...; a fresh engine each time, so drift on the machine hits both
-alike). It prints output tokens/s per round, the medians, and the per-round on/off ratios with their median,
-the overhead figure to quote (docs/pitfalls.md #13).
+The tiny MoE runs in the vLLM CPU build in alternating rounds (a fresh engine each time, so drift on the
+machine hits every configuration alike). Each round runs, in order:
+
+- compiled (vLLM's default), recorder on (every step + its expert routing, counted by the graph-safe op);
+- compiled, recorder off;
+- with ``--compare-modes``: eager (``enforce_eager``), recorder off; and eager, recorder on.
+
+It prints output tokens/s per configuration and round, each engine's start-up time (the first recorded
+compiled round includes the cold compile into capbench's own compile cache; later rounds load it warm), and
+the per-round paired ratios with their medians, the figures to quote: recorder on/off in compiled mode (as
+step-time overhead, = tok/s off / tok/s on − 1, since every step carries ``concurrency`` sequences), and
+eager/compiled step time.
 
 Two ways to apply the load (``--mode``):
 
@@ -15,11 +22,11 @@ Two ways to apply the load (``--mode``):
 - ``http``: capbench's own vllm runner: a launched OpenAI server driven by the load generator at a closed-
   loop concurrency. On a 2-core machine this is bistable: vLLM's engine-core process polls its worker on
   one core while the worker computes on the other, so the API server and the client share what is left;
-  whether a round settles at ~6,000 or ~1,500 tok/s depends on how that contention falls, with or without
-  the recorder. Use it on a machine with spare cores.
+  use it on a machine with spare cores.
 
     CAPBENCH_VLLM_PYTHON=/path/to/vllm-env/bin/python VLLM_CPU_KVCACHE_SPACE=1 \\
-        python benchmarks/vllm_recorder_overhead.py [--mode engine|http] [--rounds 5] [--concurrency 16]
+        python benchmarks/vllm_recorder_overhead.py [--mode engine|http] [--rounds 5] [--concurrency 16] \\
+        [--compare-modes]
 """
 
 from __future__ import annotations
@@ -45,15 +52,19 @@ OFFLINE_LOAD = textwrap.dedent(
         model, concurrency, requests, max_tokens = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
         prompts = [line for line in open(sys.argv[5]).read().splitlines() if line]
         prompts = [prompts[i % len(prompts)] for i in range(requests)]
-        llm = LLM(model=model, dtype="float32", enforce_eager=True, max_num_seqs=concurrency, max_model_len=1024,
+        eager = sys.argv[6] == "eager"
+        started = time.perf_counter()
+        llm = LLM(model=model, dtype="float32", enforce_eager=eager, max_num_seqs=concurrency, max_model_len=1024,
                   enable_prefix_caching=False, seed=0)
+        start_s = time.perf_counter() - started
         params = SamplingParams(max_tokens=max_tokens, ignore_eos=True, temperature=0.0)
         llm.generate(prompts[:concurrency], params, use_tqdm=False)  # warm-up
         start = time.perf_counter()
         outputs = llm.generate(prompts, params, use_tqdm=False)
         seconds = time.perf_counter() - start
         tokens = sum(len(o.outputs[0].token_ids) for o in outputs)
-        print("CAPBENCH_RESULT " + json.dumps({"tokens": tokens, "seconds": seconds}), flush=True)
+        result = {"tokens": tokens, "seconds": seconds, "start_s": start_s}
+        print("CAPBENCH_RESULT " + json.dumps(result), flush=True)
 
     if __name__ == "__main__":
         main()
@@ -61,8 +72,12 @@ OFFLINE_LOAD = textwrap.dedent(
 )
 
 
-def engine_round(model: Path, recorder: bool, args: argparse.Namespace, work: Path) -> tuple[float, int]:
-    """Offline engine: output tokens/s of the timed load, and the step records written."""
+Round = tuple[float, int, float | None, int]
+"""Output tokens/s, step records written, engine start-up seconds (None when not timed), steps with routing."""
+
+
+def engine_round(model: Path, recorder: bool, eager: bool, args: argparse.Namespace, work: Path) -> Round:
+    """Offline engine: output tokens/s of the timed load, the step records, the engine's start-up time."""
     from capbench.runners.vllm.runner import vllm_env, vllm_python
     from capbench.workload import load_prompts
 
@@ -75,8 +90,9 @@ def engine_round(model: Path, recorder: bool, args: argparse.Namespace, work: Pa
     env["HF_HUB_OFFLINE"] = "1"
     python = vllm_python()
     cmd = [python, str(script), str(model), str(args.concurrency), str(args.requests), str(args.max_tokens)]
+    cmd += [str(prompts), "eager" if eager else "compiled"]
     try:
-        done = subprocess.run([*cmd, str(prompts)], env=env, capture_output=True, text=True, timeout=600)
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     finally:
         if plugin_dir is not None:
             shutil.rmtree(plugin_dir, ignore_errors=True)
@@ -86,11 +102,18 @@ def engine_round(model: Path, recorder: bool, args: argparse.Namespace, work: Pa
     if not lines:
         raise SystemExit(f"the offline load printed no result:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
     result = json.loads(lines[-1].removeprefix("CAPBENCH_RESULT "))
-    passes = run_dir / "passes.jsonl"
-    steps = len(passes.read_text().splitlines()) if passes.exists() else 0
+    steps, routed = count_steps(run_dir / "passes.jsonl")
     if recorder and steps == 0:
         raise SystemExit("the recorder wrote no steps: the plugin did not load")
-    return result["tokens"] / result["seconds"], steps
+    return result["tokens"] / result["seconds"], steps, result["start_s"], routed
+
+
+def count_steps(passes: Path) -> tuple[int, int]:
+    """Step records in ``passes``, and how many of them have measured routing."""
+    if not passes.exists():
+        return 0, 0
+    records = [json.loads(line) for line in passes.read_text().splitlines() if line.strip()]
+    return len(records), sum(1 for r in records if r.get("experts_active") is not None)
 
 
 class _CountingSink:
@@ -109,7 +132,7 @@ class _CountingSink:
         self.output_tokens += record["output_tokens"] or 0
 
 
-def http_round(model: Path, recorder: bool, args: argparse.Namespace, work: Path) -> tuple[float, int]:
+def http_round(model: Path, recorder: bool, eager: bool, args: argparse.Namespace, work: Path) -> Round:
     """capbench's vllm runner against a launched server: measured-phase output tokens/s, and step records."""
     from capbench.config import build_run_spec
     from capbench.runners.vllm.runner import VLLMRunner
@@ -122,7 +145,7 @@ def http_round(model: Path, recorder: bool, args: argparse.Namespace, work: Path
             "runner": "vllm",
             "model": str(model),
             "dtype": "float32",
-            "enforce_eager": True,
+            "enforce_eager": eager,
             "record_steps": recorder,
             "num_requests": args.requests,
             "concurrency": args.concurrency,
@@ -146,9 +169,17 @@ def http_round(model: Path, recorder: bool, args: argparse.Namespace, work: Path
     if sink.errors:
         raise SystemExit(f"{sink.errors} requests failed; see {run_dir}")
     seconds = (client["t_end_ns"] - client["t_start_ns"]) / 1e9
-    passes = run_dir / "passes.jsonl"
-    steps = len(passes.read_text().splitlines()) if passes.exists() else 0
-    return sink.output_tokens / seconds, steps
+    steps, routed = count_steps(run_dir / "passes.jsonl")
+    return sink.output_tokens / seconds, steps, None, routed
+
+
+CONFIGS: tuple[tuple[str, bool, bool], ...] = (
+    ("compiled+rec", False, True),
+    ("compiled", False, False),
+    ("eager", True, False),
+    ("eager+rec", True, True),
+)
+"""(label, eager, recorder) in the order each round runs them."""
 
 
 def main() -> None:
@@ -158,6 +189,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--requests", type=int, default=256)
     parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--compare-modes", action="store_true", help="also run eager rounds (eager vs compiled)")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -165,26 +197,34 @@ def main() -> None:
 
     model = build_tiny_moe()
     one_round = engine_round if args.mode == "engine" else http_round
-    results: dict[bool, list[float]] = {True: [], False: []}
+    configs = CONFIGS if args.compare_modes else CONFIGS[:2]
+    results: dict[str, list[float]] = {label: [] for label, _, _ in configs}
     with tempfile.TemporaryDirectory(prefix="capbench-vllm-overhead-") as tmp:
         print(
-            f"mode {args.mode}: tiny MoE, eager, concurrency {args.concurrency}, {args.requests} requests x "
+            f"mode {args.mode}: tiny MoE, concurrency {args.concurrency}, {args.requests} requests x "
             f"{args.max_tokens} tokens (ignore_eos), {args.rounds} alternating rounds, a fresh engine each"
         )
-        print(f"{'round':>5} {'recorder':>9} {'tok/s':>9} {'steps':>7}")
+        print(f"{'round':>5} {'config':>13} {'tok/s':>9} {'steps':>7} {'routed':>7} {'start s':>8}")
         for round_ in range(args.rounds):
-            for recorder in (True, False):
-                tps, steps = one_round(model, recorder, args, Path(tmp))
-                results[recorder].append(tps)
-                print(f"{round_:>5} {'on' if recorder else 'off':>9} {tps:>9.1f} {steps:>7}", flush=True)
-    on, off = statistics.median(results[True]), statistics.median(results[False])
-    ratios = [a / b for a, b in zip(results[True], results[False], strict=True)]
+            for label, eager, recorder in configs:
+                tps, steps, start_s, routed = one_round(model, recorder, eager, args, Path(tmp))
+                results[label].append(tps)
+                started = "-" if start_s is None else f"{start_s:.1f}"
+                print(f"{round_:>5} {label:>13} {tps:>9.1f} {steps:>7} {routed:>7} {started:>8}", flush=True)
+    for label, values in results.items():
+        print(f"median {label}: {statistics.median(values):.1f} tok/s")
+    report("compiled step time, recorder on/off", results["compiled"], results["compiled+rec"])
+    if args.compare_modes:
+        report("eager/compiled step time (recorder off)", results["compiled"], results["eager"])
+        report("eager step time, recorder on/off", results["eager"], results["eager+rec"])
+
+
+def report(what: str, baseline: list[float], other: list[float]) -> None:
+    """Per-round step-time ratios other/baseline (= tok/s baseline / tok/s other: every step runs the same
+    sequences) and their median, the paired figure robust to drift between rounds."""
+    ratios = [b / o for b, o in zip(baseline, other, strict=True)]
     paired = statistics.median(ratios)
-    print(f"median on {on:.1f} tok/s, off {off:.1f} tok/s, ratio of medians {on / off:.3f}")
-    print(
-        f"per-round on/off: {', '.join(f'{r:.3f}' for r in ratios)}; median {paired:.3f} "
-        f"(overhead {1 - paired:+.1%}; the paired figure, robust to drift between rounds)"
-    )
+    print(f"{what}: per round {', '.join(f'{r:.3f}' for r in ratios)}; median {paired:.3f} ({paired - 1:+.1%})")
 
 
 if __name__ == "__main__":

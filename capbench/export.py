@@ -239,6 +239,24 @@ def _accuracy(manifest: Mapping[str, Any], summary: Mapping[str, Any]) -> dict[s
     }
 
 
+def _versions(manifest: Mapping[str, Any]) -> dict[str, Scalar]:
+    """Package versions that shaped the numbers (``run.json`` ``versions``: capbench's environment; ``engine.versions``:
+    a launched vLLM's own environment) and the locks those environments were built from."""
+    own, engine = manifest.get("versions") or {}, _get(manifest, "engine", "versions") or {}
+    return {
+        "python_version": own.get("python"),
+        "torch_version": _get(own, "packages", "torch"),
+        "transformers_version": _get(own, "packages", "transformers"),
+        "lm_eval_version": _get(own, "packages", "lm_eval"),
+        "lock_sha256": _get(own, "lock", "sha256"),
+        "lock_matches": _get(own, "lock", "matches"),
+        "engine_torch_version": _get(engine, "packages", "torch"),
+        "engine_transformers_version": _get(engine, "packages", "transformers"),
+        "engine_lock_sha256": _get(engine, "lock", "sha256"),
+        "engine_lock_matches": _get(engine, "lock", "matches"),
+    }
+
+
 def summary_row(manifest: Mapping[str, Any], summary: Mapping[str, Any]) -> dict[str, Scalar]:
     """One run as one flat row: identity and load from ``run.json``, figures from ``summary.json``.
 
@@ -253,6 +271,7 @@ def summary_row(manifest: Mapping[str, Any], summary: Mapping[str, Any]) -> dict
         **_experts(summary),
         **_hardware_energy_cost(summary),
         **_server(summary),
+        **_versions(manifest),
     }
     return {key: _scalar(value) for key, value in row.items()}
 

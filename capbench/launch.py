@@ -22,6 +22,7 @@ from capbench.config import RunSpec
 from capbench.errors import CapbenchError
 from capbench.records import SCHEMA_VERSION, RunStatus, RunWriter
 from capbench.records.writer import prepare_run_dir
+from capbench.versions import run_versions
 from capbench.workload import PromptSet, Workload, build_workload, load_prompts
 
 
@@ -189,11 +190,13 @@ def build_manifest(
         "error": None,
         "spec": spec.model_dump(mode="json"),
         "command": sys.argv,
+        "versions": run_versions(),
         "model": {
             "name": model.name or getattr(runner, "model_name", None),
             "path": str(model.path.resolve()) if model.path is not None else None,
             "source": model.source,
             "config": runner.model_config(),
+            "config_source": model_config_source(runner),
             "top_k_override": spec.top_k,
         },
         "engine": runner.engine_info(),
@@ -202,6 +205,14 @@ def build_manifest(
         "load": load_section(spec, workload, dataset),
         "clock": {"name": CLOCK_NAME, "start_ns": now_ns(), "start_utc": utc_now_iso()},
     }
+
+
+def model_config_source(runner: Any) -> str | None:
+    """Where ``run.json`` ``model.config`` came from: the runner says (a launched vLLM: the directory, or what the
+    engine loaded), else the model directory's config.json, or None when there is no config."""
+    if hasattr(runner, "model_config_source"):
+        return runner.model_config_source()
+    return "model directory config.json" if runner.model_config() is not None else None
 
 
 def write_failed_manifest(run_dir: Path, spec: RunSpec, run_id: str, exc: BaseException) -> None:

@@ -103,7 +103,7 @@ def run_ceilings(manifest: Mapping[str, Any], profile: HardwareProfile, num_gpus
     return Ceilings(
         num_gpus=num_gpus,
         memory_bandwidth_bytes_per_s=profile.memory_bandwidth_bytes_per_s,
-        peak_flops_per_s=profile.peak_flops(compute),
+        peak_flops_per_s=profile.peak_flops_or_none(compute),
         compute_dtype=str(compute),
         source=f"hardware profile {profile.id} (version {profile.version})",
     )
@@ -190,6 +190,12 @@ def score_loaded_run(run: RunData, options: ScoreOptions | None = None) -> dict[
     if num_gpus is None:
         summary["notes"].append(
             "the number of GPUs behind the server is unknown (give gpus when running): no ceilings, no cost"
+        )
+    if ceilings is not None and ceilings.peak_flops_per_s is None and profile is not None:
+        summary["notes"].append(
+            f"hardware profile {profile.id} has no dense peak FLOP/s for the compute dtype "
+            f"{ceilings.compute_dtype} (it has: {', '.join(profile.dtypes) or 'none'}): S-MFU is null; give one with "
+            f"--hardware-override peak_flops_per_s.{ceilings.compute_dtype}=VALUE"
         )
     if profile is not None and not has_compute_dtype:
         summary["notes"].append("run.json has no dtypes.compute: no peak FLOP/s to score against, utilization null")

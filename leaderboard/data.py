@@ -65,6 +65,14 @@ _TEXT_NAMES = frozenset(
         "accuracy_task",
         "accuracy_metric",
         "ceiling_compute_dtype",
+        "python_version",
+        "torch_version",
+        "transformers_version",
+        "lm_eval_version",
+        "lock_sha256",
+        "engine_torch_version",
+        "engine_transformers_version",
+        "engine_lock_sha256",
     }
 )
 
@@ -78,7 +86,7 @@ def _is_text_name(column: str) -> bool:
     )
 
 
-BOOL_COLUMNS: frozenset[str] = frozenset({"client_bound", "fixed_length_exact"})
+BOOL_COLUMNS: frozenset[str] = frozenset({"client_bound", "fixed_length_exact", "lock_matches", "engine_lock_matches"})
 TEXT_COLUMNS: frozenset[str] = frozenset(column for column in KNOWN_COLUMNS if _is_text_name(column)) | _TEXT_NAMES
 """Known text columns: identities, versions, dtypes, ``*_source``, JSON lists (``*_per_layer``). Columns the
 leaderboard does not know are text too."""

@@ -59,6 +59,24 @@ def _dtypes(row: Mapping[str, object]) -> str:
     return ", ".join(f"{part} {_value(row, f'dtype_{part}')}" for part in parts)
 
 
+def _versions(row: Mapping[str, object]) -> str:
+    """Python, torch, transformers, lm-eval (and a launched engine's own torch/transformers), and the locks."""
+    parts = [
+        f"Python {_value(row, 'python_version')}",
+        f"torch {_value(row, 'torch_version')}",
+        f"transformers {_value(row, 'transformers_version')}",
+        f"lm-eval {_value(row, 'lm_eval_version')}",
+        f"lock {_value(row, 'lock_sha256')} (matches: {_value(row, 'lock_matches')})",
+    ]
+    if cell_text(row.get("engine_torch_version")) is not None:
+        parts.append(
+            f"engine: torch {_value(row, 'engine_torch_version')}, transformers "
+            f"{_value(row, 'engine_transformers_version')}, lock {_value(row, 'engine_lock_sha256')} "
+            f"(matches: {_value(row, 'engine_lock_matches')})"
+        )
+    return "; ".join(parts)
+
+
 def _accuracy(row: Mapping[str, object]) -> str:
     value = _with_unit(row, "accuracy", "%")
     if value == MISSING:
@@ -101,6 +119,7 @@ def run_details_markdown(row: Mapping[str, object]) -> str:
         f"- **Spec version:** {_value(row, 'spec_version')}; **summary schema version:** "
         f"{_value(row, 'summary_schema_version')}; **capbench version:** {_value(row, 'capbench_version')}",
         f"- **Status:** {_value(row, 'status')}",
+        f"- **Versions:** {_versions(row)}",
         f"- **Dtypes:** {_dtypes(row)}",
         f"- **Load:** {_esc(load)}; **dataset:** {_value(row, 'dataset')}",
         f"- **Top-k override:** {_value(row, 'top_k_override')}",

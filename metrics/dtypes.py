@@ -35,8 +35,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from capbench.errors import CapbenchError
+from capbench.metrics.checkpoint import FLOAT_DTYPES, float_overrides
 from capbench.metrics.families import model_structure
-from capbench.metrics.quantization import WEIGHT_GROUPS, group_dtypes
+from capbench.metrics.quantization import WEIGHT_GROUPS, GroupDtypes, group_dtypes
 from capbench.metrics.structure import ModelStructure
 
 
@@ -171,14 +172,27 @@ def _group_params(structure: ModelStructure) -> dict[str, int]:
     }
 
 
-def weight_group_dtypes(config: Mapping[str, Any]) -> dict[str, str]:
-    """Canonical stored dtype of each weight group, from ``quantization_config`` and the float dtype.
+def _storage(groups: GroupDtypes, stored: Mapping[str, str] | None) -> dict[str, str]:
+    """Each group's stored dtype: the config's (quantization scope, float dtype), except that a group the config
+    leaves in float takes the float dtype its tensors really have when ``stored`` gives it
+    (:func:`capbench.metrics.checkpoint.group_dtypes_from_tensors`)."""
+    storage = {g: canonical_dtype(n) for g, n in groups.storage.items()}
+    if stored:
+        in_float = [g for g, name in storage.items() if name in FLOAT_DTYPES]
+        storage.update({g: canonical_dtype(n) for g, n in float_overrides(stored, in_float).items()})
+    return storage
+
+
+def weight_group_dtypes(config: Mapping[str, Any], stored: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Canonical stored dtype of each weight group, from ``quantization_config`` and the float dtype, corrected
+    by ``stored`` (the tensors' own dtypes, where they could be read) for groups left in float.
 
     Groups: ``attention``, ``router``, ``shared_experts``, ``dense_ffn``, ``experts``, ``embeddings``,
     ``lm_head`` (see :mod:`capbench.metrics.quantization` for which groups each method converts).
     """
     groups = group_dtypes(config, base_dtype(config), _structure_or_none(config))
-    return {group: canonical_dtype(groups.storage[group]) for group in WEIGHT_GROUPS}
+    storage = _storage(groups, stored)
+    return {group: storage[group] for group in WEIGHT_GROUPS}
 
 
 def _majority(names: Mapping[str, str], weights: Mapping[str, int] | None, order: tuple[str, ...]) -> str:
@@ -191,8 +205,14 @@ def _majority(names: Mapping[str, str], weights: Mapping[str, int] | None, order
     return max(totals, key=lambda name: totals[name])  # max keeps the first of equal totals
 
 
-def dtypes_from_config(config: Mapping[str, Any], kv_dtype: str | None = None) -> dict[str, str]:
+def dtypes_from_config(
+    config: Mapping[str, Any], kv_dtype: str | None = None, stored: Mapping[str, str] | None = None
+) -> dict[str, str]:
     """Dtype names for ``weights``, ``experts``, ``embeddings``, ``kv`` and ``compute``.
+
+    ``stored``: each weight group's dtype as its tensors hold it (a checkpoint's safetensors headers, or a loaded
+    model's parameters), which wins over the config for the groups the config leaves in float (e.g. a float32
+    router in a bfloat16 checkpoint); see :mod:`capbench.metrics.checkpoint`.
 
     - ``experts``: the routed experts' stored dtype.
     - ``weights``: the stored dtype of the b_w groups (attention, dense FFN, shared experts); when they
@@ -210,7 +230,7 @@ def dtypes_from_config(config: Mapping[str, Any], kv_dtype: str | None = None) -
     float_dtype = base_dtype(config)
     structure = _structure_or_none(config)
     groups = group_dtypes(config, float_dtype, structure)
-    storage = {g: canonical_dtype(n) for g, n in groups.storage.items()}
+    storage = _storage(groups, stored)
     compute = {g: canonical_dtype(n) for g, n in groups.compute.items()}
     sizes = per_token = None
     if structure is not None:

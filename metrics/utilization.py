@@ -31,14 +31,16 @@ class Ceilings:
     Attributes:
         num_gpus: N, every GPU the serving deployment used (the whole world, all parallel ranks).
         memory_bandwidth_bytes_per_s: BW, peak memory bandwidth of one GPU, bytes/s.
-        peak_flops_per_s: F, dense (never 2:4-sparse) peak of one GPU for ``compute_dtype``, FLOP/s.
+        peak_flops_per_s: F, dense (never 2:4-sparse) peak of one GPU for ``compute_dtype``, FLOP/s; ``None``
+            when the profile has no peak for that dtype (e.g. a CPU without a native bf16 path): S-MFU is then
+            null, never computed against another dtype's peak.
         compute_dtype: the dtype the GEMMs execute in (``bfloat16`` for W4A16, ``fp8`` for W8A8-fp8).
         source: where the figures come from (hardware profile id and datasheet, or "user").
     """
 
     num_gpus: int
     memory_bandwidth_bytes_per_s: float
-    peak_flops_per_s: float
+    peak_flops_per_s: float | None
     compute_dtype: str
     source: str
 
@@ -47,6 +49,8 @@ class Ceilings:
             raise CapbenchError(f"num_gpus must be a positive integer, got {self.num_gpus!r}")
         for name in ("memory_bandwidth_bytes_per_s", "peak_flops_per_s"):
             value = getattr(self, name)
+            if name == "peak_flops_per_s" and value is None:
+                continue
             if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
                 raise CapbenchError(
                     f"hardware ceiling {name} must be a positive number, got {value!r} (source: "
@@ -66,8 +70,8 @@ def s_mbu(bytes_total: float | None, time_s: float, ceilings: Ceilings | None) -
 
 
 def s_mfu(flops_total: float | None, time_s: float, ceilings: Ceilings | None) -> float | None:
-    """S-MFU = flops_total / (time_s · N · F) (dimensionless); ``None`` when FLOPs or ceilings are unknown."""
-    if flops_total is None or ceilings is None or time_s <= 0:
+    """S-MFU = flops_total / (time_s · N · F) (dimensionless); ``None`` when FLOPs, ceilings or F are unknown."""
+    if flops_total is None or ceilings is None or ceilings.peak_flops_per_s is None or time_s <= 0:
         return None
     return flops_total / (time_s * ceilings.num_gpus * ceilings.peak_flops_per_s)
 
@@ -78,5 +82,7 @@ def per_pass_s_mbu(pass_bytes: FloatArray, latency_s: FloatArray, ceilings: Ceil
 
 
 def per_pass_s_mfu(pass_flops: FloatArray, latency_s: FloatArray, ceilings: Ceilings) -> FloatArray:
-    """FLOPs_p / (latency_p · N · F) for each pass p (element-wise)."""
+    """FLOPs_p / (latency_p · N · F) for each pass p (element-wise); empty when F is unknown."""
+    if ceilings.peak_flops_per_s is None:
+        return np.empty(0)
     return pass_flops / (latency_s * (ceilings.num_gpus * ceilings.peak_flops_per_s))

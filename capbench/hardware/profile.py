@@ -105,6 +105,10 @@ class HardwareProfile:
             )
         return value
 
+    def peak_flops_or_none(self, dtype: object) -> float | None:
+        """Dense peak FLOP/s for ``dtype``, or ``None`` when the profile has none for it (S-MFU is then null)."""
+        return self.peak_flops_per_s.get(canonical_dtype(dtype))
+
     def figure(self, key: str) -> float | int | None:
         """The value of a figure key (``"tdp_w"``, ``"peak_flops_per_s.fp8"``, ...); ``None`` when absent."""
         if key.startswith(PEAK_PREFIX):

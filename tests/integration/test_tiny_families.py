@@ -20,13 +20,16 @@ from typing import Any
 
 import pytest
 
+from capbench.cli.model_info import model_info
 from capbench.errors import CapbenchError
+from capbench.metrics.checkpoint import group_elements, tensor_group
 from capbench.metrics.families import model_structure
+from capbench.models.checkpoint import stored_group_dtypes
 from capbench.models.tiny import TINY_FAMILIES, TINY_FAMILY_DTYPES, TinyFamilySpec, build_tiny_family, build_tiny_moe
 
 pytestmark = pytest.mark.integration
 
-SAFETENSORS_DTYPES = {"float32": "F32", "bfloat16": "BF16"}
+STORED_BYTES = {"float32": 4, "bfloat16": 2}
 VLLM_ENV = {
     "VLLM_HOST_IP": "127.0.0.1",
     "VLLM_CPU_KVCACHE_SPACE": "1",
@@ -143,13 +146,40 @@ def test_config_fields(family_dirs: dict[str, Path], family: str) -> None:
 
 @pytest.mark.parametrize("family", TINY_FAMILIES)
 def test_weights_match_structure_model_and_dtype(family_dirs: dict[str, Path], family: str) -> None:
-    """Weight matrices on disk add up to capbench's total_params (norm vectors are 1-D and not counted)."""
+    """Weight matrices on disk add up to capbench's total_params, group by group, and model-info counts every
+    group in the dtype its tensors are stored in (read here with the safetensors library, not capbench's header
+    reader). Norm vectors are 1-D and not counted."""
     model_dir = family_dirs[family]
-    structure = model_structure(read_config(model_dir))
+    config = read_config(model_dir)
+    structure = model_structure(config)
     tensors = tensor_shapes_and_dtypes(model_dir)
     matrices = sum(math.prod(shape) for shape, _ in tensors.values() if len(shape) >= 2)
     assert matrices == structure.total_params
-    assert {dtype for _, dtype in tensors.values()} == {SAFETENSORS_DTYPES[TINY_FAMILY_DTYPES[family]]}
+    per_group = group_elements(tensors)
+    assert sum(sum(per_dtype.values()) for per_dtype in per_group.values()) == matrices  # every matrix has a group
+    info = model_info(config, stored=stored_group_dtypes(model_dir))
+    assert info["dtype_source"].startswith("checkpoint tensors")
+    sizes = {
+        "attention": sum(layer.attn_params for layer in structure.layers),
+        "router": structure.router_params_total,
+        "shared_experts": sum(layer.ffn_params for layer in structure.layers if layer.is_moe),
+        "dense_ffn": sum(layer.ffn_params for layer in structure.layers if not layer.is_moe),
+        "experts": structure.routed_expert_params_total,
+        "embeddings": structure.embedding_params,
+        "lm_head": structure.lm_head_params,
+    }
+    info_bytes_key = {"experts": "routed_experts", "embeddings": "embedding"}
+    for group, per_dtype in per_group.items():
+        assert sum(per_dtype.values()) == sizes[group], group
+        assert len(per_dtype) == 1, f"{group} is stored in several dtypes: {per_dtype}"
+        (stored,) = per_dtype
+        assert info["weight_dtypes"][group] == stored, group
+        on_disk = sum(per_dtype.values()) * STORED_BYTES[stored]
+        assert info["weight_bytes"][info_bytes_key.get(group, group)] == on_disk, group
+    assert set(per_group) >= {"attention", "router", "experts", "embeddings", "lm_head"}
+    # byte widths follow the tensors: the router's width is its own dtype's wherever that differs
+    router = info["weight_dtypes"]["router"]
+    assert info["byte_widths"]["router"] == (None if router == info["dtypes"]["weights"] else STORED_BYTES[router])
     # The checkpoint's MoE layers (those with routed experts, ``mlp`` or Mixtral's ``block_sparse_moe``) are the
     # ones the structure model says, each with E experts.
     experts: dict[int, set[int]] = {}
@@ -160,6 +190,36 @@ def test_weights_match_structure_model_and_dtype(family_dirs: dict[str, Path], f
     assert all(found == set(range(structure.num_experts)) for found in experts.values())
     size = sum(f.stat().st_size for f in model_dir.iterdir())
     assert size < 10 * 2**20
+
+
+@pytest.mark.parametrize("family", TINY_FAMILIES)
+def test_hf_runner_dtypes_are_the_loaded_tensors(family_dirs: dict[str, Path], family: str) -> None:
+    """What the hf runner writes into run.json ``dtypes`` is, tensor by tensor, the dtype of the loaded model's
+    weights (transformers may keep routers in float32 inside a bfloat16 model), so scoring counts those bytes."""
+    from capbench.config import RunSpec
+    from capbench.runners.hf.runner import HFRunner
+
+    model_dir = family_dirs[family]
+    dtype = TINY_FAMILY_DTYPES[family]
+    spec = RunSpec(model=str(model_dir), dtype=dtype, device="cpu", record_experts=False)  # no DeepSeek hooks in hf
+    runner = HFRunner(spec, model_dir)
+    try:
+        dtypes = runner.dtypes()
+        key = {"experts": "experts", "embeddings": "embeddings", "lm_head": "embeddings"}
+        checked = 0
+        for name, param in runner.model.named_parameters():
+            group = tensor_group(name)
+            if group is None or param.ndim < 2:
+                continue
+            expected = (
+                dtypes.get("router", dtypes["weights"]) if group == "router" else dtypes[key.get(group, "weights")]
+            )
+            assert str(param.dtype) == f"torch.{expected}", (name, dtypes)
+            checked += 1
+        assert checked > 0
+        assert dtypes["compute"] == dtypes["kv"] == dtype
+    finally:
+        runner.close()
 
 
 @pytest.mark.parametrize("family", ["mixtral", "deepseek_v2"])

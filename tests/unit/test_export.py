@@ -57,6 +57,16 @@ LABELS = {
     "num_experts",  # routed experts per MoE layer (count)
     "experts_top_k",  # experts per token (count)
     "num_moe_layers",  # count
+    "python_version",
+    "torch_version",
+    "transformers_version",
+    "lm_eval_version",
+    "lock_sha256",
+    "lock_matches",  # bool
+    "engine_torch_version",
+    "engine_transformers_version",
+    "engine_lock_sha256",
+    "engine_lock_matches",  # bool
 }
 UNIT = re.compile(
     r"(_s|_j|_w|_usd|_kwh|_per_s|_tokens|_requests|_passes|_gpus|_rate|_fraction|_s_mbu(_p50|_p90)?"

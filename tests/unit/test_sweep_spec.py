@@ -126,7 +126,8 @@ def test_shipped_example_sweep_expands() -> None:
     assert len(grid) == 8 and {p.spec.top_k for p in grid} == {1, 2}
     assert {p.spec.dtype for p in grid} == {"float32", "bfloat16"} and {p.spec.concurrency for p in grid} == {4, 16}
     assert len({p.id for p in points}) == len(points)
-    assert any(p.spec.runner == "vllm" for p in points)
+    vllm = [p.spec for p in points if p.spec.runner == "vllm"]
+    assert {s.enforce_eager for s in vllm} == {False, True}  # compiled (the default) and eager
 
 
 def test_point_config_round_trips_through_a_run_yaml() -> None:

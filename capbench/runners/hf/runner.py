@@ -129,7 +129,15 @@ class HFRunner:
         }
 
     def dtypes(self) -> dict[str, str]:
-        return {k: self.spec.dtype for k in ("weights", "experts", "embeddings", "kv", "compute")}
+        """The dtypes the passes really read and compute in: the run's ``dtype`` for activations, the KV cache and
+        the GEMMs, and each weight group's dtype as loaded (transformers keeps some modules, e.g. DeepSeek's
+        routers, in float32 whatever dtype the model is loaded in; ``router`` then appears)."""
+        from capbench.metrics.dtypes import dtypes_from_config
+        from capbench.models.checkpoint import loaded_group_dtypes
+
+        config = {**self.model_config(), "dtype": self.spec.dtype}
+        config.pop("torch_dtype", None)
+        return dtypes_from_config(config, stored=loaded_group_dtypes(self.model.named_parameters()))
 
     def close(self) -> None:
         if self.recorder is not None:

@@ -128,8 +128,10 @@ class OpenAIRunner:
         if self.config is None:
             return None
         from capbench.metrics.dtypes import dtypes_from_config
+        from capbench.models.checkpoint import stored_group_dtypes
 
-        return dtypes_from_config(self.config)
+        model_dir = Path(self.spec.model_path) if self.spec.model_path else None
+        return dtypes_from_config(self.config, stored=stored_group_dtypes(model_dir))
 
     def close(self) -> None:
         pass

@@ -1,25 +1,29 @@
-"""Everything that depends on vLLM's internals, in one place, checked against the vLLM version.
+"""Everything that depends on vLLM's internals, in one place, checked by capability before it hooks anything.
 
-Supported: vLLM 0.32.x (:data:`SUPPORTED_VERSIONS`). On any other version :func:`install` raises
-:class:`UnsupportedVLLMVersionError` naming the version, so the server fails at start-up with that message instead
-of recording wrong numbers.
+:func:`install` first checks, in vLLM's own source, every symbol this module uses (:mod:`.compat`): a vLLM that
+lacks one is refused with :class:`UnsupportedVLLMVersionError` naming it (the server then fails at start-up
+with that message, and ``capbench run`` checks the same before launching); one that has them all but is not a
+tested version runs, and the engine file says ``adapter_status: compatible_untested``.
 
 What it hooks, all in the worker process that runs the model (``GPUModelRunner``, which the CPU model runner
 subclasses), when that process imports the model-runner module (:class:`_PatchAfterImport`; the API server
 and the engine core never import it on capbench's account):
 
+- ``load_model``: binds the routing counter (:mod:`.routing`) to every fused-MoE router right after the model
+  is built, before vLLM compiles it or captures CUDA graphs, and writes ``vllm/engine-dp<R>.json``: the
+  settings vLLM resolved, the model config it loaded, the versions of this process's packages.
 - ``execute_model(scheduler_output)``: opens a step with ``[n_i, c_i]`` per scheduled request, from
   ``scheduler_output.num_scheduled_tokens`` and the ``num_computed_tokens`` of the new and cached requests
-  (prefix-cache hits included). After the forward pass, the requests that will sample are those the runner
-  does not discard (``discard_request_mask``: a partial prefill chunk samples nothing).
-- ``sample_tokens(...)``: closes the step (its end timestamp) and writes the record. When ``execute_model``
-  returns an output itself (nothing to sample, or a non-last pipeline stage), the step closes there.
-- Routing (not under pipeline or data parallelism, see :func:`routing_blocker`): every fused-MoE layer's
-  router has ``set_capture_fn(fn)``; ``fn(topk_ids)`` receives the logical expert ids ``[num_tokens, top_k]``
-  chosen for each token. They are counted on the host, off the step loop, once per step (:class:`_Routing`).
-  The callback fires only when the model runs eagerly: after torch.compile or inside a CUDA graph it does
-  not, and the step records ``experts_active: null`` while the engine description says why
-  (:data:`ROUTING_NOT_OBSERVED`).
+  (prefix-cache hits included), and sets the routing counter's real token count. After the forward pass, the
+  requests that will sample are those the runner does not discard (``discard_request_mask``: a partial
+  prefill chunk samples nothing).
+- ``sample_tokens(...)``: closes the step (its end timestamp), hands the step's expert counts to the writer
+  thread and zeroes them. When ``execute_model`` returns an output itself (nothing to sample, or a non-last
+  pipeline stage), the step closes there.
+- Routing (not under pipeline or data parallelism, nor with kernels that route inside themselves, see
+  :func:`routing_blocker`) is counted by a custom op on persistent device buffers, so it is measured in eager,
+  ``torch.compile`` and CUDA-graph modes alike; each step is self-checked (every layer's counts add up to
+  top_k × the step's tokens) and a step that fails the check has ``experts_active: null`` and its reason.
 
 Exactly one record per engine step: only the first tensor-parallel rank of the first pipeline stage records,
 tagged with its data-parallel rank (each data-parallel replica has its own scheduler and steps).
@@ -30,23 +34,26 @@ from __future__ import annotations
 import importlib.abc
 import importlib.machinery
 import json
+import os
 import re
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from capbench.runners.vllm.step_recorder import AppendOnlyLines, StepRecorder
 
-SUPPORTED_VERSIONS: tuple[str, ...] = ("0.32",)
-"""vLLM release series (major.minor) whose internals this adapter knows."""
+ENV_FAULT = "CAPBENCH_VLLM_FAULT"
+"""Fault injection for tests: ``unbind_routers`` binds the counter, then removes it from every router before vLLM
+compiles the model, which is what a stale compile artifact made without the recorder looks like to a recorded
+run; every step then fails the routing self-check."""
 
-ROUTING_NOT_OBSERVED = (
-    "the routers' capture callback did not fire in some or all steps: vLLM compiled the model (torch.compile "
-    "or CUDA graphs), which bypasses Python callbacks; run with --enforce-eager to measure expert activation"
-)
+RECORDER_VERSION = 2
+"""What the recorder puts into a compiled graph (:mod:`.routing`); part of the compile-cache key (docs/vllm.md)."""
+
 PASSES_FILE = "passes.jsonl"
 ENGINE_DIR = "vllm"
 
@@ -54,17 +61,17 @@ _installed = False
 
 
 class UnsupportedVLLMVersionError(RuntimeError):
-    """The installed vLLM is not one this adapter was written and tested against."""
+    """The installed vLLM lacks something this adapter uses (:mod:`.compat`)."""
 
 
-def check_version(version: str) -> None:
-    """Raise :class:`UnsupportedVLLMVersionError` unless ``version`` is in a supported release series."""
-    series = ".".join(version.split(".")[:2])
-    if series not in SUPPORTED_VERSIONS:
-        raise UnsupportedVLLMVersionError(
-            f"capbench's vLLM step recorder supports vLLM {', '.join(v + '.x' for v in SUPPORTED_VERSIONS)}; "
-            f"this is vLLM {version}. Run without the recorder (record_steps: false) or use a supported vLLM."
-        )
+def check_installed_vllm() -> dict[str, Any]:
+    """Classify the installed vLLM (:func:`.compat.check_installed`); raise when it is refused."""
+    from capbench.runners.vllm.compat import check_installed, refusal_message
+
+    result = check_installed()
+    if result["status"] != "tested" and result["status"] != "compatible_untested":
+        raise UnsupportedVLLMVersionError(refusal_message(result["version"], result["problems"]))
+    return result
 
 
 def engine_settings(vllm_config: Any) -> dict[str, Any]:
@@ -103,6 +110,23 @@ def engine_settings(vllm_config: Any) -> dict[str, Any]:
     }
 
 
+def loaded_model_config(vllm_config: Any) -> dict[str, Any]:
+    """The model configuration vLLM really loaded: its Hugging Face config as a dict (``hf_overrides`` such as a
+    top-k override already applied), the quantization config, and the overrides themselves."""
+    model = vllm_config.model_config
+    hf_config = getattr(model, "hf_config", None)
+    config: dict[str, Any] | None = None
+    if hf_config is not None and hasattr(hf_config, "to_dict"):
+        config = json.loads(json.dumps(hf_config.to_dict(), default=str))
+    overrides = getattr(model, "hf_overrides", None)
+    return {
+        "model": str(getattr(model, "model", "")) or None,
+        "config": config,
+        "quantization": getattr(model, "quantization", None),
+        "hf_overrides": overrides if isinstance(overrides, dict) else None,
+    }
+
+
 def _layer_index(name: str) -> int:
     numbers = re.findall(r"\.(\d+)\.", f".{name}.")
     return int(numbers[0]) if numbers else -1
@@ -118,79 +142,6 @@ def moe_routers(model: Any) -> list[tuple[str, Any]]:
         if isinstance(module, MoERunner) and hasattr(router, "set_capture_fn"):
             found.append((getattr(module, "layer_name", name), router))
     return sorted(found, key=lambda item: _layer_index(item[0]))
-
-
-class _Routing:
-    """Per-step expert counts of every MoE layer.
-
-    During the step each layer's callback only keeps a view of its expert ids (no computation); :meth:`end`
-    turns them into a function that counts them (:func:`count_experts`, one numpy ``bincount``), which the
-    step writer's thread calls, off the engine's step loop. On a GPU the ids are copied to the host once per
-    step. The views stay valid because vLLM allocates each router's ``topk_ids`` afresh on every call.
-    """
-
-    def __init__(self, routers: list[tuple[str, Any]]) -> None:
-        self.names = [name for name, _ in routers]
-        self.num_experts = [int(router.global_num_experts) for _, router in routers]
-        self.width = max(self.num_experts)
-        self.captured: list[Any] = [None] * len(routers)
-        self.offsets: Any = None
-        self.num_tokens = 0
-        self.open = False
-        for index, (_, router) in enumerate(routers):
-            router.set_capture_fn(partial(self.capture, index))
-
-    def begin(self, num_tokens: int) -> None:
-        self.captured = [None] * len(self.names)
-        self.num_tokens = num_tokens
-        self.open = True
-
-    def capture(self, index: int, topk_ids: Any) -> None:
-        if not self.open:  # profiling and warm-up forwards outside any step
-            return
-        ids = topk_ids[: self.num_tokens]  # drop padding tokens
-        previous = self.captured[index]
-        if previous is None:
-            self.captured[index] = ids
-        else:  # the same layer ran twice in one step (e.g. micro-batches): count both
-            import torch
-
-            self.captured[index] = torch.cat([previous, ids])
-
-    def end(self) -> Callable[[], list[list[int]]] | None:
-        """A function returning, per layer, the tokens per expert; None unless every MoE layer reported.
-
-        The ids are counted with numpy on the host, by the step writer's thread (off the engine's step loop):
-        on CPU they are read in place (the views stay valid: vLLM allocates each router's ``topk_ids`` afresh
-        on every call, and the views keep them alive); on a GPU they are copied to the host here, once per
-        step (a device synchronisation).
-        """
-        self.open = False
-        captured = self.captured
-        self.captured = [None] * len(self.names)
-        if not captured or any(c is None for c in captured):
-            return None
-        import numpy as np
-
-        if captured[0].device.type == "cpu":
-            arrays = [c.numpy().reshape(-1) for c in captured]
-        else:
-            import torch
-
-            flat = torch.cat([c.reshape(-1) for c in captured]).cpu().numpy()  # the step's one device sync
-            arrays = np.split(flat, np.cumsum([c.numel() for c in captured])[:-1])
-        return partial(count_experts, arrays, self.width, self.num_experts)
-
-
-def count_experts(arrays: list[Any], width: int, num_experts: list[int]) -> list[list[int]]:
-    """Tokens per expert of each layer from its expert ids (``arrays[l]``, numpy): one ``bincount`` over all
-    layers, layer ``l``'s ids offset by ``l × width``."""
-    import numpy as np
-
-    layers = len(arrays)
-    ids = np.concatenate([a.astype(np.int64) + layer * width for layer, a in enumerate(arrays)])
-    rows = np.bincount(ids, minlength=layers * width).reshape(layers, width).tolist()
-    return [row[:e] for row, e in zip(rows, num_experts, strict=True)]
 
 
 def routing_blocker(vllm_config: Any, model: Any) -> str | None:
@@ -216,13 +167,14 @@ def routing_blocker(vllm_config: Any, model: Any) -> str | None:
 class _StepState:
     """The recorder attached to one model runner (the recording rank of one data-parallel replica).
 
-    ``routing_observed`` in the engine file: null before the first step, then true (every step so far had
-    measured routing), false (none had) or ``"partial"`` (some steps did, e.g. a CUDA graph replayed for small
-    batches and eager for large ones). The file is rewritten only when that state changes; which steps had
-    routing is in ``passes.jsonl`` itself (``experts_active`` null or not).
+    ``routing_observed`` in the engine file: null before the first step, then true (every step so far passed
+    the routing self-check), false (none did) or ``"partial"`` (some did); ``routing_unavailable_reason`` says
+    why routing is not measured (a blocker) or, once steps failed the check, the last reason. Which steps had
+    routing is in ``passes.jsonl`` itself (``experts_active`` null or not, ``routing_error``). The file is
+    rewritten when that state changes, from the writer thread (under a lock).
     """
 
-    def __init__(self, runner: Any, record_dir: Path, record_experts: bool) -> None:
+    def __init__(self, runner: Any, record_dir: Path, record_experts: bool, adapter: Mapping[str, Any]) -> None:
         par = runner.vllm_config.parallel_config
         self.dp_rank = int(getattr(par, "data_parallel_rank", 0) or 0)
         self.record_dir = record_dir
@@ -230,13 +182,19 @@ class _StepState:
             AppendOnlyLines(record_dir / PASSES_FILE), dp_rank=self.dp_rank, writer_thread=True
         )
         self.settings = engine_settings(runner.vllm_config)
-        self.routing: _Routing | None = None
+        self.loaded = loaded_model_config(runner.vllm_config)
+        from capbench.versions import run_versions
+
+        self.versions = run_versions()  # this process's environment: the packages that computed the model
+        self.adapter = dict(adapter)
+        self.routing: Any = None  # a routing.RoutingCounter
         self.routing_reason: str | None = "expert recording was switched off (record_experts: false)"
         self.routing_observed: bool | str | None = None
         self.steps_with_routing = 0
         self.steps_without_routing = 0
         self.moe_layers: list[str] = []
         self.pending_sampled: list[str] = []
+        self._file_lock = threading.Lock()
         if record_experts:
             model = runner.get_model()
             routers = moe_routers(model)
@@ -247,26 +205,44 @@ class _StepState:
             elif blocker is not None:
                 self.routing_reason = blocker
             else:
-                self.routing = _Routing(routers)
+                from capbench.runners.vllm.routing import RoutingCounter
+
+                self.routing = RoutingCounter(routers, runner.device)
                 self.routing_reason = None
+                if os.environ.get(ENV_FAULT) == "unbind_routers":  # fault injection for tests (docs/vllm.md)
+                    for _, router in routers:
+                        router.set_capture_fn(None)
         self.write_engine_file()
 
     def write_engine_file(self) -> None:
         data = {
             **self.settings,
             "recorder": "capbench vLLM plugin",
+            "recorder_version": RECORDER_VERSION,
             "model_runner": "v1",
+            "adapter_status": self.adapter.get("status"),
+            "adapter_problems": self.adapter.get("problems") or [],
+            "versions": self.versions,
+            "loaded_model": self.loaded,
             "dp_rank": self.dp_rank,
             "moe_layers": self.moe_layers,
+            "routing_counter": None
+            if self.routing is None
+            else {
+                "device": str(self.routing.device),
+                "top_k": self.routing.top_k,
+                "num_experts": self.routing.num_experts,
+            },
             "routing_observed": self.routing_observed,
             "routing_unavailable_reason": self.routing_reason,
             "written_ns": time.monotonic_ns(),
         }
         path = self.record_dir / ENGINE_DIR / f"engine-dp{self.dp_rank}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
-        tmp.replace(path)
+        with self._file_lock:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
+            tmp.replace(path)
 
     def begin(self, scheduler_output: Any) -> None:
         computed: dict[str, int] = {r.req_id: r.num_computed_tokens for r in scheduler_output.scheduled_new_reqs}
@@ -289,14 +265,26 @@ class _StepState:
         return [rid for rid in step.engine_ids if rid in keep]
 
     def finish(self, sampled: list[str]) -> None:
-        if self.recorder.current is None:
+        step = self.recorder.current
+        if step is None:
             return
-        expert_tokens = self.routing.end() if self.routing is not None else None
+        expert_tokens = None
         if self.routing is not None:
-            self._count_routing(expert_tokens is not None)
+            expert_tokens = partial(self._checked_counts, self.routing.end(step.num_tokens))
         self.recorder.finish(sampled, expert_tokens)
 
-    def _count_routing(self, observed: bool) -> None:
+    def _checked_counts(self, snapshot: Any) -> tuple[list[list[int]] | None, str | None]:
+        """On the writer thread: read the step's counts, self-check them, keep the routing state."""
+        from capbench.runners.vllm.routing import check_counts
+
+        routing = self.routing
+        tokens, reason = check_counts(
+            snapshot.read(), snapshot.tokens, routing.num_experts, routing.top_k, routing.names
+        )
+        self._count_routing(tokens is not None, reason)
+        return tokens, reason
+
+    def _count_routing(self, observed: bool, reason: str | None) -> None:
         if observed:
             self.steps_with_routing += 1
         else:
@@ -304,14 +292,15 @@ class _StepState:
         state: bool | str = (
             "partial" if self.steps_with_routing and self.steps_without_routing else bool(self.steps_with_routing)
         )
-        if state != self.routing_observed:
+        if state != self.routing_observed or (reason is not None and reason != self.routing_reason):
             self.routing_observed = state
-            self.routing_reason = None if state is True else ROUTING_NOT_OBSERVED
+            if reason is not None:
+                self.routing_reason = reason
             self.write_engine_file()
 
     def abort(self) -> None:
         if self.routing is not None:
-            self.routing.open = False
+            self.routing.abort()
         self.recorder.abort()
 
 
@@ -328,16 +317,19 @@ CPU_RUNNER_MODULE = "vllm.v1.worker.cpu_model_runner"
 class _Recording:
     """What the hooks share in one process: where to write, and the state of each model runner."""
 
-    def __init__(self, record_dir: Path, record_experts: bool) -> None:
+    def __init__(self, record_dir: Path, record_experts: bool, adapter: Mapping[str, Any]) -> None:
         self.record_dir = record_dir
         self.record_experts = record_experts
+        self.adapter = adapter
         self.states: dict[int, _StepState | None] = {}
 
     def state_of(self, runner: Any) -> _StepState | None:
         key = id(runner)
         if key not in self.states:
             recording = _records_on_this_rank()
-            self.states[key] = _StepState(runner, self.record_dir, self.record_experts) if recording else None
+            self.states[key] = (
+                _StepState(runner, self.record_dir, self.record_experts, self.adapter) if recording else None
+            )
         return self.states[key]
 
 
@@ -422,15 +414,14 @@ class _PatchAfterImport(importlib.abc.MetaPathFinder):
 
 
 def install(record_dir: Path, record_experts: bool = True) -> None:
-    """Check the vLLM version, then hook the model runner (now if its module is loaded, else when it is) so
-    that the recording rank writes ``record_dir/passes.jsonl``. Idempotent."""
+    """Check that vLLM has everything the hooks use (:mod:`.compat`), then hook the model runner (now if its
+    module is loaded, else when it is) so that the recording rank writes ``record_dir/passes.jsonl``.
+    Idempotent."""
     global _installed
     if _installed:
         return
-    import vllm
-
-    check_version(vllm.__version__)
-    recording = _Recording(record_dir, record_experts)
+    adapter = check_installed_vllm()
+    recording = _Recording(record_dir, record_experts, adapter)
     patches: dict[str, Callable[[Any], None]] = {
         GPU_RUNNER_MODULE: partial(patch_gpu_model_runner, recording=recording),
         CPU_RUNNER_MODULE: partial(patch_cpu_model_runner, recording=recording),

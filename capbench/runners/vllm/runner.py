@@ -22,6 +22,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,8 @@ from capbench.config import RunSpec
 from capbench.errors import CapbenchError
 from capbench.harness import RecordSink
 from capbench.runners.openai.runner import OpenAIRunner
-from capbench.runners.vllm.adapter import ENGINE_DIR, SUPPORTED_VERSIONS, UnsupportedVLLMVersionError, check_version
+from capbench.runners.vllm.adapter import ENGINE_DIR, PASSES_FILE, RECORDER_VERSION
+from capbench.runners.vllm.compat import TESTED_VERSIONS
 from capbench.runners.vllm.engine_args import to_cli_args
 from capbench.runners.vllm.plugin import ENV_RECORD_DIR, ENV_RECORD_EXPERTS
 from capbench.runners.vllm.server import ManagedServer, plugin_path
@@ -47,6 +49,21 @@ def vllm_python(configured: str | None = None) -> str:
     return configured or os.environ.get(ENV_VLLM_PYTHON) or sys.executable
 
 
+def compile_cache_root() -> Path:
+    """Where a recorded server keeps vLLM's compile cache (``VLLM_CACHE_ROOT``): capbench's own cache, keyed by
+    the recorder's version, ``<capbench cache>/vllm-compile/recorder-v<N>``.
+
+    vLLM's compile cache (Inductor artifacts, and on CPU the AOT-compiled Dynamo trace) holds the traced
+    routing op, and vLLM's cache key does not include capbench: a recorded run that loaded an artifact
+    compiled without the recorder would count nothing, and an unrecorded run that loaded a recorded artifact
+    would call an op its process never registered. So recorded runs never share a cache root with unrecorded
+    ones (which keep vLLM's default, or the user's ``VLLM_CACHE_ROOT``), nor with another recorder version.
+    """
+    from capbench.paths import cache_dir
+
+    return cache_dir() / "vllm-compile" / f"recorder-v{RECORDER_VERSION}"
+
+
 def vllm_env(
     gpus: list[int] | None = None, record_dir: Path | None = None, record_experts: bool = True
 ) -> tuple[dict[str, str], Path | None]:
@@ -54,8 +71,9 @@ def vllm_env(
 
     This process's environment plus :data:`SERVER_ENV_DEFAULTS` (unless set) and ``CUDA_VISIBLE_DEVICES`` from
     ``gpus``. With ``record_dir``, also what loads capbench's step recorder: the plugin directory first on
-    ``PYTHONPATH``, the record directory, whether to record experts, and vLLM's V1 model runner (the one the
-    adapter hooks; on GPU, 0.32 picks V2 when Triton is present) unless ``VLLM_USE_V2_MODEL_RUNNER`` is set.
+    ``PYTHONPATH``, the record directory, whether to record experts, vLLM's V1 model runner (the one the
+    adapter hooks; on GPU, vLLM picks V2 when Triton is present) unless ``VLLM_USE_V2_MODEL_RUNNER`` is set,
+    and a compile cache of its own (:func:`compile_cache_root`).
     """
     env = dict(os.environ)
     for key, value in SERVER_ENV_DEFAULTS.items():
@@ -70,28 +88,51 @@ def vllm_env(
     env[ENV_RECORD_DIR] = str(record_dir.resolve())
     env[ENV_RECORD_EXPERTS] = "1" if record_experts else "0"
     env.setdefault("VLLM_USE_V2_MODEL_RUNNER", "0")
+    env["VLLM_CACHE_ROOT"] = str(compile_cache_root())
     return env, plugin_dir
 
 
-def vllm_version(python: str) -> str:
-    """The vLLM version importable by ``python``; a clear error when there is none."""
+def check_v1_runner(environ: Mapping[str, str]) -> None:
+    """The recorder hooks vLLM's V1 model runner: a run that forces V2 is refused with the switch to use."""
+    if environ.get("VLLM_USE_V2_MODEL_RUNNER", "").strip().lower() in ("1", "true"):
+        raise CapbenchError(
+            "VLLM_USE_V2_MODEL_RUNNER=1 selects vLLM's V2 model runner, which capbench's step recorder does not "
+            "hook: unset it (capbench launches recorded servers with VLLM_USE_V2_MODEL_RUNNER=0, the V1 runner) "
+            "or run with --no-record-steps"
+        )
+
+
+def probe_vllm(python: str) -> dict[str, Any]:
+    """``{"version", "status", "problems"}`` of the vLLM that ``python`` would run (:mod:`.compat`, run in that
+    interpreter on vLLM's source, nothing imported); a clear error when it has no vLLM."""
+    plugin_dir = plugin_path()
+    env = {**os.environ, "PYTHONPATH": str(plugin_dir)}
     try:
         done = subprocess.run(
-            [python, "-c", "import vllm; print(vllm.__version__)"],
+            [python, "-m", "capbench.runners.vllm.compat"],
             capture_output=True,
             text=True,
             timeout=120,
             check=False,
+            env=env,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise CapbenchError(f"cannot run the vLLM interpreter {python!r}: {exc}") from exc
-    if done.returncode != 0:
-        tail = "\n".join(done.stderr.strip().splitlines()[-3:])
+    finally:
+        shutil.rmtree(plugin_dir, ignore_errors=True)
+    result: dict[str, Any] | None = None
+    if done.returncode == 0 and done.stdout.strip():
+        try:
+            result = json.loads(done.stdout.strip().splitlines()[-1])
+        except json.JSONDecodeError:
+            result = None
+    if result is None or result.get("version") is None or result.get("status") is None:
+        tail = "\n".join(done.stderr.strip().splitlines()[-3:]) or "no vllm package found"
         raise CapbenchError(
-            f"{python} cannot import vllm ({tail}). Point vllm_python (or ${ENV_VLLM_PYTHON}) at the Python of an "
+            f"{python} cannot run vLLM ({tail}). Point vllm_python (or ${ENV_VLLM_PYTHON}) at the Python of an "
             "environment with vLLM installed; on a CPU-only machine, `make vllm-env` builds one"
         )
-    return done.stdout.strip().splitlines()[-1]
+    return result
 
 
 def served_name(spec: RunSpec, launched: str) -> str:
@@ -116,6 +157,45 @@ def read_engine_files(run_dir: Path) -> list[dict[str, Any]]:
     return sorted(out, key=lambda e: e.get("dp_rank", 0))
 
 
+MAX_REASONS = 10
+"""Distinct reasons :func:`routing_check` lists before it counts the rest together."""
+
+
+def routing_check(passes: Path, settle_s: float = 2.0) -> dict[str, Any]:
+    """How many recorded steps passed the routing self-check, and why the others did not (from ``passes.jsonl``,
+    once it stopped growing: the plugin writes each step a few ms after it ends).
+
+    ``{"steps", "measured", "not_measured", "reasons": {reason: steps}}``; warm-up steps included."""
+    import time
+
+    deadline = time.monotonic() + settle_s
+    size = -1
+    while time.monotonic() < deadline:
+        current = passes.stat().st_size if passes.exists() else 0
+        if current == size:
+            break
+        size = current
+        time.sleep(0.2)
+    steps = measured = 0
+    reasons: dict[str, int] = {}
+    if passes.exists():
+        with passes.open(encoding="utf-8") as handle:
+            for line in handle:
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a torn last line: the reader warns about it
+                steps += 1
+                if record.get("experts_active") is not None:
+                    measured += 1
+                else:
+                    reason = record.get("routing_error") or "routing not recorded (see routing_unavailable_reason)"
+                    if reason not in reasons and len(reasons) >= MAX_REASONS:
+                        reason = "other reasons"
+                    reasons[reason] = reasons.get(reason, 0) + 1
+    return {"steps": steps, "measured": measured, "not_measured": steps - measured, "reasons": reasons}
+
+
 class VLLMRunner:
     """Launches or attaches to a vLLM server; the ``openai`` runner's client sends the requests."""
 
@@ -127,6 +207,7 @@ class VLLMRunner:
         self.server: ManagedServer | None = None
         self._plugin_dir: Path | None = None
         self.version: str | None = None
+        self.adapter: dict[str, Any] = {}
         self.facts: dict[str, Any] = {}
         self.launched = spec.base_url is None
         try:
@@ -163,12 +244,21 @@ class VLLMRunner:
         if self.run_dir is None:
             raise CapbenchError("the vllm runner needs a run directory to launch a server into")
         python = vllm_python(self.spec.vllm_python)
-        self.version = vllm_version(python)
+        self.adapter = probe_vllm(python)
+        self.version = self.adapter["version"]
         if self.spec.record_steps:
-            try:
-                check_version(self.version)
-            except UnsupportedVLLMVersionError as exc:
-                raise CapbenchError(str(exc)) from exc
+            from capbench.runners.vllm.compat import refusal_message
+
+            check_v1_runner(os.environ)
+            if self.adapter["status"] == "refused":
+                raise CapbenchError(refusal_message(self.version, self.adapter["problems"]))
+            if self.adapter["status"] == "compatible_untested":
+                print(
+                    f"warning: vLLM {self.version} has everything capbench's step recorder uses but is not a tested "
+                    f"version (tested: {', '.join(TESTED_VERSIONS)}); run.json says adapter_status: "
+                    "compatible_untested",
+                    file=sys.stderr,
+                )
         model = str(model_dir.resolve()) if model_dir is not None else self.spec.model
         assert model is not None
         self.launched_model = model
@@ -182,8 +272,9 @@ class VLLMRunner:
             raise CapbenchError(
                 "vLLM started but capbench's step recorder did not report (no vllm/engine-dp0.json): the plugin "
                 "was not loaded (a VLLM_PLUGINS allow-list without 'capbench'?) or vLLM runs its V2 model runner "
-                f"(VLLM_USE_V2_MODEL_RUNNER=1?), which the adapter does not hook; see {self.server.log_path}. "
-                "Run with --no-record-steps to benchmark without step records."
+                "(forced by a feature that needs it), which the adapter does not hook (VLLM_USE_V2_MODEL_RUNNER=0 "
+                f"selects V1); see {self.server.log_path}. Run with --no-record-steps to benchmark without step "
+                "records."
             )
         return self.server.base_url
 
@@ -207,7 +298,26 @@ class VLLMRunner:
     # --- run.json facts ----------------------------------------------------------------------------------
 
     def model_config(self) -> dict[str, Any] | None:
-        return self.client.model_config()
+        """The model's config: from ``model_path`` (a local directory) when there is one, else the configuration
+        the launched engine loaded (a model id vLLM resolved), as its plugin recorded it."""
+        local = self.client.model_config()
+        if local is not None:
+            return local
+        loaded = self.loaded_model()
+        config = loaded.get("config") if loaded else None
+        return dict(config) if isinstance(config, dict) else None
+
+    def model_config_source(self) -> str | None:
+        """Where :meth:`model_config` came from (``run.json`` ``model.config_source``)."""
+        if self.client.model_config() is not None:
+            return "model_path config.json"
+        return "the configuration the launched vLLM engine loaded" if self.model_config() is not None else None
+
+    def loaded_model(self) -> dict[str, Any] | None:
+        """What the plugin recorded of the model vLLM loaded (config, quantization, hf_overrides), or None."""
+        engines = self.engine_files()
+        loaded = engines[0].get("loaded_model") if engines else None
+        return loaded if isinstance(loaded, dict) else None
 
     def engine_files(self) -> list[dict[str, Any]]:
         return read_engine_files(self.run_dir) if self.run_dir is not None and self.launched else []
@@ -217,7 +327,7 @@ class VLLMRunner:
         info = self.client.engine_info()
         info["name"] = self.name
         info["mode"] = "launched" if self.launched else "attached"
-        info["supported_versions"] = [v + ".x" for v in SUPPORTED_VERSIONS]
+        info["tested_versions"] = list(TESTED_VERSIONS)
         if not self.launched:
             info["step_records"] = False
             info["step_records_reason"] = "attached to a server capbench did not launch: no engine steps visible"
@@ -225,6 +335,8 @@ class VLLMRunner:
         assert self.server is not None
         info.update(
             version=self.version,
+            adapter_status=self.adapter["status"] if self.spec.record_steps else None,
+            compile_cache_root=str(compile_cache_root()) if self.spec.record_steps else None,
             command=self.server.command,
             engine_args=self.spec.engine_args,
             server_log=str(Path(ENGINE_DIR) / SERVER_LOG),
@@ -235,7 +347,9 @@ class VLLMRunner:
         engines = self.engine_files()
         if engines:
             first = engines[0]
-            resolved = {k: v for k, v in first.items() if k not in ("written_ns", "dp_rank", "recorder")}
+            resolved = {
+                k: v for k, v in first.items() if k not in ("written_ns", "dp_rank", "recorder", "loaded_model")
+            }
             info.update(resolved)
             info["device"] = first.get("device", info.get("device"))
             info["replicas"] = [
@@ -250,6 +364,10 @@ class VLLMRunner:
     def dtypes(self) -> dict[str, str] | None:
         """From the model config, with the dtype vLLM really computes in when the plugin reported it."""
         base = self.client.dtypes()
+        if base is None and self.model_config() is not None:
+            from capbench.metrics.dtypes import dtypes_from_config
+
+            base = dtypes_from_config(self.model_config() or {})
         engines = self.engine_files()
         if base is None or not engines:
             return base
@@ -299,7 +417,10 @@ class VLLMRunner:
             if scraper is not None:
                 scraper.stop()
                 scraper.scrape("end")
-            self.facts = {**self.client.facts, "engine": self.engine_info(), "dtypes": self.dtypes()}
+            engine = self.engine_info()
+            if self.launched and self.spec.record_steps and self.run_dir is not None:
+                engine["routing_check"] = routing_check(self.run_dir / PASSES_FILE)
+            self.facts = {**self.client.facts, "engine": engine, "dtypes": self.dtypes()}
 
     def close(self) -> None:
         if self.server is not None:

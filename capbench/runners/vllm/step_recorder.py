@@ -26,6 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+Counts = list[list[int]]
+ExpertTokens = Counts | Callable[[], "Counts | tuple[Counts | None, str | None]"] | None
+"""Expert counts of a step as :meth:`StepRecorder.finish` takes them."""
+
 _CAPBENCH_ID = re.compile(r"(?<![A-Za-z0-9])([wr]\d{4,})(?![A-Za-z0-9])")
 
 
@@ -77,8 +81,9 @@ class StepRecorder:
     the clock of the whole run), ``reqs`` (``[n_i, c_i]``: tokens computed in this step, tokens already in
     the request's KV cache before it, prefix-cache hits included), ``req_ids``, ``sampled`` (how many requests
     sampled a token) and ``sampled_ids`` (which), ``experts_active``
-    and ``expert_tokens`` (per MoE layer; null when routing was not observed), ``warmup`` (every request a
-    warm-up one), plus ``step`` (this replica's step counter) and ``dp_rank``.
+    and ``expert_tokens`` (per MoE layer; null when routing was not observed), ``routing_error`` (why a step's
+    routing was not measured although the counter ran: the self-check failed; else null), ``warmup`` (every
+    request a warm-up one), plus ``step`` (this replica's step counter) and ``dp_rank``.
 
     With ``writer_thread``, records are finished on a writer thread (expert counts given as a function are
     counted there; then encode, write), so the engine's step loop only queues them; the thread writes records in
@@ -127,13 +132,14 @@ class StepRecorder:
     def finish(
         self,
         sampled_engine_ids: Sequence[str],
-        expert_tokens: list[list[int]] | Callable[[], list[list[int]]] | None,
+        expert_tokens: ExpertTokens,
         t_end_ns: int | None = None,
     ) -> dict[str, Any] | None:
         """Close the open step and write (or queue) its record.
 
-        ``expert_tokens``: per MoE layer, per expert; or a function that counts them, called on the writer
-        thread; or None (routing not observed: ``experts_active`` and ``expert_tokens`` null).
+        ``expert_tokens``: per MoE layer, per expert; or a function called on the writer thread that returns
+        them, or ``(None, reason)`` when the step's routing failed its self-check (``routing_error``); or None
+        (routing not recorded: ``experts_active`` and ``expert_tokens`` null, ``routing_error`` null).
         """
         step = self.current
         self.current = None
@@ -151,6 +157,7 @@ class StepRecorder:
             "sampled_ids": [self._id(rid)[0] for rid in sampled_engine_ids],
             "experts_active": None,
             "expert_tokens": None,
+            "routing_error": None,
             "warmup": all(self._id(rid)[1] for rid in step.engine_ids),
         }
         self.step += 1
@@ -160,13 +167,13 @@ class StepRecorder:
             self._write(record, expert_tokens)
         return record
 
-    def _write(
-        self, record: dict[str, Any], expert_tokens: list[list[int]] | Callable[[], list[list[int]]] | None
-    ) -> None:
-        tokens = expert_tokens() if callable(expert_tokens) else expert_tokens
+    def _write(self, record: dict[str, Any], expert_tokens: ExpertTokens) -> None:
+        result = expert_tokens() if callable(expert_tokens) else expert_tokens
+        tokens, reason = result if isinstance(result, tuple) else (result, None)
         if tokens is not None:
             record["experts_active"] = [sum(1 for n in layer if n > 0) for layer in tokens]
             record["expert_tokens"] = tokens
+        record["routing_error"] = reason
         self.out.write(record)
 
     def _drain(self) -> None:
