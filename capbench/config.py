@@ -6,6 +6,7 @@ that name the key and what is allowed (:func:`format_validation_error`).
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -124,6 +125,13 @@ class RunSpec(BaseModel):
     seed: int = Field(0, description="seed for the embedded model's weights, prompt order, arrivals, sampling")
     temperature: float = Field(0.0, ge=0.0, description="sampling temperature; 0 = greedy")
     timeout_s: float = Field(600.0, gt=0, description="openai: per-request timeout, submit to last byte")
+    max_error_rate: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="the run ends failed (exit 1) when more than this fraction of its measured requests failed, or "
+        "when none succeeded",
+    )
     slo: dict[str, float] = Field(
         default_factory=dict,
         description=f"goodput bounds per request, keys {', '.join(SLO_KEYS)} (e.g. ttft_s=0.5,tpot_s=0.05)",
@@ -142,8 +150,8 @@ class RunSpec(BaseModel):
     )
     enforce_eager: bool = Field(
         False,
-        description="vllm: run the model eagerly (no torch.compile, no CUDA graphs); needed to measure expert "
-        "routing, slower on GPU",
+        description="vllm: run the model eagerly (no torch.compile, no CUDA graphs); not needed for expert "
+        "routing, which is measured in compiled engines too; slower on GPU",
     )
     engine_args: dict[str, Any] = Field(
         default_factory=dict,
@@ -186,11 +194,30 @@ class RunSpec(BaseModel):
     )
     out: str | None = Field(None, description="run directory to create; empty = runs/<time>-<run id>")
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, value: Any, info: Any) -> Any:
+        """``num_requests: true`` is a mistake, not 1: a boolean is accepted only where a boolean belongs."""
+        if isinstance(value, bool):
+            annotation = cls.model_fields[info.field_name].annotation
+            if bool not in _leaf_types(annotation):
+                raise ValueError(f"expected {_type_name(annotation)}, got the boolean {str(value).lower()}")
+        return value
+
     @field_validator("runner")
     @classmethod
     def _known_runner(cls, value: str) -> str:
         if value not in RUNNER_NAMES:
             raise ValueError(f"unknown runner {value!r}; valid runners: {', '.join(RUNNER_NAMES)}")
+        return value
+
+    @field_validator("slo", mode="before")
+    @classmethod
+    def _no_bool_bounds(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            for key, bound in value.items():
+                if isinstance(bound, bool):
+                    raise ValueError(f"SLO {key} must be a number of seconds, got the boolean {str(bound).lower()}")
         return value
 
     @field_validator("slo")
@@ -212,6 +239,13 @@ class RunSpec(BaseModel):
             return check_engine_args(value)
         except ConfigError as exc:
             raise ValueError(str(exc)) from exc
+
+    @field_validator("gpus", mode="before")
+    @classmethod
+    def _no_bool_gpus(cls, value: Any) -> Any:
+        if isinstance(value, list) and any(isinstance(i, bool) for i in value):
+            raise ValueError(f"gpus must be GPU indices (integers), got {value!r}")
+        return value
 
     @field_validator("gpus")
     @classmethod
@@ -351,6 +385,52 @@ def _describe_error(err: Mapping[str, Any], model: type[BaseModel]) -> str:
     return f"'{key}': {err['msg']} (got {got!r})"
 
 
+def _leaf_types(annotation: Any) -> set[Any]:
+    """The plain types a (possibly Optional / union / Literal) annotation admits."""
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) is typing.Literal:
+        return {type(a) for a in args}
+    if not args:
+        return {annotation}
+    if typing.get_origin(annotation) in (list, dict, tuple, set):
+        return {typing.get_origin(annotation)}
+    out: set[Any] = set()
+    for arg in args:
+        out |= _leaf_types(arg)
+    return out
+
+
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", list: "a list", dict: "a mapping"}
+
+
+def _type_name(annotation: Any) -> str:
+    names = sorted(_TYPE_NAMES.get(t, getattr(t, "__name__", str(t))) for t in _leaf_types(annotation))
+    return " or ".join(n for n in names if n != "NoneType") or "a value"
+
+
+class DuplicateKeyError(yaml.YAMLError):
+    """A YAML mapping gives one key twice."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A YAML loader that refuses a key given twice in one mapping (the last one would silently win)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise DuplicateKeyError(f"line {line}: the key {key!r} is given twice (first on line {seen[key]})")
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml_text(text: str) -> Any:
+    """Parse YAML like ``yaml.safe_load``, but a key given twice in a mapping is an error."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)
+
+
 def format_validation_error(exc: ValidationError, model: type[BaseModel], source: str) -> str:
     """One line per problem, each naming the key; unknown keys list the allowed ones."""
     lines = [_describe_error(err, model) for err in exc.errors()]
@@ -364,7 +444,9 @@ def load_yaml_mapping(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml_text(text)
+    except DuplicateKeyError as exc:
+        raise ConfigError(f"{path}, {exc}") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
     if data is None:

@@ -23,3 +23,27 @@ class MissingDependencyError(CapbenchError):
         )
         self.module = module
         self.extra = extra
+
+
+class Terminated(KeyboardInterrupt):
+    """A termination signal (SIGTERM, SIGHUP) caught by the CLI: it takes the Ctrl-C path (records kept, a
+    launched server stopped), is recorded by name, and exits with 128 + the signal number (143, 129)."""
+
+    def __init__(self, signum: int) -> None:
+        import signal
+
+        self.signum = signum
+        self.name = signal.Signals(signum).name
+        super().__init__(f"stopped by {self.name}")
+
+
+def interruption(exc: BaseException) -> str:
+    """How an interruption is recorded in ``run.json`` ``error``: the signal by name."""
+    if isinstance(exc, Terminated):
+        return f"stopped by {exc.name} (signal {exc.signum})"
+    return "interrupted by the user (Ctrl-C, SIGINT)"
+
+
+def interruption_exit_code(exc: BaseException) -> int:
+    """The conventional exit status: 128 + signal number (130 for Ctrl-C, 143 SIGTERM, 129 SIGHUP)."""
+    return 128 + exc.signum if isinstance(exc, Terminated) else 130

@@ -6,9 +6,11 @@ model directory) is checked before the model is built or loaded, so a typo fails
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import secrets
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +21,8 @@ from rich.console import Console
 from capbench import __version__
 from capbench.clock import CLOCK_NAME, now_ns, utc_now_iso
 from capbench.config import RunSpec
-from capbench.errors import CapbenchError
+from capbench.errors import CapbenchError, interruption
+from capbench.models.directory import check_model_dir
 from capbench.records import SCHEMA_VERSION, RunStatus, RunWriter
 from capbench.records.writer import prepare_run_dir
 from capbench.versions import run_versions
@@ -47,8 +50,7 @@ def resolve_model(spec: RunSpec) -> ModelChoice:
         assert spec.model is not None
         local = Path(spec.model)
         if local.is_dir():
-            if not (local / "config.json").is_file():
-                raise CapbenchError(f"model directory {spec.model!r} has no config.json")
+            check_model_dir(local)
             return ModelChoice(local, _local_name(local), "local directory, served by vLLM launched by capbench")
         path = Path(spec.model_path) if spec.model_path else None
         return ModelChoice(path, spec.model, "model id resolved by vLLM, served by vLLM launched by capbench")
@@ -62,11 +64,12 @@ def resolve_model(spec: RunSpec) -> ModelChoice:
             demo_model_dir(), DEMO_MODEL_NAME, "embedded demo MoE (trained by capbench on capbench_arithmetic)"
         )
     model_dir = Path(spec.model)
-    if not (model_dir / "config.json").is_file():
+    if not model_dir.is_dir():
         raise CapbenchError(
-            f"model {spec.model!r} is not a local model directory with a config.json; capbench never "
-            "downloads weights: pass a directory that holds the model"
+            f"model {spec.model!r} is not a local model directory; capbench never downloads weights: pass a "
+            "directory that holds the model (config.json, tokenizer, weights)"
         )
+    check_model_dir(model_dir)
     return ModelChoice(model_dir, _local_name(model_dir), "local directory")
 
 
@@ -215,6 +218,45 @@ def model_config_source(runner: Any) -> str | None:
     return "model directory config.json" if runner.model_config() is not None else None
 
 
+DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO})
+"""Write failures that mean the run directory cannot take more records (full disk, quota, read-only, I/O)."""
+
+
+@contextlib.contextmanager
+def disk_errors(run_dir: Path) -> Iterator[None]:
+    """Turn a failure to write the run's records into one clear error (the run is recorded as failed or partial
+    in run.json first, when run.json can still be written; everything written before stays readable)."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in DISK_ERRNOS:
+            raise
+        raise CapbenchError(
+            f"cannot write the run's records in {run_dir}: {exc.strerror or exc}; the run stopped, and what it "
+            "wrote before is kept (run.json says failed or partial where it could still be written)"
+        ) from exc
+
+
+def check_context(spec: RunSpec, runner: Any) -> None:
+    """Refuse, before any request, a run whose every request would exceed the model's context: fixed lengths
+    that do not fit, or an output limit as long as the context itself. (A data-driven prompt that is too long
+    is a per-request error: the hf runner refuses it, a server answers it with an error.)"""
+    from capbench.metrics.context import context_problem
+
+    context = runner.context_length() if hasattr(runner, "context_length") else None
+    if context is None:
+        return
+    if spec.fixed_length:
+        problem = context_problem(spec.fixed_prompt_tokens or 0, spec.fixed_output_tokens or 0, context)
+        if problem is not None:
+            raise CapbenchError(f"fixed-length mode: {problem}; lower fixed_prompt_tokens or fixed_output_tokens")
+    limit = spec.effective_max_tokens
+    if limit is not None and limit >= context:
+        raise CapbenchError(
+            f"max_tokens {limit} leaves no room for a prompt in the model's context of {context} tokens; lower it"
+        )
+
+
 def write_failed_manifest(run_dir: Path, spec: RunSpec, run_id: str, exc: BaseException) -> None:
     """A ``run.json`` for a run that failed before its first request after writing something (e.g. a launched
     server's log: the server never became healthy), so the run directory says what happened instead of holding
@@ -231,7 +273,7 @@ def write_failed_manifest(run_dir: Path, spec: RunSpec, run_id: str, exc: BaseEx
             "ended_at": utc_now_iso(),
             "capbench_version": __version__,
             "status": (RunStatus.PARTIAL if interrupted else RunStatus.FAILED).value,
-            "error": "interrupted during set-up" if interrupted else f"{type(exc).__name__}: {exc}",
+            "error": f"{interruption(exc)} during set-up" if interrupted else f"{type(exc).__name__}: {exc}",
             "spec": spec.model_dump(mode="json"),
             "command": sys.argv,
             "engine": {"name": spec.runner},
@@ -317,6 +359,11 @@ def execute_run(spec: RunSpec, *, quiet: bool = False) -> tuple[Path, RunStatus]
             if any(run_dir.iterdir()):  # e.g. a launched server's log: say what happened next to it
                 write_failed_manifest(run_dir, spec, run_id, exc)
             raise
+    try:
+        check_context(spec, runner)
+    except BaseException:
+        runner.close()
+        raise
     gpus = runner.gpu_indices() if hasattr(runner, "gpu_indices") else None
     if gpus is not None and spec.gpus is None:  # a launched multi-GPU engine: sample and count all its GPUs
         spec = spec.model_copy(update={"gpus": gpus})
@@ -328,13 +375,14 @@ def execute_run(spec: RunSpec, *, quiet: bool = False) -> tuple[Path, RunStatus]
             hardware = resolve_run_hardware(spec, device, sensor, console)
         manifest = build_manifest(spec, run_id, runner, model, workload, plan.dataset, hardware)
         manifest["power"] = sensor.info()
-        writer = RunWriter(run_dir, manifest)
+        with disk_errors(run_dir):
+            writer = RunWriter(run_dir, manifest)
         what = f"{workload.num_requests} requests" if workload.num_requests else f"{workload.duration_s:g} s"
         if plan.task is not None:
             what = f"task {plan.task.name}: {workload.num_requests} samples"
         console.print(f"run [bold]{run_id}[/]: {what} (+{spec.warmup} warm-up) -> {run_dir}")
         try:
-            with writer, RequestProgress(console, total=plan.total) as progress:
+            with disk_errors(run_dir), writer, RequestProgress(console, total=plan.total) as progress:
                 try:
                     if plan.task is None:
                         drive(runner, workload, writer, progress.request_done, power=sensor)
@@ -342,6 +390,9 @@ def execute_run(spec: RunSpec, *, quiet: bool = False) -> tuple[Path, RunStatus]
                         serve_task(plan.task, spec, runner, writer, progress.request_done, sensor)
                 finally:  # also for a partial run: what the runner learned, the sensor's statistics
                     writer.update_manifest(**runner.facts, power=sensor.info())
+                failure = writer.failure(spec.max_error_rate)
+                if failure is not None:
+                    writer.finish(RunStatus.FAILED, error=failure)
         finally:
             score_and_report(run_dir, Console(quiet=quiet))
     finally:

@@ -203,6 +203,12 @@ def score_loaded_run(run: RunData, options: ScoreOptions | None = None) -> dict[
         summary["notes"].append(
             "no model config in run.json (give model_path for a server run): no bytes, FLOPs or utilization"
         )
+    if manifest.get("status") != "complete":
+        summary["run_error"] = manifest.get("error")
+        summary["notes"].append(
+            f"this run is {manifest.get('status')}, not complete ({manifest.get('error') or 'no reason recorded'}): "
+            "its figures cover only what was measured before it ended"
+        )
     summary["accuracy"] = accuracy_summary(manifest, run.requests)
     summary["fixed_length"] = fixed_length_summary(manifest, run.requests)
     if summary["fixed_length"] is not None and not summary["fixed_length"]["exact"]:
@@ -214,9 +220,17 @@ def score_loaded_run(run: RunData, options: ScoreOptions | None = None) -> dict[
 
 
 def score_run_dir(run_dir: Path, options: ScoreOptions | None = None, write: bool = True) -> dict[str, Any]:
-    """Score ``run_dir`` and (by default) rewrite its ``summary.json``."""
+    """Score ``run_dir`` and (by default) rewrite its ``summary.json``; a directory that cannot take it is a clear
+    error pointing to ``--no-write`` (the summary is computed either way)."""
     run = read_run(Path(run_dir))
     summary = score_loaded_run(run, options)
     if write:
-        write_json_atomic(Path(run_dir) / SUMMARY_FILE, summary)
+        path = Path(run_dir) / SUMMARY_FILE
+        try:
+            write_json_atomic(path, summary)
+        except OSError as exc:
+            raise CapbenchError(
+                f"cannot write {path}: {exc.strerror or exc}; score with --no-write to see the summary without "
+                "writing it"
+            ) from exc
     return summary

@@ -80,9 +80,16 @@ def load_prompts(path: str | Path | None = None) -> PromptSet:
     else:
         source = str(path)
         try:
-            text = Path(path).read_text(encoding="utf-8")
+            data = Path(path).read_bytes()
         except OSError as exc:
             raise CapbenchError(f"cannot read prompt file {path}: {exc.strerror or exc}") from exc
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = data[: exc.start].count(b"\n") + 1
+            raise CapbenchError(
+                f"prompt file {path} is not UTF-8 text (line {line}, byte {exc.start}: {exc.reason}); save it as UTF-8"
+            ) from exc
     sha = hashlib.sha256(text.encode()).hexdigest()
     return PromptSet(prompts=_parse_prompts(text, source), source=source, sha256=sha)
 

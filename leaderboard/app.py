@@ -163,6 +163,17 @@ def _radar_runs(frame: pd.DataFrame) -> list[str]:
     return [str(r) for r in pool["run_id"].head(RADAR_DEFAULT_RUNS)]
 
 
+MAX_CELL_CHARS = 60
+"""Longer names are cut in the table (ending in "..."; a click on the cell shows the whole value, and the run's
+details view shows it in full), so one long name cannot push every other column out of view."""
+
+
+def default_selection(dimension: str, options: Sequence[str]) -> list[str]:
+    """What a filter starts with: complete runs only (partial, failed or still-running runs are shown, with their
+    status, once the user picks them in the Status filter or clears it); every other filter starts empty."""
+    return ["complete"] if dimension == "status" and "complete" in options else []
+
+
 def build_app(paths: Sequence[str | Path]) -> gr.Blocks:
     """The leaderboard for the CSVs ``paths`` (missing or bad files become visible warnings, not errors)."""
     board = Board([Path(p) for p in paths])
@@ -230,7 +241,7 @@ def build_app(paths: Sequence[str | Path]) -> gr.Blocks:
         kept = [
             gr.update(choices=options[dim], value=[v for v in (sel or []) if v in options[dim]])
             for dim, sel in zip(dims, selections, strict=True)
-        ]
+        ]  # a status filter the user had cleared stays cleared
         return (warnings_markdown(board.results.warnings), *kept)
 
     options = filter_options(board.frame)
@@ -247,7 +258,7 @@ def build_app(paths: Sequence[str | Path]) -> gr.Blocks:
             filters = [
                 gr.Dropdown(
                     choices=options[dim],
-                    value=[],
+                    value=default_selection(dim, options[dim]),
                     multiselect=True,
                     label=FILTER_DIMENSIONS[dim],
                     elem_id=f"filter-{dim}",
@@ -258,7 +269,7 @@ def build_app(paths: Sequence[str | Path]) -> gr.Blocks:
             sort_by = gr.Dropdown(choices=sort_choices, value=DEFAULT_SORT, label="Sort by", elem_id="sort-by")
             descending = gr.Checkbox(value=False, label="Descending", elem_id="sort-descending")
             reload_button = gr.Button("Reload files", elem_id="reload", size="sm")
-        table = gr.Dataframe(interactive=False, wrap=True, elem_id="runs-table", label="Runs")
+        table = gr.Dataframe(interactive=False, wrap=True, max_chars=MAX_CELL_CHARS, elem_id="runs-table", label="Runs")
         download_button = gr.DownloadButton("Download the filtered table (CSV)", elem_id="download", size="sm")
         with gr.Tab("Cost vs accuracy"):
             third = gr.Radio(

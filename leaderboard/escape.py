@@ -12,11 +12,16 @@ a link, and a ``|`` must not break a Markdown table.
   pass matters: escaping HTML first and Markdown second would backslash the ``#`` of ``&#x27;``.
 * :func:`plotly_text`: plotly renders a subset of HTML in text (``<b>``, ``<br>``, ``<a href>``), so
   ``& < >`` become entities and line breaks become spaces.
+* :func:`visible_text` (applied by both, and by the table): characters that change how text *looks* without
+  being seen (bidirectional overrides and isolates such as U+202E, zero-width and other format characters,
+  control characters) are shown as ``⟨U+202E⟩``, so a name displays as what is stored, not as a reordered or
+  hidden variant of it. Tabs and line breaks become spaces. The stored value (and the CSV download) is unchanged.
 """
 
 from __future__ import annotations
 
 import string
+import unicodedata
 
 _LINE_BREAKS = "\r\n\v\f\x1c\x1d\x1e\x85\u2028\u2029"
 """Everything :meth:`str.splitlines` splits on; each becomes a space ("\\r\\n" becomes one space)."""
@@ -35,8 +40,29 @@ _PLOTLY_TABLE: dict[int, str] = {
 }
 
 
+def _hidden(char: str) -> bool:
+    """A character that is not drawn as itself: controls (Cc), format characters (Cf: bidi overrides, isolates,
+    zero-width joiners, BOM), unassigned (Cn), surrogates and private use (Cs, Co)."""
+    return unicodedata.category(char) in ("Cc", "Cf", "Cn", "Cs", "Co")
+
+
+def visible_text(text: str) -> str:
+    """``text`` with every hidden character shown as ``⟨U+XXXX⟩`` and tabs and line breaks as spaces."""
+    if text.isprintable():
+        return text
+    out = []
+    for char in text.replace("\r\n", "\n"):
+        if char == "\t" or char in _LINE_BREAKS:
+            out.append(" ")
+        elif _hidden(char):
+            out.append(f"⟨U+{ord(char):04X}⟩")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
 def _single_line(text: str) -> str:
-    return text.replace("\r\n", "\n")
+    return visible_text(text)
 
 
 def escape_markdown(text: str) -> str:

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from capbench.export import PHASES
+from capbench.leaderboard.escape import visible_text
 
 MISSING = "—"
 """How a value that was not measured is displayed (U+2014), never 0."""
@@ -43,6 +44,7 @@ SOURCE_COLUMNS: tuple[str, ...] = ("source_file", "source_row")
 """Where a loaded run came from (the file as given, its 1-based data row); not part of the export's CSV."""
 
 FILTER_DIMENSIONS: dict[str, str] = {
+    "status": "Status",
     "model": "Model",
     "engine": "Engine",
     "hardware": "Hardware",
@@ -189,7 +191,11 @@ def _dimension_values(frame: pd.DataFrame, dimension: str) -> pd.Series:
         frame = add_derived(frame)
     if dimension not in frame.columns:
         return pd.Series([MISSING] * len(frame), index=frame.index, dtype=object)
-    return pd.Series([cell_text(value) or MISSING for value in frame[dimension]], index=frame.index, dtype=object)
+    return pd.Series(
+        [visible_text(text) if (text := cell_text(value)) else MISSING for value in frame[dimension]],
+        index=frame.index,
+        dtype=object,
+    )
 
 
 def _option_key(dimension: str, value: str) -> tuple[int, str, float, str]:
@@ -295,14 +301,15 @@ def display_text(value: object) -> str:
     """Display text for one cell of :func:`display_frame` (its values are already scaled: no ×100 here).
 
     "—" for None, NaN or empty text; numbers with 4 significant digits, integers as integers; booleans as
-    yes/no; text as is (not escaped).
+    yes/no; text with hidden characters made visible (:func:`~capbench.leaderboard.escape.visible_text`), not
+    escaped.
     """
     if _is_missing(value):
         return MISSING
     if isinstance(value, bool | np.bool_):
         return "yes" if value else "no"
     if isinstance(value, str):
-        return value
+        return visible_text(value)
     number = cell_number(value)
     return str(value) if number is None else format_number(number)
 

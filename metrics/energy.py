@@ -182,7 +182,12 @@ def energy_summary(
             "the covered part only (nothing is extrapolated), so per-token energy is a lower bound"
         )
     if num_gpus is not None and len(traces) < num_gpus:
-        notes.append(f"energy covers {len(traces)} of the deployment's {num_gpus} GPUs")
+        out["energy_source"] = "none"
+        out["null_reason"] = (
+            f"usable power samples for only {len(traces)} of the deployment's {num_gpus} GPUs: the energy of the "
+            "others was not measured, so the total is unknown (never a partial sum)"
+        )
+        return out, notes
     energy_j = float(sum(energies))
     out["energy_j"] = energy_j
     out["energy_kwh"] = energy_j / J_PER_KWH

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from capbench import __version__
-from capbench.errors import CapbenchError
+from capbench.errors import CapbenchError, Terminated, interruption, interruption_exit_code
 
 # Subcommand modules, in the order `capbench --help` lists them.
 SUBCOMMANDS: tuple[str, ...] = ("run", "sweep", "score", "export", "model_info", "profiles", "leaderboard")
@@ -48,7 +48,7 @@ def _show_warning(
 
 
 def _terminate(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
+    raise Terminated(signum)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -68,6 +68,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CapbenchError as exc:
         print(f"capbench {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"capbench {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        print(f"capbench {args.command}: {interruption(exc)}", file=sys.stderr)
+        return interruption_exit_code(exc)

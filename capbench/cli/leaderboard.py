@@ -38,6 +38,20 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=handle)
 
 
+def check_csv(path: Path) -> None:
+    """A CSV the board should show must exist and be readable now: a typo is an error before anything serves
+    (rows inside a readable file are still checked one by one, with warnings on the page)."""
+    if not path.exists():
+        raise CapbenchError(f"{path} does not exist: give CSVs written by `capbench export`")
+    if path.is_dir():
+        raise CapbenchError(f"{path} is a directory; give the CSV file (e.g. {path / 'results.csv'})")
+    try:
+        with path.open("rb") as handle:
+            handle.read(1)
+    except OSError as exc:
+        raise CapbenchError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
 def handle(args: argparse.Namespace) -> int:
     if args.build_space is not None:
         from capbench.leaderboard.space import build_space
@@ -55,6 +69,8 @@ def handle(args: argparse.Namespace) -> int:
     from capbench.leaderboard.app import default_csv_paths, launch
 
     paths = list(args.csvs) or default_csv_paths()
+    for path in paths:
+        check_csv(Path(path))
     print(f"capbench leaderboard: http://{args.host}:{args.port}/ ({len(paths)} CSV file(s); Ctrl-C stops it)")
     try:
         launch(paths, host=args.host, port=args.port, quiet=True)

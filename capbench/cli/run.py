@@ -10,6 +10,7 @@ override the YAML file. With no config, the embedded default runs: the tiny MoE 
 from __future__ import annotations
 
 import argparse
+import sys
 import typing
 from pathlib import Path
 from typing import Any
@@ -118,7 +119,7 @@ def sweep_points(overrides: dict[str, Any]) -> list[tuple[str | None, dict[str, 
 def handle(args: argparse.Namespace) -> int:
     from capbench.config import build_run_spec
     from capbench.launch import execute_run
-    from capbench.records import RunStatus
+    from capbench.records import RunStatus, read_manifest
     from capbench.runners.vllm.engine_args import parse_engine_args
 
     overrides: dict[str, Any] = {name: getattr(args, name) for name in RunSpec.model_fields if hasattr(args, name)}
@@ -139,5 +140,8 @@ def handle(args: argparse.Namespace) -> int:
     for spec in specs:
         run_dir, status = execute_run(spec, quiet=args.quiet)
         print(run_dir)
+        if status != RunStatus.COMPLETE:
+            error = read_manifest(run_dir).get("error")
+            print(f"capbench run: error: {run_dir} is {status.value}: {error}", file=sys.stderr)
         worst = max(worst, 0 if status == RunStatus.COMPLETE else 1)
     return worst

@@ -70,6 +70,14 @@ def handle(args: argparse.Namespace) -> int:
         utilisation=args.utilisation,
     )
     summary = score_run_dir(args.run_dir, options, write=not args.no_write)
+    status = summary.get("status")
+    if status != "complete":
+        reason = summary.get("run_error") or "no reason recorded"
+        print(
+            f"capbench score: warning: {args.run_dir} is a {status} run ({reason}): its figures cover only what was "
+            "measured before it ended, and they carry that status into summary.json, the CSV and the leaderboard",
+            file=sys.stderr,
+        )
     if args.json:
         sys.stdout.write(orjson.dumps(summary, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY).decode())
         sys.stdout.write("\n")

@@ -49,6 +49,7 @@ _W_DONE = 4
 
 _MAX_HEADER_BYTES = 65536
 STREAM_INCOMPLETE = "stream ended without finish_reason or [DONE]"
+STREAM_EMPTY = "the stream held no completion chunk (only [DONE]): nothing was generated"
 """The error of a 2xx event stream whose HTTP message ended but that carried neither a ``finish_reason`` nor
 the ``[DONE]`` sentinel (what arrived is kept on the result)."""
 _REPEAT_16 = itertools.repeat(16)
@@ -604,6 +605,8 @@ class HttpClient:
                             # closing a close-delimited body, as a crashing server does) but the stream did
                             # not: a truncated generation, not a success
                             error = STREAM_INCOMPLETE
+                        if error is None and acc.error is None and acc.chunks == 0:
+                            error = STREAM_EMPTY
                     elif pieces and ex.state == _DONE:
                         acc = account_openai_json(b"".join([p for _, p in pieces]))
                     if acc is not None and acc.error is not None and error is None:

@@ -6,6 +6,7 @@ then rename), so a reader never sees half a manifest.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Callable, Mapping
@@ -16,7 +17,7 @@ from typing import IO, Any
 import orjson
 
 from capbench.clock import utc_now_iso
-from capbench.errors import CapbenchError
+from capbench.errors import CapbenchError, interruption
 from capbench.records.schema import (
     MANIFEST_FILE,
     PASSES_FILE,
@@ -79,12 +80,16 @@ class JsonlAppender:
         self.count += 1
 
     def close(self) -> None:
-        """Flush to disk (fsync) and close; closing twice is harmless."""
+        """Flush to disk (fsync) and close; closing twice is harmless. The file is closed even when the flush
+        fails (a full disk), and that failure is raised after."""
         if self._file is not None:
-            self._file.flush()
-            os.fsync(self._file.fileno())
-            self._file.close()
-            self._file = None
+            file, self._file = self._file, None
+            try:
+                file.flush()
+                os.fsync(file.fileno())
+            finally:
+                with contextlib.suppress(OSError):  # close() re-tries a failed flush: the first error is raised
+                    file.close()
 
 
 def prepare_run_dir(run_dir: Path) -> Path:
@@ -133,6 +138,10 @@ class RunWriter:
         self._passes: JsonlAppender | None = None
         self._power: JsonlAppender | None = None
         self.finished = False
+        self.manifest_write_error: str | None = None
+        self.measured_requests = 0
+        self.failed_requests = 0
+        self.first_error: str | None = None
 
     @property
     def status(self) -> str:
@@ -148,6 +157,25 @@ class RunWriter:
 
     def append_request(self, record: Mapping[str, Any]) -> None:
         self.requests.append(record)
+        if not record.get("warmup"):
+            self.measured_requests += 1
+            if record.get("error") is not None:
+                self.failed_requests += 1
+                self.first_error = self.first_error or str(record["error"])
+
+    def failure(self, max_error_rate: float) -> str | None:
+        """Why the run, although it ran to its end, must count as failed: no measured request, none succeeded, or
+        more than ``max_error_rate`` of them failed (with the first error); None when it did not fail."""
+        measured, failed = self.measured_requests, self.failed_requests
+        if measured == 0:
+            return "no measured request was served"
+        first = f" (first error: {self.first_error[:200]})" if self.first_error else ""
+        if failed == measured:
+            return f"every measured request failed ({failed} of {measured}){first}"
+        if failed / measured > max_error_rate:
+            rate = f"max_error_rate {max_error_rate:g}"
+            return f"{failed} of {measured} measured requests failed, more than {rate}{first}"
+        return None
 
     def append_pass(self, record: Mapping[str, Any]) -> None:
         if self._passes is None:
@@ -182,13 +210,27 @@ class RunWriter:
         write_json_atomic(self.run_dir / SUMMARY_FILE, summary)
 
     def close_files(self) -> None:
+        """Close every record file; when some cannot be flushed (a full disk), all are still closed and the
+        first failure is raised after."""
+        failure: OSError | None = None
         for appender in (self.requests, self._passes, self._power):
             if appender is not None:
-                appender.close()
+                try:
+                    appender.close()
+                except OSError as exc:
+                    failure = failure or exc
+        if failure is not None:
+            raise failure
 
     def finish(self, status: RunStatus, error: str | None = None, **fields: Any) -> None:
-        """Close the record files and write the final manifest with ``status``, ``error`` and ``ended_at``."""
-        self.close_files()
+        """Close the record files and write the final manifest with ``status``, ``error`` and ``ended_at``. A
+        record file that cannot be flushed does not stop the manifest from being written (with the error)."""
+        try:
+            self.close_files()
+        except OSError as exc:
+            error = error or f"{type(exc).__name__}: {exc}"
+            if status == RunStatus.COMPLETE:
+                status = RunStatus.FAILED
         self.update_manifest(status=status.value, error=error, ended_at=utc_now_iso(), **fields)
         self.finished = True
 
@@ -203,10 +245,18 @@ class RunWriter:
     ) -> None:
         if self.finished:
             return
-        if exc is None:
-            self.finish(RunStatus.COMPLETE)
-        elif isinstance(exc, KeyboardInterrupt):
-            self.finish(RunStatus.PARTIAL, error="interrupted by the user (KeyboardInterrupt)")
-        else:
-            status = RunStatus.PARTIAL if self.requests.count else RunStatus.FAILED
-            self.finish(status, error=f"{type(exc).__name__}: {exc}")
+        try:
+            if exc is None:
+                self.finish(RunStatus.COMPLETE)
+            elif isinstance(exc, KeyboardInterrupt):
+                self.finish(RunStatus.PARTIAL, error=interruption(exc))
+            else:
+                status = RunStatus.PARTIAL if self.requests.count else RunStatus.FAILED
+                self.finish(status, error=f"{type(exc).__name__}: {exc}")
+        except OSError as write_error:
+            if exc is None:  # nothing else to report: the manifest write itself failed
+                raise
+            # The run already failed (often for the same reason: a full disk); the records written so far stay
+            # readable, and the original error is the one to report, not this second one.
+            self.finished = True
+            self.manifest_write_error = f"{type(write_error).__name__}: {write_error}"

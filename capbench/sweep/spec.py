@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,12 +45,31 @@ NOT_SWEEPABLE = frozenset({"out"})
 """Run settings a sweep sets itself: each point's run directory."""
 
 
+_SAFE_NAME = re.compile(r"(?!.*\.\.)[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
+
+
 class SweepSpec(BaseModel):
     """A sweep file: a base run configuration, the axes to vary, and explicit include/exclude lists."""
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(None, description="a name for the sweep (shown in its manifest and summary)")
+    name: str | None = Field(
+        None,
+        description="a name for the sweep (shown in its manifest and summary; the default output directory is "
+        "runs/sweep-<name>): letters, digits, '.', '_' and '-', not starting with '.'",
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str | None) -> str | None:
+        """The name becomes a directory name: no path separators, no '..', nothing hidden or empty."""
+        if value is not None and not _SAFE_NAME.fullmatch(value):
+            raise ValueError(
+                f"name {value!r} must be letters, digits, '.', '_' and '-' (no '/', no '..', not starting with '.'), "
+                "because it names the output directory"
+            )
+        return value
+
     base_config: str | None = Field(None, description="a run YAML the base starts from (relative to this file)")
     base: dict[str, Any] = Field(default_factory=dict, description="run settings every point shares")
     axes: dict[str, list[Any]] = Field(default_factory=dict, description="run setting -> the values to sweep")

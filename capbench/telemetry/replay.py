@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import math
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import fields
@@ -40,6 +41,8 @@ def _number(value: Any, what: str, i: int) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise CapbenchError(f"power trace record {i}: {what} must be a number or null, got {value!r}")
+    if not math.isfinite(value) or value < 0:
+        raise CapbenchError(f"power trace record {i}: {what} must be a finite number ≥ 0, got {value!r}")
     return float(value)
 
 

@@ -29,6 +29,9 @@ REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "results" / "results.csv"
 HOSTILE_MODEL = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">[win](http://evil.example)'
 HOSTILE_RUN_ID = "hostile-run"
+BIDI_MODEL = "model-\u202eevil-\u2066x"  # a right-to-left override and an isolate: shown as code points
+LONG_MODEL = "m" * 5000
+PARTIAL_RUN_ID = "partial-run"
 
 NET_MONITOR = """
 import os, socket
@@ -89,13 +92,17 @@ def _write_board_csv(path: Path) -> tuple[dict[str, str], int]:
     assert len(rows) >= 4, "results/results.csv should hold the shipped example runs"
     header = list(rows[0])
     hostile = dict(rows[0], run_id=HOSTILE_RUN_ID, model=HOSTILE_MODEL)
+    bidi = dict(rows[0], run_id="bidi-run", model=BIDI_MODEL)
+    long = dict(rows[0], run_id="long-run", model=LONG_MODEL)
+    partial = dict(rows[0], run_id=PARTIAL_RUN_ID, status="partial")  # hidden until the status filter asks
+    extra = [hostile, bidi, long, partial]
     with path.open("w", encoding="utf-8", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(header)
-        for row in [*rows, hostile]:
+        for row in [*rows, *extra]:
             writer.writerow([row[c] for c in header])
         writer.writerow(["broken-run", "complete"])  # too few fields: skipped with a warning naming the row
-    return {r["run_id"]: r["engine"] for r in rows}, len(rows) + 2  # data rows: examples, hostile copy, this
+    return {r["run_id"]: r["engine"] for r in rows}, len(rows) + len(extra) + 1  # data rows: all of them, this
 
 
 @pytest.fixture
@@ -185,11 +192,24 @@ def test_leaderboard_in_headless_chromium(leaderboard: dict[str, Any]) -> None:
             page.wait_for_selector("#runs-table table", timeout=60_000)
             _wait_for(lambda: all(r in _table_text(page) for r in leaderboard["run_ids"]))
 
-            # Every example run and the hostile one are in the table; the hostile name is literal text.
+            # Every example run and the hostile one are in the table; the hostile name is literal text (cut at
+            # 60 characters, like every long name, so one name cannot push the other columns out of view).
             text = _table_text(page)
             assert HOSTILE_RUN_ID in text
-            assert "<script>window.__pwned = 1</script>" in text and "[win](http://evil.example)" in text
+            assert "<script>window.__pwned = 1</script>" in text
             assert "—" in text  # unmeasured cells (energy on CPU) show as a dash, not 0
+            assert "model-⟨U+202E⟩evil-⟨U+2066⟩x" in text and "\u202e" not in text  # visible, never applied
+            assert "m" * 60 in text and "m" * 61 not in text
+            # Only complete runs by default: the partial run appears once the status filter is cleared.
+            assert PARTIAL_RUN_ID not in text
+            page.click("#filter-status input")
+            page.get_by_role("option", name="partial", exact=True).click()
+            page.keyboard.press("Escape")
+            _wait_for(lambda: PARTIAL_RUN_ID in _table_text(page))
+            assert "partial" in _table_text(page)
+            page.reload()
+            page.wait_for_selector("#runs-table table", timeout=60_000)
+            _wait_for(lambda: HOSTILE_RUN_ID in _table_text(page) and PARTIAL_RUN_ID not in _table_text(page))
 
             # The broken row is skipped with a visible warning naming the file and the row.
             warning = page.inner_text("#load-warnings")
@@ -203,7 +223,7 @@ def test_leaderboard_in_headless_chromium(leaderboard: dict[str, Any]) -> None:
             vllm_ids = sorted(r for r, engine in engines.items() if engine == "vllm")
             hf_ids = [r for r, engine in engines.items() if engine == "hf"]
             assert vllm_ids and hf_ids
-            _wait_for(lambda: not any(r in _table_text(page) for r in [*hf_ids, HOSTILE_RUN_ID]))
+            _wait_for(lambda: not any(r in _table_text(page) for r in [*hf_ids, HOSTILE_RUN_ID, "bidi-run"]))
             filtered = _table_text(page)
             assert all(r in filtered for r in vllm_ids)
             assert "hf" not in filtered.split()  # no row of the hf engine is left
@@ -224,6 +244,7 @@ def test_leaderboard_in_headless_chromium(leaderboard: dict[str, Any]) -> None:
             page.click("#run-pick input")
             page.get_by_role("option", name=f"[{HOSTILE_RUN_ID}]", exact=False).click()
             _wait_for(lambda: "window.__pwned = 1" in page.inner_text("#run-details"))
+            assert "[win](http://evil.example)" in page.inner_text("#run-details")  # the whole name, as text
             page.get_by_role("tab", name="Cost vs accuracy").click()
             page.wait_for_selector("#cap-scatter .js-plotly-plot", timeout=30_000)
             assert "Pareto front" in page.inner_text("#pareto")

@@ -136,3 +136,12 @@ def test_decreasing_counter_falls_back_to_power() -> None:
     )
     assert out["energy_source"] == "sampled" and out["energy_j"] == pytest.approx(20.0)
     assert any("decreases" in n for n in notes)
+
+
+def test_a_gpu_without_samples_makes_the_total_unknown_not_smaller() -> None:
+    """Two GPUs served the run, only one was sampled: the total is null with the reason, never GPU 0 alone."""
+    power = samples(0, [0.0, 1.0, 2.0], [100.0, 100.0, 100.0])
+    out = summary(power, (0.0, 2.0), num_gpus=2, output_tokens=10)
+    assert out["energy_j"] is None and out["energy_per_output_token_j"] is None
+    assert "only 1 of the deployment's 2 GPUs" in out["null_reason"]
+    assert summary(power, (0.0, 2.0), num_gpus=1, output_tokens=10)["energy_j"] == pytest.approx(200.0)

@@ -61,5 +61,7 @@ def test_the_demo_model_has_one_name_on_every_runner(tmp_path: Path) -> None:
     assert resolve_model(RunSpec(runner="vllm", model=str(demo))).name == DEMO_MODEL_NAME
     other = tmp_path / "my-moe"
     other.mkdir()
-    (other / "config.json").write_text("{}")
+    (other / "config.json").write_text('{"model_type": "qwen3_moe"}')
+    (other / "tokenizer.json").write_text("{}")
+    (other / "model.safetensors").write_bytes(b"")
     assert resolve_model(RunSpec(runner="vllm", model=str(other))).name == "my-moe"

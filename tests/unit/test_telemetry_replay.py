@@ -139,6 +139,8 @@ def test_a_torn_last_line_is_skipped_with_a_warning(tmp_path: Path) -> None:
         ([{"t_ns": 1, "power_w": 1.0}], "integer 't_ns' and 'gpu'"),
         ([{"t_ns": 1, "gpu": 0, "power_w": "high"}], "power_w must be a number"),
         ([{"t_ns": 1, "gpu": 0}], "neither power_w nor energy_j"),
+        ([{"t_ns": 1, "gpu": 0, "power_w": -5.0}], "power_w must be a finite number ≥ 0, got -5.0"),
+        ([{"t_ns": 1, "gpu": 0, "energy_j": float("nan")}], "energy_j must be a finite number ≥ 0"),
     ],
 )
 def test_bad_traces(records: list[dict[str, Any]], match: str) -> None:

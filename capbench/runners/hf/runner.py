@@ -31,6 +31,7 @@ from capbench.clock import now_ns
 from capbench.config import RunSpec
 from capbench.errors import CapbenchError
 from capbench.harness import RecordSink
+from capbench.metrics.context import config_context_length, context_problem
 from capbench.runners.hf.experts import ExpertRecorder, set_router_top_k
 from capbench.workload import Request, Workload
 
@@ -53,6 +54,13 @@ class _Slot:
     def cached_tokens(self) -> int:
         """Tokens in this request's KV cache before the next decode pass: prompt + generated − 1."""
         return len(self.prompt_ids) + len(self.generated) - 1
+
+
+def _first_line(exc: BaseException) -> str:
+    """An exception as one short line (library errors can span pages)."""
+    text = str(exc).strip().splitlines()
+    line = text[0] if text else type(exc).__name__
+    return line if len(line) <= 300 else line[:300] + "..."
 
 
 def resolve_device(requested: str) -> str:
@@ -81,12 +89,19 @@ class HFRunner:
         self.model_dir = Path(model_dir)
         self.device = resolve_device(spec.device)
         self.torch_dtype = _DTYPES[spec.dtype]
-        self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
-        model: Any = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=self.torch_dtype)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise CapbenchError(f"cannot load the tokenizer of {self.model_dir}: {_first_line(exc)}") from exc
+        try:
+            model: Any = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=self.torch_dtype)
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+            raise CapbenchError(f"cannot load the model in {self.model_dir}: {_first_line(exc)}") from exc
         self.model = model.to(self.device).eval()
         self.recorder = ExpertRecorder(self.model) if spec.record_experts else None
         if spec.top_k is not None:
             set_router_top_k(self.model, spec.top_k)
+        self._config = self.model_config()
         self.eos_ids = self._eos_ids()
         pad = self.tokenizer.pad_token_id
         self.pad_id = int(pad if pad is not None else min(self.eos_ids, default=0))
@@ -127,6 +142,10 @@ class HFRunner:
             "compiled": False,
             "attn_implementation": getattr(self.model.config, "_attn_implementation", None),
         }
+
+    def context_length(self) -> int | None:
+        """The model's context in tokens (its config's ``max_position_embeddings``), or None."""
+        return config_context_length(self._config)
 
     def dtypes(self) -> dict[str, str]:
         """The dtypes the passes really read and compute in: the run's ``dtype`` for activations, the KV cache and
@@ -198,7 +217,17 @@ class HFRunner:
         from transformers import DynamicCache
 
         t_submit = now_ns()
-        slots = [_Slot(r, self._prompt_ids(r), t_submit) for r in batch]
+        slots = []
+        for request in batch:
+            prompt_ids = self._prompt_ids(request)
+            limit = request.max_tokens or self.spec.effective_max_tokens
+            problem = context_problem(len(prompt_ids), limit, self.context_length())
+            if problem is not None:  # never computed: an error record, no pass
+                sink.on_request(self._refused_record(request, prompt_ids, t_submit, problem))
+                continue
+            slots.append(_Slot(request, prompt_ids, t_submit))
+        if not slots:
+            return
         width = max(len(s.prompt_ids) for s in slots)
         ids = torch.full((len(slots), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(slots), width), dtype=torch.long)
@@ -268,6 +297,26 @@ class HFRunner:
             if slot.finish_reason is not None:
                 sink.on_request(self._request_record(slot))
         return next_ids
+
+    def _refused_record(self, request: Request, prompt_ids: list[int], t_submit: int, error: str) -> dict[str, Any]:
+        """The record of a request that was not served (it does not fit in the model's context)."""
+        record: dict[str, Any] = {
+            "id": request.id,
+            "warmup": request.warmup,
+            "prompt_id": request.prompt.id,
+            "prompt_tokens": len(prompt_ids),
+            "output_tokens": None,
+            "t_submit_ns": t_submit,
+            "t_first_token_ns": None,
+            "t_done_ns": now_ns(),
+            "token_times_ns": [],
+            "error": error,
+            "finish_reason": None,
+            "output_text": "",
+        }
+        if request.sample_id is not None:
+            record["sample_id"] = request.sample_id
+        return record
 
     def _request_record(self, slot: _Slot) -> dict[str, Any]:
         ended_by_eos = slot.finish_reason == "stop" and slot.stopped_text is None

@@ -22,8 +22,9 @@ from typing import Any
 from capbench.config import RunSpec
 from capbench.errors import CapbenchError
 from capbench.harness import RecordSink
-from capbench.runners.openai.server_info import served_models, server_version
-from capbench.runners.openai.tokens import TokenCounter, load_tokenizer
+from capbench.records.validate import is_count
+from capbench.runners.openai.server_info import context_length, model_list, server_version
+from capbench.runners.openai.tokens import TokenCounter, check_usage, load_tokenizer
 from capbench.workload import Request, Workload
 
 PATHS = {"completions": "/v1/completions", "chat": "/v1/chat/completions"}
@@ -83,13 +84,15 @@ class OpenAIRunner:
         _pattern(spec)  # validate the load settings before any work
         api_key = os.environ.get(spec.api_key_env) if spec.api_key_env else None
         self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        models = served_models(self.base_url, self.headers)  # also fails fast when the server is unreachable
+        entries = model_list(self.base_url, self.headers)  # also fails fast when the server is unreachable
+        models = [str(entry["id"]) for entry in entries]
         if spec.model is not None and spec.model not in models:
             raise CapbenchError(f"the server at {self.base_url} does not serve {spec.model!r}; it serves: {models}")
         if spec.model is None and not models:
             raise CapbenchError(f"the server at {self.base_url} lists no model")
         self.model_name = spec.model or models[0]
         self.server_models = models
+        self.server_context_length = context_length(entries[models.index(self.model_name)])
         self.version = server_version(self.base_url, self.headers)
         self.config = load_model_config(spec.model_path)
         tokenizer, self.tokenizer_unavailable = load_tokenizer(spec.model_path)
@@ -102,6 +105,15 @@ class OpenAIRunner:
 
     def model_config(self) -> dict[str, Any] | None:
         return self.config
+
+    def context_length(self) -> int | None:
+        """The served model's context in tokens: the server's ``max_model_len`` when it states one, else the
+        config's ``max_position_embeddings`` (``model_path``), else None (unknown)."""
+        if self.server_context_length is not None:
+            return self.server_context_length
+        from capbench.metrics.context import config_context_length
+
+        return config_context_length(self.config) if self.config else None
 
     def engine_info(self) -> dict[str, Any]:
         return {
@@ -172,11 +184,21 @@ class OpenAIRunner:
         text = result.output_text + (result.reasoning_text or "")
         prompt_tokens: int | None = None
         output_tokens: int | None = None
-        if result.error is None:
+        error = result.error
+        if error is None and result.usage is not None:
+            error = check_usage(
+                result.usage,
+                max_tokens=(request.max_tokens if request else None) or self.spec.effective_max_tokens,
+                text=text,
+                stop=request.stop if request else None,
+                prompt=prompt.text if prompt else "",
+                context_length=self.context_length(),
+            )
+        if error is None:
             prompt_tokens, output_tokens = self.counter.count(
                 prompt.text if prompt else "", result.usage, text, result.finish_reason, measured=not result.warmup
             )
-        elif result.usage:
+        elif result.usage and is_count(result.usage.get("prompt_tokens")):
             prompt_tokens = result.usage.get("prompt_tokens")
         record = {
             "id": result.id,
@@ -193,7 +215,7 @@ class OpenAIRunner:
             "token_times_ns": result.token_times_ns,
             "chunks": result.chunks,
             "stream_done": result.stream_done,
-            "error": result.error,
+            "error": error,
             "http_status": result.http_status,
             "finish_reason": result.finish_reason,
             "output_text": result.output_text,

@@ -32,13 +32,24 @@ def get_json(base_url: str, path: str, headers: Mapping[str, str] | None = None,
         raise CapbenchError(f"{url} did not return JSON") from exc
 
 
-def served_models(base_url: str, headers: Mapping[str, str] | None = None) -> list[str]:
-    """Model ids the server lists under ``/v1/models``."""
+def model_list(base_url: str, headers: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+    """The entries of the server's ``/v1/models`` list (each has an ``id``)."""
     data = get_json(base_url, "/v1/models", headers)
     models = data.get("data") if isinstance(data, dict) else None
     if not isinstance(models, list):
         raise CapbenchError(f"{base_url}/v1/models did not return an OpenAI model list")
-    return [str(m.get("id")) for m in models if isinstance(m, dict) and m.get("id")]
+    return [m for m in models if isinstance(m, dict) and m.get("id")]
+
+
+def served_models(base_url: str, headers: Mapping[str, str] | None = None) -> list[str]:
+    """Model ids the server lists under ``/v1/models``."""
+    return [str(m["id"]) for m in model_list(base_url, headers)]
+
+
+def context_length(entry: Mapping[str, Any]) -> int | None:
+    """A model's context length as the server states it (vLLM: ``max_model_len``), else None."""
+    value = entry.get("max_model_len")
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
 def server_version(base_url: str, headers: Mapping[str, str] | None = None) -> str | None:

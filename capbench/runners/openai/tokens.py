@@ -11,6 +11,7 @@ empty vocabulary (a directory without tokenizer files) counts nothing: unknown, 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -75,3 +76,61 @@ class TokenCounter:
         if not used:
             return "unavailable"
         return used[0] if len(used) == 1 else "mixed"
+
+
+ABSURD_TOKENS = 2**31
+"""No real request has this many tokens: a usage count at or above it is refused even without other bounds."""
+SPECIAL_TOKEN_SLACK = 8
+"""Output tokens a stream may hold beyond one per byte of its text: end-of-sequence and template tokens that
+decode to no text."""
+
+
+def check_usage(
+    usage: Any,
+    *,
+    max_tokens: int | None,
+    text: str,
+    stop: Sequence[str] | None,
+    prompt: str,
+    context_length: int | None,
+) -> str | None:
+    """Why a server's ``usage`` cannot be true for this request, or None (it is believable).
+
+    - ``prompt_tokens`` and ``completion_tokens`` must be integers ≥ 0 (not strings, floats or booleans) and
+      below :data:`ABSURD_TOKENS`;
+    - ``completion_tokens`` ≤ the request's ``max_tokens`` (the server must honour it);
+    - ``completion_tokens`` ≤ UTF-8 bytes of the streamed text + bytes of the longest stop string (cut from the
+      text, but generated) + :data:`SPECIAL_TOKEN_SLACK`: every token that is not a special token decodes to at
+      least one byte, so more tokens than that were not streamed;
+    - ``prompt_tokens`` + ``completion_tokens`` ≤ the model's context length when known; without one,
+      ``prompt_tokens`` ≤ UTF-8 bytes of the prompt + 4,096 (a chat template's own tokens).
+    """
+    if not isinstance(usage, dict):
+        return f"the server's usage is not an object: {usage!r}"[:200]
+    counts: dict[str, int] = {}
+    for field in ("prompt_tokens", "completion_tokens"):
+        value = usage.get(field)
+        if value is None and field == "prompt_tokens":
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0 or value >= ABSURD_TOKENS:
+            return f"the server reported {field} = {value!r}, which is not a possible token count"
+        counts[field] = value
+    output = counts["completion_tokens"]
+    if max_tokens is not None and output > max_tokens:
+        return f"the server reported {output} output tokens for a request limited to max_tokens = {max_tokens}"
+    streamed = len(text.encode("utf-8")) + max((len(s.encode("utf-8")) for s in stop or ()), default=0)
+    if output > streamed + SPECIAL_TOKEN_SLACK:
+        return (
+            f"the server reported {output} output tokens but streamed only {len(text.encode('utf-8'))} bytes of text "
+            "(a token is at least one byte): usage and stream disagree"
+        )
+    prompt_tokens = counts.get("prompt_tokens")
+    if prompt_tokens is not None:
+        if context_length is not None and prompt_tokens + output > context_length:
+            return (
+                f"the server reported {prompt_tokens} prompt + {output} output tokens, more than the model's "
+                f"context of {context_length} tokens"
+            )
+        if context_length is None and prompt_tokens > len(prompt.encode("utf-8")) + 4096:
+            return f"the server reported {prompt_tokens} prompt tokens for a prompt of {len(prompt)} characters"
+    return None

@@ -307,6 +307,14 @@ class VLLMRunner:
         config = loaded.get("config") if loaded else None
         return dict(config) if isinstance(config, dict) else None
 
+    def context_length(self) -> int | None:
+        """The context the engine enforces: a launched engine's resolved ``max_model_len``, else the client's."""
+        engines = self.engine_files()
+        value = engines[0].get("max_model_len") if engines else None
+        if isinstance(value, int) and value > 0:
+            return value
+        return self.client.context_length()
+
     def model_config_source(self) -> str | None:
         """Where :meth:`model_config` came from (``run.json`` ``model.config_source``)."""
         if self.client.model_config() is not None:

@@ -117,5 +117,7 @@ def test_cli_names_a_busy_port(tmp_path: Path, capsys: pytest.CaptureFixture[str
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        assert main(["leaderboard", str(tmp_path / "none.csv"), "--port", str(port)]) == 2
+        board = tmp_path / "board.csv"
+        board.write_text("run_id\n")
+        assert main(["leaderboard", str(board), "--port", str(port)]) == 2
     assert f"cannot serve on 127.0.0.1:{port}" in capsys.readouterr().err
