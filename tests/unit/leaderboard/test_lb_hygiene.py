@@ -47,4 +47,3 @@ def test_only_complete_runs_by_default() -> None:
     assert list(apply_filters(frame, {"status": []})["run_id"]) == ["a", "b", "c"]  # cleared: every run
     assert default_selection("model", options["model"]) == []
     assert default_selection("status", ["partial"]) == []  # nothing complete: show what there is
-
