@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from capbench.metrics.dtypes import ByteWidths
-from capbench.metrics.families import model_structure
+from capbench.arch.dtypes import ByteWidths
+from capbench.arch.families import model_structure
 from capbench.metrics.score import score_run
 from capbench.metrics.utilization import Ceilings
 from capbench.records.reader import iter_jsonl

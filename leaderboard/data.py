@@ -17,7 +17,7 @@ row and the first reason, and is skipped while the other rows load:
 Typing: an empty cell is "not measured" and becomes NaN (numbers, float64), ``None`` (text, object dtype) or
 ``<NA>`` (bool, pandas ``boolean``), never 0. Text columns: :data:`TEXT_COLUMNS`, plus any column the leaderboard
 does not know (kept verbatim). Bool columns: :data:`BOOL_COLUMNS`. Every other known column (:data:`KNOWN_COLUMNS`:
-``capbench.export.COLUMNS``) is numeric in its unit as named (``_s`` seconds, ``_j`` joules, ``_bytes`` bytes,
+``capbench.summary.export.COLUMNS``) is numeric in its unit as named (``_s`` seconds, ``_j`` joules, ``_bytes`` bytes,
 ``usd_`` US dollars, ``_per_s`` per second; S-MBU, S-MFU and accuracy are fractions). The frame always holds every
 known column (all missing when no file had it), then unknown columns in first-seen order (columns are unioned across
 files), then ``source_file`` (the path as given) and ``source_row`` (1-based data row), then the derived text
@@ -37,8 +37,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from capbench.export import COLUMNS
 from capbench.leaderboard.table import DERIVED_COLUMNS, SOURCE_COLUMNS, add_derived
+from capbench.summary.export import COLUMNS
 
 SUPPORTED_SUMMARY_SCHEMA_VERSIONS: frozenset[int] = frozenset({1})
 SUPPORTED_SPEC_MAJOR: int = 1

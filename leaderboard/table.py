@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from capbench.export import PHASES
 from capbench.leaderboard.escape import visible_text
+from capbench.summary.export import PHASES
 
 MISSING = "—"
 """How a value that was not measured is displayed (U+2014), never 0."""

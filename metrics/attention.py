@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from capbench.metrics.structure import ModelStructure
+from capbench.arch.structure import ModelStructure
 
 IntArray = NDArray[np.int64]
 

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from capbench.metrics.stats import ratio_or_none
-from capbench.prometheus import PromHistogram, PromScrape, parse_prometheus
+from capbench.records.prometheus import PromHistogram, PromScrape, parse_prometheus
 
 QUANTILE_METHOD = "bucket_interpolated"
 """How histogram quantiles are estimated (:func:`bucket_quantile`); written next to every estimate."""

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from capbench.arch.structure import ModelStructure
 from capbench.metrics.attention import AttentionGroups
 from capbench.metrics.features import PassFeatures
-from capbench.metrics.structure import ModelStructure
 
 FloatArray = NDArray[np.float64]
 

@@ -16,11 +16,12 @@ from typing import Any
 import numpy as np
 
 import capbench
+from capbench.arch.dtypes import ByteWidths
+from capbench.arch.structure import ModelStructure
 from capbench.metrics.attention import AttentionGroups
 from capbench.metrics.bytes import BYTES_PARTS, pass_bytes
 from capbench.metrics.concurrency import achieved_load
 from capbench.metrics.cost import CostInputs, cost_summary
-from capbench.metrics.dtypes import ByteWidths
 from capbench.metrics.energy import energy_summary
 from capbench.metrics.experts import (
     SOURCE_ESTIMATED,
@@ -36,7 +37,6 @@ from capbench.metrics.goodput import goodput
 from capbench.metrics.latency import request_metrics
 from capbench.metrics.passes import PassScan, scan_passes
 from capbench.metrics.phases import ALL, PHASE_NAMES, phase_summary
-from capbench.metrics.structure import ModelStructure
 from capbench.metrics.utilization import Ceilings
 
 SUMMARY_SCHEMA_VERSION = 1

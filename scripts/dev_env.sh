@@ -11,7 +11,7 @@
 #   PYTHON         the interpreter that creates the venv (default python3).
 #
 # Steps: venv (if missing), pip itself (the locked pip), torch, capbench editable with the extra, then
-# `python -m capbench.versions stamp LOCK` writes VENV/capbench-lock.json, so every run records the lock's
+# `python -m capbench.run.versions stamp LOCK` writes VENV/capbench-lock.json, so every run records the lock's
 # sha256 and whether the environment still matches it. Progress and timings go to stderr.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,7 +51,7 @@ pip_q install "${CONSTRAINTS[@]}" --upgrade pip
 if [[ -n "$TORCH_SPEC" ]]; then pip_q install "${CONSTRAINTS[@]}" "$TORCH_SPEC"; fi
 pip_q install "${CONSTRAINTS[@]}" -e ".[$EXTRA]"
 if [[ -n "$LOCK" ]]; then
-    "$VENV/bin/python" -m capbench.versions stamp "$LOCK" >/dev/null
+    "$VENV/bin/python" -m capbench.run.versions stamp "$LOCK" >/dev/null
 else
     rm -f "$VENV/capbench-lock.json"
 fi

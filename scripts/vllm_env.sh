@@ -99,7 +99,7 @@ else
     step "remove ${REMOVE[*]}" "$PY" -m pip uninstall -y "${REMOVE[@]}"
     step "check 'import vllm'" import_check
     if [[ -n "$PIN_FILE" ]]; then
-        PYTHONPATH="$REPO" "$PY" -m capbench.versions stamp "$PIN_FILE" >/dev/null
+        PYTHONPATH="$REPO" "$PY" -m capbench.run.versions stamp "$PIN_FILE" >/dev/null
     fi
     expected_marker >"$MARKER"
     log "built $ENV_DIR in $((SECONDS - STARTED)) s ($(du -sh "$ENV_DIR" | cut -f1))"

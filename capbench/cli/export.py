@@ -24,7 +24,7 @@ def register(subparsers: Any) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from capbench.export import export_runs, write_csv
+    from capbench.summary.export import export_runs, write_csv
 
     frame = export_runs(args.run_dirs)
     write_csv(frame, args.output)

@@ -18,9 +18,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from capbench.arch.dtypes import byte_widths, dtypes_from_config, weight_bytes, weight_group_dtypes
+from capbench.arch.families import model_structure
 from capbench.errors import CapbenchError
-from capbench.metrics.dtypes import byte_widths, dtypes_from_config, weight_bytes, weight_group_dtypes
-from capbench.metrics.families import model_structure
 
 HELP = "Show a model's structure, parameter counts and weight bytes from its config.json."
 

@@ -118,8 +118,8 @@ def sweep_points(overrides: dict[str, Any]) -> list[tuple[str | None, dict[str, 
 
 def handle(args: argparse.Namespace) -> int:
     from capbench.config import build_run_spec
-    from capbench.launch import execute_run
     from capbench.records import RunStatus, read_manifest
+    from capbench.run.execute import execute_run
     from capbench.runners.vllm.engine_args import parse_engine_args
 
     overrides: dict[str, Any] = {name: getattr(args, name) for name in RunSpec.model_fields if hasattr(args, name)}

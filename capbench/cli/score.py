@@ -54,8 +54,8 @@ def handle(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from capbench.hardware import parse_overrides
-    from capbench.report import print_summary
-    from capbench.scoring import ScoreOptions, score_run_dir
+    from capbench.summary.report import print_summary
+    from capbench.summary.score import ScoreOptions, score_run_dir
 
     options = ScoreOptions(
         hardware=args.hardware,

@@ -34,7 +34,7 @@ def handle(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from capbench.errors import CapbenchError
-    from capbench.sweep.runner import SweepOptions, plan, points_table, run_sweep
+    from capbench.sweep.local import SweepOptions, plan, points_table, run_sweep
     from capbench.sweep.spec import load_sweep
 
     if not args.sweep_file.is_file():

@@ -6,7 +6,7 @@ any size is read without touching a weight. Sharded checkpoints (``model-00001-o
 shard by shard. Standard library only.
 
 :func:`stored_group_dtypes` turns the index into each weight group's stored dtype
-(:func:`capbench.metrics.checkpoint.group_dtypes_from_tensors`), and :func:`loaded_group_dtypes` does the same
+(:func:`capbench.arch.checkpoint.group_dtypes_from_tensors`), and :func:`loaded_group_dtypes` does the same
 for a model already in memory (its parameters' dtypes, which a runtime may change from the checkpoint's).
 """
 
@@ -18,8 +18,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from capbench.arch.checkpoint import group_dtypes_from_tensors
 from capbench.errors import CapbenchError
-from capbench.metrics.checkpoint import group_dtypes_from_tensors
 
 MAX_HEADER_BYTES = 100 * 2**20
 """A header longer than this is not a safetensors header (the format itself caps it at 100 MB)."""
@@ -74,7 +74,7 @@ def read_checkpoint_index(model_dir: Path) -> TensorIndex | None:
 
 def stored_group_dtypes(model_dir: Path | None) -> dict[str, str] | None:
     """Each weight group's dtype as the checkpoint in ``model_dir`` stores it; None without a safetensors
-    checkpoint (then the config alone decides, :func:`capbench.metrics.dtypes.dtypes_from_config`)."""
+    checkpoint (then the config alone decides, :func:`capbench.arch.dtypes.dtypes_from_config`)."""
     if model_dir is None or not Path(model_dir).is_dir():
         return None
     index = read_checkpoint_index(Path(model_dir))

@@ -5,7 +5,7 @@
    lm-eval task/group/tag name, and loads it with its data. A named task whose data cannot be downloaded (this
    machine is offline) fails with a message saying so and what works offline.
 2. :func:`evaluate_task` runs ``lm_eval.simple_evaluate`` with :class:`~capbench.tasks.lm.CapbenchLM`, whose
-   generations are served by :func:`capbench.harness.drive`. Then it writes ``lm_eval_results.json`` (lm-eval's
+   generations are served by :func:`capbench.run.harness.drive`. Then it writes ``lm_eval_results.json`` (lm-eval's
    results, configs and versions; samples left out, they are in ``requests.jsonl``), annotates every measured
    record of ``requests.jsonl`` with its ``score`` and extracted ``answer`` (rewritten atomically), and puts the
    ``accuracy`` section into ``run.json``.

@@ -4,7 +4,7 @@ lm-eval builds every ``generate_until`` request of the evaluation (prompt, ``unt
 ``max_gen_toks``) and hands them over in one call. :class:`CapbenchLM` turns them into capbench requests, one per
 lm-eval instance and in lm-eval's order (ids ``r0000``, ...; ``sample_id`` ``<task>/<doc_id>``), with the run's
 warm-up requests (``w0000``, ...: copies of the first prompts, never scored) in front. It then serves them through
-:func:`capbench.harness.drive`, the same path, runner, load pattern and power window as any other run, so each
+:func:`capbench.run.harness.drive`, the same path, runner, load pattern and power window as any other run, so each
 scored sample has its request record, its engine steps and its expert activation.
 
 What goes back to lm-eval for scoring is each request's output with reasoning stripped

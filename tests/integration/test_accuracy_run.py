@@ -118,9 +118,9 @@ def test_failed_requests_score_zero_without_shifting_the_others(demo_run: Path, 
     """Requests r0003 and r0010 fail (their records carry an error); every other sample keeps the score it
     had in the undisturbed run, and the aggregate counts the two failures as 0."""
     from capbench.config import RunSpec
-    from capbench.harness import drive
     from capbench.models.demo import demo_model_dir
     from capbench.records import RunWriter
+    from capbench.run.harness import drive
     from capbench.runners.hf.runner import HFRunner
     from capbench.tasks.evaluate import evaluate_task, prepare_task
 

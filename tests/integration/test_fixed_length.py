@@ -19,8 +19,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from capbench.fixed_length import FixedLengthError, build_fixed_prompts, safe_pool
 from capbench.workload import PromptSet
+from capbench.workload.fixed_length import FixedLengthError, build_fixed_prompts, safe_pool
 
 pytestmark = pytest.mark.integration
 
@@ -88,7 +88,7 @@ def tokenizers(tiny_model_dir: Path) -> dict[str, Any]:
 
 
 def _seen(tok: Any, text: str, chat: bool, add_special_tokens: bool) -> list[int]:
-    """The ids the model sees for ``text``, computed here independently of capbench.fixed_length."""
+    """The ids the model sees for ``text``, computed here independently of capbench.workload.fixed_length."""
     if chat:
         out = tok.apply_chat_template(
             [{"role": "user", "content": text}], add_generation_prompt=True, tokenize=True, return_dict=False

@@ -18,8 +18,8 @@ import orjson
 import pytest
 
 from capbench.metrics.engine_side import engine_side_summary
-from capbench.prometheus import parse_prometheus
 from capbench.records import SERVER_METRICS_FILE, RecordWarning, iter_jsonl
+from capbench.records.prometheus import parse_prometheus
 from capbench.records.reader import RunData
 from capbench.runners.vllm.scrape import MetricsScraper
 

@@ -81,7 +81,7 @@ def test_export_writes_one_row_with_empty_cells_for_unmeasured(default_run: Path
 def test_score_recomputes_the_same_summary(default_run: Path) -> None:
     before = json.loads((default_run / "summary.json").read_text())
     assert main(["score", str(default_run), "--json", "--no-write"]) == 0
-    from capbench.scoring import score_run_dir
+    from capbench.summary.score import score_run_dir
 
     again = score_run_dir(default_run, write=False)
     assert again["phases"] == before["phases"] and again["latency"] == before["latency"]

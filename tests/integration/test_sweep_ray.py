@@ -158,7 +158,7 @@ def _run_locally(jobs: list[Job], workdir: Path) -> dict[str, Outcome]:
 def test_points_run_on_ray_and_match_local_runs(
     ray_address: str, capbench_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from capbench.export import export_runs
+    from capbench.summary.export import export_runs
 
     monkeypatch.chdir(tmp_path)
     local = _run_locally(_jobs(tmp_path / "local"), tmp_path)  # first: measures the CPU profile for both

@@ -20,10 +20,10 @@ from typing import Any
 
 import pytest
 
+from capbench.arch.checkpoint import group_elements, tensor_group
+from capbench.arch.families import model_structure
 from capbench.cli.model_info import model_info
 from capbench.errors import CapbenchError
-from capbench.metrics.checkpoint import group_elements, tensor_group
-from capbench.metrics.families import model_structure
 from capbench.models.checkpoint import stored_group_dtypes
 from capbench.models.tiny import TINY_FAMILIES, TINY_FAMILY_DTYPES, TinyFamilySpec, build_tiny_family, build_tiny_moe
 

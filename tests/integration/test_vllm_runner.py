@@ -31,10 +31,10 @@ from typing import Any
 
 import pytest
 
+from capbench.arch.families import model_structure
 from capbench.config import build_run_spec
-from capbench.launch import execute_run
-from capbench.metrics.families import model_structure
 from capbench.records import RunStatus
+from capbench.run.execute import execute_run
 from capbench.runners.vllm.adapter import ENV_FAULT
 from capbench.runners.vllm.runner import compile_cache_root
 

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from capbench.config import build_run_spec
-from capbench.launch import execute_run
 from capbench.models.demo import demo_model_dir
 from capbench.records import RunStatus, read_run
+from capbench.run.execute import execute_run
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

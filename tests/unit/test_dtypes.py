@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 
-from capbench.errors import CapbenchError
-from capbench.metrics.dtypes import (
+from capbench.arch.dtypes import (
     ByteWidths,
     byte_widths,
     canonical_dtype,
@@ -19,8 +18,9 @@ from capbench.metrics.dtypes import (
     weight_bytes,
     weight_group_dtypes,
 )
-from capbench.metrics.families import model_structure
-from capbench.metrics.quantization import module_matches
+from capbench.arch.families import model_structure
+from capbench.arch.quantization import module_matches
+from capbench.errors import CapbenchError
 
 MODELS = Path(__file__).resolve().parents[1] / "data" / "models"
 

@@ -17,7 +17,7 @@ from capbench.metrics.engine_side import (
     histogram_delta,
     histogram_stats,
 )
-from capbench.prometheus import PromHistogram, parse_prometheus
+from capbench.records.prometheus import PromHistogram, parse_prometheus
 
 FIXTURES = Path(__file__).resolve().parents[1] / "data" / "prometheus"
 INF = math.inf

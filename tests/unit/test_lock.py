@@ -15,7 +15,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-from capbench.versions import installed_version, lock_status, normalize_name, read_pins, stamp
+from capbench.run.versions import installed_version, lock_status, normalize_name, read_pins, stamp
 
 ROOT = Path(__file__).resolve().parents[2]
 DEV_LOCK = ROOT / "requirements" / "dev.lock"

@@ -7,13 +7,13 @@ from typing import Any
 import numpy as np
 import pytest
 
+from capbench.arch.dtypes import ByteWidths
+from capbench.arch.structure import ModelStructure
 from capbench.metrics.attention import AttentionGroups
 from capbench.metrics.bytes import pass_bytes
-from capbench.metrics.dtypes import ByteWidths
 from capbench.metrics.features import PassFeatures
 from capbench.metrics.flops import pass_flops
 from capbench.metrics.passes import scan_passes
-from capbench.metrics.structure import ModelStructure
 from tests.unit.test_metrics_toys import DISTINCT_WIDTHS, dense_plus_moe, mla_toy, sliding_toy
 
 

@@ -3,7 +3,7 @@
 Every expected value here is computed by hand from the spec's formulas: plain Python loops over layers and
 requests (no numpy, no capbench helper except to build inputs), with the arithmetic written out in the
 comments, and compared with what capbench produces end to end through
-:func:`capbench.metrics.score.score_run` (and :func:`capbench.export.summary_row` for the CSV row).
+:func:`capbench.metrics.score.score_run` (and :func:`capbench.summary.export.summary_row` for the CSV row).
 
 Where capbench disagrees with the spec the test asserts the spec's value and is marked
 ``xfail(strict=True)`` with the discrepancy in its reason (none left: the two found were fixed).
@@ -19,14 +19,14 @@ from typing import Any
 
 import pytest
 
+from capbench.arch.dtypes import byte_widths
+from capbench.arch.families import model_structure
+from capbench.arch.structure import LayerStructure, ModelStructure
 from capbench.errors import CapbenchError
-from capbench.export import summary_row
 from capbench.metrics.cost import CostInputs
-from capbench.metrics.dtypes import byte_widths
-from capbench.metrics.families import model_structure
 from capbench.metrics.score import score_run
-from capbench.metrics.structure import LayerStructure, ModelStructure
 from capbench.metrics.utilization import Ceilings
+from capbench.summary.export import summary_row
 
 MODELS = Path(__file__).resolve().parents[1] / "data" / "models"
 S = 1_000_000_000  # ns per second

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from capbench.metrics.dtypes import ByteWidths
+from capbench.arch.dtypes import ByteWidths
 from capbench.metrics.experts import (
     SOURCE_ESTIMATED,
     SOURCE_MEASURED,

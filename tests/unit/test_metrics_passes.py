@@ -9,8 +9,8 @@ import numpy as np
 import orjson
 import pytest
 
+from capbench.arch.dtypes import ByteWidths
 from capbench.errors import CapbenchError
-from capbench.metrics.dtypes import ByteWidths
 from capbench.metrics.features import ARRAY_FIELDS
 from capbench.metrics.passes import scan_passes
 from capbench.metrics.score import score_run

@@ -5,8 +5,8 @@ Each toy is small enough to count by hand; the arithmetic is written next to eve
 
 from __future__ import annotations
 
-from capbench.metrics.dtypes import ByteWidths
-from capbench.metrics.structure import LayerKind, LayerStructure, ModelStructure
+from capbench.arch.dtypes import ByteWidths
+from capbench.arch.structure import LayerKind, LayerStructure, ModelStructure
 
 
 def gqa_layer(

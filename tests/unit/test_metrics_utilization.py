@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from capbench.arch.dtypes import ByteWidths
 from capbench.errors import CapbenchError
 from capbench.metrics.bytes import pass_bytes
-from capbench.metrics.dtypes import ByteWidths
 from capbench.metrics.experts import uniform_expected_active
 from capbench.metrics.flops import pass_flops
 from capbench.metrics.passes import scan_passes

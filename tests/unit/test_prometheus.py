@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from capbench.prometheus import (
+from capbench.records.prometheus import (
     PromSample,
     histogram,
     metric_total,

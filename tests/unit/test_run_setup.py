@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from capbench.run_power import is_local_url
-from capbench.scoring import device_count
+from capbench.run.power import is_local_url
+from capbench.summary.score import device_count
 
 
 @pytest.mark.parametrize(
@@ -43,7 +43,7 @@ def test_device_count(hardware: dict[str, object], expected: int | None) -> None
 
 def test_a_remote_server_is_not_sampled_with_this_machines_gpus() -> None:
     from capbench.config import RunSpec
-    from capbench.run_power import open_run_sensor
+    from capbench.run.power import open_run_sensor
 
     spec = RunSpec(runner="openai", base_url="http://192.0.2.10:8000")
     sensor = open_run_sensor(spec, "server")
@@ -52,8 +52,8 @@ def test_a_remote_server_is_not_sampled_with_this_machines_gpus() -> None:
 
 def test_the_demo_model_has_one_name_on_every_runner(tmp_path: Path) -> None:
     from capbench.config import RunSpec
-    from capbench.launch import resolve_model
     from capbench.models.demo import DEMO_MODEL_NAME, demo_model_dir
+    from capbench.run.plan import resolve_model
 
     demo = demo_model_dir()
     assert resolve_model(RunSpec()).name == DEMO_MODEL_NAME  # the embedded default

@@ -8,10 +8,10 @@ from typing import Any
 
 from rich.console import Console
 
-from capbench.export import COLUMNS, summary_row
 from capbench.records import SERVER_METRICS_FILE
-from capbench.report import print_summary
-from capbench.scoring import score_run_dir
+from capbench.summary.export import COLUMNS, summary_row
+from capbench.summary.report import print_summary
+from capbench.summary.score import score_run_dir
 
 FIXTURES = Path(__file__).resolve().parents[1] / "data" / "prometheus"
 MANIFEST = {

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from capbench.metrics.families import model_structure
+from capbench.arch.families import model_structure
 
 MODELS = Path(__file__).resolve().parents[1] / "data" / "models"
 

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from capbench.arch.families import SUPPORTED_MODEL_TYPES, model_structure
 from capbench.errors import CapbenchError
-from capbench.metrics.families import SUPPORTED_MODEL_TYPES, model_structure
 
 MODELS = Path(__file__).resolve().parents[1] / "data" / "models"
 
@@ -145,7 +145,7 @@ def test_unknown_model_type_lists_supported_and_how_to_add(model_type: Any) -> N
         model_structure(load("mixtral-8x7b.json") | {"model_type": model_type})
     message = str(error.value)
     assert all(name in message for name in SUPPORTED_MODEL_TYPES)
-    assert "metrics/families" in message and "FAMILIES" in message
+    assert "capbench/arch/families" in message and "FAMILIES" in message
 
 
 def test_missing_model_type() -> None:

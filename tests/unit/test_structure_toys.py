@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from capbench.metrics.families import model_structure
+from capbench.arch.families import model_structure
 
 
 def qwen2_moe_toy(**overrides: Any) -> dict[str, Any]:

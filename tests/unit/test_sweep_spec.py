@@ -237,7 +237,7 @@ def test_a_killed_attempt_gets_an_error(tmp_path: Path) -> None:
 
 
 def test_secrets_and_machine_settings_are_not_forwarded_to_ray_workers(monkeypatch: pytest.MonkeyPatch) -> None:
-    from capbench.sweep.runner import worker_environment
+    from capbench.sweep.local import worker_environment
 
     monkeypatch.setenv("CAPBENCH_CACHE_DIR", "/cache")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

@@ -27,11 +27,11 @@ from typing import Any
 import torch
 import transformers
 
+from capbench.arch.context import config_context_length, context_problem
 from capbench.clock import now_ns
 from capbench.config import RunSpec
 from capbench.errors import CapbenchError
-from capbench.harness import RecordSink
-from capbench.metrics.context import config_context_length, context_problem
+from capbench.run.harness import RecordSink
 from capbench.runners.hf.experts import ExpertRecorder, set_router_top_k
 from capbench.workload import Request, Workload
 
@@ -151,7 +151,7 @@ class HFRunner:
         """The dtypes the passes really read and compute in: the run's ``dtype`` for activations, the KV cache and
         the GEMMs, and each weight group's dtype as loaded (transformers keeps some modules, e.g. DeepSeek's
         routers, in float32 whatever dtype the model is loaded in; ``router`` then appears)."""
-        from capbench.metrics.dtypes import dtypes_from_config
+        from capbench.arch.dtypes import dtypes_from_config
         from capbench.models.checkpoint import loaded_group_dtypes
 
         config = {**self.model_config(), "dtype": self.spec.dtype}

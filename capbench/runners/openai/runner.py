@@ -21,8 +21,8 @@ from typing import Any
 
 from capbench.config import RunSpec
 from capbench.errors import CapbenchError
-from capbench.harness import RecordSink
 from capbench.records.validate import is_count
+from capbench.run.harness import RecordSink
 from capbench.runners.openai.server_info import context_length, model_list, server_version
 from capbench.runners.openai.tokens import TokenCounter, check_usage, load_tokenizer
 from capbench.workload import Request, Workload
@@ -111,7 +111,7 @@ class OpenAIRunner:
         config's ``max_position_embeddings`` (``model_path``), else None (unknown)."""
         if self.server_context_length is not None:
             return self.server_context_length
-        from capbench.metrics.context import config_context_length
+        from capbench.arch.context import config_context_length
 
         return config_context_length(self.config) if self.config else None
 
@@ -139,7 +139,7 @@ class OpenAIRunner:
     def dtypes(self) -> dict[str, str] | None:
         if self.config is None:
             return None
-        from capbench.metrics.dtypes import dtypes_from_config
+        from capbench.arch.dtypes import dtypes_from_config
         from capbench.models.checkpoint import stored_group_dtypes
 
         model_dir = Path(self.spec.model_path) if self.spec.model_path else None

@@ -183,7 +183,7 @@ class _StepState:
         )
         self.settings = engine_settings(runner.vllm_config)
         self.loaded = loaded_model_config(runner.vllm_config)
-        from capbench.versions import run_versions
+        from capbench.run.versions import run_versions
 
         self.versions = run_versions()  # this process's environment: the packages that computed the model
         self.adapter = dict(adapter)

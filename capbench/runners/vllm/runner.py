@@ -28,7 +28,7 @@ from typing import Any
 
 from capbench.config import RunSpec
 from capbench.errors import CapbenchError
-from capbench.harness import RecordSink
+from capbench.run.harness import RecordSink
 from capbench.runners.openai.runner import OpenAIRunner
 from capbench.runners.vllm.adapter import ENGINE_DIR, PASSES_FILE, RECORDER_VERSION
 from capbench.runners.vllm.compat import TESTED_VERSIONS
@@ -373,7 +373,7 @@ class VLLMRunner:
         """From the model config, with the dtype vLLM really computes in when the plugin reported it."""
         base = self.client.dtypes()
         if base is None and self.model_config() is not None:
-            from capbench.metrics.dtypes import dtypes_from_config
+            from capbench.arch.dtypes import dtypes_from_config
 
             base = dtypes_from_config(self.model_config() or {})
         engines = self.engine_files()

@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from capbench.export import COLUMNS
 from capbench.leaderboard.data import (
     BOOL_COLUMNS,
     KNOWN_COLUMNS,
@@ -20,6 +19,7 @@ from capbench.leaderboard.data import (
     empty_frame,
     load_results,
 )
+from capbench.summary.export import COLUMNS
 
 HEADER = (
     "run_id,model,summary_schema_version,spec_version,engine,accuracy,usd_per_1m_output_tokens,client_bound,my_note"

@@ -26,7 +26,7 @@ and AutoAWQ do), or as a regular expression anchored at the start and ending at 
 Each group is probed with the module names the supported families use, on every layer of the right kind;
 a group skipped on some layers but not others takes the majority and raises a warning.
 
-Names returned here are dtype names in :mod:`capbench.metrics.dtypes` spellings (canonicalised there).
+Names returned here are dtype names in :mod:`capbench.arch.dtypes` spellings (canonicalised there).
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from capbench.arch.structure import ModelStructure
 from capbench.errors import CapbenchError
-from capbench.metrics.structure import ModelStructure
 
 WEIGHT_GROUPS: tuple[str, ...] = (
     "attention",
@@ -258,8 +258,8 @@ def _scheme(qc: Mapping[str, Any], method: str, base: str) -> tuple[str, str, fr
         raise CapbenchError("quantization_config (bitsandbytes) sets neither load_in_4bit nor load_in_8bit")
     raise CapbenchError(
         f"unsupported quantization_config quant_method {method!r}. Supported: "
-        f"{', '.join(SUPPORTED_QUANT_METHODS)}. Add one in metrics/quantization.py "
-        "(capbench.metrics.quantization)."
+        f"{', '.join(SUPPORTED_QUANT_METHODS)}. Add one in capbench/arch/quantization.py "
+        "(capbench.arch.quantization)."
     )
 
 

@@ -27,8 +27,8 @@ from rich.table import Table
 from capbench.clock import utc_now_iso
 from capbench.config import RunSpec
 from capbench.errors import CapbenchError
-from capbench.export import COLUMNS, export_runs
 from capbench.records.writer import replace_file
+from capbench.summary.export import COLUMNS, export_runs
 from capbench.sweep.manifest import (
     MANIFEST_NAME,
     RESULTS_NAME,

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from capbench.metrics.families._common import (
+from capbench.arch.families._common import (
     gated_ffn_params,
     gqa_attention,
     head_dim,
@@ -24,8 +24,8 @@ from capbench.metrics.families._common import (
     router_params,
     sliding_windows_from_layer_types,
 )
-from capbench.metrics.families._fields import ConfigReader
-from capbench.metrics.structure import ModelStructure
+from capbench.arch.families._fields import ConfigReader
+from capbench.arch.structure import ModelStructure
 
 EXPERT_KEYS = ("num_local_experts", "num_experts")
 TOP_K_KEYS = ("num_experts_per_tok", "experts_per_token")

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from capbench.metrics.families._common import (
+from capbench.arch.families._common import (
     gated_ffn_params,
     gqa_attention,
     head_dim,
@@ -20,8 +20,8 @@ from capbench.metrics.families._common import (
     model,
     router_params,
 )
-from capbench.metrics.families._fields import ConfigReader
-from capbench.metrics.structure import ModelStructure
+from capbench.arch.families._fields import ConfigReader
+from capbench.arch.structure import ModelStructure
 
 #: Accepted spellings of E, preferred first (transformers 5 saves Mixtral's as ``num_local_experts`` and maps
 #: OLMoE's ``num_local_experts`` to ``num_experts``).

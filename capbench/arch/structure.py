@@ -4,7 +4,7 @@ Notation (docs/metrics.md §1): L layers, d hidden size, V vocabulary size, E ro
 token. Parameter counts are weights only: biases and norm vectors are excluded. All FFNs are gated (three
 d×width matrices), so one routed expert of width f_e has 3·d·f_e parameters.
 
-:func:`capbench.metrics.families.model_structure` builds a :class:`ModelStructure` from a ``config.json``.
+:func:`capbench.arch.families.model_structure` builds a :class:`ModelStructure` from a ``config.json``.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 :func:`model_structure` dispatches on ``config["model_type"]`` — never on a substring of the model name.
 
-Adding a family: write ``metrics/families/<family>.py`` with a ``build_<family>(config) -> ModelStructure``
+Adding a family: write ``capbench/arch/families/<family>.py`` with a ``build_<family>(config) -> ModelStructure``
 (read fields through :class:`~._fields.ConfigReader`, build layers with the helpers in ``_common``), register
 it in :data:`FAMILIES` below under its transformers ``model_type``, and add a golden test to
 ``tests/unit/test_structure.py``.
@@ -14,13 +14,13 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
+from capbench.arch.families.dbrx import build_dbrx
+from capbench.arch.families.deepseek import build_deepseek_v2, build_deepseek_v3
+from capbench.arch.families.gpt_oss import build_gpt_oss
+from capbench.arch.families.qwen_moe import build_qwen2_moe, build_qwen3_moe
+from capbench.arch.families.uniform import build_mixtral, build_olmoe
+from capbench.arch.structure import ModelStructure
 from capbench.errors import CapbenchError
-from capbench.metrics.families.dbrx import build_dbrx
-from capbench.metrics.families.deepseek import build_deepseek_v2, build_deepseek_v3
-from capbench.metrics.families.gpt_oss import build_gpt_oss
-from capbench.metrics.families.qwen_moe import build_qwen2_moe, build_qwen3_moe
-from capbench.metrics.families.uniform import build_mixtral, build_olmoe
-from capbench.metrics.structure import ModelStructure
 
 Builder = Callable[[Mapping[str, Any]], ModelStructure]
 
@@ -41,8 +41,8 @@ FAMILIES: Mapping[str, Builder] = MappingProxyType(
 SUPPORTED_MODEL_TYPES: tuple[str, ...] = tuple(sorted(FAMILIES))
 
 _HOW_TO_ADD = (
-    "To add a family, write metrics/families/<family>.py with a build function and register it in "
-    "FAMILIES in metrics/families/__init__.py (capbench.metrics.families)."
+    "To add a family, write capbench/arch/families/<family>.py with a build function and register it in "
+    "FAMILIES in capbench/arch/families/__init__.py (capbench.arch.families)."
 )
 
 

@@ -15,8 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from capbench.errors import CapbenchError
-from capbench.metrics.families._common import (
+from capbench.arch.families._common import (
     gated_ffn_params,
     gqa_attention,
     head_dim,
@@ -24,8 +23,9 @@ from capbench.metrics.families._common import (
     model,
     router_params,
 )
-from capbench.metrics.families._fields import ConfigReader
-from capbench.metrics.structure import ModelStructure
+from capbench.arch.families._fields import ConfigReader
+from capbench.arch.structure import ModelStructure
+from capbench.errors import CapbenchError
 
 
 def build_dbrx(config: Mapping[str, Any]) -> ModelStructure:

@@ -19,15 +19,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from capbench.metrics.families._common import (
+from capbench.arch.families._common import (
     gated_ffn_params,
     layer,
     mla_attention,
     model,
     router_params,
 )
-from capbench.metrics.families._fields import ConfigReader
-from capbench.metrics.structure import ModelStructure
+from capbench.arch.families._fields import ConfigReader
+from capbench.arch.structure import ModelStructure
 
 EXPERT_KEYS = ("n_routed_experts", "num_local_experts", "num_experts")
 MTP_KEYS = ("num_nextn_predict_layers", "num_mtp_layers")

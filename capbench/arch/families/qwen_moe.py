@@ -24,8 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from capbench.errors import CapbenchError
-from capbench.metrics.families._common import (
+from capbench.arch.families._common import (
     gated_ffn_params,
     gqa_attention,
     head_dim,
@@ -34,8 +33,9 @@ from capbench.metrics.families._common import (
     router_params,
     sliding_windows_from_layer_types,
 )
-from capbench.metrics.families._fields import ConfigReader
-from capbench.metrics.structure import ModelStructure
+from capbench.arch.families._fields import ConfigReader
+from capbench.arch.structure import ModelStructure
+from capbench.errors import CapbenchError
 
 EXPERT_KEYS = ("num_experts", "num_local_experts")
 DEFAULT_MAX_WINDOW_LAYERS = {"qwen2_moe": 28, "qwen3_moe": 0}

@@ -34,11 +34,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from capbench.arch.checkpoint import FLOAT_DTYPES, float_overrides
+from capbench.arch.families import model_structure
+from capbench.arch.quantization import WEIGHT_GROUPS, GroupDtypes, group_dtypes
+from capbench.arch.structure import ModelStructure
 from capbench.errors import CapbenchError
-from capbench.metrics.checkpoint import FLOAT_DTYPES, float_overrides
-from capbench.metrics.families import model_structure
-from capbench.metrics.quantization import WEIGHT_GROUPS, GroupDtypes, group_dtypes
-from capbench.metrics.structure import ModelStructure
 
 
 @dataclass(frozen=True)
@@ -175,7 +175,7 @@ def _group_params(structure: ModelStructure) -> dict[str, int]:
 def _storage(groups: GroupDtypes, stored: Mapping[str, str] | None) -> dict[str, str]:
     """Each group's stored dtype: the config's (quantization scope, float dtype), except that a group the config
     leaves in float takes the float dtype its tensors really have when ``stored`` gives it
-    (:func:`capbench.metrics.checkpoint.group_dtypes_from_tensors`)."""
+    (:func:`capbench.arch.checkpoint.group_dtypes_from_tensors`)."""
     storage = {g: canonical_dtype(n) for g, n in groups.storage.items()}
     if stored:
         in_float = [g for g, name in storage.items() if name in FLOAT_DTYPES]
@@ -188,7 +188,7 @@ def weight_group_dtypes(config: Mapping[str, Any], stored: Mapping[str, str] | N
     by ``stored`` (the tensors' own dtypes, where they could be read) for groups left in float.
 
     Groups: ``attention``, ``router``, ``shared_experts``, ``dense_ffn``, ``experts``, ``embeddings``,
-    ``lm_head`` (see :mod:`capbench.metrics.quantization` for which groups each method converts).
+    ``lm_head`` (see :mod:`capbench.arch.quantization` for which groups each method converts).
     """
     groups = group_dtypes(config, base_dtype(config), _structure_or_none(config))
     storage = _storage(groups, stored)
@@ -212,7 +212,7 @@ def dtypes_from_config(
 
     ``stored``: each weight group's dtype as its tensors hold it (a checkpoint's safetensors headers, or a loaded
     model's parameters), which wins over the config for the groups the config leaves in float (e.g. a float32
-    router in a bfloat16 checkpoint); see :mod:`capbench.metrics.checkpoint`.
+    router in a bfloat16 checkpoint); see :mod:`capbench.arch.checkpoint`.
 
     - ``experts``: the routed experts' stored dtype.
     - ``weights``: the stored dtype of the b_w groups (attention, dense FFN, shared experts); when they

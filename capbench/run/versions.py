@@ -6,7 +6,7 @@ Standard library only: the launched vLLM's process (another environment, no capb
   themselves) of :data:`PACKAGES`; ``None`` for one that is not installed.
 - Locks: ``requirements/dev.lock`` and ``requirements/vllm-cpu.lock`` pin every package of capbench's
   development and vLLM-CPU environments (docs/environments.md). The command that builds an environment from a
-  lock stamps it (``python -m capbench.versions stamp LOCK``): ``<sys.prefix>/capbench-lock.json`` records the
+  lock stamps it (``python -m capbench.run.versions stamp LOCK``): ``<sys.prefix>/capbench-lock.json`` records the
   lock's name, sha256 and pins. :func:`lock_status` reads the stamp back and checks the pins against what is
   installed now, so a run says both which lock it came from and whether the environment still matches it.
 - :func:`run_versions`: the ``versions`` object of ``run.json`` (docs/records.md).
@@ -140,7 +140,7 @@ def run_versions() -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m capbench.versions stamp LOCK`` | ``python -m capbench.versions show``."""
+    """``python -m capbench.run.versions stamp LOCK`` | ``python -m capbench.run.versions show``."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) == 2 and args[0] == "stamp":
         print(stamp(Path(args[1])))
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     if args == ["show"]:
         print(json.dumps(run_versions(), indent=2))
         return 0
-    print("usage: python -m capbench.versions stamp LOCK | show", file=sys.stderr)
+    print("usage: python -m capbench.run.versions stamp LOCK | show", file=sys.stderr)
     return 2
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from capbench.arch.families._fields import ConfigReader
+from capbench.arch.structure import AttentionKind, LayerKind, LayerStructure, ModelStructure
 from capbench.errors import CapbenchError
-from capbench.metrics.families._fields import ConfigReader
-from capbench.metrics.structure import AttentionKind, LayerKind, LayerStructure, ModelStructure
 
 
 @dataclass(frozen=True)

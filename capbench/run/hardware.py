@@ -1,6 +1,6 @@
 """The ``hardware`` section of ``run.json``: what the run ran on, and which profile gives its ceilings.
 
-GPUs: the ones the power sensor samples (see :mod:`capbench.run_power`: the hf runner's GPU, or the GPUs a
+GPUs: the ones the power sensor samples (see :mod:`capbench.run.power`: the hf runner's GPU, or the GPUs a
 local server uses), as NVML names them; without NVML, torch's name for an in-process CUDA run.
 
 Profile choice, first that applies: the run's ``hardware`` setting (a shipped id or a YAML file); with GPUs,

@@ -5,10 +5,10 @@ another: transformers 5.2x builds and saves DeepSeek-V2/V3 routers (``mlp.gate.w
 ``e_score_correction_bias``) in float32 inside a bfloat16 model (``_keep_in_fp32_modules_strict``), while
 DeepSeek's published checkpoints store the same gate in bfloat16. Where the tensors themselves can be read,
 they decide: :func:`group_dtypes_from_tensors` gives each weight group's dtype as the dtype holding most of the
-group's matrix elements, which :func:`capbench.metrics.dtypes.dtypes_from_config` then uses for the groups the
+group's matrix elements, which :func:`capbench.arch.dtypes.dtypes_from_config` then uses for the groups the
 quantization config leaves in float.
 
-Tensor names -> groups (:func:`tensor_group`; the families of :mod:`capbench.metrics.families`):
+Tensor names -> groups (:func:`tensor_group`; the families of :mod:`capbench.arch.families`):
 
 - ``lm_head``: ``lm_head.*``; ``embeddings``: ``*.embed_tokens.*``, ``*.wte.*``;
 - ``shared_experts``: ``*.shared_expert.*``, ``*.shared_experts.*``, ``*.shared_expert_gate.*``;
@@ -32,7 +32,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 
-from capbench.metrics.quantization import WEIGHT_GROUPS
+from capbench.arch.quantization import WEIGHT_GROUPS
 
 SAFETENSORS_DTYPES: Mapping[str, str] = {
     "F64": "float64",
@@ -70,7 +70,7 @@ def canonical_tensor_dtype(name: str) -> str | None:
 
 
 def tensor_group(name: str) -> str | None:
-    """The weight group (:data:`~capbench.metrics.quantization.WEIGHT_GROUPS`) of tensor ``name``, or None."""
+    """The weight group (:data:`~capbench.arch.quantization.WEIGHT_GROUPS`) of tensor ``name``, or None."""
     for group, pattern in _RULES:
         if pattern.search(name):
             return group

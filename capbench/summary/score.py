@@ -21,16 +21,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from capbench.arch.dtypes import byte_widths
+from capbench.arch.families import model_structure
+from capbench.arch.structure import ModelStructure
 from capbench.errors import CapbenchError
 from capbench.hardware import HardwareProfile, apply_overrides, match_gpu_name, profile_from_dict, resolve_profile
 from capbench.metrics.accuracy import accuracy_summary
 from capbench.metrics.cost import CostInputs
-from capbench.metrics.dtypes import byte_widths
 from capbench.metrics.engine_side import engine_side_summary
-from capbench.metrics.families import model_structure
 from capbench.metrics.fixed_length import fixed_length_summary
 from capbench.metrics.score import score_run
-from capbench.metrics.structure import ModelStructure
 from capbench.metrics.utilization import Ceilings
 from capbench.records import SUMMARY_FILE, RunData, read_run, write_json_atomic
 
