@@ -1,11 +1,11 @@
-"""The routing counter inside a CUDA graph (skipped where NVML finds no GPU).
+"""The routing recorder inside a CUDA graph (skipped where NVML finds no GPU).
 
-A fake MoE router layer (linear router, top-k, the counter's capture callback) is captured once into a CUDA
+Fake MoE router layers (linear router, top-k, the recorder's capture callback) are captured once into a CUDA
 graph at a padded batch size, then replayed with different real token counts: the counts must equal a recount
-of the ids from an eager forward on the same inputs, rows past the real count must add nothing, and the graph
-must contain no host synchronisation (capture itself fails on one, and replay runs under
-``torch.cuda.set_sync_debug_mode("error")``). The per-step snapshot goes through the pinned-memory ring and
-its event without a synchronisation in the step loop.
+of the ids from an eager forward on the same inputs, rows past the real count must add nothing, and neither the
+graph nor the step's open/close may synchronise with the host (capture itself fails on a synchronisation, and
+the step runs under ``torch.cuda.set_sync_debug_mode("error")``). The count table goes through the pinned-memory
+ring and its event.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def test_counts_inside_a_cuda_graph_are_exact_for_each_replay(torch_cuda: Any) -
     layers, experts, top_k, hidden, padded = 4, 16, 2, 64, 64
     routers = [_Router(experts, top_k) for _ in range(layers)]
     gates = [torch.nn.Linear(hidden, experts, bias=False, device="cuda") for _ in range(layers)]
-    counter = RoutingCounter([(f"model.layers.{i}.mlp", r) for i, r in enumerate(routers)], "cuda")
+    counter = RoutingCounter([(f"model.layers.{i}.mlp", r) for i, r in enumerate(routers)], "cuda", padded)
     static_x = torch.zeros(padded, hidden, device="cuda")
 
     def forward(x: Any, record: list[Any] | None = None) -> Any:
@@ -57,13 +57,11 @@ def test_counts_inside_a_cuda_graph_are_exact_for_each_replay(torch_cuda: Any) -
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(stream):
-            forward(static_x)  # warm-up outside the graph, valid_tokens 0: counts nothing
+            forward(static_x)  # warm-up outside the graph (and outside any step)
         torch.cuda.current_stream().wait_stream(stream)
-        assert counter.counts.sum().item() == 0
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):  # raises if anything in it synchronises with the host
             forward(static_x)
-        assert counter.counts.sum().item() == 0  # capture records kernels, runs nothing
 
         for valid in (64, 17, 1, 40, 0):
             x = torch.randn(padded, hidden, device="cuda")
@@ -75,21 +73,20 @@ def test_counts_inside_a_cuda_graph_are_exact_for_each_replay(torch_cuda: Any) -
             for r, fn in zip(routers, saved, strict=True):
                 r.capture_fn = fn
             static_x.copy_(x)
-            counter.begin(valid)
             torch.cuda.set_sync_debug_mode("error")
             try:
+                counter.begin(valid)  # marks the step's rows unwritten
                 graph.replay()
-                snapshot = counter.end(valid)  # async copy into pinned memory + event: no sync here
+                snapshot = counter.end(valid)  # counted on the device, async copy into pinned memory + event
             finally:
                 torch.cuda.set_sync_debug_mode("default")
             table = snapshot.read()
             for layer, ids in enumerate(ids_eager):
                 expected = torch.bincount(ids[:valid].reshape(-1), minlength=experts).tolist()
                 assert table[layer][:experts] == expected, (valid, layer)
-                assert table[layer][experts] == 0  # no out-of-range ids here
+                assert table[layer][experts:] == [0, 0]  # no out-of-range id, no unwritten slot
             per_expert, reason = check_counts(table, valid, counter.num_experts, counter.top_k, counter.names)
             assert reason is None and per_expert is not None
-            assert counter.counts.sum().item() == 0  # zeroed for the next step
 
 
 def test_the_pinned_ring_hands_steps_over_in_order(torch_cuda: Any) -> None:
@@ -98,7 +95,7 @@ def test_the_pinned_ring_hands_steps_over_in_order(torch_cuda: Any) -> None:
     from capbench.runners.vllm.routing import PINNED_RING, RoutingCounter
 
     router = _Router(8, 1)
-    counter = RoutingCounter([("l0", router)], "cuda")
+    counter = RoutingCounter([("l0", router)], "cuda", 64)
     snapshots = []
     for step in range(PINNED_RING - 1):
         ids = torch.full((step + 1, 1), step % 8, dtype=torch.int32, device="cuda")
@@ -108,3 +105,16 @@ def test_the_pinned_ring_hands_steps_over_in_order(torch_cuda: Any) -> None:
     for step, snapshot in enumerate(snapshots):
         row = snapshot.read()[0]
         assert row[step % 8] == step + 1 and sum(row) == step + 1
+
+
+def test_a_layer_whose_op_did_not_run_is_caught(torch_cuda: Any) -> None:
+    """What a CUDA graph captured without the recorder would give: unwritten slots, the self-check fails."""
+    torch = torch_cuda
+    from capbench.runners.vllm.routing import RoutingCounter, check_counts
+
+    routers = [_Router(8, 2), _Router(8, 2)]
+    counter = RoutingCounter([("l0", routers[0]), ("l1", routers[1])], "cuda", 32)
+    counter.begin(4)
+    routers[0].capture_fn(torch.zeros((4, 2), dtype=torch.int32, device="cuda"))  # layer 1 never reports
+    tokens, reason = check_counts(counter.end(4).read(), 4, counter.num_experts, counter.top_k, counter.names)
+    assert tokens is None and reason is not None and "layer l1 has 8 of 8 expert choices unrecorded" in reason

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from capbench.runners.vllm.routing import RoutingCounter, check_counts, count_op
+from capbench.runners.vllm.routing import RoutingCounter, check_counts, count_table, store_op
 
 pytestmark = pytest.mark.integration
 
@@ -43,10 +43,11 @@ class Layer(torch.nn.Module):
 
 
 def reference(ids: list[np.ndarray], valid: int, num_experts: list[int], width: int) -> list[list[int]]:
-    """Counts with numpy: rows < valid only, ids outside [0, E_l) into column ``width``."""
+    """Counts with plain loops: rows < valid only, ids outside [0, E_l) into column ``width`` (overflow); column
+    ``width + 1`` (missing) stays 0 when every layer ran."""
     out = []
     for layer, layer_ids in enumerate(ids):
-        row = [0] * (width + 1)
+        row = [0] * (width + 2)
         for token in layer_ids[:valid]:
             for e in token:
                 row[int(e) if 0 <= e < num_experts[layer] else width] += 1
@@ -54,23 +55,29 @@ def reference(ids: list[np.ndarray], valid: int, num_experts: list[int], width: 
     return out
 
 
-def test_the_op_counts_valid_rows_and_bins_what_is_out_of_range() -> None:
-    op = count_op()
-    counts = torch.zeros(2, 9, dtype=torch.int64)
-    valid = torch.tensor(3)
-    ids = torch.tensor([[0, 7], [7, 7], [8, -1], [5, 5], [3, 2]], dtype=torch.int32)  # rows 3, 4: padding
-    op(counts, ids, valid, 1, 8)
-    expected = reference([np.zeros((0, 2)), ids.numpy()], 3, [8, 8], 8)
-    assert counts.tolist() == expected
-    assert counts[1].tolist() == [1, 0, 0, 0, 0, 0, 0, 3, 2]  # 8 and -1 went to the overflow bin
-    assert counts[0].sum().item() == 0
+def test_the_op_stores_the_ids_in_its_layer_plane() -> None:
+    op = store_op()
+    ids = torch.full((2, 8, 2), -1, dtype=torch.int32)
+    topk = torch.tensor([[0, 7], [7, 7], [8, -1]], dtype=torch.int64)
+    op(ids[1], topk)
+    assert ids[1, :3].tolist() == [[0, 7], [7, 7], [8, -1]]
+    assert (ids[1, 3:] == -1).all() and (ids[0] == -1).all()
+    op(ids[0], torch.zeros((20, 2), dtype=torch.int32))  # more rows than the buffer: cut, never an error
+    assert (ids[0] == 0).all()
+
+
+def test_the_count_table_bins_overflow_and_missing() -> None:
+    ids = np.array([[[0, 7], [7, 7], [8, 3]], [[-1, -1], [1, 2], [2, 2]]], dtype=np.int32)
+    table = count_table(ids, [8, 8], [2, 2])
+    assert table[0] == [1, 0, 0, 1, 0, 0, 0, 3, 1, 0]  # 8 is out of range: the overflow bin
+    assert table[1] == [0, 1, 3, 0, 0, 0, 0, 0, 0, 2]  # two slots the op never wrote: the missing bin
 
 
 def build(layers: int = 3, experts: tuple[int, ...] = (8, 8, 6), top_k: int = 2) -> tuple[torch.nn.Module, Any]:
     torch.manual_seed(0)
     routers = [FakeRouter(experts[i], top_k) for i in range(layers)]
     model = torch.nn.Sequential(*(Layer(r, 16) for r in routers)).eval()
-    counter = RoutingCounter([(f"model.layers.{i}.mlp", r) for i, r in enumerate(routers)], "cpu")
+    counter = RoutingCounter([(f"model.layers.{i}.mlp", r) for i, r in enumerate(routers)], "cpu", max_tokens=64)
     return model, counter
 
 
@@ -100,18 +107,23 @@ def test_counts_are_exact_eager_and_compiled(compiled: bool) -> None:
         snapshot = counter.end(valid)
         table = snapshot.read()
         assert table == reference(captured_ids(model, x), valid, counter.num_experts, counter.width)
-        assert counter.counts.sum().item() == 0 and counter.valid_tokens.item() == 0  # zeroed for the next step
+        assert (counter.ids[:, valid:tokens] != -1).all()  # the padded rows were written, and left out of the table
         per_expert, reason = check_counts(table, valid, counter.num_experts, counter.top_k, counter.names)
         assert reason is None and per_expert is not None
         assert [len(row) for row in per_expert] == counter.num_experts
 
 
-def test_forwards_outside_a_step_count_nothing() -> None:
-    """vLLM's warm-up, profiling and graph-capture forwards run with valid_tokens 0."""
+def test_a_step_reads_only_what_its_own_forward_wrote() -> None:
+    """vLLM's warm-up, profiling and graph-capture forwards also write the buffer; a step reads only rows below its
+    token count, which every layer's op rewrites during the step's own forward."""
     model, counter = build()
     with torch.no_grad():
-        model(torch.randn(12, 16))
-    assert counter.counts.sum().item() == 0
+        model(torch.randn(12, 16))  # outside any step: a warm-up forward
+        x = torch.randn(5, 16)
+        counter.begin(5)
+        model(x)
+    table = counter.end(5).read()
+    assert table == reference(captured_ids(model, x), 5, counter.num_experts, counter.width)
 
 
 def test_self_check_catches_a_step_the_op_missed() -> None:
@@ -124,18 +136,30 @@ def test_self_check_catches_a_step_the_op_missed() -> None:
         model(torch.randn(4, 16))
     tokens, reason = check_counts(counter.end(4).read(), 4, counter.num_experts, counter.top_k, counter.names)
     assert tokens is None
-    assert reason is not None and "layer model.layers.0.mlp counted 0 expert choices, expected 8" in reason
+    assert reason is not None and "layer model.layers.0.mlp has 8 of 8 expert choices unrecorded" in reason
     assert "did not run" in reason
 
 
 def test_self_check_counts_overflow_but_leaves_it_out_of_the_experts() -> None:
-    table = [[3, 0, 1, 2], [0, 0, 0, 6]]  # E = 3 each; column 3 is the overflow bin
+    table = [[3, 0, 1, 2, 0], [0, 0, 0, 6, 0]]  # E = 3 each; column 3 overflow, column 4 missing
     tokens, reason = check_counts(table, 3, [3, 3], [2, 2], ["a", "b"])
     assert reason is None and tokens == [[3, 0, 1], [0, 0, 0]]
-    tokens, reason = check_counts([[3, 0, 1, 1], [0, 0, 0, 6]], 3, [3, 3], [2, 2], ["a", "b"])
+    tokens, reason = check_counts([[3, 0, 1, 1, 0], [0, 0, 0, 6, 0]], 3, [3, 3], [2, 2], ["a", "b"])
     assert tokens is None and reason == (
         "routing self-check failed: layer a counted 5 expert choices, expected 6 (top_k 2 × 3 tokens)"
     )
+    tokens, reason = check_counts([[3, 0, 1, 1, 1], [0, 0, 0, 6, 0]], 3, [3, 3], [2, 2], ["a", "b"])
+    assert tokens is None and reason is not None and "1 of 6 expert choices unrecorded" in reason
+
+
+def test_a_step_larger_than_the_buffer_fails_the_check() -> None:
+    model, _ = build()
+    counter = RoutingCounter([(f"l{i}", layer.router) for i, layer in enumerate(model)], "cpu", max_tokens=4)
+    counter.begin(6)
+    with torch.no_grad():
+        model(torch.randn(6, 16))
+    tokens, reason = check_counts(counter.end(6).read(), 6, counter.num_experts, counter.top_k, counter.names)
+    assert tokens is None and reason is not None and "4 of 12 expert choices unrecorded" in reason
 
 
 def test_the_bound_callback_is_one_op_call() -> None:
@@ -143,7 +167,7 @@ def test_the_bound_callback_is_one_op_call() -> None:
     from torch.fx.experimental.proxy_tensor import make_fx
 
     router = FakeRouter(8, 2)
-    RoutingCounter([("l0", router)], "cpu")
+    RoutingCounter([("l0", router)], "cpu", max_tokens=8)
     graph = make_fx(lambda ids: router.capture_fn(ids))(torch.zeros(4, 2, dtype=torch.int32))
     calls = [str(n.target) for n in graph.graph.nodes if n.op == "call_function"]
-    assert calls == ["capbench.count_routed_experts.default"]
+    assert calls == ["capbench.store_routed_experts.default"]

@@ -144,6 +144,16 @@ def moe_routers(model: Any) -> list[tuple[str, Any]]:
     return sorted(found, key=lambda item: _layer_index(item[0]))
 
 
+def max_step_tokens(vllm_config: Any) -> int:
+    """The most token rows a router sees in one forward: the scheduler's token budget, or a larger CUDA-graph
+    capture size (padded batches)."""
+    budget = int(getattr(vllm_config.scheduler_config, "max_num_batched_tokens", 0) or 0)
+    comp = vllm_config.compilation_config
+    capture = [int(s) for s in (getattr(comp, "cudagraph_capture_sizes", None) or [])]
+    largest = int(getattr(comp, "max_cudagraph_capture_size", 0) or 0)
+    return max([budget, largest, *capture, 1])
+
+
 def routing_blocker(vllm_config: Any, model: Any) -> str | None:
     """Why routing cannot be attributed to this replica's steps, or None when it can."""
     par = vllm_config.parallel_config
@@ -207,7 +217,7 @@ class _StepState:
             else:
                 from capbench.runners.vllm.routing import RoutingCounter
 
-                self.routing = RoutingCounter(routers, runner.device)
+                self.routing = RoutingCounter(routers, runner.device, max_step_tokens(runner.vllm_config))
                 self.routing_reason = None
                 if os.environ.get(ENV_FAULT) == "unbind_routers":  # fault injection for tests (docs/vllm.md)
                     for _, router in routers:
