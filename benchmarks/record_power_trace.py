@@ -92,8 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     from capbench import __version__
     from capbench.clock import now_ns, utc_now_iso
     from capbench.errors import CapbenchError
+    from capbench.hardware.gpus import describe_gpus
     from capbench.records import JsonlAppender, write_json_atomic
-    from capbench.telemetry import SensorUnavailableError, describe_gpus, open_power_sensor
+    from capbench.telemetry import SensorUnavailableError, open_power_sensor
 
     try:
         sensor = open_power_sensor("nvml", None if args.gpu is None else [args.gpu], args.rate_hz)
@@ -131,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         sensor.stop()
         t_end = now_ns()
         info = sensor.info()
-        profiles = {d["index"]: d["profile"] for d in describe_gpus(sensor)}
+        profiles = {d["index"]: d["profile"] for d in describe_gpus(sensor.devices())}
 
     trace = [r for r in samples if r["gpu"] == device.index]
     if len(trace) < 2:

@@ -15,18 +15,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from capbench.errors import ConfigError
-
-RUNNER_NAMES: tuple[str, ...] = ("hf", "openai", "vllm")
-"""Runners this build of capbench knows (see :mod:`capbench.runners`)."""
-
-SERVER_RUNNERS: frozenset[str] = frozenset({"openai", "vllm"})
-"""Runners that drive a server over HTTP (``openai`` needs ``base_url``; ``vllm`` launches one without it)."""
-
-VLLM_LAUNCH_FIELDS: tuple[str, ...] = ("engine_args", "enforce_eager", "vllm_python")
-"""vllm settings that apply only when capbench launches the server (not when attaching to ``base_url``)."""
+from capbench.runners import RUNNER_NAMES, runner_traits
 
 SLO_KEYS: tuple[str, ...] = ("ttft_s", "tpot_s", "itl_s", "e2e_latency_s")
 """Per-request latencies an SLO may bound (goodput counts requests meeting every given bound)."""
+
+DEMO_RUNNER = "hf"
+"""The runner that serves the embedded demo MoE (the default run)."""
 
 DEFAULT_CONCURRENCY = 4
 DEFAULT_NUM_REQUESTS = 16
@@ -275,29 +270,9 @@ class RunSpec(BaseModel):
         if self.num_requests is not None and self.duration_s is not None:
             raise ValueError("give either num_requests or duration_s, not both")
         self._check_workload_modes()
-        server = self.runner in SERVER_RUNNERS
-        if self.runner == "openai" and not self.base_url:
-            raise ValueError(f"runner '{self.runner}' needs base_url (e.g. --base-url http://127.0.0.1:8000)")
-        if self.runner == "vllm" and not self.base_url and not self.model:
-            raise ValueError(
-                "runner 'vllm' needs model (to launch a server for it) or base_url (to attach to a running one)"
-            )
-        if self.runner == "vllm" and self.base_url:
-            given = [k for k in VLLM_LAUNCH_FIELDS if k in self.model_fields_set and getattr(self, k)]
-            if given:
-                raise ValueError(f"{', '.join(given)}: only used when capbench launches the server, not with base_url")
-        if self.runner != "vllm":
-            given = [
-                k
-                for k in (*VLLM_LAUNCH_FIELDS, "record_steps")
-                if k in self.model_fields_set and getattr(self, k) != RunSpec.model_fields[k].default
-            ]
-            if given:
-                raise ValueError(f"{', '.join(given)}: only used by runner 'vllm'")
-        if not server:
-            given = [k for k in ("base_url", "model_path", "request_rate") if getattr(self, k) is not None]
-            if given:
-                raise ValueError(f"{', '.join(given)}: not used by runner '{self.runner}' (server runners only)")
+        problems = runner_traits(self.runner).problems(self)
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     def _check_workload_modes(self) -> None:
@@ -320,14 +295,14 @@ class RunSpec(BaseModel):
             raise ValueError("fixed-length mode builds its own prompts: do not give prompts too")
         if self.fixed_output_tokens is not None and self.max_tokens not in (None, self.fixed_output_tokens):
             raise ValueError("fixed_output_tokens sets max_tokens: do not give a different max_tokens")
-        if self.top_k is not None and (self.runner == "openai" or self.base_url is not None):
+        if self.top_k is not None and not runner_traits(self.runner).changes_model(self):
             raise ValueError("top_k changes the served model: only for hf, or vllm when capbench launches it")
 
     def _auto_demo_task(self) -> bool:
         """``task: auto`` on the embedded demo model with no other workload (prompts, fixed lengths, a duration)
         picks the demo task."""
         other_workload = self.prompts is not None or self.fixed_length or self.duration_s is not None
-        return self.runner == "hf" and self.model is None and not other_workload
+        return self.runner == DEMO_RUNNER and self.model is None and not other_workload
 
     @property
     def effective_task(self) -> str | None:

@@ -102,9 +102,13 @@ def vllm_environment(vllm_python: Path) -> Iterator[None]:
 
 
 def _nvidia_gpu_present() -> bool:
-    from capbench.hostinfo import gpu_inventory
+    from capbench.errors import CapbenchError
+    from capbench.telemetry import SensorUnavailableError, nvml_inventory
 
-    return bool(gpu_inventory().names)
+    try:
+        return bool(nvml_inventory().devices)
+    except (SensorUnavailableError, CapbenchError):
+        return False
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

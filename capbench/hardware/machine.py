@@ -103,3 +103,22 @@ def machine_identity(device: str) -> MachineIdentity:
     vendor = "AMD" if hip else "NVIDIA"
     name = torch.cuda.get_device_name(0)
     return MachineIdentity("cuda", name, vendor, logical_cpus, torch.__version__, runtime)
+
+
+def cpu_name() -> str:
+    """The CPU model name from /proc/cpuinfo, else what ``platform`` reports."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cpu_count() -> int:
+    """CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1

@@ -26,7 +26,7 @@ from capbench.hardware import (
     match_gpu_name,
     resolve_profile,
 )
-from capbench.hostinfo import cpu_count, cpu_name
+from capbench.hardware.machine import cpu_count, cpu_name
 from capbench.telemetry import PowerSensor
 
 

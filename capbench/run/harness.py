@@ -14,14 +14,8 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from capbench.records import RunWriter
+from capbench.records.sink import RecordSink
 from capbench.workload import Workload
-
-
-class RecordSink(Protocol):
-    """Where a runner puts its records (called on the runner's thread, as events happen)."""
-
-    def on_pass(self, record: dict[str, Any]) -> None: ...
-    def on_request(self, record: dict[str, Any]) -> None: ...
 
 
 class Runner(Protocol):

@@ -12,6 +12,7 @@ from typing import Any
 from capbench.config import RunSpec
 from capbench.errors import CapbenchError
 from capbench.models.directory import check_model_dir
+from capbench.runners import runner_traits
 from capbench.workload import PromptSet, Workload, build_workload, load_prompts
 
 
@@ -27,7 +28,8 @@ class ModelChoice:
 def resolve_model(spec: RunSpec) -> ModelChoice:
     """hf: the given local directory, or the embedded tiny MoE (built/cached); server runners: ``model_path`` if
     any; vllm launching: the model directory (or ``model_path`` when the model is an id vLLM resolves)."""
-    if spec.runner == "vllm" and spec.base_url is None:
+    traits = runner_traits(spec.runner)
+    if traits.launches_server(spec):
         assert spec.model is not None
         local = Path(spec.model)
         if local.is_dir():
@@ -35,7 +37,7 @@ def resolve_model(spec: RunSpec) -> ModelChoice:
             return ModelChoice(local, _local_name(local), "local directory, served by vLLM launched by capbench")
         path = Path(spec.model_path) if spec.model_path else None
         return ModelChoice(path, spec.model, "model id resolved by vLLM, served by vLLM launched by capbench")
-    if spec.runner != "hf":
+    if traits.server:
         path = Path(spec.model_path) if spec.model_path else None
         return ModelChoice(path, spec.model, f"served by {spec.base_url}")
     if spec.model is None:
@@ -92,7 +94,7 @@ def fixed_length_prompts(spec: RunSpec, model: ModelChoice) -> PromptSet:
     tokenizer, why_not = load_tokenizer(str(model.path) if model.path is not None else None)
     if tokenizer is None:
         raise CapbenchError(f"fixed_prompt_tokens needs the model's tokenizer (give model_path): {why_not}")
-    server = spec.runner != "hf"
+    server = runner_traits(spec.runner).server
     count = (spec.effective_num_requests or 256) + spec.warmup
     return build_fixed_prompts(
         tokenizer,
@@ -129,12 +131,9 @@ def plan_run(spec: RunSpec, model: ModelChoice) -> RunPlan:
 
 def load_section(spec: RunSpec, workload: Workload, dataset: dict[str, Any]) -> dict[str, Any]:
     """``run.json`` ``load``: the load pattern and the dataset, as configured."""
-    if spec.runner == "hf":
-        pattern = "static_batches"
-    else:
-        pattern = "open_loop" if spec.request_rate is not None else "closed_loop"
+    traits = runner_traits(spec.runner)
     return {
-        "pattern": pattern,
+        "pattern": traits.load_pattern(spec),
         "concurrency": spec.effective_concurrency,
         "request_rate_per_s": spec.request_rate,
         "arrival": spec.arrival if spec.request_rate is not None else None,
@@ -146,7 +145,7 @@ def load_section(spec: RunSpec, workload: Workload, dataset: dict[str, Any]) -> 
         "max_tokens": spec.effective_max_tokens,
         "ignore_eos": spec.effective_ignore_eos,
         "temperature": spec.temperature,
-        "timeout_s": spec.timeout_s if spec.runner != "hf" else None,
+        "timeout_s": spec.timeout_s if traits.server else None,
         "seed": spec.seed,
         "dataset": dataset,
         "fixed_length": {"prompt_tokens": spec.fixed_prompt_tokens, "output_tokens": spec.fixed_output_tokens}

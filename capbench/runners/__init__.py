@@ -12,17 +12,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from capbench.errors import CapbenchError, MissingDependencyError
+from capbench.runners.traits import HFTraits, OpenAITraits, RunnerTraits, VLLMTraits
 
 
 @dataclass(frozen=True)
 class RunnerEntry:
-    """Where a runner lives and what it needs."""
+    """Where a runner lives, what it needs, and its traits (what the rest of capbench asks about it)."""
 
     module: str
     cls: str
     extra: str
     requires: tuple[str, ...]
     summary: str
+    traits: RunnerTraits
 
 
 REGISTRY: dict[str, RunnerEntry] = {
@@ -32,26 +34,37 @@ REGISTRY: dict[str, RunnerEntry] = {
         extra="hf",
         requires=("torch", "transformers"),
         summary="in-process Hugging Face transformers (the embedded default)",
+        traits=HFTraits(),
     ),
     "openai": RunnerEntry(
         module="capbench.runners.openai.runner",
         cls="OpenAIRunner",
-        extra="demo",
+        extra="base",
         requires=(),
         summary="any OpenAI-compatible server over HTTP (vLLM, SGLang, TGI, ...)",
+        traits=OpenAITraits(),
     ),
     "vllm": RunnerEntry(
         module="capbench.runners.vllm.runner",
         cls="VLLMRunner",
-        extra="demo",
+        extra="vllm",
         requires=(),
         summary="a vLLM server capbench launches (engine steps and expert routing recorded) or attaches to",
+        traits=VLLMTraits(),
     ),
 }
 
 
-def runner_names() -> tuple[str, ...]:
-    return tuple(REGISTRY)
+RUNNER_NAMES: tuple[str, ...] = tuple(REGISTRY)
+"""Every runner's name, in the registry's order (the one list: the config validates against it)."""
+
+
+def runner_traits(name: str) -> RunnerTraits:
+    """The traits of runner ``name`` (:mod:`.traits`); an unknown name lists the valid ones."""
+    entry = REGISTRY.get(name)
+    if entry is None:
+        raise CapbenchError(f"unknown runner {name!r}; valid runners: {', '.join(REGISTRY)}")
+    return entry.traits
 
 
 def load_runner_class(name: str) -> Any:

@@ -28,6 +28,7 @@ from capbench.clock import utc_now_iso
 from capbench.config import RunSpec
 from capbench.errors import CapbenchError
 from capbench.records.writer import replace_file
+from capbench.runners import runner_traits
 from capbench.summary.export import COLUMNS, export_runs
 from capbench.sweep.manifest import (
     MANIFEST_NAME,
@@ -347,7 +348,7 @@ def worker_environment() -> dict[str, str]:
 
 def computes_locally(spec: RunSpec) -> bool:
     """Whether the point computes on the machine it runs on (hf, or a vLLM it launches), not on a server elsewhere."""
-    return spec.runner == "hf" or (spec.runner == "vllm" and spec.base_url is None)
+    return runner_traits(spec.runner).computes_locally(spec)
 
 
 def _run_ray(options: SweepOptions, manifest: SweepManifest, todo: Sequence[Point], console: Console) -> None:

@@ -29,6 +29,7 @@ import orjson
 
 from capbench.config import RunSpec
 from capbench.records.schema import MANIFEST_FILE, SUMMARY_FILE
+from capbench.runners import runner_traits
 
 PointStatus = Literal["complete", "partial", "failed"]
 PR_SET_PDEATHSIG = 1
@@ -204,21 +205,8 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
 
 
 def gpus_needed(spec: RunSpec, *, gpus_available: bool) -> int:
-    """GPUs a point occupies while it runs (what a Ray task asks for).
-
-    Where the cluster has GPUs (``gpus_available``): a launched vLLM needs tensor ×
-    pipeline × data parallel sizes from ``engine_args`` (1 each by default) and hf needs 1, unless the point
-    says ``device: cpu``; runners that attach to a server elsewhere (``openai``, vLLM with ``base_url``) and
-    every point on a cluster without GPUs need 0. hf with ``device: cuda`` always needs 1.
-    """
-    if spec.runner == "hf" and spec.device == "cuda":
-        return 1
-    if not gpus_available or spec.device == "cpu":
-        return 0
-    if spec.runner == "vllm" and spec.base_url is None:
-        args = {k.replace("-", "_"): v for k, v in spec.engine_args.items()}
-        world = 1
-        for key in ("tensor_parallel_size", "pipeline_parallel_size", "data_parallel_size"):
-            world *= int(args.get(key, 1) or 1)
-        return world
-    return 1 if spec.runner == "hf" else 0
+    """GPUs a point occupies while it runs (what a Ray task asks for): the runner's answer
+    (:meth:`capbench.runners.traits.RunnerTraits.gpus_needed`): a launched vLLM needs tensor × pipeline × data
+    parallel sizes, hf needs 1 (always with ``device: cuda``), an attached server and every point on a cluster
+    without GPUs or with ``device: cpu`` need 0."""
+    return runner_traits(spec.runner).gpus_needed(spec, gpus_available=gpus_available)

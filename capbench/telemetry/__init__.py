@@ -77,30 +77,6 @@ def open_power_sensor(
         return NullSensor(exc.reason)
 
 
-def describe_gpus(sensor: PowerSensor) -> list[dict[str, Any]]:
-    """The sensor's GPUs with their matched hardware profile: ``index``, ``name``, ``uuid``, ``driver``,
-    ``memory_bytes``, ``power_limit_w``, ``energy_counter_supported`` and ``profile`` (the id of the shipped
-    profile whose NVML alias matches the name, else ``None``)."""
-    from capbench.hardware import match_gpu_name  # light, but keeps telemetry importable below hardware
-
-    out: list[dict[str, Any]] = []
-    for d in sensor.devices():
-        profile = match_gpu_name(d.name)
-        out.append(
-            {
-                "index": d.index,
-                "name": d.name,
-                "uuid": d.uuid,
-                "driver": d.driver_version,
-                "memory_bytes": d.memory_bytes,
-                "power_limit_w": d.power_limit_w,
-                "energy_counter_supported": d.energy_counter_supported,
-                "profile": profile.id if profile is not None else None,
-            }
-        )
-    return out
-
-
 __all__ = [
     "DEFAULT_RATE_HZ",
     "SENSOR_KINDS",
@@ -118,7 +94,6 @@ __all__ = [
     "SensorUnavailableError",
     "Sink",
     "classify_nvml_error",
-    "describe_gpus",
     "map_nvml_error",
     "nvml_inventory",
     "open_power_sensor",

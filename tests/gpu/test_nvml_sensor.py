@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 from capbench.clock import now_ns
+from capbench.hardware.gpus import describe_gpus
 from capbench.metrics.energy import build_traces
-from capbench.telemetry import NvmlSensor, ReplaySensor, describe_gpus, open_power_sensor
+from capbench.telemetry import NvmlSensor, ReplaySensor, open_power_sensor
 
 pytestmark = pytest.mark.gpu
 REPO = Path(__file__).resolve().parents[2]
@@ -53,7 +54,7 @@ def test_power_rises_under_matmul_and_the_counter_is_monotone(torch_cuda: Any) -
     with _sensor_for_cuda0(torch) as sensor:
         (device,) = sensor.devices()
         assert device.name and device.driver_version and device.memory_bytes
-        described = describe_gpus(sensor)[0]
+        described = describe_gpus(sensor.devices())[0]
         assert described["name"] == device.name  # profile may be None for a GPU capbench has no profile for
         sensor.start(records.append)
         time.sleep(1.5)

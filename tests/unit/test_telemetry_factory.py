@@ -9,12 +9,11 @@ from pathlib import Path
 import pytest
 
 from capbench.errors import CapbenchError
-from capbench.hostinfo import GpuInventory, gpu_inventory
+from capbench.hardware.gpus import describe_gpus
 from capbench.telemetry import (
     NullSensor,
     NvmlSensor,
     SensorUnavailableError,
-    describe_gpus,
     nvml_inventory,
     open_power_sensor,
 )
@@ -61,7 +60,7 @@ def test_auto_without_nvml_is_the_null_sensor_with_the_reason(code: int, words: 
         sensor.stop()
         sensor.stop()
     assert records == [] and sensor.drain() == [] and sensor.devices() == []
-    assert describe_gpus(sensor) == []
+    assert describe_gpus(sensor.devices()) == []
     info = sensor.info()
     assert info["available"] is False and info["unavailable_reason"] == sensor.unavailable_reason
     assert info["samples"] == 0 and info["period_s_measured"] is None
@@ -108,9 +107,11 @@ def test_nvidia_ml_py_not_installed(monkeypatch: pytest.MonkeyPatch) -> None:
     sensor = open_power_sensor("auto")
     assert isinstance(sensor, NullSensor)
     assert "pip install 'capbench[gpu]'" in (sensor.unavailable_reason or "")
-    with pytest.raises(SensorUnavailableError, match="nvidia-ml-py"):
+    with pytest.raises(SensorUnavailableError, match="nvidia-ml-py") as raised:
         open_power_sensor("nvml")
-    assert gpu_inventory().unavailable_reason == sensor.unavailable_reason
+    with pytest.raises(SensorUnavailableError) as listed:
+        nvml_inventory()
+    assert listed.value.reason == raised.value.reason  # one message, however NVML is reached
 
 
 def _real_nvml_init_error() -> BaseException | None:
@@ -137,14 +138,14 @@ def test_real_pynvml_without_a_driver_gives_the_null_sensor() -> None:
         open_power_sensor("nvml")
 
 
-def test_gpu_inventory_on_top_of_telemetry() -> None:
+def test_real_nvml_inventory_says_why_it_is_unavailable() -> None:
     error = _real_nvml_init_error()
-    inventory = gpu_inventory()
-    assert isinstance(inventory, GpuInventory)
     if error is None:
-        assert inventory.driver is not None and inventory.unavailable_reason is None
+        assert nvml_inventory().driver is not None
         return
-    assert inventory == GpuInventory(unavailable_reason=f"NVML unavailable: {describe_nvml_error(error)}")
+    with pytest.raises(SensorUnavailableError) as raised:
+        nvml_inventory()
+    assert raised.value.reason == f"NVML unavailable: {describe_nvml_error(error)}"
 
 
 def test_nvml_inventory_lists_every_gpu_whatever_the_selection() -> None:

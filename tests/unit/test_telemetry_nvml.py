@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from capbench.clock import now_ns
 from capbench.errors import CapbenchError
-from capbench.telemetry import NvmlSensor, describe_gpus, open_power_sensor
+from capbench.hardware.gpus import describe_gpus
+from capbench.telemetry import NvmlSensor, open_power_sensor
 from capbench.telemetry.sensor import PowerSensor, next_tick
 from tests.unit.test_telemetry_fake_nvml import FUNCTION_NOT_FOUND, GPU_IS_LOST, FakeGpu, FakeNvml, two_gpus
 
@@ -84,7 +85,7 @@ def test_counter_probe_failing_otherwise_keeps_the_counter_on() -> None:
 
 def test_describe_gpus_matches_profiles() -> None:
     with open_fake(two_gpus()) as sensor:
-        described = describe_gpus(sensor)
+        described = describe_gpus(sensor.devices())
     assert described[0]["profile"] == "h100-sxm"
     assert described[0]["driver"] == "550.54.15" and described[0]["memory_bytes"] == 80 * 2**30
     assert described[1]["name"] == "NVIDIA Fake Board" and described[1]["profile"] is None

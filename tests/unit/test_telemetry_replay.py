@@ -11,9 +11,10 @@ import pytest
 
 from capbench.clock import now_ns
 from capbench.errors import CapbenchError
+from capbench.hardware.gpus import describe_gpus
 from capbench.metrics.energy import build_traces
 from capbench.records import RecordWarning
-from capbench.telemetry import GpuDevice, ReplaySensor, describe_gpus
+from capbench.telemetry import GpuDevice, ReplaySensor
 from capbench.telemetry.sensor import PowerSensor
 
 MS = 1_000_000
@@ -112,7 +113,7 @@ def test_devices_from_the_metadata_sidecar(tmp_path: Path) -> None:
     sensor = ReplaySensor(trace)
     (device,) = sensor.devices()
     assert device.name == "NVIDIA H100 80GB HBM3" and device.power_limit_w == 700.0
-    assert describe_gpus(sensor)[0]["profile"] == "h100-sxm"
+    assert describe_gpus(sensor.devices())[0]["profile"] == "h100-sxm"
     assert sensor.info()["source"] == str(trace)
 
 

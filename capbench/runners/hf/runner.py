@@ -31,7 +31,7 @@ from capbench.arch.context import config_context_length, context_problem
 from capbench.clock import now_ns
 from capbench.config import RunSpec
 from capbench.errors import CapbenchError
-from capbench.run.harness import RecordSink
+from capbench.records.sink import RecordSink
 from capbench.runners.hf.experts import ExpertRecorder, set_router_top_k
 from capbench.workload import Request, Workload
 

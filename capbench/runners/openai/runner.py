@@ -21,8 +21,8 @@ from typing import Any
 
 from capbench.config import RunSpec
 from capbench.errors import CapbenchError
+from capbench.records.sink import RecordSink
 from capbench.records.validate import is_count
-from capbench.run.harness import RecordSink
 from capbench.runners.openai.server_info import context_length, model_list, server_version
 from capbench.runners.openai.tokens import TokenCounter, check_usage, load_tokenizer
 from capbench.workload import Request, Workload

@@ -28,7 +28,7 @@ from typing import Any
 
 from capbench.config import RunSpec
 from capbench.errors import CapbenchError
-from capbench.run.harness import RecordSink
+from capbench.records.sink import RecordSink
 from capbench.runners.openai.runner import OpenAIRunner
 from capbench.runners.vllm.adapter import ENGINE_DIR, PASSES_FILE, RECORDER_VERSION
 from capbench.runners.vllm.compat import TESTED_VERSIONS
