@@ -49,6 +49,7 @@ from capbench.leaderboard.table import (
     format_value,
     sort_runs,
 )
+from capbench.summary.columns import BY_NAME
 
 TITLE = "capbench CAP leaderboard"
 RESULTS_ENV = "CAPBENCH_RESULTS"
@@ -58,9 +59,8 @@ DEFAULT_SORT = "usd_per_1m_output_tokens"
 RADAR_DEFAULT_RUNS = 4
 """How many runs the radar shows before the user picks: the Pareto front's first ones, else the table's."""
 
-THIRD_CHOICES: tuple[tuple[str, str], ...] = (
-    ("Throughput (output tokens/s)", "output_tokens_per_s"),
-    ("TPOT mean (s)", "tpot_mean_s"),
+THIRD_CHOICES: tuple[tuple[str, str], ...] = tuple(
+    (BY_NAME[name].header, name) for name in ("output_tokens_per_s", "tpot_mean_s")
 )
 
 

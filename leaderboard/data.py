@@ -16,9 +16,9 @@ row and the first reason, and is skipped while the other rows load:
 
 Typing: an empty cell is "not measured" and becomes NaN (numbers, float64), ``None`` (text, object dtype) or
 ``<NA>`` (bool, pandas ``boolean``), never 0. Text columns: :data:`TEXT_COLUMNS`, plus any column the leaderboard
-does not know (kept verbatim). Bool columns: :data:`BOOL_COLUMNS`. Every other known column (:data:`KNOWN_COLUMNS`:
-``capbench.summary.export.COLUMNS``) is numeric in its unit as named (``_s`` seconds, ``_j`` joules, ``_bytes`` bytes,
-``usd_`` US dollars, ``_per_s`` per second; S-MBU, S-MFU and accuracy are fractions). The frame always holds every
+does not know (kept verbatim). Bool columns: :data:`BOOL_COLUMNS`. Every other known column
+(:data:`KNOWN_COLUMNS`: the declared columns of :mod:`capbench.summary.columns`, which also give each one's kind
+and unit) is numeric. The frame always holds every
 known column (all missing when no file had it), then unknown columns in first-seen order (columns are unioned across
 files), then ``source_file`` (the path as given) and ``source_row`` (1-based data row), then the derived text
 columns of :func:`capbench.leaderboard.table.add_derived`.
@@ -38,57 +38,18 @@ import numpy as np
 import pandas as pd
 
 from capbench.leaderboard.table import DERIVED_COLUMNS, SOURCE_COLUMNS, add_derived
-from capbench.summary.export import COLUMNS
+from capbench.summary.columns import COLUMNS, NAMES
 
 SUPPORTED_SUMMARY_SCHEMA_VERSIONS: frozenset[int] = frozenset({1})
 SUPPORTED_SPEC_MAJOR: int = 1
 REQUIRED_COLUMNS: tuple[str, ...] = ("run_id", "model", "summary_schema_version", "spec_version")
 
-KNOWN_COLUMNS: tuple[str, ...] = tuple(COLUMNS)
-"""Every column the leaderboard knows, in the export's order."""
+KNOWN_COLUMNS: tuple[str, ...] = NAMES
+"""Every column the leaderboard knows, in the export's order (:mod:`capbench.summary.columns`)."""
 
-_TEXT_NAMES = frozenset(
-    {
-        "run_id",
-        "status",
-        "spec_version",
-        "capbench_version",
-        "model",
-        "model_type",
-        "engine",
-        "engine_version",
-        "hardware_profile",
-        "gpu_name",
-        "load_pattern",
-        "arrival",
-        "dataset",
-        "accuracy_task",
-        "accuracy_metric",
-        "ceiling_compute_dtype",
-        "python_version",
-        "torch_version",
-        "transformers_version",
-        "lm_eval_version",
-        "lock_sha256",
-        "engine_torch_version",
-        "engine_transformers_version",
-        "engine_lock_sha256",
-    }
-)
-
-
-def _is_text_name(column: str) -> bool:
-    return (
-        column in _TEXT_NAMES
-        or column.startswith("dtype_")
-        or column.endswith("_source")
-        or column.endswith("_per_layer")
-    )
-
-
-BOOL_COLUMNS: frozenset[str] = frozenset({"client_bound", "fixed_length_exact", "lock_matches", "engine_lock_matches"})
-TEXT_COLUMNS: frozenset[str] = frozenset(column for column in KNOWN_COLUMNS if _is_text_name(column)) | _TEXT_NAMES
-"""Known text columns: identities, versions, dtypes, ``*_source``, JSON lists (``*_per_layer``). Columns the
+BOOL_COLUMNS: frozenset[str] = frozenset(c.name for c in COLUMNS if c.kind == "bool")
+TEXT_COLUMNS: frozenset[str] = frozenset(c.name for c in COLUMNS if c.kind in ("text", "json"))
+"""Known text columns (identities, versions, dtypes, sources, JSON lists), from the column schema. Columns the
 leaderboard does not know are text too."""
 
 _RESERVED_COLUMNS = frozenset((*SOURCE_COLUMNS, *DERIVED_COLUMNS))

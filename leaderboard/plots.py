@@ -44,11 +44,12 @@ from capbench.leaderboard.escape import plotly_text
 from capbench.leaderboard.pareto import cost_accuracy_front
 from capbench.leaderboard.radar import NORMALISATION, RadarData
 from capbench.leaderboard.table import MISSING, cell_number
+from capbench.summary.columns import BY_NAME
 
 COST_COLUMN = "usd_per_1m_output_tokens"
 ACCURACY_COLUMN = "accuracy"
-COST_TITLE = "Cost (USD / 1M output tokens)"
-ACCURACY_TITLE = "Accuracy (%)"
+COST_TITLE = BY_NAME["usd_per_1m_output_tokens"].header
+ACCURACY_TITLE = BY_NAME["accuracy"].header
 PARETO_TRACE = "Pareto front"
 ROOF_TRACE = "Roof"
 RIDGE_TRACE = "Ridge point"

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from capbench.summary.columns import BY_NAME
+
 
 @dataclass(frozen=True)
 class RadarAxis:
@@ -38,14 +40,26 @@ class RadarAxis:
     unit: str
     higher_is_better: bool
 
+    @classmethod
+    def of(cls, name: str) -> RadarAxis:
+        """The spoke of a declared CSV column: its short label, unit (``fraction`` for a percent column) and
+        better direction, all from :mod:`capbench.summary.columns`."""
+        spec = BY_NAME[name]
+        if spec.better is None:
+            raise ValueError(f"column {name!r} declares no better direction: it cannot be a radar axis")
+        return cls(name, spec.short_label, "fraction" if spec.percent else spec.unit or "", spec.better == "higher")
 
-CAP_AXES: tuple[RadarAxis, ...] = (
-    RadarAxis("accuracy", "Accuracy", "fraction", higher_is_better=True),
-    RadarAxis("usd_per_1m_output_tokens", "Cost", "USD/1M tok", higher_is_better=False),
-    RadarAxis("output_tokens_per_s", "Throughput", "tok/s", higher_is_better=True),
-    RadarAxis("tpot_mean_s", "TPOT", "s", higher_is_better=False),
-    RadarAxis("energy_per_output_token_j", "Energy", "J/tok", higher_is_better=False),
-    RadarAxis("deployment_capital_usd", "Capital", "USD", higher_is_better=False),
+
+CAP_AXES: tuple[RadarAxis, ...] = tuple(
+    RadarAxis.of(name)
+    for name in (
+        "accuracy",
+        "usd_per_1m_output_tokens",
+        "output_tokens_per_s",
+        "tpot_mean_s",
+        "energy_per_output_token_j",
+        "deployment_capital_usd",
+    )
 )
 """Cost (per token, and the deployment's capital: docs/metrics.md §5), accuracy and performance (throughput,
 time per output token, energy per output token)."""

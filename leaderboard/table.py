@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from capbench.leaderboard.escape import visible_text
-from capbench.summary.export import PHASES
+from capbench.summary.columns import BY_NAME, COLUMNS
 
 MISSING = "—"
 """How a value that was not measured is displayed (U+2014), never 0."""
@@ -54,33 +54,46 @@ FILTER_DIMENSIONS: dict[str, str] = {
 }
 """Filter dimension (= the frame column it filters on) -> its UI label."""
 
-DISPLAY_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("model", "Model"),
-    ("engine", "Engine"),
-    ("hardware", "Hardware"),
-    ("precision", "Precision"),
-    ("task", "Task"),
-    ("load", "Batch / concurrency"),
-    ("top_k_override", "Top-k override"),
-    ("accuracy", "Accuracy (%)"),
-    ("usd_per_1m_output_tokens", "Cost (USD / 1M output tokens)"),
-    ("output_tokens_per_s", "Throughput (output tokens/s)"),
-    ("ttft_p50_s", "TTFT p50 (s)"),
-    ("tpot_mean_s", "TPOT mean (s)"),
-    ("e2e_latency_p99_s", "E2E latency p99 (s)"),
-    ("energy_per_output_token_j", "Energy (J / output token)"),
-    ("decode_s_mbu", "Decode S-MBU (%)"),
-    ("decode_s_mfu", "Decode S-MFU (%)"),
-    ("status", "Status"),
-    ("run_id", "Run ID"),
-)
-"""(frame column, table header with its unit), in table order."""
+_DERIVED_HEADERS: dict[str, str] = {
+    "hardware": "Hardware",
+    "precision": "Precision",
+    "task": "Task",
+    "load": "Batch / concurrency",
+}
 
-PERCENT_COLUMNS: frozenset[str] = frozenset(
-    {"accuracy", "accuracy_stderr"}
-    | {f"{phase}_{metric}{stat}" for phase in PHASES for metric in ("s_mbu", "s_mfu") for stat in ("", "_p50", "_p90")}
+
+def _header(column: str) -> str:
+    """A table header: the derived columns' own, else the column schema's label with its unit."""
+    return _DERIVED_HEADERS.get(column) or BY_NAME[column].header
+
+
+DISPLAY_COLUMNS: tuple[tuple[str, str], ...] = tuple(
+    (name, _header(name))
+    for name in (
+        "model",
+        "engine",
+        "hardware",
+        "precision",
+        "task",
+        "load",
+        "top_k_override",
+        "accuracy",
+        "usd_per_1m_output_tokens",
+        "output_tokens_per_s",
+        "ttft_p50_s",
+        "tpot_mean_s",
+        "e2e_latency_p99_s",
+        "energy_per_output_token_j",
+        "decode_s_mbu",
+        "decode_s_mfu",
+        "status",
+        "run_id",
+    )
 )
-"""Fractions displayed as percent (100 × fraction)."""
+"""(frame column, table header with its unit), in table order; headers from :mod:`capbench.summary.columns`."""
+
+PERCENT_COLUMNS: frozenset[str] = frozenset(c.name for c in COLUMNS if c.percent)
+"""Fractions displayed as percent (100 × fraction), as the column schema declares them."""
 
 _TEXT_DISPLAY_COLUMNS = frozenset({"model", "engine", "status", "run_id", *DERIVED_COLUMNS})
 _INTEGER_DISPLAY_COLUMNS = frozenset({"top_k_override"})

@@ -29,7 +29,8 @@ from capbench.config import RunSpec
 from capbench.errors import CapbenchError
 from capbench.records.writer import replace_file
 from capbench.runners import runner_traits
-from capbench.summary.export import COLUMNS, export_runs
+from capbench.summary.columns import NAMES as COLUMNS
+from capbench.summary.export import export_runs
 from capbench.sweep.manifest import (
     MANIFEST_NAME,
     RESULTS_NAME,

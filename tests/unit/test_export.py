@@ -14,7 +14,8 @@ import pytest
 from capbench.cli import export as export_cli
 from capbench.errors import CapbenchError
 from capbench.metrics.score import score_run
-from capbench.summary.export import COLUMNS, export_runs, summary_row, write_csv
+from capbench.summary.columns import NAMES as COLUMNS
+from capbench.summary.export import export_runs, summary_row, write_csv
 from tests.unit.test_metrics_score import MANIFEST, full_summary
 
 # Columns that name things or settings rather than quantities (no unit to carry).

@@ -9,7 +9,8 @@ from typing import Any
 from rich.console import Console
 
 from capbench.records import SERVER_METRICS_FILE
-from capbench.summary.export import COLUMNS, summary_row
+from capbench.summary.columns import NAMES as COLUMNS
+from capbench.summary.export import summary_row
 from capbench.summary.report import print_summary
 from capbench.summary.score import score_run_dir
 

@@ -19,7 +19,7 @@ from capbench.leaderboard.data import (
     empty_frame,
     load_results,
 )
-from capbench.summary.export import COLUMNS
+from capbench.summary.columns import NAMES as COLUMNS
 
 HEADER = (
     "run_id,model,summary_schema_version,spec_version,engine,accuracy,usd_per_1m_output_tokens,client_bound,my_note"
