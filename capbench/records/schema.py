@@ -5,7 +5,7 @@ meaning of an existing field never changes (bump :data:`SCHEMA_VERSION` instead 
 """
 
 from enum import StrEnum
-from typing import TypedDict
+from typing import Any, TypedDict
 
 SCHEMA_VERSION = 1
 """Version of the run-directory format written by this capbench."""
@@ -31,12 +31,18 @@ class RunStatus(StrEnum):
 
 
 class RequestRecord(TypedDict, total=False):
-    """One line of ``requests.jsonl``, appended when the request ends (successfully or not)."""
+    """One line of ``requests.jsonl``, appended when the request ends (successfully or not); docs/records.md.
+
+    Every runner writes :data:`REQUEST_REQUIRED`; the other keys belong to some runners (server runners: the
+    HTTP fields; hf: the sampled token ids; accuracy runs: ``sample_id``, later ``score`` and ``answer``).
+    Build one with :func:`request_record`.
+    """
 
     id: str
     warmup: bool
-    prompt_tokens: int
-    output_tokens: int
+    prompt_id: str | None
+    prompt_tokens: int | None
+    output_tokens: int | None
     t_submit_ns: int
     t_first_token_ns: int | None
     t_done_ns: int
@@ -44,17 +50,51 @@ class RequestRecord(TypedDict, total=False):
     error: str | None
     finish_reason: str | None
     output_text: str
+    output_token_ids: list[int]
+    t_scheduled_ns: int | None
+    t_sent_ns: int | None
+    t_first_byte_ns: int | None
+    chunks: int
+    stream_done: bool
+    http_status: int | None
+    reasoning_text: str | None
     sample_id: str | None
     score: float | None
+    answer: str | None
+
+
+REQUEST_REQUIRED: frozenset[str] = frozenset(
+    {
+        "id",
+        "warmup",
+        "prompt_tokens",
+        "output_tokens",
+        "t_submit_ns",
+        "t_first_token_ns",
+        "t_done_ns",
+        "token_times_ns",
+        "error",
+        "finish_reason",
+        "output_text",
+    }
+)
+"""The keys every request record has, whichever runner wrote it."""
+
+
+def request_record(**fields: Any) -> RequestRecord:
+    """A ``requests.jsonl`` record: every :data:`REQUEST_REQUIRED` key must be given, no key outside
+    :class:`RequestRecord` may be (a typo is a ``TypeError`` here, not a silently missing column later)."""
+    return _checked(fields, RequestRecord, REQUEST_REQUIRED, "request")  # type: ignore[return-value]
 
 
 class PassRecord(TypedDict, total=False):
-    """One line of ``passes.jsonl``: one engine forward step.
+    """One line of ``passes.jsonl``: one engine forward step; docs/records.md.
 
     ``reqs`` holds ``[n_i, c_i]`` per request in the step: tokens computed now and tokens already in that
     request's KV cache. ``experts_active`` holds, per MoE layer in layer order, the number of distinct routed
-    experts that received at least one token in this step (``None`` when not measured).
-    ``expert_tokens`` holds, per MoE layer, the number of tokens routed to each expert.
+    experts that received at least one token in this step (``None`` when not measured). ``expert_tokens`` holds,
+    per MoE layer, the number of tokens routed to each expert. vLLM's steps add ``step``, ``dp_rank``,
+    ``sampled_ids`` and ``routing_error``. Build one with :func:`pass_record`.
     """
 
     t_start_ns: int
@@ -63,9 +103,35 @@ class PassRecord(TypedDict, total=False):
     reqs: list[list[int]]
     req_ids: list[str]
     sampled: int
+    sampled_ids: list[str]
     experts_active: list[int] | None
     expert_tokens: list[list[int]] | None
+    routing_error: str | None
     warmup: bool
+    step: int
+    dp_rank: int
+
+
+PASS_REQUIRED: frozenset[str] = frozenset(
+    {"t_start_ns", "t_end_ns", "reqs", "req_ids", "sampled", "experts_active", "expert_tokens", "warmup"}
+)
+"""The keys every pass record a runner writes has (a hand-written record may give ``latency_s`` instead of the
+two timestamps: the metrics accept it)."""
+
+
+def pass_record(**fields: Any) -> PassRecord:
+    """A ``passes.jsonl`` record, checked like :func:`request_record`."""
+    return _checked(fields, PassRecord, PASS_REQUIRED, "pass")  # type: ignore[return-value]
+
+
+def _checked(fields: dict[str, Any], shape: Any, required: frozenset[str], what: str) -> dict[str, Any]:
+    known = shape.__annotations__
+    unknown = sorted(set(fields) - set(known))
+    missing = sorted(required - set(fields))
+    if unknown or missing:
+        problems = [f"unknown {unknown}" if unknown else "", f"missing {missing}" if missing else ""]
+        raise TypeError(f"{what} record: {'; '.join(p for p in problems if p)}")
+    return fields
 
 
 class PowerRecord(TypedDict, total=False):

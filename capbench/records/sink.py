@@ -8,14 +8,17 @@ code that sequences a run.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Protocol
+
+from capbench.records.schema import PassRecord, RequestRecord
 
 
 class RecordSink(Protocol):
-    """Where a runner puts its records (called on the runner's thread, as events happen)."""
+    """Where a runner puts its records (called on the runner's thread, as events happen); build them with
+    :func:`capbench.records.schema.request_record` and :func:`~capbench.records.schema.pass_record`."""
 
-    def on_pass(self, record: dict[str, Any]) -> None: ...
-    def on_request(self, record: dict[str, Any]) -> None: ...
+    def on_pass(self, record: PassRecord) -> None: ...
+    def on_request(self, record: RequestRecord) -> None: ...
 
 
 __all__ = ["RecordSink"]

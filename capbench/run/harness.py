@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from capbench.records import RunWriter
+from capbench.records.schema import PassRecord, RequestRecord
 from capbench.records.sink import RecordSink
 from capbench.workload import Workload
 
@@ -54,12 +55,12 @@ class _Sink:
         self._on_request_done = on_request_done
         self._power = power
 
-    def on_pass(self, record: dict[str, Any]) -> None:
+    def on_pass(self, record: PassRecord) -> None:
         self.writer.append_pass(record)
 
-    def on_request(self, record: dict[str, Any]) -> None:
+    def on_request(self, record: RequestRecord) -> None:
         self.writer.append_request(record)
-        self._on_request_done(record)
+        self._on_request_done(dict(record))
         self.flush_power()
 
     def flush_power(self) -> None:

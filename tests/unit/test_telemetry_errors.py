@@ -15,7 +15,7 @@ from capbench.telemetry.errors import (
     nvml_error_code,
     unavailable_with_fix,
 )
-from tests.unit.test_telemetry_fake_nvml import (
+from capbench.testing.fake_nvml import (
     DRIVER_NOT_LOADED,
     FUNCTION_NOT_FOUND,
     GPU_IS_LOST,

@@ -19,7 +19,7 @@ from capbench.telemetry import (
 )
 from capbench.telemetry.errors import describe_nvml_error
 from capbench.telemetry.sensor import PowerSensor
-from tests.unit.test_telemetry_fake_nvml import (
+from capbench.testing.fake_nvml import (
     DRIVER_NOT_LOADED,
     LIBRARY_NOT_FOUND,
     NO_PERMISSION,

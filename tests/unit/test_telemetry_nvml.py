@@ -17,7 +17,7 @@ from capbench.errors import CapbenchError
 from capbench.hardware.gpus import describe_gpus
 from capbench.telemetry import NvmlSensor, open_power_sensor
 from capbench.telemetry.sensor import PowerSensor, next_tick
-from tests.unit.test_telemetry_fake_nvml import FUNCTION_NOT_FOUND, GPU_IS_LOST, FakeGpu, FakeNvml, two_gpus
+from capbench.testing.fake_nvml import FUNCTION_NOT_FOUND, GPU_IS_LOST, FakeGpu, FakeNvml, two_gpus
 
 NO_ENV: dict[str, str] = {}
 

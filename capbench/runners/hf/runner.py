@@ -31,6 +31,7 @@ from capbench.arch.context import config_context_length, context_problem
 from capbench.clock import now_ns
 from capbench.config import RunSpec
 from capbench.errors import CapbenchError
+from capbench.records.schema import RequestRecord, pass_record, request_record
 from capbench.records.sink import RecordSink
 from capbench.runners.hf.experts import ExpertRecorder, set_router_top_k
 from capbench.workload import Request, Workload
@@ -279,16 +280,16 @@ class HFRunner:
         if self.recorder is not None:
             experts_active, expert_tokens = self.recorder.end_pass(valid)
         sink.on_pass(
-            {
-                "t_start_ns": t_start,
-                "t_end_ns": t_end,
-                "reqs": reqs,
-                "req_ids": [s.request.id for s in slots],
-                "sampled": len(slots),
-                "experts_active": experts_active,
-                "expert_tokens": expert_tokens,
-                "warmup": all(s.request.warmup for s in slots),
-            }
+            pass_record(
+                t_start_ns=t_start,
+                t_end_ns=t_end,
+                reqs=reqs,
+                req_ids=[s.request.id for s in slots],
+                sampled=len(slots),
+                experts_active=experts_active,
+                expert_tokens=expert_tokens,
+                warmup=all(s.request.warmup for s in slots),
+            )
         )
         for slot, token in zip(slots, tokens, strict=True):
             slot.generated.append(int(token))
@@ -298,47 +299,45 @@ class HFRunner:
                 sink.on_request(self._request_record(slot))
         return next_ids
 
-    def _refused_record(self, request: Request, prompt_ids: list[int], t_submit: int, error: str) -> dict[str, Any]:
+    def _refused_record(self, request: Request, prompt_ids: list[int], t_submit: int, error: str) -> RequestRecord:
         """The record of a request that was not served (it does not fit in the model's context)."""
-        record: dict[str, Any] = {
-            "id": request.id,
-            "warmup": request.warmup,
-            "prompt_id": request.prompt.id,
-            "prompt_tokens": len(prompt_ids),
-            "output_tokens": None,
-            "t_submit_ns": t_submit,
-            "t_first_token_ns": None,
-            "t_done_ns": now_ns(),
-            "token_times_ns": [],
-            "error": error,
-            "finish_reason": None,
-            "output_text": "",
-        }
-        if request.sample_id is not None:
-            record["sample_id"] = request.sample_id
-        return record
+        extra = {"sample_id": request.sample_id} if request.sample_id is not None else {}
+        return request_record(
+            id=request.id,
+            warmup=request.warmup,
+            prompt_id=request.prompt.id,
+            prompt_tokens=len(prompt_ids),
+            output_tokens=None,
+            t_submit_ns=t_submit,
+            t_first_token_ns=None,
+            t_done_ns=now_ns(),
+            token_times_ns=[],
+            error=error,
+            finish_reason=None,
+            output_text="",
+            **extra,
+        )
 
-    def _request_record(self, slot: _Slot) -> dict[str, Any]:
+    def _request_record(self, slot: _Slot) -> RequestRecord:
         ended_by_eos = slot.finish_reason == "stop" and slot.stopped_text is None
         text_ids = slot.generated[:-1] if ended_by_eos else slot.generated
         text = slot.stopped_text
         if text is None:
             text = str(self.tokenizer.decode(text_ids, skip_special_tokens=True))
-        record = {
-            "id": slot.request.id,
-            "warmup": slot.request.warmup,
-            "prompt_id": slot.request.prompt.id,
-            "prompt_tokens": len(slot.prompt_ids),
-            "output_tokens": len(slot.generated),
-            "t_submit_ns": slot.t_submit_ns,
-            "t_first_token_ns": slot.token_times_ns[0],
-            "t_done_ns": slot.token_times_ns[-1],
-            "token_times_ns": slot.token_times_ns,
-            "error": None,
-            "finish_reason": slot.finish_reason,
-            "output_text": text,
-            "output_token_ids": slot.generated,
-        }
-        if slot.request.sample_id is not None:
-            record["sample_id"] = slot.request.sample_id
-        return record
+        extra = {"sample_id": slot.request.sample_id} if slot.request.sample_id is not None else {}
+        return request_record(
+            id=slot.request.id,
+            warmup=slot.request.warmup,
+            prompt_id=slot.request.prompt.id,
+            prompt_tokens=len(slot.prompt_ids),
+            output_tokens=len(slot.generated),
+            t_submit_ns=slot.t_submit_ns,
+            t_first_token_ns=slot.token_times_ns[0],
+            t_done_ns=slot.token_times_ns[-1],
+            token_times_ns=slot.token_times_ns,
+            error=None,
+            finish_reason=slot.finish_reason,
+            output_text=text,
+            output_token_ids=slot.generated,
+            **extra,
+        )

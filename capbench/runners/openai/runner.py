@@ -21,6 +21,7 @@ from typing import Any
 
 from capbench.config import RunSpec
 from capbench.errors import CapbenchError
+from capbench.records.schema import RequestRecord, request_record
 from capbench.records.sink import RecordSink
 from capbench.records.validate import is_count
 from capbench.runners.openai.server_info import context_length, model_list, server_version
@@ -178,7 +179,7 @@ class OpenAIRunner:
         for request in requests:
             yield HttpRequestSpec(id=request.id, warmup=request.warmup, path=path, body=self.request_body(request))
 
-    def _record(self, result: Any, request: Request | None) -> dict[str, Any]:
+    def _record(self, result: Any, request: Request | None) -> RequestRecord:
         """The ``requests.jsonl`` line of one finished request."""
         prompt = request.prompt if request else None
         text = result.output_text + (result.reasoning_text or "")
@@ -200,30 +201,29 @@ class OpenAIRunner:
             )
         elif result.usage and is_count(result.usage.get("prompt_tokens")):
             prompt_tokens = result.usage.get("prompt_tokens")
-        record = {
-            "id": result.id,
-            "warmup": result.warmup,
-            "prompt_id": prompt.id if prompt else None,
-            "prompt_tokens": prompt_tokens,
-            "output_tokens": output_tokens,
-            "t_scheduled_ns": result.t_scheduled_ns,
-            "t_submit_ns": result.t_submit_ns,
-            "t_sent_ns": result.t_sent_ns,
-            "t_first_byte_ns": result.t_first_byte_ns,
-            "t_first_token_ns": result.t_first_token_ns,
-            "t_done_ns": result.t_done_ns,
-            "token_times_ns": result.token_times_ns,
-            "chunks": result.chunks,
-            "stream_done": result.stream_done,
-            "error": error,
-            "http_status": result.http_status,
-            "finish_reason": result.finish_reason,
-            "output_text": result.output_text,
-            "reasoning_text": result.reasoning_text or None,
-        }
-        if request is not None and request.sample_id is not None:
-            record["sample_id"] = request.sample_id
-        return record
+        extra = {"sample_id": request.sample_id} if request is not None and request.sample_id is not None else {}
+        return request_record(
+            id=result.id,
+            warmup=result.warmup,
+            prompt_id=prompt.id if prompt else None,
+            prompt_tokens=prompt_tokens,
+            output_tokens=output_tokens,
+            t_scheduled_ns=result.t_scheduled_ns,
+            t_submit_ns=result.t_submit_ns,
+            t_sent_ns=result.t_sent_ns,
+            t_first_byte_ns=result.t_first_byte_ns,
+            t_first_token_ns=result.t_first_token_ns,
+            t_done_ns=result.t_done_ns,
+            token_times_ns=result.token_times_ns,
+            chunks=result.chunks,
+            stream_done=result.stream_done,
+            error=error,
+            http_status=result.http_status,
+            finish_reason=result.finish_reason,
+            output_text=result.output_text,
+            reasoning_text=result.reasoning_text or None,
+            **extra,
+        )
 
     def execute(self, workload: Workload, sink: RecordSink) -> None:
         """Run the warm-up, then the measured load; each request's record is written as it ends."""
