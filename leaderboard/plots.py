@@ -379,8 +379,9 @@ def roofline(row: Mapping[str, object]) -> go.Figure:
 
     The roof is min(N × peak, N × bandwidth × I) from ``ceiling_peak_flops_per_s`` [FLOP/s] and
     ``ceiling_memory_bandwidth_bytes_per_s`` [bytes/s] (per GPU; N = ``num_gpus``), with its ridge point at
-    I = peak / bandwidth. Each phase (prefill, decode, mixed) with positive ``<phase>_bytes``, ``<phase>_flops`` and
-    ``<phase>_time_s`` is one marker at (flops / bytes, flops / time_s), with S-MBU and S-MFU in its hover.
+    I = peak / bandwidth. Each phase (prefill, decode, mixed) with a positive
+    ``<phase>_arithmetic_intensity_flop_per_byte`` and ``<phase>_achieved_flops_per_s`` (computed by the metrics,
+    docs/metrics.md) is one marker at that point, with S-MBU and S-MFU in its hover.
     Missing ceilings or phase data are named in a note.
     """
     label = _row_label(row)
@@ -391,27 +392,24 @@ def roofline(row: Mapping[str, object]) -> go.Figure:
 
     points: list[tuple[str, float, float, str]] = []
     for phase in ROOFLINE_PHASES:
-        values = {part: cell_number(row.get(f"{phase}_{part}")) for part in ("bytes", "flops", "time_s")}
-        missing = [part for part, value in values.items() if value is None]
-        if len(missing) == len(values):
-            notes.append(f"{phase}: no bytes, FLOPs or time measured.")
+        values = {
+            part: cell_number(row.get(f"{phase}_{part}"))
+            for part in ("arithmetic_intensity_flop_per_byte", "achieved_flops_per_s", "bytes", "time_s")
+        }
+        intensity, achieved = values["arithmetic_intensity_flop_per_byte"], values["achieved_flops_per_s"]
+        if intensity is None or achieved is None:
+            notes.append(f"{phase}: no arithmetic intensity or achieved FLOP/s measured, not plotted.")
             continue
-        if missing:
-            notes.append(f"{phase}: {', '.join(missing)} not measured, not plotted.")
+        if intensity <= 0 or achieved <= 0:
+            notes.append(f"{phase}: a value ≤ 0 cannot be placed on log axes.")
             continue
-        not_positive = [part for part, value in values.items() if value is not None and value <= 0]
-        if not_positive:
-            notes.append(f"{phase}: {', '.join(not_positive)} ≤ 0, cannot be placed on log axes.")
-            continue
-        bytes_total, flops_total, time_s = values["bytes"] or 0.0, values["flops"] or 0.0, values["time_s"] or 0.0
-        intensity = flops_total / bytes_total
-        achieved = flops_total / time_s
+        bandwidth_used = values["bytes"] / values["time_s"] if values["bytes"] and values["time_s"] else None
         hover = "<br>".join(
             [
                 f"<b>{label}</b> · {phase}",
                 f"Arithmetic intensity: {_fmt(intensity, 'FLOP/byte')}",
                 f"Achieved: {_fmt(achieved, 'FLOP/s')}",
-                f"Achieved bandwidth: {_fmt(bytes_total / time_s, 'bytes/s')}",
+                f"Achieved bandwidth: {_fmt(bandwidth_used, 'bytes/s')}",
                 f"S-MBU: {_fmt(_percent(row.get(f'{phase}_s_mbu')), '%')}",
                 f"S-MFU: {_fmt(_percent(row.get(f'{phase}_s_mfu')), '%')}",
             ]

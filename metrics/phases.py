@@ -60,6 +60,8 @@ def phase_summary(
 
     - ``tokens`` = Σ T (tokens computed), ``time_s`` = Σ latency_s, ``tokens_per_s`` = Σ T / Σ latency_s.
     - ``bytes``/``flops`` = Σ per-pass bytes / FLOPs (``None`` when any pass's value is unknown).
+    - ``arithmetic_intensity_flop_per_byte`` = flops / bytes (the roofline's x), ``achieved_flops_per_s`` =
+      flops / time_s (its y) and ``achieved_bytes_per_s`` = bytes / time_s (``None`` when an input is).
     - ``s_mbu``/``s_mfu``: ratios of sums (utilization module); ``*_p50``/``*_p90``: percentiles of the
       per-pass values, over the same passes.
     - ``step_latency_s``: stats of per-pass latency (engine step latency, seconds).
@@ -86,6 +88,9 @@ def phase_summary(
         "step_latency_s": describe(latency_s),
         "bytes": bytes_total,
         "flops": flops_total,
+        "arithmetic_intensity_flop_per_byte": ratio_or_none(flops_total, bytes_total),
+        "achieved_flops_per_s": ratio_or_none(flops_total, time_s),
+        "achieved_bytes_per_s": ratio_or_none(bytes_total, time_s),
         "s_mbu": s_mbu(bytes_total, time_s, ceilings),
         "s_mfu": s_mfu(flops_total, time_s, ceilings),
         "s_mbu_p50": percentile_or_none(mbu_pass, 50.0),

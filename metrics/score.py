@@ -15,14 +15,15 @@ from typing import Any
 
 import numpy as np
 
-import capbench
 from capbench.arch.dtypes import ByteWidths
 from capbench.arch.structure import ModelStructure
+from capbench.metrics.accuracy import accuracy_summary
 from capbench.metrics.attention import AttentionGroups
 from capbench.metrics.bytes import BYTES_PARTS, pass_bytes
 from capbench.metrics.concurrency import achieved_load
 from capbench.metrics.cost import CostInputs, cost_summary
 from capbench.metrics.energy import energy_summary
+from capbench.metrics.engine_side import engine_side_summary
 from capbench.metrics.experts import (
     SOURCE_ESTIMATED,
     SOURCE_MEASURED,
@@ -32,6 +33,7 @@ from capbench.metrics.experts import (
     routed_active_for_bytes,
 )
 from capbench.metrics.features import PassFeatures
+from capbench.metrics.fixed_length import fixed_length_summary
 from capbench.metrics.flops import FLOPS_CONVENTION, FLOPS_PARTS, pass_flops
 from capbench.metrics.goodput import goodput
 from capbench.metrics.latency import request_metrics
@@ -47,6 +49,19 @@ SPEC_VERSION = "1.0"
 Record = Mapping[str, Any]
 
 
+@dataclass(frozen=True)
+class ProfileChoice:
+    """The hardware profile a run is scored against, as the summary reports it: ``id``, ``version``, whether it
+    was ``measured`` (a probe) and how it was chosen (``selected_by``); ``dtypes`` it has a peak for. ``id`` is
+    None when no profile could be chosen (``selected_by`` then says why)."""
+
+    id: str | None
+    version: int | str | None
+    measured: bool | None
+    selected_by: str
+    dtypes: tuple[str, ...] = ()
+
+
 def score_run(
     manifest: Mapping[str, Any],
     requests: Iterable[Record],
@@ -58,13 +73,20 @@ def score_run(
     ceilings: Ceilings | None,
     cost: CostInputs | None,
     expert_estimate: bool = False,
+    profile: ProfileChoice | None = None,
+    num_gpus_known: bool = True,
+    server_scrapes: Iterable[Record] | None = None,
+    capbench_version: str | None = None,
 ) -> dict[str, Any]:
-    """Every derived number of one run, as the ``summary.json`` dict.
+    """Every derived number of one run, as the whole ``summary.json`` dict (its one author).
 
     ``structure`` (model shape) is needed for bytes and FLOPs, ``widths`` for bytes, ``ceilings`` for S-MBU
     and S-MFU, ``cost`` for cost; each missing one leaves its figures ``None`` with a note. With
     ``expert_estimate`` a pass that did not measure ``experts_active`` gets the labelled uniform-routing
     estimate for its routed-expert bytes; without it that pass's bytes (and its phase's S-MBU) are ``None``.
+    ``profile``: the hardware profile chosen (its identity goes into ``hardware``); ``num_gpus_known``: whether
+    the deployment's GPU count is known; ``server_scrapes``: the ``server_metrics.jsonl`` records (None when the
+    run has none) for the engine-side ``server`` section; ``capbench_version``: the scorer's version.
     """
     notes: list[str] = []
     requests = list(requests)
@@ -103,10 +125,11 @@ def score_run(
     _explain(req, scan, energy, cost_out, ceilings, manifest, notes)
     slo = (manifest.get("spec") or {}).get("slo") or {}
     client = _client(manifest, notes)
-    return {
+    hardware = _hardware(manifest, ceilings)
+    summary: dict[str, Any] = {
         "schema_version": SUMMARY_SCHEMA_VERSION,
         "spec_version": SPEC_VERSION,
-        "capbench_version": capbench.__version__,
+        "capbench_version": capbench_version,
         "recorded_with_capbench_version": manifest.get("capbench_version"),
         "run_id": manifest.get("run_id"),
         "status": manifest.get("status"),
@@ -120,11 +143,60 @@ def score_run(
         "pass_records": {"total": scan.records, "warmup": scan.warmup, "scored": features.num_passes},
         "phases": phases,
         "experts": experts,
-        "hardware": _hardware(manifest, ceilings),
+        "hardware": hardware,
         "energy": energy,
         "cost": cost_out,
         "notes": notes,
     }
+    if profile is not None:
+        hardware.update(
+            profile=profile.id,
+            profile_version=profile.version,
+            profile_measured=profile.measured,
+            profile_selected_by=profile.selected_by,
+        )
+        _explain_resolution(profile, ceilings, structure, manifest, num_gpus_known, notes)
+    if manifest.get("status") != "complete":
+        summary["run_error"] = manifest.get("error")
+        notes.append(
+            f"this run is {manifest.get('status')}, not complete ({manifest.get('error') or 'no reason recorded'}): "
+            "its figures cover only what was measured before it ended"
+        )
+    summary["accuracy"] = accuracy_summary(manifest, requests)
+    summary["fixed_length"] = fixed_length_summary(manifest, requests)
+    if summary["fixed_length"] is not None and not summary["fixed_length"]["exact"]:
+        notes.append("fixed-length mode: some requests did not get the asked token counts (fixed_length)")
+    summary["server"] = None
+    if server_scrapes is not None:
+        summary["server"] = engine_side_summary(list(server_scrapes))
+        if summary["server"] is None:
+            notes.append("server_metrics.jsonl has fewer than two successful scrapes: no engine-side metrics")
+    return summary
+
+
+def _explain_resolution(
+    profile: ProfileChoice,
+    ceilings: Ceilings | None,
+    structure: ModelStructure | None,
+    manifest: Mapping[str, Any],
+    num_gpus_known: bool,
+    notes: list[str],
+) -> None:
+    """Notes for what the scorer's inputs left out: no profile, no GPU count, no peak, no dtypes, no model."""
+    if profile.id is None:
+        notes.append(f"hardware: {profile.selected_by}; pass --hardware ID to get S-MBU and S-MFU")
+    if not num_gpus_known:
+        notes.append("the number of GPUs behind the server is unknown (give gpus when running): no ceilings, no cost")
+    if ceilings is not None and ceilings.peak_flops_per_s is None and profile.id is not None:
+        notes.append(
+            f"hardware profile {profile.id} has no dense peak FLOP/s for the compute dtype "
+            f"{ceilings.compute_dtype} (it has: {', '.join(profile.dtypes) or 'none'}): S-MFU is null; give one with "
+            f"--hardware-override peak_flops_per_s.{ceilings.compute_dtype}=VALUE"
+        )
+    if profile.id is not None and not (manifest.get("dtypes") or {}).get("compute"):
+        notes.append("run.json has no dtypes.compute: no peak FLOP/s to score against, utilization null")
+    if structure is None:
+        notes.append("no model config in run.json (give model_path for a server run): no bytes, FLOPs or utilization")
 
 
 @dataclass

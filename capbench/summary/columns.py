@@ -230,6 +230,10 @@ def _phases() -> list[Column]:
             _s(f"{phase}_bytes", "number", f"{title} bytes moved", "phases", phase, "bytes", unit="bytes"),
             _s(f"{phase}_flops", "number", f"{title} FLOPs", "phases", phase, "flops", unit="FLOP"),
             _s(f"{phase}_time_s", "number", f"{title} step time", "phases", phase, "time_s", unit="s"),
+            _s(f"{phase}_arithmetic_intensity_flop_per_byte", "number", f"{title} arithmetic intensity", "phases",
+               phase, "arithmetic_intensity_flop_per_byte", unit="FLOP/byte"),
+            _s(f"{phase}_achieved_flops_per_s", "number", f"{title} achieved FLOP/s", "phases", phase,
+               "achieved_flops_per_s", unit="FLOP/s"),
         ]  # fmt: skip
         for metric, label in (("s_mbu", "S-MBU"), ("s_mfu", "S-MFU")):
             columns.append(_s(f"{phase}_{metric}", "number", f"{title} {label}", "phases", phase, metric,

@@ -21,16 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from capbench import __version__
 from capbench.arch.dtypes import byte_widths
 from capbench.arch.families import model_structure
 from capbench.arch.structure import ModelStructure
 from capbench.errors import CapbenchError
 from capbench.hardware import HardwareProfile, apply_overrides, match_gpu_name, profile_from_dict, resolve_profile
-from capbench.metrics.accuracy import accuracy_summary
 from capbench.metrics.cost import CostInputs
-from capbench.metrics.engine_side import engine_side_summary
-from capbench.metrics.fixed_length import fixed_length_summary
-from capbench.metrics.score import score_run
+from capbench.metrics.score import ProfileChoice, score_run
 from capbench.metrics.utilization import Ceilings
 from capbench.records import SUMMARY_FILE, RunData, read_run, write_json_atomic
 
@@ -168,7 +166,14 @@ def score_loaded_run(run: RunData, options: ScoreOptions | None = None) -> dict[
     ceilings = None
     if profile is not None and has_compute_dtype and num_gpus is not None:
         ceilings = run_ceilings(manifest, profile, num_gpus)
-    summary = score_run(
+    choice = ProfileChoice(
+        id=profile.id if profile else None,
+        version=profile.version if profile else None,
+        measured=profile.measured if profile else None,
+        selected_by=how,
+        dtypes=tuple(profile.dtypes) if profile else (),
+    )
+    return score_run(
         manifest,
         run.requests,
         run.iter_passes() if run.has_passes else None,
@@ -178,45 +183,11 @@ def score_loaded_run(run: RunData, options: ScoreOptions | None = None) -> dict[
         ceilings=ceilings,
         cost=run_cost_inputs(manifest, profile, options),
         expert_estimate=options.expert_estimate,
+        profile=choice,
+        num_gpus_known=num_gpus is not None,
+        server_scrapes=run.iter_server_metrics() if run.has_server_metrics else None,
+        capbench_version=__version__,
     )
-    summary["hardware"].update(
-        profile=profile.id if profile else None,
-        profile_version=profile.version if profile else None,
-        profile_measured=profile.measured if profile else None,
-        profile_selected_by=how,
-    )
-    if profile is None:
-        summary["notes"].append(f"hardware: {how}; pass --hardware ID to get S-MBU and S-MFU")
-    if num_gpus is None:
-        summary["notes"].append(
-            "the number of GPUs behind the server is unknown (give gpus when running): no ceilings, no cost"
-        )
-    if ceilings is not None and ceilings.peak_flops_per_s is None and profile is not None:
-        summary["notes"].append(
-            f"hardware profile {profile.id} has no dense peak FLOP/s for the compute dtype "
-            f"{ceilings.compute_dtype} (it has: {', '.join(profile.dtypes) or 'none'}): S-MFU is null; give one with "
-            f"--hardware-override peak_flops_per_s.{ceilings.compute_dtype}=VALUE"
-        )
-    if profile is not None and not has_compute_dtype:
-        summary["notes"].append("run.json has no dtypes.compute: no peak FLOP/s to score against, utilization null")
-    if structure is None:
-        summary["notes"].append(
-            "no model config in run.json (give model_path for a server run): no bytes, FLOPs or utilization"
-        )
-    if manifest.get("status") != "complete":
-        summary["run_error"] = manifest.get("error")
-        summary["notes"].append(
-            f"this run is {manifest.get('status')}, not complete ({manifest.get('error') or 'no reason recorded'}): "
-            "its figures cover only what was measured before it ended"
-        )
-    summary["accuracy"] = accuracy_summary(manifest, run.requests)
-    summary["fixed_length"] = fixed_length_summary(manifest, run.requests)
-    if summary["fixed_length"] is not None and not summary["fixed_length"]["exact"]:
-        summary["notes"].append("fixed-length mode: some requests did not get the asked token counts (fixed_length)")
-    summary["server"] = engine_side_summary(list(run.iter_server_metrics())) if run.has_server_metrics else None
-    if run.has_server_metrics and summary["server"] is None:
-        summary["notes"].append("server_metrics.jsonl has fewer than two successful scrapes: no engine-side metrics")
-    return summary
 
 
 def score_run_dir(run_dir: Path, options: ScoreOptions | None = None, write: bool = True) -> dict[str, Any]:

@@ -55,6 +55,10 @@ def test_ratio_of_sums_not_mean_of_ratios() -> None:
     assert out["tokens"] == 65 and out["time_s"] == pytest.approx(1.001)
     assert out["tokens_per_s"] == pytest.approx(65 / 1.001)
     assert out["step_latency_s"]["count"] == 2 and out["step_latency_s"]["max"] == 1.0
+    # The roofline's point: intensity (1e14 + 1e9) / (5e11 + 9e8) FLOP/byte, achieved (1e14 + 1e9) / 1.001 FLOP/s.
+    assert out["arithmetic_intensity_flop_per_byte"] == pytest.approx((1e14 + 1e9) / (5e11 + 9e8), rel=1e-15)
+    assert out["achieved_flops_per_s"] == pytest.approx((1e14 + 1e9) / 1.001, rel=1e-15)
+    assert out["achieved_bytes_per_s"] == pytest.approx((5e11 + 9e8) / 1.001, rel=1e-15)
 
 
 def test_unknown_bytes_or_ceilings_give_none_not_zero() -> None:
@@ -68,3 +72,5 @@ def test_unknown_bytes_or_ceilings_give_none_not_zero() -> None:
     )
     assert out["bytes"] is None and out["s_mbu"] is None and out["s_mbu_p50"] is None
     assert out["flops"] == 2.0 and out["s_mfu"] is None and out["s_mfu_p90"] is None
+    assert out["arithmetic_intensity_flop_per_byte"] is None and out["achieved_bytes_per_s"] is None
+    assert out["achieved_flops_per_s"] == pytest.approx(2.0 / 3.0)

@@ -176,3 +176,36 @@ def test_a_failed_routing_check_is_null_with_its_reason(tmp_path: Path) -> None:
     assert failed["routing_error"].startswith("routing self-check failed: layer 0")
     assert measured["experts_active"] == [2, 1] and measured["routing_error"] is None
     assert unrecorded["experts_active"] is None and unrecorded["routing_error"] is None
+
+
+def test_a_recorded_server_gets_its_own_compile_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Recorded servers never share vLLM's compile cache with unrecorded ones (whose VLLM_CACHE_ROOT, the user's
+    or vLLM's default, is left alone), and the root is keyed by the recorder's version."""
+    import shutil
+
+    from capbench.runners.vllm.adapter import RECORDER_VERSION
+    from capbench.runners.vllm.runner import compile_cache_root, vllm_env
+
+    monkeypatch.setenv("CAPBENCH_CACHE_DIR", str(tmp_path / "capbench"))
+    monkeypatch.setenv("VLLM_CACHE_ROOT", str(tmp_path / "users-vllm-cache"))
+    recorded, plugin_dir = vllm_env(record_dir=tmp_path / "run")
+    try:
+        assert recorded["VLLM_CACHE_ROOT"] == str(compile_cache_root())
+        assert compile_cache_root() == tmp_path / "capbench" / "vllm-compile" / f"recorder-v{RECORDER_VERSION}"
+        assert recorded["VLLM_USE_V2_MODEL_RUNNER"] == "0"
+    finally:
+        shutil.rmtree(plugin_dir or tmp_path / "none", ignore_errors=True)
+    plain, none = vllm_env(record_dir=None)
+    assert none is None and plain["VLLM_CACHE_ROOT"] == str(tmp_path / "users-vllm-cache")
+    monkeypatch.delenv("VLLM_CACHE_ROOT")
+    assert "VLLM_CACHE_ROOT" not in vllm_env(record_dir=None)[0]  # vLLM's own default
+
+
+def test_v2_model_runner_is_refused_with_the_switch() -> None:
+    from capbench.errors import CapbenchError
+    from capbench.runners.vllm.runner import check_v1_runner
+
+    check_v1_runner({"VLLM_USE_V2_MODEL_RUNNER": "0"})
+    check_v1_runner({})
+    with pytest.raises(CapbenchError, match=r"unset it .*VLLM_USE_V2_MODEL_RUNNER=0.*--no-record-steps"):
+        check_v1_runner({"VLLM_USE_V2_MODEL_RUNNER": "1"})

@@ -115,11 +115,15 @@ def _roofline_row(**overrides: object) -> dict[str, object]:
         "prefill_bytes": 2.0e9,
         "prefill_flops": 4.0e11,
         "prefill_time_s": 0.5,
+        "prefill_arithmetic_intensity_flop_per_byte": 4.0e11 / 2.0e9,  # the metrics' output, from these three
+        "prefill_achieved_flops_per_s": 4.0e11 / 0.5,
         "prefill_s_mbu": 0.25,
         "prefill_s_mfu": 0.125,
         "decode_bytes": 1.0e10,
         "decode_flops": 2.0e10,
         "decode_time_s": 4.0,
+        "decode_arithmetic_intensity_flop_per_byte": 2.0e10 / 1.0e10,
+        "decode_achieved_flops_per_s": 2.0e10 / 4.0,
         "decode_s_mbu": 0.75,
         "decode_s_mfu": float("nan"),
     }
@@ -174,12 +178,13 @@ def test_roofline_without_ceilings_keeps_markers_and_says_why_no_roof() -> None:
     _payload(fig)
 
 
-def test_roofline_skips_a_phase_missing_bytes_or_with_zero_time() -> None:
-    fig = roofline(_roofline_row(decode_bytes=float("nan"), prefill_time_s=0.0))
+def test_roofline_skips_a_phase_without_intensity_or_with_zero_flops() -> None:
+    row = _roofline_row(decode_arithmetic_intensity_flop_per_byte=float("nan"), prefill_achieved_flops_per_s=0.0)
+    fig = roofline(row)
     assert "decode" not in _names(fig) and "prefill" not in _names(fig)
     text = _annotations(fig)
-    assert "decode: bytes not measured" in text
-    assert "prefill: time_s ≤ 0" in text
+    assert "decode: no arithmetic intensity or achieved FLOP/s measured" in text
+    assert "prefill: a value ≤ 0 cannot be placed on log axes" in text
 
 
 def test_roofline_of_an_empty_row_is_a_message() -> None:
