@@ -20,7 +20,7 @@ from capbench.records import RunStatus, RunWriter
 from capbench.records.writer import prepare_run_dir
 from capbench.run.manifest import build_manifest, new_run_id, write_failed_manifest
 from capbench.run.plan import check_context, plan_run, resolve_model
-from capbench.runners import runner_traits
+from capbench.runners import runner_config, runner_traits
 from capbench.workload import Workload
 
 DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO})
@@ -115,7 +115,7 @@ def execute_run(spec: RunSpec, *, quiet: bool = False) -> tuple[Path, RunStatus]
     launching = runner_traits(spec.runner).launches_server(spec)
     with console.status("starting the vLLM server" if launching else "preparing the model"):
         try:
-            runner = runner_cls(spec, model.path, run_dir=run_dir)
+            runner = runner_cls(runner_config(spec.runner, spec), model.path, run_dir=run_dir)
         except BaseException as exc:
             if any(run_dir.iterdir()):  # e.g. a launched server's log: say what happened next to it
                 write_failed_manifest(run_dir, spec, run_id, exc)

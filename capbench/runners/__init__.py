@@ -12,7 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from capbench.errors import CapbenchError, MissingDependencyError
+from capbench.runners.hf.config import HFConfig
+from capbench.runners.openai.config import OpenAIConfig
 from capbench.runners.traits import HFTraits, OpenAITraits, RunnerTraits, VLLMTraits
+from capbench.runners.vllm.config import VLLMConfig
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,8 @@ class RunnerEntry:
     requires: tuple[str, ...]
     summary: str
     traits: RunnerTraits
+    config: Any
+    """The runner's light settings class: ``config.from_spec(run_spec)`` is what its constructor takes."""
 
 
 REGISTRY: dict[str, RunnerEntry] = {
@@ -35,6 +40,7 @@ REGISTRY: dict[str, RunnerEntry] = {
         requires=("torch", "transformers"),
         summary="in-process Hugging Face transformers (the embedded default)",
         traits=HFTraits(),
+        config=HFConfig,
     ),
     "openai": RunnerEntry(
         module="capbench.runners.openai.runner",
@@ -43,6 +49,7 @@ REGISTRY: dict[str, RunnerEntry] = {
         requires=(),
         summary="any OpenAI-compatible server over HTTP (vLLM, SGLang, TGI, ...)",
         traits=OpenAITraits(),
+        config=OpenAIConfig,
     ),
     "vllm": RunnerEntry(
         module="capbench.runners.vllm.runner",
@@ -51,6 +58,7 @@ REGISTRY: dict[str, RunnerEntry] = {
         requires=(),
         summary="a vLLM server capbench launches (engine steps and expert routing recorded) or attaches to",
         traits=VLLMTraits(),
+        config=VLLMConfig,
     ),
 }
 
@@ -59,12 +67,21 @@ RUNNER_NAMES: tuple[str, ...] = tuple(REGISTRY)
 """Every runner's name, in the registry's order (the one list: the config validates against it)."""
 
 
-def runner_traits(name: str) -> RunnerTraits:
-    """The traits of runner ``name`` (:mod:`.traits`); an unknown name lists the valid ones."""
+def runner_config(name: str, spec: Any) -> Any:
+    """The settings runner ``name`` reads, taken from a run spec (its light config class)."""
+    return _entry(name).config.from_spec(spec)
+
+
+def _entry(name: str) -> RunnerEntry:
     entry = REGISTRY.get(name)
     if entry is None:
         raise CapbenchError(f"unknown runner {name!r}; valid runners: {', '.join(REGISTRY)}")
-    return entry.traits
+    return entry
+
+
+def runner_traits(name: str) -> RunnerTraits:
+    """The traits of runner ``name`` (:mod:`.traits`); an unknown name lists the valid ones."""
+    return _entry(name).traits
 
 
 def load_runner_class(name: str) -> Any:

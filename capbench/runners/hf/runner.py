@@ -29,10 +29,10 @@ import transformers
 
 from capbench.arch.context import config_context_length, context_problem
 from capbench.clock import now_ns
-from capbench.config import RunSpec
 from capbench.errors import CapbenchError
 from capbench.records.schema import RequestRecord, pass_record, request_record
 from capbench.records.sink import RecordSink
+from capbench.runners.hf.config import HFConfig
 from capbench.runners.hf.experts import ExpertRecorder, set_router_top_k
 from capbench.workload import Request, Workload
 
@@ -77,19 +77,19 @@ class HFRunner:
 
     name = "hf"
 
-    def __init__(self, spec: RunSpec, model_dir: Path, run_dir: Path | None = None) -> None:
+    def __init__(self, config: HFConfig | Any, model_dir: Path, run_dir: Path | None = None) -> None:
+        """``config``: this runner's settings (:class:`HFConfig`), or a whole run spec they are taken from."""
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         transformers.logging.set_verbosity_error()
         transformers.utils.logging.disable_progress_bar()
-        if spec.request_rate is not None:
-            raise CapbenchError("the hf runner serves closed-loop static batches: use --concurrency, not a rate")
-        self.spec = spec
+        self.config = config if isinstance(config, HFConfig) else HFConfig.from_spec(config)
+        config = self.config
         self.facts: dict[str, Any] = {}  # nothing beyond the records: engine facts are in engine_info()
-        self.batch_size = int(spec.effective_concurrency or 1)
+        self.batch_size = config.batch_size
         self.model_dir = Path(model_dir)
-        self.device = resolve_device(spec.device)
-        self.torch_dtype = _DTYPES[spec.dtype]
+        self.device = resolve_device(config.device)
+        self.torch_dtype = _DTYPES[config.dtype]
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
         except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -99,14 +99,14 @@ class HFRunner:
         except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
             raise CapbenchError(f"cannot load the model in {self.model_dir}: {_first_line(exc)}") from exc
         self.model = model.to(self.device).eval()
-        self.recorder = ExpertRecorder(self.model) if spec.record_experts else None
-        if spec.top_k is not None:
-            set_router_top_k(self.model, spec.top_k)
-        self._config = self.model_config()
+        self.recorder = ExpertRecorder(self.model) if config.record_experts else None
+        if config.top_k is not None:
+            set_router_top_k(self.model, config.top_k)
+        self._model_config = self.model_config()
         self.eos_ids = self._eos_ids()
         pad = self.tokenizer.pad_token_id
         self.pad_id = int(pad if pad is not None else min(self.eos_ids, default=0))
-        self._generator = torch.Generator(device=self.device).manual_seed(spec.seed)
+        self._generator = torch.Generator(device=self.device).manual_seed(config.seed)
 
     def _eos_ids(self) -> set[int]:
         ids = self.model.generation_config.eos_token_id
@@ -137,7 +137,7 @@ class HFRunner:
             "expert_parallel_size": 1,
             "chunked_prefill": False,
             "prefix_caching": False,
-            "kv_cache_dtype": self.spec.dtype,
+            "kv_cache_dtype": self.config.dtype,
             "expert_recording": "router_forward_hooks" if self.recorder is not None else "off",
             "quantization": None,
             "compiled": False,
@@ -146,7 +146,7 @@ class HFRunner:
 
     def context_length(self) -> int | None:
         """The model's context in tokens (its config's ``max_position_embeddings``), or None."""
-        return config_context_length(self._config)
+        return config_context_length(self._model_config)
 
     def dtypes(self) -> dict[str, str]:
         """The dtypes the passes really read and compute in: the run's ``dtype`` for activations, the KV cache and
@@ -155,7 +155,7 @@ class HFRunner:
         from capbench.arch.dtypes import dtypes_from_config
         from capbench.models.checkpoint import loaded_group_dtypes
 
-        config = {**self.model_config(), "dtype": self.spec.dtype}
+        config = {**self.model_config(), "dtype": self.config.dtype}
         config.pop("torch_dtype", None)
         return dtypes_from_config(config, stored=loaded_group_dtypes(self.model.named_parameters()))
 
@@ -182,9 +182,9 @@ class HFRunner:
     # --- serving -------------------------------------------------------------------------------------------
 
     def _sample(self, logits: torch.Tensor) -> torch.Tensor:
-        if self.spec.temperature == 0.0:
+        if self.config.temperature == 0.0:
             return logits.argmax(dim=-1)
-        probs = torch.softmax(logits.float() / self.spec.temperature, dim=-1)
+        probs = torch.softmax(logits.float() / self.config.temperature, dim=-1)
         return torch.multinomial(probs, 1, generator=self._generator).squeeze(-1)
 
     def _forward(
@@ -202,7 +202,7 @@ class HFRunner:
 
     def _finish(self, slot: _Slot, token: int) -> str | None:
         """Why ``slot`` ends after sampling ``token`` (``stop``, ``length``), or None while it goes on."""
-        if token in self.eos_ids and not self.spec.effective_ignore_eos:
+        if token in self.eos_ids and not self.config.ignore_eos:
             return "stop"
         if slot.request.stop:
             text = str(self.tokenizer.decode(slot.generated, skip_special_tokens=True))
@@ -210,7 +210,7 @@ class HFRunner:
             if cuts:
                 slot.stopped_text = text[: min(cuts)]
                 return "stop"
-        limit = slot.request.max_tokens or self.spec.effective_max_tokens
+        limit = slot.request.max_tokens or self.config.max_tokens
         return "length" if len(slot.generated) >= limit else None
 
     def serve(self, batch: Sequence[Request], sink: RecordSink) -> None:
@@ -221,7 +221,7 @@ class HFRunner:
         slots = []
         for request in batch:
             prompt_ids = self._prompt_ids(request)
-            limit = request.max_tokens or self.spec.effective_max_tokens
+            limit = request.max_tokens or self.config.max_tokens
             problem = context_problem(len(prompt_ids), limit, self.context_length())
             if problem is not None:  # never computed: an error record, no pass
                 sink.on_request(self._refused_record(request, prompt_ids, t_submit, problem))

@@ -19,11 +19,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from capbench.config import RunSpec
 from capbench.errors import CapbenchError
 from capbench.records.schema import RequestRecord, request_record
 from capbench.records.sink import RecordSink
 from capbench.records.validate import is_count
+from capbench.runners.openai.config import LoadSettings, OpenAIConfig
 from capbench.runners.openai.server_info import context_length, model_list, server_version
 from capbench.runners.openai.tokens import TokenCounter, check_usage, load_tokenizer
 from capbench.workload import Request, Workload
@@ -43,30 +43,30 @@ def load_model_config(model_path: str | None) -> dict[str, Any] | None:
         raise CapbenchError(f"model_path {model_path!r}: cannot read a config.json ({exc})") from exc
 
 
-def _pattern(spec: RunSpec, workload: Workload | None = None) -> Any:
-    """The load pattern of ``spec`` (``workload`` fills the request count or duration)."""
+def _pattern(load: LoadSettings, workload: Workload | None = None) -> Any:
+    """The load pattern of ``load`` (``workload`` fills the request count or duration)."""
     from capbench.loadgen import LoadPattern
 
     try:
         return LoadPattern(
-            concurrency=spec.effective_concurrency,
-            request_rate=spec.request_rate,
-            arrival=spec.arrival,
-            burstiness=spec.burstiness,
-            num_requests=workload.num_requests if workload else spec.effective_num_requests,
-            duration_s=workload.duration_s if workload else spec.duration_s,
-            warmup=len(workload.warmup) if workload else spec.warmup,
-            seed=spec.seed,
-            timeout_s=spec.timeout_s,
+            concurrency=load.concurrency,
+            request_rate=load.request_rate,
+            arrival=load.arrival,
+            burstiness=load.burstiness,
+            num_requests=workload.num_requests if workload else load.num_requests,
+            duration_s=workload.duration_s if workload else load.duration_s,
+            warmup=len(workload.warmup) if workload else load.warmup,
+            seed=load.seed,
+            timeout_s=load.timeout_s,
         )
     except ValueError as exc:
         raise CapbenchError(f"invalid load pattern: {exc}") from exc
 
 
-def request_seed(spec: RunSpec, request: Request) -> int:
+def request_seed(seed: int, request: Request) -> int:
     """A distinct, reproducible sampling seed per request: run seed + ordinal (+ 10⁶ for warm-up)."""
     ordinal = int(request.id[1:])
-    return spec.seed + ordinal + (1_000_000 if request.warmup else 0)
+    return seed + ordinal + (1_000_000 if request.warmup else 0)
 
 
 class OpenAIRunner:
@@ -78,26 +78,29 @@ class OpenAIRunner:
 
     name = "openai"
 
-    def __init__(self, spec: RunSpec, model_dir: Path | None, run_dir: Path | None = None) -> None:
-        assert spec.base_url is not None  # RunSpec validation guarantees it for this runner
-        self.spec = spec
-        self.base_url = spec.base_url
-        _pattern(spec)  # validate the load settings before any work
-        api_key = os.environ.get(spec.api_key_env) if spec.api_key_env else None
+    def __init__(self, config: OpenAIConfig | Any, model_dir: Path | None, run_dir: Path | None = None) -> None:
+        """``config``: this runner's settings (:class:`OpenAIConfig`), or a whole run spec they are taken from."""
+        self.config = config if isinstance(config, OpenAIConfig) else OpenAIConfig.from_spec(config)
+        config = self.config
+        if config.base_url is None:
+            raise CapbenchError("the openai runner needs base_url (e.g. --base-url http://127.0.0.1:8000)")
+        self.base_url: str = config.base_url
+        _pattern(config.load)  # validate the load settings before any work
+        api_key = os.environ.get(config.api_key_env) if config.api_key_env else None
         self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         entries = model_list(self.base_url, self.headers)  # also fails fast when the server is unreachable
         models = [str(entry["id"]) for entry in entries]
-        if spec.model is not None and spec.model not in models:
-            raise CapbenchError(f"the server at {self.base_url} does not serve {spec.model!r}; it serves: {models}")
-        if spec.model is None and not models:
+        if config.model is not None and config.model not in models:
+            raise CapbenchError(f"the server at {self.base_url} does not serve {config.model!r}; it serves: {models}")
+        if config.model is None and not models:
             raise CapbenchError(f"the server at {self.base_url} lists no model")
-        self.model_name = spec.model or models[0]
+        self.model_name = config.model or models[0]
         self.server_models = models
         self.server_context_length = context_length(entries[models.index(self.model_name)])
         self.version = server_version(self.base_url, self.headers)
-        self.config = load_model_config(spec.model_path)
-        tokenizer, self.tokenizer_unavailable = load_tokenizer(spec.model_path)
-        self.counter = TokenCounter(tokenizer, chat=spec.api == "chat")
+        self.model_config_data = load_model_config(config.model_path)
+        tokenizer, self.tokenizer_unavailable = load_tokenizer(config.model_path)
+        self.counter = TokenCounter(tokenizer, chat=config.api == "chat")
         self.facts: dict[str, Any] = {}
         self.on_measured_start: Callable[[], None] | None = None
         """Called once between the warm-up and the measured requests (the vllm runner scrapes /metrics)."""
@@ -105,7 +108,7 @@ class OpenAIRunner:
     # --- run.json facts ----------------------------------------------------------------------------------
 
     def model_config(self) -> dict[str, Any] | None:
-        return self.config
+        return self.model_config_data
 
     def context_length(self) -> int | None:
         """The served model's context in tokens: the server's ``max_model_len`` when it states one, else the
@@ -114,14 +117,14 @@ class OpenAIRunner:
             return self.server_context_length
         from capbench.arch.context import config_context_length
 
-        return config_context_length(self.config) if self.config else None
+        return config_context_length(self.model_config_data) if self.model_config_data else None
 
     def engine_info(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "version": self.version,
             "base_url": self.base_url,
-            "api": self.spec.api,
+            "api": self.config.api,
             "api_key_sent": bool(self.headers),
             "served_model": self.model_name,
             "server_models": self.server_models,
@@ -133,18 +136,18 @@ class OpenAIRunner:
             "expert_parallel_size": None,
             "kv_cache_dtype": None,
             "quantization": None,
-            "tokenizer_fallback": None if self.tokenizer_unavailable else self.spec.model_path,
+            "tokenizer_fallback": None if self.tokenizer_unavailable else self.config.model_path,
             "tokenizer_unavailable_reason": self.tokenizer_unavailable,
         }
 
     def dtypes(self) -> dict[str, str] | None:
-        if self.config is None:
+        if self.model_config_data is None:
             return None
         from capbench.arch.dtypes import dtypes_from_config
         from capbench.models.checkpoint import stored_group_dtypes
 
-        model_dir = Path(self.spec.model_path) if self.spec.model_path else None
-        return dtypes_from_config(self.config, stored=stored_group_dtypes(model_dir))
+        model_dir = Path(self.config.model_path) if self.config.model_path else None
+        return dtypes_from_config(self.model_config_data, stored=stored_group_dtypes(model_dir))
 
     def close(self) -> None:
         pass
@@ -155,27 +158,27 @@ class OpenAIRunner:
         """The JSON body of one streaming request (a sampling seed only when sampling, distinct per request)."""
         body: dict[str, Any] = {
             "model": self.model_name,
-            "max_tokens": request.max_tokens or self.spec.effective_max_tokens,
-            "temperature": self.spec.temperature,
+            "max_tokens": request.max_tokens or self.config.max_tokens,
+            "temperature": self.config.temperature,
             "stream": True,
             "stream_options": {"include_usage": True},
         }
-        if self.spec.temperature > 0:
-            body["seed"] = request_seed(self.spec, request)
-        if self.spec.api == "chat":
+        if self.config.temperature > 0:
+            body["seed"] = request_seed(self.config.seed, request)
+        if self.config.api == "chat":
             body["messages"] = [{"role": "user", "content": request.prompt.text}]
         else:
             body["prompt"] = request.prompt.text
         if request.stop:
             body["stop"] = list(request.stop)
-        if self.spec.effective_ignore_eos:
+        if self.config.ignore_eos:
             body["ignore_eos"] = True  # a vLLM/SGLang extension; other servers ignore unknown fields or reject
         return json.dumps(body).encode()
 
     def _http_specs(self, requests: Iterator[Request]) -> Iterator[Any]:
         from capbench.loadgen import HttpRequestSpec
 
-        path = PATHS[self.spec.api]
+        path = PATHS[self.config.api]
         for request in requests:
             yield HttpRequestSpec(id=request.id, warmup=request.warmup, path=path, body=self.request_body(request))
 
@@ -189,7 +192,7 @@ class OpenAIRunner:
         if error is None and result.usage is not None:
             error = check_usage(
                 result.usage,
-                max_tokens=(request.max_tokens if request else None) or self.spec.effective_max_tokens,
+                max_tokens=(request.max_tokens if request else None) or self.config.max_tokens,
                 text=text,
                 stop=request.stop if request else None,
                 prompt=prompt.text if prompt else "",
@@ -245,7 +248,7 @@ class OpenAIRunner:
             self.base_url,
             warmup,
             measured,
-            _pattern(self.spec, workload),
+            _pattern(self.config.load, workload),
             on_result,
             headers=self.headers,
             on_measured_start=self.on_measured_start,

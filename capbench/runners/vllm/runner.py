@@ -26,12 +26,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from capbench.config import RunSpec
 from capbench.errors import CapbenchError
 from capbench.records.sink import RecordSink
 from capbench.runners.openai.runner import OpenAIRunner
 from capbench.runners.vllm.adapter import ENGINE_DIR, PASSES_FILE, RECORDER_VERSION
 from capbench.runners.vllm.compat import TESTED_VERSIONS
+from capbench.runners.vllm.config import VLLMConfig
 from capbench.runners.vllm.engine_args import to_cli_args
 from capbench.runners.vllm.plugin import ENV_RECORD_DIR, ENV_RECORD_EXPERTS
 from capbench.runners.vllm.server import ManagedServer, plugin_path
@@ -135,10 +135,10 @@ def probe_vllm(python: str) -> dict[str, Any]:
     return result
 
 
-def served_name(spec: RunSpec, launched: str) -> str:
+def served_name(config: VLLMConfig, launched: str) -> str:
     """The model name a launched server serves under: ``served_model_name`` if given, else ``launched`` (what
     ``--model`` was given: a local directory is passed as its absolute path, so a relative path works)."""
-    name = spec.engine_args.get("served_model_name")
+    name = config.engine_args.get("served_model_name")
     if isinstance(name, list) and name:
         return str(name[0])
     if isinstance(name, str) and name:
@@ -201,25 +201,26 @@ class VLLMRunner:
 
     name = "vllm"
 
-    def __init__(self, spec: RunSpec, model_dir: Path | None, run_dir: Path | None = None) -> None:
-        self.spec = spec
+    def __init__(self, config: VLLMConfig | Any, model_dir: Path | None, run_dir: Path | None = None) -> None:
+        """``config``: this runner's settings (:class:`VLLMConfig`), or a whole run spec they are taken from."""
+        self.config = config if isinstance(config, VLLMConfig) else VLLMConfig.from_spec(config)
+        config = self.config
         self.run_dir = run_dir
         self.server: ManagedServer | None = None
         self._plugin_dir: Path | None = None
         self.version: str | None = None
         self.adapter: dict[str, Any] = {}
         self.facts: dict[str, Any] = {}
-        self.launched = spec.base_url is None
+        self.launched = config.launches
+        assert config.client is not None
         try:
             if self.launched:
                 base_url = self._launch(model_dir)
-                update = {"base_url": base_url, "model": served_name(spec, self.launched_model)}
-                if spec.model_path is None and model_dir is not None:
-                    update["model_path"] = str(model_dir)
-                client_spec = spec.model_copy(update=update)
+                local = str(model_dir) if model_dir is not None else None
+                client = config.client.serving(base_url, served_name(config, self.launched_model), local)
             else:
-                client_spec = spec
-            self.client = OpenAIRunner(client_spec, model_dir)
+                client = config.client
+            self.client = OpenAIRunner(client, model_dir)
         except BaseException:
             self.close()
             raise
@@ -228,25 +229,25 @@ class VLLMRunner:
     # --- the server --------------------------------------------------------------------------------------
 
     def _server_args(self) -> list[str]:
-        args = dict(self.spec.engine_args)  # keys already normalised and checked by RunSpec
-        if self.spec.enforce_eager:
+        args = dict(self.config.engine_args)  # keys already normalised and checked by RunSpec
+        if self.config.enforce_eager:
             args["enforce_eager"] = True
-        if "dtype" in self.spec.model_fields_set:
-            args["dtype"] = self.spec.dtype
-        if self.spec.top_k is not None:  # experts per token at inference: vLLM reads the model config's value
+        if self.config.dtype is not None:
+            args["dtype"] = self.config.dtype
+        if self.config.top_k is not None:  # experts per token at inference: vLLM reads the model config's value
             overrides = args.get("hf_overrides") or {}
             if not isinstance(overrides, dict) or "num_experts_per_tok" in overrides:
                 raise CapbenchError("top_k sets hf_overrides.num_experts_per_tok: do not set it in engine_args too")
-            args["hf_overrides"] = {**overrides, "num_experts_per_tok": self.spec.top_k}
+            args["hf_overrides"] = {**overrides, "num_experts_per_tok": self.config.top_k}
         return to_cli_args(args)
 
     def _launch(self, model_dir: Path | None) -> str:
         if self.run_dir is None:
             raise CapbenchError("the vllm runner needs a run directory to launch a server into")
-        python = vllm_python(self.spec.vllm_python)
+        python = vllm_python(self.config.vllm_python)
         self.adapter = probe_vllm(python)
         self.version = self.adapter["version"]
-        if self.spec.record_steps:
+        if self.config.record_steps:
             from capbench.runners.vllm.compat import refusal_message
 
             check_v1_runner(os.environ)
@@ -259,16 +260,16 @@ class VLLMRunner:
                     "compatible_untested",
                     file=sys.stderr,
                 )
-        model = str(model_dir.resolve()) if model_dir is not None else self.spec.model
+        model = str(model_dir.resolve()) if model_dir is not None else self.config.model
         assert model is not None
         self.launched_model = model
-        record_dir = self.run_dir if self.spec.record_steps else None
-        env, self._plugin_dir = vllm_env(self.spec.gpus, record_dir, self.spec.record_experts)
+        record_dir = self.run_dir if self.config.record_steps else None
+        env, self._plugin_dir = vllm_env(self.config.gpus, record_dir, self.config.record_experts)
         self.server = ManagedServer(python, model, self._server_args(), env, self.run_dir / ENGINE_DIR / SERVER_LOG)
         print(f"starting vLLM {self.version} (log: {self.server.log_path})", file=sys.stderr)
         self.server.start()
-        self.server.wait_ready(self.spec.server_start_timeout_s)
-        if self.spec.record_steps and not read_engine_files(self.run_dir):
+        self.server.wait_ready(self.config.server_start_timeout_s)
+        if self.config.record_steps and not read_engine_files(self.run_dir):
             raise CapbenchError(
                 "vLLM started but capbench's step recorder did not report (no vllm/engine-dp0.json): the plugin "
                 "was not loaded (a VLLM_PLUGINS allow-list without 'capbench'?) or vLLM runs its V2 model runner "
@@ -284,8 +285,8 @@ class VLLMRunner:
         engines = self.engine_files()
         if not engines or engines[0].get("device") != "cuda":
             return None
-        if self.spec.gpus is not None:
-            return list(self.spec.gpus)
+        if self.config.gpus is not None:
+            return list(self.config.gpus)
         first = engines[0]
         world = int(first["tensor_parallel_size"]) * int(first["pipeline_parallel_size"])
         world *= int(first["data_parallel_size"])
@@ -343,14 +344,14 @@ class VLLMRunner:
         assert self.server is not None
         info.update(
             version=self.version,
-            adapter_status=self.adapter["status"] if self.spec.record_steps else None,
-            compile_cache_root=str(compile_cache_root()) if self.spec.record_steps else None,
+            adapter_status=self.adapter["status"] if self.config.record_steps else None,
+            compile_cache_root=str(compile_cache_root()) if self.config.record_steps else None,
             command=self.server.command,
-            engine_args=self.spec.engine_args,
+            engine_args=self.config.engine_args,
             server_log=str(Path(ENGINE_DIR) / SERVER_LOG),
             server_start_s=self.server.ready_s,
             server_exit_code=self.server.process.poll() if self.server.process else self.server.exit_code,
-            step_records=self.spec.record_steps,
+            step_records=self.config.record_steps,
         )
         engines = self.engine_files()
         if engines:
@@ -363,7 +364,7 @@ class VLLMRunner:
             info["replicas"] = [
                 {k: e.get(k) for k in ("dp_rank", "routing_observed", "routing_unavailable_reason")} for e in engines
             ]
-        elif self.spec.record_steps:
+        elif self.config.record_steps:
             info["step_records_reason"] = "the plugin did not report"
         else:
             info["step_records_reason"] = "record_steps: false"
@@ -405,7 +406,7 @@ class VLLMRunner:
             scraper = MetricsScraper(
                 self.client.base_url,
                 self.run_dir / SERVER_METRICS_FILE,
-                self.spec.metrics_interval_s,
+                self.config.metrics_interval_s,
                 headers=self.client.headers,
             )
 
@@ -426,7 +427,7 @@ class VLLMRunner:
                 scraper.stop()
                 scraper.scrape("end")
             engine = self.engine_info()
-            if self.launched and self.spec.record_steps and self.run_dir is not None:
+            if self.launched and self.config.record_steps and self.run_dir is not None:
                 engine["routing_check"] = routing_check(self.run_dir / PASSES_FILE)
             self.facts = {**self.client.facts, "engine": engine, "dtypes": self.dtypes()}
 

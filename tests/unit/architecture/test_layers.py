@@ -15,7 +15,14 @@ ROOT = Path(__file__).resolve().parents[3]
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("capbench", "capbench.errors", "capbench.clock", "capbench.paths"),
     ("capbench.records", "capbench.arch", "capbench.run.versions"),
-    ("capbench.runners", "capbench.runners.traits", "capbench.runners.vllm.engine_args"),
+    (
+        "capbench.runners",
+        "capbench.runners.traits",
+        "capbench.runners.hf.config",
+        "capbench.runners.openai.config",
+        "capbench.runners.vllm.config",
+        "capbench.runners.vllm.engine_args",
+    ),
     ("capbench.config",),
     (
         "capbench.metrics",
