@@ -3,8 +3,9 @@
 Every :class:`~capbench.config.RunSpec` field is also a flag (``num_requests`` -> ``--num-requests``); flags
 override the YAML file. With no config, the embedded default runs: the tiny MoE on this machine.
 
-``--concurrency`` and ``--request-rate`` take a comma-separated list to sweep: one run directory per value,
-``<out>/concurrency-<N>`` (or ``request_rate-<R>``).
+``--concurrency`` and ``--request-rate`` take a comma-separated list to sweep: a thin front for ``capbench sweep``
+(one ``capbench run`` process per value, ``<out>/points/<id>/attempt-<n>``, ``<out>/results.csv``, resumable with
+``capbench sweep <out>/sweep.yaml --out <out> --resume``).
 """
 
 from __future__ import annotations
@@ -96,24 +97,47 @@ def parse_key_values(items: list[str] | None, flag: str) -> dict[str, str] | Non
     return out
 
 
-def sweep_points(overrides: dict[str, Any]) -> list[tuple[str | None, dict[str, Any]]]:
-    """Expand a comma-separated ``concurrency`` or ``request_rate`` into one override set per value.
-
-    Returns ``[(label, overrides)]``; the label (e.g. ``concurrency-16``) names the point's run directory,
-    None when nothing is swept.
-    """
+def swept_values(overrides: dict[str, Any]) -> tuple[str, list[str]] | None:
+    """``(setting, values)`` when ``--concurrency`` or ``--request-rate`` lists several comma-separated values,
+    else None (a single run)."""
     from capbench.errors import ConfigError
 
     swept = [k for k in SWEEPABLE if isinstance(overrides.get(k), str) and "," in overrides[k]]
     if not swept:
-        return [(None, overrides)]
+        return None
     if len(swept) > 1:
         raise ConfigError("sweep either --concurrency or --request-rate in one command, not both")
     key = swept[0]
     values = [v.strip() for v in overrides[key].split(",") if v.strip()]
     if len(set(values)) != len(values):
         raise ConfigError(f"--{key.replace('_', '-')} lists a value twice: {overrides[key]}")
-    return [(f"{key}-{value}", {**overrides, key: value}) for value in values]
+    return key, values
+
+
+def sweep_file(config: Path | None, overrides: dict[str, Any], key: str, values: list[str]) -> dict[str, Any]:
+    """The sweep file a swept ``capbench run`` stands for: the run's settings as the base, one axis."""
+    base = {k: v for k, v in overrides.items() if v is not None and k not in (key, "out")}
+    out: dict[str, Any] = {"name": f"run-{key.replace('_', '-')}", "base": base, "axes": {key: values}}
+    if config is not None:
+        out["base_config"] = str(config.resolve())
+    return out
+
+
+def _run_sweep(args: argparse.Namespace, overrides: dict[str, Any], key: str, values: list[str]) -> int:
+    """``capbench run --concurrency 1,4,16``: the same grid through the sweep engine (docs/sweep.md)."""
+    import tempfile
+
+    import yaml
+    from rich.console import Console
+
+    from capbench.sweep.local import SweepOptions, run_sweep
+
+    out = Path(overrides["out"]) if overrides.get("out") else Path("runs") / f"sweep-{key.replace('_', '-')}"
+    with tempfile.TemporaryDirectory(prefix="capbench-run-sweep-") as tmp:
+        path = Path(tmp) / "sweep.yaml"
+        path.write_text(yaml.safe_dump(sweep_file(args.config, overrides, key, values), sort_keys=False))
+        console = Console(stderr=True, quiet=args.quiet)
+        return run_sweep(SweepOptions(sweep_file=path, out=out), console)
 
 
 def handle(args: argparse.Namespace) -> int:
@@ -128,20 +152,14 @@ def handle(args: argparse.Namespace) -> int:
     overrides["engine_args"] = parse_engine_args(args.engine_args)
     if isinstance(overrides.get("gpus"), str):
         overrides["gpus"] = [g.strip() for g in overrides["gpus"].split(",") if g.strip()]
-    points = sweep_points(overrides)
-    specs = []
-    for label, point in points:  # validate every point before running any
-        spec = build_run_spec(args.config, point)
-        if label is not None:
-            base = Path(spec.out) if spec.out else Path("runs") / "sweep"
-            spec = spec.model_copy(update={"out": str(base / label)})
-        specs.append(spec)
-    worst = 0
-    for spec in specs:
-        run_dir, status = execute_run(spec, quiet=args.quiet)
-        print(run_dir)
-        if status != RunStatus.COMPLETE:
-            error = read_manifest(run_dir).get("error")
-            print(f"capbench run: error: {run_dir} is {status.value}: {error}", file=sys.stderr)
-        worst = max(worst, 0 if status == RunStatus.COMPLETE else 1)
-    return worst
+    swept = swept_values(overrides)
+    if swept is not None:
+        return _run_sweep(args, overrides, *swept)
+    spec = build_run_spec(args.config, overrides)
+    run_dir, status = execute_run(spec, quiet=args.quiet)
+    print(run_dir)
+    if status != RunStatus.COMPLETE:
+        error = read_manifest(run_dir).get("error")
+        print(f"capbench run: error: {run_dir} is {status.value}: {error}", file=sys.stderr)
+        return 1
+    return 0

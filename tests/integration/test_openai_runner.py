@@ -107,15 +107,19 @@ def test_open_loop_rate_and_duration(server: MockServerProcess, tmp_path: Path) 
     assert 0.9 <= summary["throughput"]["wall_s"] < 3.0
 
 
-def test_concurrency_sweep_writes_one_run_per_point(server: MockServerProcess, tmp_path: Path) -> None:
+def test_concurrency_sweep_runs_through_the_sweep_engine(server: MockServerProcess, tmp_path: Path) -> None:
+    """``--concurrency 1,3`` is a sweep: one process per value, the sweep's manifest and results.csv."""
     out = tmp_path / "sweep"
     assert run_openai(server.url, out, "--concurrency", "1,3", "--num-requests", "9", "--warmup", "0") == 0
-    points = sorted(p.name for p in out.iterdir())
-    assert points == ["concurrency-1", "concurrency-3"]
-    for name, concurrency in (("concurrency-1", 1), ("concurrency-3", 3)):
-        manifest = read_run(out / name).manifest
-        assert manifest["status"] == "complete" and manifest["load"]["concurrency"] == concurrency
-        assert summary_of(out / name)["load"]["max_in_flight"] == concurrency
+    manifest = json.loads((out / "sweep.json").read_text())
+    runs = sorted(out.glob("points/*/attempt-1"))
+    assert len(runs) == 2 and all(p["status"] == "complete" for p in manifest["points"])
+    by_concurrency = {read_run(run).manifest["load"]["concurrency"]: run for run in runs}
+    assert sorted(by_concurrency) == [1, 3]
+    for concurrency, run in by_concurrency.items():
+        assert summary_of(run)["load"]["max_in_flight"] == concurrency
+    rows = (out / "results.csv").read_text().splitlines()
+    assert len(rows) == 3  # header + one row per point
 
 
 def test_chat_api(server: MockServerProcess, tmp_path: Path) -> None:

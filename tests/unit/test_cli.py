@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -48,18 +49,29 @@ def test_bad_run_flag_value_is_a_clean_error(capsys: pytest.CaptureFixture[str])
     assert "'concurrency'" in err and "Traceback" not in err
 
 
-def test_sweep_points_expand_one_axis() -> None:
-    from capbench.cli.run import sweep_points
-    from capbench.errors import ConfigError
+def test_a_swept_run_is_a_sweep_file_with_one_axis(tmp_path: Path) -> None:
+    """``capbench run --concurrency 1,16,64`` stands for a sweep: the run's settings as base, one axis; the sweep
+    engine validates and expands it like any sweep file."""
+    import yaml
 
-    points = sweep_points({"concurrency": "1,16,64", "seed": None})
-    assert [label for label, _ in points] == ["concurrency-1", "concurrency-16", "concurrency-64"]
-    assert [p["concurrency"] for _, p in points] == ["1", "16", "64"]
-    assert sweep_points({"concurrency": "8"}) == [(None, {"concurrency": "8"})]
+    from capbench.cli.run import sweep_file, swept_values
+    from capbench.errors import ConfigError
+    from capbench.sweep.spec import expand, load_sweep
+
+    overrides = {"concurrency": "1,16,64", "seed": None, "task": "none", "out": "x"}
+    assert swept_values(overrides) == ("concurrency", ["1", "16", "64"])
+    assert swept_values({"concurrency": "8"}) is None
     with pytest.raises(ConfigError, match="not both"):
-        sweep_points({"concurrency": "1,2", "request_rate": "3,4"})
+        swept_values({"concurrency": "1,2", "request_rate": "3,4"})
     with pytest.raises(ConfigError, match="twice"):
-        sweep_points({"request_rate": "5,5"})
+        swept_values({"request_rate": "5,5"})
+    data = sweep_file(None, overrides, "concurrency", ["1", "16", "64"])
+    assert data == {"name": "run-concurrency", "base": {"task": "none"}, "axes": {"concurrency": ["1", "16", "64"]}}
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(data))
+    points = expand(load_sweep(path), base_dir=tmp_path)
+    assert [p.spec.concurrency for p in points] == [1, 16, 64]
+    assert len({p.id for p in points}) == 3
 
 
 def test_slo_and_overrides_parse_comma_lists() -> None:
