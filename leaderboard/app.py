@@ -49,6 +49,7 @@ from capbench.leaderboard.table import (
     format_value,
     sort_runs,
 )
+from capbench.paths import replace_file
 from capbench.summary.columns import BY_NAME
 
 TITLE = "capbench CAP leaderboard"
@@ -190,10 +191,7 @@ def build_app(paths: Sequence[str | Path]) -> gr.Blocks:
         data = csv_bytes(frame)
         path = board.download_dir / f"capbench-runs-{hashlib.sha256(data).hexdigest()[:16]}.csv"
         if not path.exists():
-            fd, tmp = tempfile.mkstemp(dir=board.download_dir, suffix=".part")
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            Path(tmp).replace(path)
+            replace_file(path, lambda f: f.write(data))
         return str(path)
 
     def refresh(*args: Any) -> tuple[Any, ...]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -18,6 +17,7 @@ import orjson
 
 from capbench.clock import utc_now_iso
 from capbench.errors import CapbenchError, interruption
+from capbench.paths import replace_file
 from capbench.records.schema import (
     MANIFEST_FILE,
     PASSES_FILE,
@@ -33,28 +33,6 @@ _JSON_OPTS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 def dumps_line(record: Mapping[str, Any]) -> bytes:
     """One JSON object on one line, newline-terminated (full float precision, no rounding)."""
     return orjson.dumps(record, option=_JSON_OPTS | orjson.OPT_APPEND_NEWLINE)
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def replace_file(path: Path, write: Callable[[IO[bytes]], object]) -> None:
-    """Replace ``path`` with what ``write`` writes: into a sibling temporary file, synced, then renamed over
-    ``path``, so a reader (or a crash) sees the old file or the new one, never half of one."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would make the result owner-only
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:

@@ -24,6 +24,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from capbench.paths import replace_text
+
 PACKAGES: tuple[str, ...] = (
     "torch",
     "transformers",
@@ -95,9 +97,7 @@ def stamp(lock: Path, prefix: Path | None = None) -> Path:
         "pins": read_pins(text),
     }
     path = (prefix or Path(sys.prefix)) / STAMP_FILE
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    replace_text(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
     return path
 
 

@@ -27,7 +27,7 @@ from rich.table import Table
 from capbench.clock import utc_now_iso
 from capbench.config import RunSpec
 from capbench.errors import CapbenchError
-from capbench.records.writer import replace_file
+from capbench.paths import replace_file
 from capbench.runners import runner_traits
 from capbench.summary.columns import NAMES as COLUMNS
 from capbench.summary.export import export_runs

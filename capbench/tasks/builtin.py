@@ -22,8 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from capbench.paths import cache_dir
-from capbench.records.writer import replace_file
+from capbench.paths import cache_dir, replace_file
 from capbench.tasks import arithmetic, multiple_choice
 from capbench.tasks.extract import EXTRACTION_VERSION, extract_choice, extract_gsm8k_answer, numbers_match
 

@@ -44,6 +44,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from capbench.paths import replace_text
 from capbench.runners.vllm.step_recorder import AppendOnlyLines, StepRecorder
 
 ENV_FAULT = "CAPBENCH_VLLM_FAULT"
@@ -250,9 +251,7 @@ class _StepState:
         path = self.record_dir / ENGINE_DIR / f"engine-dp{self.dp_rank}.json"
         with self._file_lock:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
-            tmp.replace(path)
+            replace_text(path, json.dumps(data, indent=2))
 
     def begin(self, scheduler_output: Any) -> None:
         computed: dict[str, int] = {r.req_id: r.num_computed_tokens for r in scheduler_output.scheduled_new_reqs}
