@@ -1,6 +1,6 @@
 """Test and demo helpers shipped with capbench: the mock OpenAI-compatible streaming server.
 
-Imported lazily, so ``python -m capbench.testing.mock_server`` does not import the module twice.
+Imported lazily: importing capbench.testing starts nothing and imports no server code.
 """
 
 from __future__ import annotations

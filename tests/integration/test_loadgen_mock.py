@@ -392,10 +392,11 @@ def test_a_single_long_client_stall_is_flagged(server: MockServerProcess) -> Non
 
 def test_mock_server_docstring_describes_the_default_write_mode() -> None:
     from capbench.testing import mock_server
+    from capbench.testing.mock_server import cli
 
     doc = mock_server.__doc__ or ""
     assert "every chunk is its own ``transport.write()``" in doc and "``--coalesce``" in doc
-    assert mock_server._parse_args(["--coalesce"]).coalesce and not mock_server._parse_args([]).coalesce
+    assert cli.parse_args(["--coalesce"]).coalesce and not cli.parse_args([]).coalesce
 
 
 def test_mock_server_records_no_send_time_for_writes_that_were_not_sent() -> None:
