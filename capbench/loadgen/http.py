@@ -1,6 +1,6 @@
 """A lean streaming HTTP/1.1 client on :class:`asyncio.Protocol`, built to time streamed responses.
 
-Hot path. For every socket read, :meth:`_Connection.data_received` first reads the clock and appends
+Hot path. For every socket read, :meth:`Connection.data_received` first reads the clock and appends
 ``(now_ns(), bytes)`` to the exchange; the only other work before returning is what completion detection
 needs: counting bytes (``Content-Length``), a check of the read's last four bytes (chunked: the message can
 only end with a read ending in CRLF CRLF; then the chunk framing is walked incrementally), or the header
@@ -22,359 +22,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import ssl as _ssl
 from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
-from orjson import loads as _loads
-
 from capbench.clock import now_ns
+from capbench.loadgen.framing import CHUNKED, CLOSE, DONE, HEADERS, LENGTH, Exchange, ProtocolError, short_error_body
 from capbench.loadgen.sse import StreamAccount, account_openai_columns, account_openai_json, split_event_columns
 from capbench.loadgen.types import HttpRequestSpec, RequestResult
 
-# Exchange states.
-_HEADERS = 0
-_CHUNKED = 1
-_LENGTH = 2
-_CLOSE = 3  # body delimited by the server closing the connection
-_DONE = 4
-
-# Chunked walker states.
-_W_SIZE = 0
-_W_DATA = 1
-_W_CRLF = 2
-_W_TRAILER = 3
-_W_DONE = 4
-
-_MAX_HEADER_BYTES = 65536
 STREAM_INCOMPLETE = "stream ended without finish_reason or [DONE]"
 STREAM_EMPTY = "the stream held no completion chunk (only [DONE]): nothing was generated"
 """The error of a 2xx event stream whose HTTP message ended but that carried neither a ``finish_reason`` nor
 the ``[DONE]`` sentinel (what arrived is kept on the result)."""
-_REPEAT_16 = itertools.repeat(16)
 
 DoneCallback = Callable[[RequestResult, bool], None]
 """Called once per request as it ends: ``(result, connection_failure)``; the flag marks failures before any
 response byte (refused, reset or closed)."""
 
 
-class ProtocolError(Exception):
-    """The server's response broke HTTP/1.1 framing."""
-
-
-class _Exchange:
-    """One request and its response on one connection."""
-
-    __slots__ = (
-        "body_offset",
-        "chunked_pieces",
-        "conn",
-        "content_type",
-        "finished",
-        "head_buf",
-        "headers",
-        "keep_alive",
-        "leftover",
-        "length",
-        "mode",
-        "reads",
-        "remaining",
-        "request",
-        "reused",
-        "spec",
-        "state",
-        "status",
-        "t_scheduled_ns",
-        "t_sent_ns",
-        "t_submit_ns",
-        "timer",
-        "wk_line",
-        "wk_off",
-        "wk_read",
-        "wk_remaining",
-        "wk_state",
-    )
-
-    def __init__(self, spec: HttpRequestSpec, t_submit_ns: int, t_scheduled_ns: int | None) -> None:
-        self.spec = spec
-        self.t_submit_ns = t_submit_ns
-        self.t_scheduled_ns = t_scheduled_ns
-        self.t_sent_ns: int | None = None
-        self.request = b""  # the request's bytes, built by HttpClient.submit
-        self.reads: list[tuple[int, bytes]] = []
-        self.state = _HEADERS
-        self.head_buf = b""
-        self.status: int | None = None
-        self.headers: dict[str, str] = {}
-        self.content_type = ""
-        self.keep_alive = True
-        self.body_offset = (0, 0)  # (read index, offset in that read) where the body starts
-        self.remaining = 0
-        self.length: int | None = None
-        self.mode = _HEADERS  # the body framing once the header block is in: _CHUNKED, _LENGTH or _CLOSE
-        self.leftover = False
-        self.conn: _Connection | None = None
-        self.reused = False
-        self.timer: asyncio.TimerHandle | None = None
-        self.finished = False
-        self.chunked_pieces: list[tuple[int, bytes]] = []
-        self.wk_read = 0
-        self.wk_off = 0
-        self.wk_state = _W_SIZE
-        self.wk_remaining = 0
-        self.wk_line = b""
-
-    # -- header block ---------------------------------------------------------------------------------------
-
-    def parse_head(self) -> bool:
-        """Consume the header block once it is complete; return True when the response is already complete."""
-        reads = self.reads
-        data = reads[-1][1]
-        buf = self.head_buf + data if self.head_buf else data
-        while True:
-            end = buf.find(b"\r\n\r\n")
-            if end < 0:
-                if len(buf) > _MAX_HEADER_BYTES:
-                    raise ProtocolError(f"response header block exceeds {_MAX_HEADER_BYTES} bytes")
-                self.head_buf = buf
-                return False
-            head = buf[:end].decode("latin-1")
-            rest = len(buf) - (end + 4)  # body bytes in this read
-            lines = head.split("\r\n")
-            status_line = lines[0]
-            parts = status_line.split(" ", 2)
-            if len(parts) < 2 or not parts[0].startswith("HTTP/"):
-                raise ProtocolError(f"bad status line {status_line[:100]!r}")
-            try:
-                status = int(parts[1])
-            except ValueError:
-                raise ProtocolError(f"bad status line {status_line[:100]!r}") from None
-            headers: dict[str, str] = {}
-            for line in lines[1:]:
-                name, sep, value = line.partition(":")
-                if sep:
-                    key = name.strip().lower()
-                    value = value.strip()
-                    headers[key] = f"{headers[key]}, {value}" if key in headers else value
-            if 100 <= status < 200:  # interim response: the real one follows
-                buf = buf[end + 4 :]
-                continue
-            break
-        self.head_buf = b""
-        self.status = status
-        self.headers = headers
-        self.content_type = headers.get("content-type", "").lower()
-        connection = headers.get("connection", "").lower()
-        if parts[0] == "HTTP/1.0":
-            self.keep_alive = "keep-alive" in connection
-        else:
-            self.keep_alive = "close" not in connection
-        index = len(reads) - 1
-        self.body_offset = (index, len(data) - rest)
-        if status in (204, 304):
-            self.state = _DONE
-            self.leftover = rest > 0
-            return True
-        if "chunked" in headers.get("transfer-encoding", "").lower():
-            self.state = self.mode = _CHUNKED
-            self.wk_read, self.wk_off = self.body_offset
-            if rest:
-                return self.walk_chunked()
-            return False
-        length = headers.get("content-length")
-        if length is not None:
-            try:
-                total = int(length.split(",")[0])
-            except ValueError:
-                raise ProtocolError(f"bad Content-Length {length!r}") from None
-            self.state = self.mode = _LENGTH
-            self.length = total
-            self.remaining = total - rest
-            if self.remaining <= 0:
-                self.leftover = self.remaining < 0
-                self.state = _DONE
-                return True
-            return False
-        self.state = self.mode = _CLOSE
-        self.keep_alive = False
-        return False
-
-    # -- chunked framing ------------------------------------------------------------------------------------
-
-    def walk_chunked(self) -> bool:
-        """Walk the chunk framing of the reads not walked yet; return True once the terminal chunk is in.
-
-        Collects the chunk payloads as ``(t_ns, bytes)`` pieces, at most one piece per chunk and read (the
-        payloads a read carried, joined, when the read held whole chunks only).
-
-        Fast path: a read that starts at a chunk boundary and holds only whole chunks whose payloads contain
-        no CRLF is undone with one ``split(b"\\r\\n")`` and checked by comparing every size line with the
-        length of the payload after it (C-level ``map``); anything else goes through the state machine.
-        """
-        reads = self.reads
-        pieces = self.chunked_pieces
-        i = self.wk_read
-        pos = self.wk_off
-        state = self.wk_state
-        remaining = self.wk_remaining
-        line = self.wk_line
-        n_reads = len(reads)
-        while i < n_reads:
-            t, data = reads[i]
-            n = len(data)
-            # (a read of a few hundred bytes holds one or two chunks: the state machine is cheaper there)
-            if n - pos > 512 and state == _W_SIZE and not line and data.endswith(b"\r\n"):
-                parts = (data[pos:] if pos else data).split(b"\r\n")
-                if len(parts) & 1:
-                    payloads = parts[1:-1:2]
-                    try:
-                        sizes = list(map(int, parts[0:-1:2], _REPEAT_16))
-                    except ValueError:
-                        sizes = []
-                    if sizes and sizes == list(map(len, payloads)):
-                        last = len(sizes) - 1
-                        if 0 not in sizes:
-                            pieces.append((t, b"".join(payloads)))
-                            i += 1
-                            pos = 0
-                            continue
-                        if sizes.index(0) == last:  # the terminal chunk, no trailers, nothing after it
-                            if last:
-                                pieces.append((t, b"".join(payloads)))
-                            state = _W_DONE
-                            pos = n
-                            break
-            find = data.find
-            while pos < n:
-                if state == _W_SIZE:
-                    j = find(b"\n", pos)
-                    if j < 0:
-                        line += data[pos:]
-                        pos = n
-                        break
-                    size_line = line + data[pos:j] if line else data[pos:j]
-                    line = b""
-                    pos = j + 1
-                    try:
-                        size = int(size_line, 16)
-                    except ValueError:
-                        try:
-                            size = int(size_line.split(b";", 1)[0], 16)
-                        except ValueError:
-                            raise ProtocolError(f"bad chunk size line {size_line[:40]!r}") from None
-                    if size == 0:
-                        state = _W_TRAILER
-                        continue
-                    end = pos + size
-                    if end + 2 <= n and data[end : end + 2] == b"\r\n":  # whole chunk in this read
-                        pieces.append((t, data[pos:end]))
-                        pos = end + 2
-                        continue
-                    state = _W_DATA
-                    remaining = size
-                elif state == _W_DATA:
-                    take = n - pos if n - pos < remaining else remaining
-                    pieces.append((t, data if (pos == 0 and take == n) else data[pos : pos + take]))
-                    pos += take
-                    remaining -= take
-                    if remaining == 0:
-                        state = _W_CRLF
-                elif state == _W_CRLF:
-                    j = find(b"\n", pos)
-                    if j < 0:
-                        pos = n
-                        break
-                    pos = j + 1
-                    state = _W_SIZE
-                elif state == _W_TRAILER:
-                    j = find(b"\n", pos)
-                    if j < 0:
-                        line += data[pos:]
-                        pos = n
-                        break
-                    trailer = (line + data[pos:j]).strip()
-                    line = b""
-                    pos = j + 1
-                    if not trailer:
-                        state = _W_DONE
-                else:  # _W_DONE with bytes after the message
-                    self.leftover = True
-                    break
-            if state == _W_DONE:
-                if pos < n:
-                    self.leftover = True
-                break
-            i += 1
-            pos = 0
-        self.wk_read = i
-        self.wk_off = pos
-        self.wk_state = state
-        self.wk_remaining = remaining
-        self.wk_line = line
-        if state == _W_DONE:
-            self.state = _DONE
-            return True
-        return False
-
-    # -- after the response ---------------------------------------------------------------------------------
-
-    def body_pieces(self) -> list[tuple[int, bytes]]:
-        """The response body as ``(t_ns, bytes)`` pieces, framing removed (as much of it as arrived)."""
-        if self.status is None:
-            return []
-        if self.mode == _CHUNKED:
-            if self.state != _DONE:
-                with contextlib.suppress(ProtocolError):
-                    self.walk_chunked()
-            return self.chunked_pieces
-        index, offset = self.body_offset
-        reads = self.reads
-        pieces: list[tuple[int, bytes]] = []
-        if index < len(reads):
-            t, data = reads[index]
-            if offset < len(data):
-                pieces.append((t, data[offset:] if offset else data))
-            pieces.extend(reads[index + 1 :])
-        if self.length is None:
-            return pieces
-        total = self.length
-        out: list[tuple[int, bytes]] = []
-        for t, data in pieces:
-            if total <= 0:
-                break
-            out.append((t, data[:total] if len(data) > total else data))
-            total -= len(data)
-        return out
-
-    def bytes_received(self) -> int:
-        return sum(len(data) for _, data in self.reads)
-
-
-def _short_error_body(body: bytes, limit: int = 200) -> str:
-    """A short message from an error body: the OpenAI ``error.message``, a FastAPI ``detail``, or the text."""
-    text = ""
-    try:
-        obj = _loads(body)
-    except ValueError:
-        obj = None
-    if isinstance(obj, dict):
-        err = obj.get("error")
-        if isinstance(err, dict) and err.get("message") is not None:
-            text = str(err["message"])
-        elif isinstance(err, str):
-            text = err
-        elif obj.get("message") is not None:
-            text = str(obj["message"])
-        elif obj.get("detail") is not None:
-            text = str(obj["detail"])
-    if not text:
-        text = body.decode("utf-8", "replace").strip()
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
-class _Connection(asyncio.Protocol):
+class Connection(asyncio.Protocol):
     """One keep-alive HTTP/1.1 connection; carries at most one exchange at a time."""
 
     __slots__ = ("client", "closed", "ex", "transport", "uses")
@@ -382,7 +49,7 @@ class _Connection(asyncio.Protocol):
     def __init__(self, client: HttpClient) -> None:
         self.client = client
         self.transport: asyncio.Transport | None = None
-        self.ex: _Exchange | None = None
+        self.ex: Exchange | None = None
         self.closed = False
         self.uses = 0
 
@@ -398,16 +65,16 @@ class _Connection(asyncio.Protocol):
         ex.reads.append((t, data))
         state = ex.state
         try:
-            if state == _CHUNKED:
+            if state == CHUNKED:
                 if (data[-4:] == b"\r\n\r\n" or len(data) < 4) and ex.walk_chunked():
                     self.client._complete(self, ex)
-            elif state == _LENGTH:
+            elif state == LENGTH:
                 ex.remaining -= len(data)
                 if ex.remaining <= 0:
                     ex.leftover = ex.remaining < 0
-                    ex.state = _DONE
+                    ex.state = DONE
                     self.client._complete(self, ex)
-            elif state == _HEADERS and ex.parse_head():
+            elif state == HEADERS and ex.parse_head():
                 self.client._complete(self, ex)
         except ProtocolError as exc:
             self.client._fail(ex, f"protocol error: {exc}", connection_failure=False)
@@ -420,8 +87,8 @@ class _Connection(asyncio.Protocol):
         if ex is None or ex.finished:
             return
         self.ex = None
-        if ex.state == _CLOSE and exc is None:
-            ex.state = _DONE
+        if ex.state == CLOSE and exc is None:
+            ex.state = DONE
             client._complete(self, ex)
             return
         if not ex.reads:
@@ -479,10 +146,10 @@ class HttpClient:
             f"Host: {host_header}\r\nUser-Agent: capbench\r\nAccept: text/event-stream, application/json\r\n"
             f"Content-Type: application/json\r\n{extra}"
         ).encode("latin-1")
-        self.idle: list[_Connection] = []
-        self.active: set[_Connection] = set()
+        self.idle: list[Connection] = []
+        self.active: set[Connection] = set()
         self.connecting: set[asyncio.Task[None]] = set()
-        self.pending: set[_Exchange] = set()  # submitted, not yet on a connection
+        self.pending: set[Exchange] = set()  # submitted, not yet on a connection
         self.in_flight = 0
         self.closed = False
 
@@ -500,7 +167,7 @@ class HttpClient:
         head = (
             f"POST {self.prefix}{spec.path} HTTP/1.1\r\nContent-Length: {len(body)}\r\nX-Request-Id: {spec.id}\r\n"
         ).encode("latin-1")
-        ex = _Exchange(spec, now_ns() if t_submit_ns is None else t_submit_ns, t_scheduled_ns)
+        ex = Exchange(spec, now_ns() if t_submit_ns is None else t_submit_ns, t_scheduled_ns)
         ex.request = head + self._head_tail + b"\r\n" + body
         self.in_flight += 1
         loop = self.loop
@@ -517,8 +184,8 @@ class HttpClient:
         self.connecting.add(task)
         task.add_done_callback(self.connecting.discard)
 
-    async def _connect(self, ex: _Exchange) -> None:
-        conn = _Connection(self)
+    async def _connect(self, ex: Exchange) -> None:
+        conn = Connection(self)
         try:
             await self.loop.create_connection(lambda: conn, self.host, self.port, ssl=self.ssl)
         except ConnectionRefusedError:
@@ -540,7 +207,7 @@ class HttpClient:
             return
         self._send(conn, ex)
 
-    def _send(self, conn: _Connection, ex: _Exchange) -> None:
+    def _send(self, conn: Connection, ex: Exchange) -> None:
         conn.ex = ex
         conn.uses += 1
         ex.conn = conn
@@ -552,7 +219,7 @@ class HttpClient:
 
     # -- completion -----------------------------------------------------------------------------------------
 
-    def _release(self, conn: _Connection | None, reusable: bool) -> None:
+    def _release(self, conn: Connection | None, reusable: bool) -> None:
         if conn is None:
             return
         conn.ex = None
@@ -562,7 +229,7 @@ class HttpClient:
         elif not conn.closed:
             conn._drop()
 
-    def _complete(self, conn: _Connection, ex: _Exchange) -> None:
+    def _complete(self, conn: Connection, ex: Exchange) -> None:
         """The response of ``ex`` is complete: free the connection, then account and report it."""
         ex.finished = True
         if ex.timer is not None:
@@ -571,7 +238,7 @@ class HttpClient:
         t_done = ex.reads[-1][0] if ex.reads else now_ns()
         self._report(ex, t_done, None, False)
 
-    def _fail(self, ex: _Exchange, error: str, connection_failure: bool) -> None:
+    def _fail(self, ex: Exchange, error: str, connection_failure: bool) -> None:
         if ex.finished:
             return
         ex.finished = True
@@ -580,15 +247,15 @@ class HttpClient:
         self._release(ex.conn, False)
         self._report(ex, now_ns(), error, connection_failure)
 
-    def _on_timeout(self, ex: _Exchange) -> None:
+    def _on_timeout(self, ex: Exchange) -> None:
         self._fail(ex, f"timeout after {self.timeout_s:g} s", connection_failure=False)
 
-    def _forget(self, conn: _Connection) -> None:
+    def _forget(self, conn: Connection) -> None:
         self.active.discard(conn)
         with contextlib.suppress(ValueError):
             self.idle.remove(conn)
 
-    def _report(self, ex: _Exchange, t_done: int, error: str | None, connection_failure: bool) -> None:
+    def _report(self, ex: Exchange, t_done: int, error: str | None, connection_failure: bool) -> None:
         self.in_flight -= 1
         acc: StreamAccount | None = None
         status = ex.status
@@ -607,12 +274,12 @@ class HttpClient:
                             error = STREAM_INCOMPLETE
                         if error is None and acc.error is None and acc.chunks == 0:
                             error = STREAM_EMPTY
-                    elif pieces and ex.state == _DONE:
+                    elif pieces and ex.state == DONE:
                         acc = account_openai_json(b"".join([p for _, p in pieces]))
                     if acc is not None and acc.error is not None and error is None:
                         error = acc.error
                 elif error is None:
-                    message = _short_error_body(b"".join([p for _, p in pieces]))
+                    message = short_error_body(b"".join([p for _, p in pieces]))
                     error = f"HTTP {status}: {message}" if message else f"HTTP {status}"
         except Exception as exc:  # a bug here must not lose the request (the load would wait for it forever)
             acc = None

@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from capbench.loadgen.driver import run_load
-from capbench.loadgen.http import _DONE, STREAM_INCOMPLETE, ProtocolError, _Exchange, _short_error_body
+from capbench.loadgen.framing import DONE, Exchange, ProtocolError, short_error_body
+from capbench.loadgen.http import STREAM_INCOMPLETE
 from capbench.loadgen.sse import account_openai, split_events
 from capbench.loadgen.types import HttpRequestSpec, LoadPattern, RequestResult
 
@@ -26,9 +27,9 @@ def _chunked(payloads: list[bytes], trailer: bytes = b"") -> bytes:
     return b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in payloads) + b"0\r\n" + trailer + b"\r\n"
 
 
-def _feed(raw: bytes, cuts: list[int]) -> tuple[_Exchange, int | None]:
+def _feed(raw: bytes, cuts: list[int]) -> tuple[Exchange, int | None]:
     """Feed ``raw`` split at ``cuts`` as reads timestamped 0, 1, 2...; like the connection's hot path."""
-    ex = _Exchange(SPEC, 0, None)
+    ex = Exchange(SPEC, 0, None)
     bounds = [0, *sorted(set(cuts)), len(raw)]
     done_at = None
     for t, (a, b) in enumerate(itertools.pairwise(bounds)):
@@ -126,7 +127,7 @@ def test_no_body_statuses_and_leftover_bytes() -> None:
     ex, done_at = _feed(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA", [])
     assert done_at == 0 and ex.leftover and b"".join(p for _, p in ex.body_pieces()) == b"ok"
     ex, _ = _feed(HEAD + _chunked([b"data: a\n\n"]) + b"junk", [])
-    assert ex.leftover and ex.state == _DONE
+    assert ex.leftover and ex.state == DONE
 
 
 def test_http10_and_close_delimited_body() -> None:
@@ -153,11 +154,11 @@ def test_partial_chunked_body_is_kept_on_failure() -> None:
 
 
 def test_error_body_messages() -> None:
-    assert _short_error_body(b'{"error":{"message":"bad  model\\n name","code":404}}') == "bad model name"
-    assert _short_error_body(b'{"detail":"Not Found"}') == "Not Found"
-    assert _short_error_body(b'{"object":"error","message":"boom"}') == "boom"
-    assert _short_error_body(b"plain text") == "plain text"
-    assert _short_error_body(b"x" * 500).endswith("...")
+    assert short_error_body(b'{"error":{"message":"bad  model\\n name","code":404}}') == "bad model name"
+    assert short_error_body(b'{"detail":"Not Found"}') == "Not Found"
+    assert short_error_body(b'{"object":"error","message":"boom"}') == "boom"
+    assert short_error_body(b"plain text") == "plain text"
+    assert short_error_body(b"x" * 500).endswith("...")
 
 
 # -- how a response that ended is judged (a real socket: a server that sends canned bytes, then closes) -------
