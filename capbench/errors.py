@@ -47,3 +47,12 @@ def interruption(exc: BaseException) -> str:
 def interruption_exit_code(exc: BaseException) -> int:
     """The conventional exit status: 128 + signal number (130 for Ctrl-C, 143 SIGTERM, 129 SIGHUP)."""
     return 128 + exc.signum if isinstance(exc, Terminated) else 130
+
+
+def one_line(exc: BaseException, limit: int | None = None) -> str:
+    """An exception as one line: its type and the last non-empty line of its message (where the reason is),
+    keeping the last ``limit`` characters when given."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    name = type(exc).__name__
+    text = f"{name}: {lines[-1]}" if lines and not lines[-1].startswith(name) else (lines[-1] if lines else name)
+    return text if limit is None else text[-limit:]
