@@ -28,8 +28,8 @@ import yaml
 
 from capbench.errors import CapbenchError
 from capbench.runners.vllm.server import free_port
-from capbench.sweep.point import Job, Outcome, run_point
 from capbench.sweep.archive import extract_run_archive, pack_run_dir
+from capbench.sweep.point import Job, Outcome, run_point
 from capbench.sweep.ray_executor import run_on_ray
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
