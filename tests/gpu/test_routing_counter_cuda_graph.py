@@ -35,7 +35,8 @@ class _Router:
 
 def test_counts_inside_a_cuda_graph_are_exact_for_each_replay(torch_cuda: Any) -> None:
     torch = torch_cuda
-    from capbench.runners.vllm.routing import RoutingCounter, check_counts
+    from capbench.runners.expert_counts import check_counts
+    from capbench.runners.vllm.routing import RoutingCounter
 
     torch.manual_seed(0)
     layers, experts, top_k, hidden, padded = 4, 16, 2, 64, 64
@@ -110,7 +111,8 @@ def test_the_pinned_ring_hands_steps_over_in_order(torch_cuda: Any) -> None:
 def test_a_layer_whose_op_did_not_run_is_caught(torch_cuda: Any) -> None:
     """What a CUDA graph captured without the recorder would give: unwritten slots, the self-check fails."""
     torch = torch_cuda
-    from capbench.runners.vllm.routing import RoutingCounter, check_counts
+    from capbench.runners.expert_counts import check_counts
+    from capbench.runners.vllm.routing import RoutingCounter
 
     routers = [_Router(8, 2), _Router(8, 2)]
     counter = RoutingCounter([("l0", routers[0]), ("l1", routers[1])], "cuda", 32)

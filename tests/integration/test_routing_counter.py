@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from capbench.runners.vllm.routing import RoutingCounter, check_counts, count_table, store_op
+from capbench.runners.expert_counts import DeviceCounter, check_counts, count_table, experts_active
+from capbench.runners.vllm.routing import RoutingCounter, store_op
 
 pytestmark = pytest.mark.integration
 
@@ -71,6 +72,21 @@ def test_the_count_table_bins_overflow_and_missing() -> None:
     table = count_table(ids, [8, 8], [2, 2])
     assert table[0] == [1, 0, 0, 1, 0, 0, 0, 3, 1, 0]  # 8 is out of range: the overflow bin
     assert table[1] == [0, 1, 3, 0, 0, 0, 0, 0, 0, 2]  # two slots the op never wrote: the missing bin
+
+
+def test_the_device_count_table_equals_the_numpy_one() -> None:
+    """The one reduction, two implementations: identical tables on random ids with overflow, missing slots and a
+    layer whose top-k is below the buffer's width."""
+    rng = np.random.default_rng(7)
+    num_experts, top_k = [8, 6, 8], [2, 2, 1]
+    ids = rng.integers(-1, 10, size=(3, 50, 2), dtype=np.int64).astype(np.int32)
+    device_table = DeviceCounter(num_experts, top_k, "cpu").table(torch.from_numpy(ids)).tolist()
+    assert device_table == count_table(ids, num_experts, top_k)
+    assert sum(device_table[2]) == 50  # only the first column of the top-1 layer counts
+
+
+def test_experts_active_counts_experts_with_tokens() -> None:
+    assert experts_active([[0, 3, 0, 1], [0, 0, 0, 0]]) == [2, 0]
 
 
 def build(layers: int = 3, experts: tuple[int, ...] = (8, 8, 6), top_k: int = 2) -> tuple[torch.nn.Module, Any]:

@@ -8,7 +8,9 @@ Supported families: qwen3_moe, qwen2_moe, mixtral, olmoe. Anything else is a cle
 Per pass, for each MoE layer l (in layer order):
 - ``expert_tokens[l][e]`` = number of valid tokens whose top-k selection contains expert e;
 - ``experts_active[l]`` = number of experts e with ``expert_tokens[l][e] > 0`` (the union over the batch).
-Padding positions are excluded through the validity mask the runner passes for the pass.
+Padding positions are excluded through the validity mask the runner passes for the pass. The reduction and its
+self-check (every layer's counts add up to top-k × tokens) are :mod:`capbench.runners.expert_counts`, the same
+as the vllm runner's.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 import torch
 
 from capbench.errors import CapbenchError
+from capbench.runners.expert_counts import DeviceCounter, check_counts, experts_active
 
 SUPPORTED_MODEL_TYPES = ("qwen3_moe", "qwen2_moe", "mixtral", "olmoe")
 
@@ -68,6 +71,8 @@ class ExpertRecorder:
             raise CapbenchError("cannot read the number of routed experts from the model config")
         self._routers = [module for _, module in routers]
         self._captured: list[torch.Tensor | None] = [None] * len(routers)
+        self._counter: DeviceCounter | None = None
+        self._top_k: list[int] = []
         self._handles = [
             module.register_forward_hook(self._make_hook(slot)) for slot, module in enumerate(self._routers)
         ]
@@ -90,7 +95,8 @@ class ExpertRecorder:
         """``(experts_active, expert_tokens)`` for the pass just run.
 
         ``valid`` is a boolean vector over the pass's flattened token positions (``None`` = all valid). The
-        counts of all layers are stacked and moved to the host in one transfer (one device sync per pass).
+        count table of all layers is computed on the model's device and moved to the host in one transfer (one
+        device sync per pass).
         """
         per_layer = []
         for slot, ids in enumerate(self._captured):
@@ -98,9 +104,19 @@ class ExpertRecorder:
                 raise CapbenchError(f"router of layer {self.layer_indices[slot]} did not run in this pass")
             if valid is not None:
                 ids = ids[valid.to(ids.device)]
-            per_layer.append(torch.bincount(ids.reshape(-1), minlength=self.num_experts))
-        counts: list[list[int]] = torch.stack(per_layer).tolist()
-        return [sum(1 for c in row if c > 0) for row in counts], counts
+            per_layer.append(ids)
+        stacked = torch.stack(per_layer)  # [L, t, top_k]
+        top_k = [int(stacked.shape[-1])] * len(per_layer)
+        counter = self._counter
+        if counter is None or counter.device != stacked.device or self._top_k != top_k:
+            counter = self._counter = DeviceCounter([self.num_experts] * len(per_layer), top_k, stacked.device)
+            self._top_k = top_k
+        table: list[list[int]] = counter.table(stacked).tolist()
+        names = [str(index) for index in self.layer_indices]
+        tokens, reason = check_counts(table, int(stacked.shape[1]), [self.num_experts] * len(per_layer), top_k, names)
+        if tokens is None:
+            raise CapbenchError(f"expert recorder: {reason}")
+        return experts_active(tokens), tokens
 
     def close(self) -> None:
         for handle in self._handles:

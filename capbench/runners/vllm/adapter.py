@@ -284,7 +284,7 @@ class _StepState:
 
     def _checked_counts(self, snapshot: Any) -> tuple[list[list[int]] | None, str | None]:
         """On the writer thread: read the step's counts, self-check them, keep the routing state."""
-        from capbench.runners.vllm.routing import check_counts
+        from capbench.runners.expert_counts import check_counts
 
         routing = self.routing
         tokens, reason = check_counts(

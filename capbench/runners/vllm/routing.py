@@ -17,18 +17,15 @@ Per step: the step-open hook (:meth:`RoutingCounter.begin`) sets rows ``[0, t)``
 step's real token count), so what the step reads was written by its own forward, not by a warm-up, profiling or
 capture forward before it; the step-close hook (:meth:`RoutingCounter.end`) reads those rows:
 
-- on CPU it copies that slice and the writer thread counts it with numpy (one ``bincount`` over all layers);
-- on a GPU it counts on the device (one ``index_add_`` into a ``[L, E_max + 2]`` table, no host synchronisation),
-  copies the table into a pinned host buffer (a ring of them) without blocking and records an event that the
-  writer thread waits on, so the step loop never synchronises with the device on capbench's account.
+- on CPU it copies that slice and the writer thread counts it with numpy;
+- on a GPU it counts on the device (no host synchronisation), copies the table into a pinned host buffer (a ring
+  of them) without blocking and records an event that the writer thread waits on, so the step loop never
+  synchronises with the device on capbench's account.
 
-Counting bins per layer ``l``: ``e`` for ids in ``[0, E_l)``; ``E_max`` (overflow) for any other id the router
-produced (zero-computation experts, garbage), which never reaches another expert's or layer's count; ``E_max + 1``
-(missing) for ``-1``: a slot the op did not write, because the layer's op did not run in this step.
-
-Self-check (:func:`check_counts`, on the writer thread): no missing slot, and for every layer in-range + overflow =
-``top_k_l × t``. A step that fails it (an engine path that bypasses the router, a stale compile artifact made
-without the recorder, a step larger than the buffer) gets ``experts_active: null`` and the reason.
+The count table and its self-check are :mod:`capbench.runners.expert_counts` (shared with the hf runner): a
+``-1`` slot counts as missing (the layer's op did not run in this step), an id outside the layer's experts as
+overflow. A step that fails the self-check (an engine path that bypasses the router, a stale compile artifact
+made without the recorder, a step larger than the buffer) gets ``experts_active: null`` and the reason.
 
 Why store the ids in the graph and count once per step: a custom op's call costs the dispatcher plus whatever
 it runs; storing is one copy, counting in the op was 8 small kernels per layer (on this 2-core CPU ~64 µs against
@@ -47,14 +44,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from capbench.runners.expert_counts import MISSING, DeviceCounter, count_table
+
 OP = "capbench::store_routed_experts"
 PINNED_RING = 8
 """Host buffers a GPU engine's count tables rotate through: the writer may lag this many steps before the step
 loop waits for it."""
 RING_WAIT_S = 10.0
 """The longest the step loop waits for a ring slot (a stalled writer cannot stall the engine for longer)."""
-MISSING = -1
-"""What a buffer slot holds when no op wrote it in the current step."""
 
 
 def _store(plane: torch.Tensor, topk_ids: torch.Tensor) -> None:
@@ -108,27 +105,6 @@ class StepCounts:
     read: Callable[[], list[list[int]]]
 
 
-def count_table(ids: np.ndarray, num_experts: Sequence[int], top_k: Sequence[int]) -> list[list[int]]:
-    """The count table of a ``[L, t, K]`` id slice (module docstring), with numpy: one ``bincount``."""
-    layers, _, width_k = ids.shape
-    width = max(num_experts)
-    values = ids.astype(np.int64)
-    experts = np.asarray(num_experts, dtype=np.int64).reshape(layers, 1, 1)
-    offsets = (np.arange(layers, dtype=np.int64) * (width + 2)).reshape(layers, 1, 1)
-    outside = (values < 0) | (values >= experts)
-    bins = values + offsets
-    if outside.any():  # rare: unwritten slots and ids that are no expert of the layer
-        special = np.where(values == MISSING, width + 1, width) + offsets
-        bins = np.where(outside, special, bins)
-    dump = layers * (width + 2)
-    if any(k < width_k for k in top_k):  # columns past a layer's own top-k are not its choices
-        used = np.arange(width_k).reshape(1, 1, width_k) < np.asarray(top_k).reshape(layers, 1, 1)
-        bins = np.where(used, bins, dump)
-    counts = np.bincount(bins.reshape(-1), minlength=dump + 1)[:dump]
-    table: list[list[int]] = counts.reshape(layers, width + 2).tolist()
-    return table
-
-
 class RoutingCounter:
     """The per-engine buffer and the callbacks bound to every router (module docstring)."""
 
@@ -147,15 +123,9 @@ class RoutingCounter:
         self._ring_free: list[threading.Event] = []
         self._next = 0
         if self.on_gpu:
-            layers = len(routers)
-            offsets = torch.arange(layers, device=self.device, dtype=torch.int64).view(layers, 1, 1)
-            self._offsets = offsets * (self.width + 2)
-            self._experts = torch.tensor(self.num_experts, device=self.device, dtype=torch.int64).view(layers, 1, 1)
-            column = torch.arange(k, device=self.device).view(1, 1, k)
-            self._used = column < torch.tensor(self.top_k, device=self.device).view(layers, 1, 1)
-            self._dump = layers * (self.width + 2)  # the table's last bin, never read
+            self._counter = DeviceCounter(self.num_experts, self.top_k, self.device)
             for _ in range(PINNED_RING):
-                self._ring.append(torch.empty((layers, self.width + 2), dtype=torch.int64).pin_memory())
+                self._ring.append(torch.empty((len(routers), self.width + 2), dtype=torch.int64).pin_memory())
                 free = threading.Event()
                 free.set()
                 self._ring_free.append(free)
@@ -178,19 +148,14 @@ class RoutingCounter:
             snapshot = taken.numpy().copy()
             missing_rows = num_tokens - rows
             return StepCounts(num_tokens, lambda: self._cpu_table(snapshot, missing_rows))
-        ids = taken.to(torch.int64)
-        unwritten = torch.where(ids == MISSING, self.width + 1, self.width)
-        bins = torch.where((ids >= 0) & (ids < self._experts), ids, unwritten) + self._offsets
-        bins = torch.where(self._used, bins, self._dump).reshape(-1)  # columns past a layer's top-k: not counted
-        table = torch.zeros(self._dump + 1, dtype=torch.int64, device=self.device)
-        table.index_add_(0, bins, torch.ones_like(bins))
+        table = self._counter.table(taken)
         slot = self._next
         self._next = (slot + 1) % len(self._ring)
         free = self._ring_free[slot]
         free.wait(RING_WAIT_S)  # only when the writer is a whole ring behind (then at most this long)
         free.clear()
         host = self._ring[slot]
-        host.view(-1).copy_(table[: self._dump], non_blocking=True)
+        host.copy_(table, non_blocking=True)
         event = torch.cuda.Event()
         event.record()
         missing_rows = num_tokens - rows
@@ -218,32 +183,3 @@ def _add_missing(table: list[list[int]], missing_rows: int, top_k: Sequence[int]
         for layer, row in enumerate(table):
             row[-1] += missing_rows * top_k[layer]
     return table
-
-
-def check_counts(
-    table: list[list[int]], tokens: int, num_experts: Sequence[int], top_k: Sequence[int], names: Sequence[str]
-) -> tuple[list[list[int]] | None, str | None]:
-    """``(tokens per expert per layer, None)`` when every slot was written and every layer's counts add up to
-    ``top_k × tokens``, else ``(None, reason)``. Overflow ids (outside a layer's experts) are in the sum but not
-    in the result."""
-    width = len(table[0]) - 2 if table else 0
-    out = []
-    for layer, row in enumerate(table):
-        experts = num_experts[layer]
-        in_range = row[:experts]
-        overflow = sum(row[experts:width]) + row[width]
-        missing = row[width + 1]
-        expected = top_k[layer] * tokens
-        counted = sum(in_range) + overflow
-        if missing:
-            return None, (
-                f"routing self-check failed: layer {names[layer]} has {missing} of {expected} expert choices "
-                "unrecorded (the router's capture op did not run in this step)"
-            )
-        if counted != expected:
-            return None, (
-                f"routing self-check failed: layer {names[layer]} counted {counted} expert choices, expected "
-                f"{expected} (top_k {top_k[layer]} × {tokens} tokens)"
-            )
-        out.append(in_range)
-    return out, None
