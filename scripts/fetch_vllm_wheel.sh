@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Put the vLLM 0.33.0 release wheel into the wheel cache (no install), for the test that checks the recorded
-# facts of its sources (tests/unit/test_vllm_compat.py). ~340 MB once; reused after. Prints the wheel's path.
+# facts of its sources (tests/unit/runners/test_vllm_compat.py). ~340 MB once; reused after. Prints the wheel's path.
 #   CAPBENCH_WHEEL_CACHE (default ~/.cache/capbench-wheels)
 set -euo pipefail
 CACHE="${CAPBENCH_WHEEL_CACHE:-$HOME/.cache/capbench-wheels}"

@@ -16,9 +16,9 @@ from capbench.clock import now_ns
 from capbench.hardware.gpus import describe_gpus
 from capbench.metrics.energy import build_traces
 from capbench.telemetry import NvmlSensor, ReplaySensor, open_power_sensor
+from tests.support.paths import REPO
 
 pytestmark = pytest.mark.gpu
-REPO = Path(__file__).resolve().parents[2]
 
 
 def _norm(uuid: object) -> str:

@@ -5,7 +5,7 @@
 Adding a family: write ``capbench/arch/families/<family>.py`` with a ``build_<family>(config) -> ModelStructure``
 (read fields through :class:`~._fields.ConfigReader`, build layers with the helpers in ``_common``), register
 it in :data:`FAMILIES` below under its transformers ``model_type``, and add a golden test to
-``tests/unit/test_structure.py``.
+``tests/unit/arch/test_structure.py``.
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from capbench.cli import main
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parents[3]
 FOLDER = REPO / "leaderboard"
 
 needs_gradio = pytest.mark.skipif(importlib.util.find_spec("gradio") is None, reason="gradio not installed")
@@ -63,6 +63,13 @@ def test_app_builds_for_a_missing_and_an_empty_file(tmp_path: Path) -> None:
     empty.write_text("")
     app = build_app([tmp_path / "missing.csv", empty])
     assert app.title == "capbench CAP leaderboard"
+    import gradio as gr
+
+    shown = {block.elem_id: str(block.value) for block in app.blocks.values() if isinstance(block, gr.Markdown)}
+    warnings = shown["load-warnings"].replace("\\", "")
+    assert "2 problems while loading the results" in warnings
+    assert "missing.csv: file not found; skipped" in warnings
+    assert "empty.csv: empty file (no header row); skipped" in warnings
 
 
 def test_default_csv_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

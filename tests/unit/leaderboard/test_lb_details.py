@@ -7,7 +7,7 @@ import re
 
 from capbench.leaderboard.data import LoadWarning
 from capbench.leaderboard.details import MAX_WARNINGS_SHOWN, run_details_markdown, warnings_markdown
-from tests.unit.leaderboard.test_lb_escape import parse_html, render_markdown
+from tests.support.html import parse_html, render_markdown
 
 TEXT_FIELDS: tuple[str, ...] = (
     "run_id",

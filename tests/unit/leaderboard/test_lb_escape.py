@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import html
 import re
-from html.parser import HTMLParser
 
 import pytest
-from markdown_it import MarkdownIt
 
 from capbench.leaderboard.escape import escape_markdown, plotly_text
+from tests.support.html import parse_html, render_markdown
 
 PAYLOADS: tuple[str, ...] = (
     "<script>alert(1)</script>",
@@ -24,34 +23,6 @@ PAYLOADS: tuple[str, ...] = (
     'Tom & Jerry\'s "quote" &lt; &amp; &#x27;',
     "back\\slash \\* {braces} +plus !bang",
 )
-
-
-class _Collector(HTMLParser):
-    """Tags and the decoded text of rendered HTML."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.tags: list[str] = []
-        self.text: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.append(tag)
-
-    def handle_data(self, data: str) -> None:
-        self.text.append(data)
-
-
-def parse_html(rendered: str) -> tuple[list[str], str]:
-    """(start tags in order, the visible text) of rendered HTML."""
-    collector = _Collector()
-    collector.feed(rendered)
-    collector.close()
-    return collector.tags, "".join(collector.text)
-
-
-def render_markdown(text: str) -> str:
-    """CommonMark + GFM tables, as gr.Markdown's renderer (marked) treats backslash escapes and entities."""
-    return MarkdownIt("commonmark").enable(["table", "strikethrough"]).render(text)
 
 
 def one_line(text: str) -> str:

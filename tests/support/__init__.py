@@ -1,0 +1,1 @@
+"""Builders and paths shared by several test modules (no tests here)."""

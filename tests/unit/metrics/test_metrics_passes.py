@@ -1,0 +1,155 @@
+"""Streaming pass scanner: chunking, warm-up, timing, contract errors, torn lines through the scorer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+
+from capbench.arch.dtypes import ByteWidths
+from capbench.errors import CapbenchError
+from capbench.metrics.features import ARRAY_FIELDS
+from capbench.metrics.passes import scan_passes
+from capbench.metrics.score import score_run
+from capbench.records.reader import RecordWarning, iter_jsonl
+from tests.support.toys import dense_plus_moe, sliding_toy
+
+
+def make_passes(count: int) -> list[dict[str, Any]]:
+    rng = np.random.default_rng(1)
+    out = []
+    t = 1_000
+    for i in range(count):
+        reqs = [[1, int(c)] for c in rng.integers(1, 50, size=int(rng.integers(1, 5)))]
+        if i % 3 == 0:
+            reqs.append([int(rng.integers(2, 9)), 0])
+        latency = int(rng.integers(1_000, 5_000))
+        out.append(
+            {
+                "t_start_ns": t,
+                "t_end_ns": t + latency,
+                "reqs": reqs,
+                "sampled": len(reqs) - 1,
+                "experts_active": [int(a) for a in rng.integers(1, 3, size=2)],
+                "expert_tokens": [[int(x) for x in rng.integers(0, 5, size=2)] for _ in range(2)],
+            }
+        )
+        t += latency + 10
+    return out
+
+
+def same(a: np.ndarray | None, b: np.ndarray | None) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return bool(np.array_equal(a, b))
+
+
+def test_chunking_does_not_change_results() -> None:
+    passes = make_passes(50)
+    whole = scan_passes(passes, windows=(4,), num_moe_layers=2, num_experts=2, top_k=1)
+    small = scan_passes(passes, windows=(4,), num_moe_layers=2, num_experts=2, top_k=1, chunk_passes=7)
+    for name in ARRAY_FIELDS:
+        assert np.array_equal(getattr(whole.features, name), getattr(small.features, name)), name
+    for code in range(3):
+        assert same(whole.experts.active_sum_per_layer[code], small.experts.active_sum_per_layer[code])
+        assert same(whole.experts.token_counts[code], small.experts.token_counts[code])
+
+
+def test_features_of_one_pass() -> None:
+    scan = scan_passes(
+        [{"reqs": [[3, 5], [1, 2]], "sampled": 1, "t_start_ns": 10, "t_end_ns": 2_000_010, "experts_active": [1, 2]}],
+        windows=(4,),
+    )
+    f = scan.features
+    assert f.tokens.tolist() == [4]
+    assert f.kv_tokens_full.tolist() == [(5 + 3) + (2 + 1)]
+    assert f.pairs_full.tolist() == [(3 * 5 + 6) + (2 + 1)]
+    # Window 4: min(5, 3) + 3 = 6 and min(2, 3) + 1 = 3; pairs 12 and min(3, 4) = 3.
+    assert f.kv_tokens_window.tolist() == [[6 + 3]]
+    assert f.pairs_window.tolist() == [[12 + 3]]
+    assert f.latency_s.tolist() == [0.002]
+    assert f.experts_active_sum.tolist() == [3] and f.experts_measured.tolist() == [True]
+    assert scan.num_moe_layers == 2
+
+
+def test_warmup_passes_are_excluded_by_flag() -> None:
+    passes = [
+        {"reqs": [[1, 1]], "sampled": 1, "latency_s": 100.0, "warmup": True},  # huge, but warm-up
+        {"reqs": [[1, 1]], "sampled": 1, "latency_s": 0.5},
+    ]
+    scan = scan_passes(passes)
+    assert (scan.records, scan.warmup, scan.features.num_passes) == (2, 1, 1)
+    assert scan.features.latency_s.tolist() == [0.5]
+
+
+def test_latency_s_preferred_over_timestamps() -> None:
+    scan = scan_passes([{"reqs": [[1, 1]], "sampled": 1, "latency_s": 0.25, "t_start_ns": 0, "t_end_ns": 10**9}])
+    assert scan.features.latency_s.tolist() == [0.25]
+    assert scan.features.timed.tolist() == [True]
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        ({"sampled": 1, "latency_s": 1.0}, "breaks the passes.jsonl contract"),
+        ({"reqs": [[1, 2]], "latency_s": 1.0}, "breaks the passes.jsonl contract"),
+        ({"reqs": [], "sampled": 0, "latency_s": 1.0}, "'reqs' is empty"),
+        ({"reqs": [[0, 2]], "sampled": 0, "latency_s": 1.0}, "n ≥ 1 and c ≥ 0"),
+        ({"reqs": [[1, -2]], "sampled": 0, "latency_s": 1.0}, "n ≥ 1 and c ≥ 0"),
+        ({"reqs": [[1.5, 2]], "sampled": 0, "latency_s": 1.0}, "pairs of integers"),
+        ({"reqs": [[1, None]], "sampled": 0, "latency_s": 1.0}, "pairs of integers"),
+        ({"reqs": [[1, 2, 3]], "sampled": 0, "latency_s": 1.0}, "not an \\[n, c\\] pair"),
+        ({"reqs": [[1, 2]], "sampled": 2, "latency_s": 1.0}, "'sampled' must be between"),
+        ({"reqs": [[1, 2]], "sampled": 1}, "needs 't_start_ns' and 't_end_ns', or 'latency_s'"),
+        ({"reqs": [[1, 2]], "sampled": 1, "latency_s": 0.0}, "latency must be positive"),
+        ({"reqs": [[1, 2]], "sampled": 1, "t_start_ns": 5, "t_end_ns": 5}, "latency must be positive"),
+        ({"reqs": [[1, 2]], "sampled": 1, "latency_s": 1.0, "experts_active": [1]}, "expected one per MoE layer"),
+        ({"reqs": [[1, 2]], "sampled": 1, "latency_s": 1.0, "experts_active": [1, 9]}, "in \\[0, E=4\\]"),
+        (
+            {"reqs": [[1, 2]], "sampled": 1, "latency_s": 1.0, "experts_active": [1, 2], "expert_tokens": [[1, 1, 1]]},
+            "one list of E counts per MoE layer",
+        ),
+    ],
+)
+def test_contract_violations_name_the_record(record: dict[str, Any], message: str) -> None:
+    good = {"reqs": [[1, 2]], "sampled": 1, "latency_s": 1.0}
+    with pytest.raises(CapbenchError, match=message) as info:
+        scan_passes([good, record], num_moe_layers=2, num_experts=4, top_k=2)
+    assert "record 1" in str(info.value) or "records 0–1" in str(info.value)
+
+
+def test_torn_last_line_is_skipped_with_a_warning_through_the_scorer(tmp_path: Path) -> None:
+    path = tmp_path / "passes.jsonl"
+    good = [{"reqs": [[1, 5]], "sampled": 1, "latency_s": 0.01, "experts_active": [2]} for _ in range(3)]
+    path.write_bytes(b"".join(orjson.dumps(p) + b"\n" for p in good) + b'{"reqs": [[1, 5]], "samp')
+    with pytest.warns(RecordWarning, match="torn last line 4"):
+        summary = score_run(
+            {},
+            [],
+            iter_jsonl(path),
+            [],
+            structure=dense_plus_moe(),
+            widths=ByteWidths(2, 2, 2, 2),
+            ceilings=None,
+            cost=None,
+        )
+    assert summary["pass_records"] == {"total": 3, "warmup": 0, "scored": 3}
+    assert summary["phases"]["decode"]["passes"] == 3
+
+
+def test_sliding_structure_windows_flow_into_scan() -> None:
+    summary = score_run(
+        {},
+        [],
+        [{"reqs": [[3, 5]], "sampled": 1, "latency_s": 1.0, "experts_active": [2, 1]}],
+        [],
+        structure=sliding_toy(),
+        widths=ByteWidths(2, 2, 2, 2),
+        ceilings=None,
+        cost=None,
+    )
+    assert summary["phases"]["prefill"]["bytes"] == 408  # test_metrics_bytes_flops.test_sliding_window_chunk
+    assert summary["phases"]["prefill"]["flops"] == 928
