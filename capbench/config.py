@@ -41,7 +41,7 @@ class RunSpec(BaseModel):
     runner: str = Field("hf", description=f"serving backend: one of {', '.join(RUNNER_NAMES)}")
     model: str | None = Field(
         None,
-        description="hf: a local model directory (empty = the embedded tiny MoE); vllm: the model to launch "
+        description="hf: a local model directory (empty = the embedded demo MoE); vllm: the model to launch "
         "(a directory or a model id); openai, or vllm attaching: the served model name (empty = the server's first)",
     )
     model_path: str | None = Field(
@@ -117,7 +117,7 @@ class RunSpec(BaseModel):
         ge=1,
         description="fixed-length mode: every request generates exactly this many tokens (max_tokens with ignore_eos)",
     )
-    seed: int = Field(0, description="seed for the embedded model's weights, prompt order, arrivals, sampling")
+    seed: int = Field(0, description="seed for prompt order, arrivals and sampling")
     temperature: float = Field(0.0, ge=0.0, description="sampling temperature; 0 = greedy")
     timeout_s: float = Field(600.0, gt=0, description="openai: per-request timeout, submit to last byte")
     max_error_rate: float = Field(
@@ -187,7 +187,9 @@ class RunSpec(BaseModel):
     usd_per_kwh: float | None = Field(
         None, ge=0, description="electricity price for the energy cost; empty = included in a rental price"
     )
-    out: str | None = Field(None, description="run directory to create; empty = runs/<time>-<run id>")
+    out: str | None = Field(
+        None, description="run directory to create; empty = runs/<run id> (the run id is the UTC time and 6 hex digits)"
+    )
 
     @field_validator("*", mode="before")
     @classmethod

@@ -7,12 +7,15 @@ transformers, gradio load only inside the handler that needs them), so ``capbenc
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import logging
+import os
 import signal
 import sys
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TextIO
 
 from capbench import __version__
@@ -47,6 +50,35 @@ def _show_warning(
     print(f"warning: {message}", file=sys.stderr)
 
 
+BROKEN_PIPE_EXIT = 128 + 13
+"""Exit status when stdout's reader closed the pipe: 128 + SIGPIPE, as a process killed by it reports."""
+_QUIET_ENV = {"TRANSFORMERS_VERBOSITY": "error", "TQDM_DISABLE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+
+
+@contextlib.contextmanager
+def quiet_foreign_output(quiet: bool) -> Iterator[None]:
+    """``--quiet``: no Python warnings, no log records below ERROR and no progress bars from the libraries
+    capbench drives (transformers, lm-eval, datasets), for the handler's duration; errors still print."""
+    if not quiet:
+        yield
+        return
+    saved_env = {key: os.environ.get(key) for key in _QUIET_ENV}
+    saved_disable = logging.root.manager.disable
+    os.environ.update(_QUIET_ENV)
+    logging.disable(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logging.disable(saved_disable)
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def _terminate(signum: int, frame: object) -> None:
     raise Terminated(signum)
 
@@ -64,7 +96,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, _terminate)
         signal.signal(signal.SIGHUP, _terminate)  # a closed terminal or dropped ssh session: the same clean end
     try:
-        return int(args.handler(args) or 0)
+        with quiet_foreign_output(bool(getattr(args, "quiet", False))):
+            return int(args.handler(args) or 0)
+    except BrokenPipeError:
+        # The reader of our output went away (`capbench score --json RUN | head`): end quietly, as SIGPIPE would.
+        with contextlib.suppress(OSError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # the interpreter's final flush must not fail again
+        return BROKEN_PIPE_EXIT
     except CapbenchError as exc:
         print(f"capbench {args.command}: error: {exc}", file=sys.stderr)
         return 2

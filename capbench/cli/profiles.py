@@ -11,6 +11,7 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
+from capbench.cli.text import HARDWARE_OVERRIDE_HELP
 from capbench.errors import CapbenchError
 
 if TYPE_CHECKING:
@@ -36,12 +37,13 @@ def register(subparsers: Any) -> None:
     show.add_argument("profile", metavar="ID_OR_FILE", help="shipped profile id or path to a YAML profile file")
     show.add_argument("--json", action="store_true", help="print JSON (SI units, full precision)")
     show.add_argument(
+        "--hardware-override",
         "--set",
         dest="overrides",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a figure, e.g. --set peak_flops_per_s.bf16=1.2e15 (repeatable)",
+        help=HARDWARE_OVERRIDE_HELP,
     )
     show.set_defaults(handler=_show)
 

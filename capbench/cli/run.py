@@ -1,7 +1,7 @@
 """``capbench run [CONFIG.yaml] [--out DIR] [overrides]``: run a benchmark and write a run directory.
 
-Every :class:`~capbench.config.RunSpec` field is also a flag (``num_requests`` -> ``--num-requests``); flags
-override the YAML file. With no config, the embedded default runs: the tiny MoE on this machine.
+Every run setting is also a flag (``num_requests`` -> ``--num-requests``); flags override the YAML file. With no
+config, the embedded default runs: the demo MoE on this machine, with its accuracy task.
 
 ``--concurrency`` and ``--request-rate`` take a comma-separated list to sweep: a thin front for ``capbench sweep``
 (one ``capbench run`` process per value, ``<out>/points/<id>/attempt-<n>``, ``<out>/results.csv``, resumable with
@@ -16,6 +16,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
+from capbench.cli.text import HARDWARE_OVERRIDE_HELP, plain, with_default
 from capbench.config import RunSpec
 
 # Fields given on the command line in a form other than --field VALUE.
@@ -30,8 +31,8 @@ def _flag(name: str) -> str:
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "run",
-        help="run a benchmark (no config: the embedded tiny MoE on CPU)",
-        description=__doc__,
+        help="run a benchmark (no config: the embedded demo MoE on CPU)",
+        description=plain(__doc__ or ""),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("config", nargs="?", type=Path, help="YAML run config (optional)")
@@ -39,7 +40,7 @@ def register(subparsers: Any) -> None:
     for name, field in RunSpec.model_fields.items():
         if name in _KEY_VALUE_FIELDS:
             continue
-        help_text = f"{field.description} (default: {field.default!r})"
+        help_text = with_default(field.description or "", field.default)
         if field.annotation is bool:
             group.add_argument(
                 _flag(name), dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text
@@ -54,11 +55,12 @@ def register(subparsers: Any) -> None:
         group.add_argument(_flag(name), dest=name, default=None, metavar=name.upper(), choices=choices, help=help_text)
     group.add_argument(
         "--hardware-override",
+        "--set",
         dest="hardware_overrides",
         action="append",
         default=None,
         metavar="KEY=VALUE",
-        help="override a hardware-profile figure, e.g. memory_bandwidth_bytes_per_s=3.0e12 (repeatable)",
+        help=HARDWARE_OVERRIDE_HELP,
     )
     group.add_argument(
         "--slo",

@@ -12,12 +12,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from capbench.cli.text import HARDWARE_OVERRIDE_HELP, plain
+
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "score",
         help="recompute a run's summary.json from its raw records",
-        description=__doc__,
+        description=plain(__doc__ or ""),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("run_dir", type=Path, help="run directory (holds run.json)")
@@ -29,7 +31,7 @@ def register(subparsers: Any) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a profile figure, e.g. memory_bandwidth_bytes_per_s=3.0e12 (repeatable)",
+        help=HARDWARE_OVERRIDE_HELP,
     )
     parser.add_argument(
         "--expert-estimate",

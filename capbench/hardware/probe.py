@@ -223,9 +223,14 @@ def default_cache_dir() -> Path:
 
 
 def cached_probe_profile(
-    device: str = "cpu", refresh: bool = False, cache_dir: str | Path | None = None, quick: bool = False
+    device: str = "cpu",
+    refresh: bool = False,
+    cache_dir: str | Path | None = None,
+    quick: bool = False,
+    on_measure: Callable[[], None] | None = None,
 ) -> HardwareProfile:
-    """Probe once per machine identity and reuse the cached YAML afterwards (``refresh=True`` re-measures)."""
+    """Probe once per machine identity and reuse the cached YAML afterwards (``refresh=True`` re-measures).
+    ``on_measure`` is called just before a measurement (not when the cached profile is used)."""
     wanted = probe_id(machine_identity(device), quick)
     path = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     file = path / f"{wanted}.yaml"
@@ -237,6 +242,8 @@ def cached_probe_profile(
         else:
             if cached.id == wanted and cached.measured and cached.version == PROBE_METHOD_VERSION:
                 return cached
+    if on_measure is not None:
+        on_measure()
     profile = probe(device=device, quick=quick)
     save_profile_file(profile, file)
     return profile

@@ -62,9 +62,12 @@ def resolve_run_hardware(
         profile = match_gpu_name(names[0])
         how = "matched_gpu_name" if profile else "none"
     elif device == "cpu" and spec.probe:
-        if console is not None:
-            console.print("[dim]measuring this machine's bandwidth and FLOP/s (cached after the first run)[/]")
-        profile, how = cached_probe_profile("cpu"), "probed"
+
+        def announce() -> None:
+            if console is not None:
+                console.print("[dim]measuring this machine's bandwidth and FLOP/s (cached after the first run)[/]")
+
+        profile, how = cached_probe_profile("cpu", on_measure=announce), "probed"
     if profile is not None and spec.hardware_overrides:
         apply_overrides(profile, spec.hardware_overrides)  # validates the keys now, before the run
     # GPU count: known for in-process runs (0 on CPU) and for servers whose GPUs were found; else unknown.

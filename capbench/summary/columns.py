@@ -122,9 +122,9 @@ def _identity() -> list[Column]:
         _r("model_type", "text", "Model type", "model", "config", "model_type"),
         _r("engine", "text", "Engine", "engine", "name"),
         _r("engine_version", "text", "Engine version", "engine", "version"),
-        _r("hardware_profile", "text", "Hardware profile", "hardware", "profile"),
-        _r("gpu_name", "text", "GPU", "hardware", "gpu_name"),
-        _r("num_gpus", "number", "GPUs", "hardware", "num_gpus", unit="GPUs"),
+        _s("hardware_profile", "text", "Hardware profile", "hardware", "profile"),
+        _s("gpu_name", "text", "GPU", "hardware", "gpu_name"),
+        _s("num_gpus", "number", "GPUs", "hardware", "num_gpus", unit="GPUs"),
         _r("dtype_weights", "text", "Weights dtype", "dtypes", "weights"),
         _r("dtype_experts", "text", "Experts dtype", "dtypes", "experts"),
         Column(
@@ -208,8 +208,8 @@ def _load_and_goodput() -> list[Column]:
         _s("goodput_fraction", "number", "Goodput", "goodput", "fraction", unit="fraction", better="higher"),
         _s("goodput_requests_per_s", "number", "Goodput", "goodput", "requests_per_s", unit="requests/s"),
         _s("goodput_output_tokens_per_s", "number", "Goodput", "goodput", "output_tokens_per_s", unit="tokens/s"),
-        _s("client_cpu_fraction", "number", "Client CPU", "client", "cpu_utilisation", unit="fraction of one core"),
-        _s("client_loop_lag_p99_s", "number", "Client loop lag p99", "client", "loop_lag_s", "p99", unit="s"),
+        _s("client_cpu_fraction", "number", "Client CPU", "client", "cpu_util", unit="fraction of one core"),
+        _s("client_loop_lag_p99_s", "number", "Client loop lag p99", "client", "loop_lag_p99_s", unit="s"),
         _s("client_bound", "bool", "Client bound", "client", "client_bound"),
     ]
     return columns

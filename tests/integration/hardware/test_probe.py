@@ -51,9 +51,11 @@ def test_cache_is_reused_without_a_second_probe(
         return quick_cpu_profile  # same identity as this machine's quick probe
 
     monkeypatch.setattr(probe_module, "probe", counting_probe)
-    first = cached_probe_profile("cpu", cache_dir=tmp_path, quick=True)
-    second = cached_probe_profile("cpu", cache_dir=tmp_path, quick=True)
+    announced: list[str] = []
+    first = cached_probe_profile("cpu", cache_dir=tmp_path, quick=True, on_measure=lambda: announced.append("1"))
+    second = cached_probe_profile("cpu", cache_dir=tmp_path, quick=True, on_measure=lambda: announced.append("2"))
     assert calls == [("cpu", True)]
+    assert announced == ["1"]  # "measuring..." only when it measures, not when the cached profile is used
     assert first == second == quick_cpu_profile
     assert (tmp_path / f"{quick_cpu_profile.id}.yaml").is_file()
     cached_probe_profile("cpu", cache_dir=tmp_path, quick=True, refresh=True)

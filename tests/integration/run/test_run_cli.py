@@ -180,3 +180,28 @@ def test_duration_mode_stops_taking_batches_on_time(tiny_model_dir: Path, tmp_pa
     summary = json.loads((out / "summary.json").read_text())
     # The last batch starts before 0.5 s and finishes: the window is 0.5 s plus at most one batch.
     assert summary["throughput"]["wall_s"] >= 0.49
+
+
+def test_quiet_prints_only_the_run_directory(tiny_model_dir: Path, capbench_cache: Path, tmp_path: Path) -> None:
+    """``--quiet``: stdout is the run directory and stderr is empty; no library warning (transformers'
+    deprecations) or progress bar gets through."""
+    out = tmp_path / "run"
+    env = {**os.environ, "CAPBENCH_CACHE_DIR": str(capbench_cache)}
+    cmd = [sys.executable, "-m", "capbench", "run", "--out", str(out), "--num-requests", "2", "--max-tokens", "4"]
+    proc = subprocess.run([*cmd, "--task", "none", "--quiet"], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == str(out) and proc.stderr == ""
+
+
+def test_output_to_a_closed_pipe_ends_quietly(default_run: Path) -> None:
+    """``capbench score --json RUN | head``, with the reader already gone: no BrokenPipeError traceback, and the
+    exit status of a process that SIGPIPE ended (128 + 13)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # every write to the pipe now fails with EPIPE
+    cmd = [sys.executable, "-m", "capbench", "score", str(default_run), "--json", "--no-write"]
+    try:
+        writer = subprocess.run(cmd, stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=300)
+    finally:
+        os.close(write_end)
+    assert "Traceback" not in writer.stderr and "BrokenPipe" not in writer.stderr, writer.stderr
+    assert writer.returncode == 141
