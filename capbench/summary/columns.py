@@ -125,6 +125,7 @@ def _identity() -> list[Column]:
         _s("hardware_profile", "text", "Hardware profile", "hardware", "profile"),
         _s("gpu_name", "text", "GPU", "hardware", "gpu_name"),
         _s("num_gpus", "number", "GPUs", "hardware", "num_gpus", unit="GPUs"),
+        _s("hardware_profile_selected_by", "text", "Hardware profile chosen by", "hardware", "profile_selected_by"),
         _r("dtype_weights", "text", "Weights dtype", "dtypes", "weights"),
         _r("dtype_experts", "text", "Experts dtype", "dtypes", "experts"),
         Column(

@@ -40,6 +40,7 @@ LABELS = {
     "engine",
     "engine_version",
     "hardware_profile",
+    "hardware_profile_selected_by",
     "gpu_name",
     "dtype_weights",
     "dtype_experts",
