@@ -5,6 +5,7 @@ machine hits every configuration alike). Each round runs, in order:
 
 - compiled (vLLM's default), recorder on (every step + its expert routing, counted by the graph-safe op);
 - compiled, recorder off;
+- compiled, steps recorded without their routing (what the routing counter adds is the difference);
 - with ``--compare-modes``: eager (``enforce_eager``), recorder off; and eager, recorder on.
 
 It prints output tokens/s per configuration and round, each engine's start-up time (the first recorded
@@ -76,7 +77,9 @@ Round = tuple[float, int, float | None, int]
 """Output tokens/s, step records written, engine start-up seconds (None when not timed), steps with routing."""
 
 
-def engine_round(model: Path, recorder: bool, eager: bool, args: argparse.Namespace, work: Path) -> Round:
+def engine_round(
+    model: Path, recorder: bool, eager: bool, args: argparse.Namespace, work: Path, experts: bool = True
+) -> Round:
     """Offline engine: output tokens/s of the timed load, the step records, the engine's start-up time."""
     from capbench.runners.vllm.runner import vllm_env, vllm_python
     from capbench.workload import load_prompts
@@ -86,7 +89,8 @@ def engine_round(model: Path, recorder: bool, eager: bool, args: argparse.Namesp
     script.write_text(OFFLINE_LOAD)
     prompts = work / "prompts.txt"
     prompts.write_text("\n".join(p.text.replace("\n", " ") for p in load_prompts(None).prompts) + "\n")
-    env, plugin_dir = vllm_env(record_dir=run_dir if recorder else None)  # exactly what the runner launches with
+    # exactly what the runner launches with
+    env, plugin_dir = vllm_env(record_dir=run_dir if recorder else None, record_experts=experts)
     env["HF_HUB_OFFLINE"] = "1"
     python = vllm_python()
     cmd = [python, str(script), str(model), str(args.concurrency), str(args.requests), str(args.max_tokens)]
@@ -105,6 +109,8 @@ def engine_round(model: Path, recorder: bool, eager: bool, args: argparse.Namesp
     steps, routed = count_steps(run_dir / "passes.jsonl")
     if recorder and steps == 0:
         raise SystemExit("the recorder wrote no steps: the plugin did not load")
+    if recorder and experts and routed != steps:
+        raise SystemExit(f"only {routed} of {steps} steps have routing: the routing counter failed")
     return result["tokens"] / result["seconds"], steps, result["start_s"], routed
 
 
@@ -132,7 +138,9 @@ class _CountingSink:
         self.output_tokens += record["output_tokens"] or 0
 
 
-def http_round(model: Path, recorder: bool, eager: bool, args: argparse.Namespace, work: Path) -> Round:
+def http_round(
+    model: Path, recorder: bool, eager: bool, args: argparse.Namespace, work: Path, experts: bool = True
+) -> Round:
     """capbench's vllm runner against a launched server: measured-phase output tokens/s, and step records."""
     from capbench.config import build_run_spec
     from capbench.runners.vllm.runner import VLLMRunner
@@ -147,6 +155,7 @@ def http_round(model: Path, recorder: bool, eager: bool, args: argparse.Namespac
             "dtype": "float32",
             "enforce_eager": eager,
             "record_steps": recorder,
+            "record_experts": experts,
             "num_requests": args.requests,
             "concurrency": args.concurrency,
             "max_tokens": args.max_tokens,
@@ -173,13 +182,15 @@ def http_round(model: Path, recorder: bool, eager: bool, args: argparse.Namespac
     return sink.output_tokens / seconds, steps, None, routed
 
 
-CONFIGS: tuple[tuple[str, bool, bool], ...] = (
-    ("compiled+rec", False, True),
-    ("compiled", False, False),
-    ("eager", True, False),
-    ("eager+rec", True, True),
+CONFIGS: tuple[tuple[str, bool, bool, bool], ...] = (
+    ("compiled+rec", False, True, True),
+    ("compiled", False, False, False),
+    ("compiled+steps", False, True, False),
+    ("eager", True, False, False),
+    ("eager+rec", True, True, True),
 )
-"""(label, eager, recorder) in the order each round runs them."""
+"""(label, eager, recorder, experts) in the order each round runs them: ``+rec`` records every step and its expert
+routing, ``+steps`` every step without routing (separates the step records' cost from the routing counter's)."""
 
 
 def main() -> None:
@@ -197,8 +208,8 @@ def main() -> None:
 
     model = build_tiny_moe()
     one_round = engine_round if args.mode == "engine" else http_round
-    configs = CONFIGS if args.compare_modes else CONFIGS[:2]
-    results: dict[str, list[float]] = {label: [] for label, _, _ in configs}
+    configs = CONFIGS if args.compare_modes else CONFIGS[:3]
+    results: dict[str, list[float]] = {label: [] for label, _, _, _ in configs}
     with tempfile.TemporaryDirectory(prefix="capbench-vllm-overhead-") as tmp:
         print(
             f"mode {args.mode}: tiny MoE, concurrency {args.concurrency}, {args.requests} requests x "
@@ -206,14 +217,20 @@ def main() -> None:
         )
         print(f"{'round':>5} {'config':>13} {'tok/s':>9} {'steps':>7} {'routed':>7} {'start s':>8}")
         for round_ in range(args.rounds):
-            for label, eager, recorder in configs:
-                tps, steps, start_s, routed = one_round(model, recorder, eager, args, Path(tmp))
+            for label, eager, recorder, experts in configs:
+                tps, steps, start_s, routed = one_round(model, recorder, eager, args, Path(tmp), experts)
                 results[label].append(tps)
                 started = "-" if start_s is None else f"{start_s:.1f}"
                 print(f"{round_:>5} {label:>13} {tps:>9.1f} {steps:>7} {routed:>7} {started:>8}", flush=True)
     for label, values in results.items():
         print(f"median {label}: {statistics.median(values):.1f} tok/s")
     report("compiled step time, recorder on/off", results["compiled"], results["compiled+rec"])
+    report("compiled step time, steps only (no routing)/off", results["compiled"], results["compiled+steps"])
+    report(
+        "compiled step time, recorder on/steps only (the routing counter)",
+        results["compiled+steps"],
+        results["compiled+rec"],
+    )
     if args.compare_modes:
         report("eager/compiled step time (recorder off)", results["compiled"], results["eager"])
         report("eager step time, recorder on/off", results["eager"], results["eager+rec"])
