@@ -41,7 +41,8 @@ import subprocess
 import tempfile
 import textwrap
 from pathlib import Path
-from typing import Any
+
+from capbench.records.schema import PassRecord, RequestRecord
 
 # Runs in vLLM's interpreter: one engine, a warm-up, then the timed load; prints a JSON line.
 OFFLINE_LOAD = textwrap.dedent(
@@ -127,10 +128,10 @@ class _CountingSink:
         self.output_tokens = 0
         self.errors = 0
 
-    def on_pass(self, record: dict[str, Any]) -> None:
+    def on_pass(self, record: PassRecord) -> None:
         pass
 
-    def on_request(self, record: dict[str, Any]) -> None:
+    def on_request(self, record: RequestRecord) -> None:
         if record["warmup"]:
             return
         if record["error"] is not None:
