@@ -48,7 +48,20 @@ def server() -> Iterator[MockServerProcess]:
 def openai_run(server: MockServerProcess, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("columns") / "openai"
     args = ["run", "--runner", "openai", "--base-url", server.url, "--out", str(out), "--power", "none", "--quiet"]
-    assert main([*args, "--num-requests", "12", "--concurrency", "3", "--slo", "ttft_s=0.5,tpot_s=0.05,itl_s=0.05,e2e_latency_s=2"]) == 0
+    assert (
+        main(
+            [
+                *args,
+                "--num-requests",
+                "12",
+                "--concurrency",
+                "3",
+                "--slo",
+                "ttft_s=0.5,tpot_s=0.05,itl_s=0.05,e2e_latency_s=2",
+            ]
+        )
+        == 0
+    )
     return out
 
 
