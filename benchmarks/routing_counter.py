@@ -5,7 +5,7 @@ per step. Cost per engine step on this machine's CPU, plain torch, no vLLM, both
   layer's ids into a count table (8 small kernels per layer), plus the step-close copy of the table;
 - ``store + count``: L calls of ``torch.ops.capbench.store_routed_experts`` (one copy per layer, the recorder's
   op), plus the step-open reset of the rows and the step-close copy of the step's ids; then, on the writer thread,
-  :func:`capbench.runners.vllm.routing.count_table` (one numpy ``bincount``) and the self-check.
+  :func:`capbench.runners.expert_counts.count_table` (one numpy ``bincount``) and the self-check.
 
 Also the bytes a GPU engine would move to the host per step if it copied the ids instead of counting them on the
 device (it counts on the device: the table is ``L × (E + 2)`` int64). Medians of ``--repeats`` steps after
@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from capbench.runners.vllm.routing import check_counts, count_table, store_op
+from capbench.runners.expert_counts import check_counts, count_table
+from capbench.runners.vllm.routing import store_op
 
 SHAPES: tuple[tuple[int, int, int, int], ...] = (
     (4, 16, 2, 8),  # the tiny test MoE, a decode step at concurrency 16
