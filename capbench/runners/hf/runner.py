@@ -18,6 +18,7 @@ is submitted when the batch starts; its first token arrives at the end of the pr
 
 from __future__ import annotations
 
+import inspect
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -99,6 +100,10 @@ class HFRunner:
         except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
             raise CapbenchError(f"cannot load the model in {self.model_dir}: {_first_line(exc)}") from exc
         self.model = model.to(self.device).eval()
+        # transformers >= 5.2x names the KV cache argument `cache` (`past_key_values` is deprecated, with a warning
+        # on every forward); older 5.x releases only know `past_key_values`.
+        forward_params = inspect.signature(self.model.forward).parameters
+        self._cache_argument = "cache" if "cache" in forward_params else "past_key_values"
         self.recorder = ExpertRecorder(self.model) if config.record_experts else None
         if config.top_k is not None:
             set_router_top_k(self.model, config.top_k)
@@ -190,9 +195,8 @@ class HFRunner:
     def _forward(
         self, input_ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache: Any
     ) -> torch.Tensor:
-        out = self.model(
-            input_ids=input_ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True
-        )
+        kwargs = {self._cache_argument: cache}
+        out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True, **kwargs)
         return self._sample(out.logits[:, -1, :])
 
     def _prompt_ids(self, request: Request) -> list[int]:
