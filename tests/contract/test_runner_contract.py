@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from capbench.config import build_run_spec
 from capbench.testing.fake_runner import FakeRunner
 from capbench.workload import Prompt, PromptSet, build_workload, load_prompts
 from tests.contract.contract import (
+    Served,
     check_errors_recorded,
     check_facts,
     check_ids,
@@ -58,12 +61,23 @@ class Backend:
     def runner(self, tmp: Path) -> Any:
         raise NotImplementedError
 
+    def pass_mark(self) -> int:
+        """Where this backend's pass records stand before a drive (see :meth:`passes_of`)."""
+        return 0
+
+    def passes_of(self, served: Served, mark: int) -> list[dict[str, Any]]:
+        """The pass records of the drive that ``served`` read back: the run directory's (in-process runners)."""
+        return served.passes
+
     def failing(self, tmp: Path) -> tuple[Any, Any]:
         """A runner and a workload in which some request fails."""
         raise NotImplementedError
 
+    #: Why :meth:`dying` returns None for this backend.
+    cannot_die = "it computes in process"
+
     def dying(self, tmp: Path) -> tuple[Any, Any, Any] | None:
-        """A runner, a workload and an on-done hook that kills its backend mid-run; None: it cannot die."""
+        """A runner, a workload and an on-done hook that kills its backend mid-run; None: see :attr:`cannot_die`."""
         return None
 
 
@@ -146,6 +160,9 @@ class VLLM(Backend):
 
     name = "vllm"
     exact = False
+    cannot_die = (
+        "the module shares one engine; tests/integration/runners/test_vllm_runner.py kills a launched server mid-run"
+    )
 
     def __init__(self, model_dir: Path, tmp: Path) -> None:
         from capbench.runners.vllm.runner import VLLMRunner
@@ -170,6 +187,27 @@ class VLLM(Backend):
 
     def failing(self, tmp: Path) -> tuple[Any, Any]:
         return self.engine, workload(with_a_long_prompt(600))  # max_model_len 512: the server refuses it
+
+    @property
+    def passes_file(self) -> Path:
+        return self.run_dir / "passes.jsonl"
+
+    def _lines(self) -> list[str]:
+        return self.passes_file.read_text().splitlines() if self.passes_file.exists() else []
+
+    def pass_mark(self) -> int:
+        return len(self._lines())
+
+    def passes_of(self, served: Served, mark: int) -> list[dict[str, Any]]:
+        """The steps the shared engine's plugin appended to its own passes.jsonl during this drive (its writer
+        thread may lag the last response by a few milliseconds: wait until the file stops growing)."""
+        lines, stable_since = self._lines(), time.monotonic()
+        while time.monotonic() - stable_since < 1.0:
+            time.sleep(0.1)
+            now = self._lines()
+            if len(now) != len(lines):
+                lines, stable_since = now, time.monotonic()
+        return [json.loads(line) for line in lines[mark:] if line.strip()]
 
 
 @pytest.fixture(scope="module")
@@ -221,6 +259,7 @@ def backend(request: pytest.FixtureRequest, backends: dict[str, Any]) -> Backend
 
 def test_records_of_a_clean_run(backend: Backend, tmp_path: Path) -> None:
     runner = backend.runner(tmp_path)
+    mark = backend.pass_mark()
     served = serve(runner, workload(), tmp_path / "run")
     assert served.raised is None and served.status == "complete"
     check_ids(served)
@@ -228,7 +267,7 @@ def test_records_of_a_clean_run(backend: Backend, tmp_path: Path) -> None:
     check_tokens(served, exact=backend.exact)
     assert all(r["error"] is None for r in served.requests)
     if backend.passes:
-        check_passes(served)
+        check_passes(replace(served, passes=backend.passes_of(served, mark)))
     else:
         assert served.passes == []
     json.dumps(runner.engine_info())
@@ -237,19 +276,20 @@ def test_records_of_a_clean_run(backend: Backend, tmp_path: Path) -> None:
 
 def test_a_failing_request_is_recorded_not_raised(backend: Backend, tmp_path: Path) -> None:
     runner, work = backend.failing(tmp_path)
+    mark = backend.pass_mark()
     served = serve(runner, work, tmp_path / "run")
     check_errors_recorded(served)
     check_ids(served)
     check_timestamps(served)
     check_tokens(served, exact=backend.exact)
     if backend.passes:
-        check_passes(served)  # a refused request has no pass
+        check_passes(replace(served, passes=backend.passes_of(served, mark)))  # a refused request has no pass
 
 
 def test_a_dying_backend_leaves_a_partial_run(backend: Backend, tmp_path: Path) -> None:
     dying = backend.dying(tmp_path)
     if dying is None:
-        pytest.skip(f"the {backend.name} runner has no backend that can die on its own (it computes in process)")
+        pytest.skip(f"the {backend.name} runner is not killed here: {backend.cannot_die}")
     runner, work, hook = dying
     served = serve(runner, work, tmp_path / "run", on_done=hook)
     check_partial(served, at_least=2)
