@@ -56,7 +56,7 @@ test: lint
 	bash scripts/fetch_vllm_wheel.sh >/dev/null && \
 	echo "CAPBENCH_VLLM_PYTHON=$$vllm_python CAPBENCH_CHROMIUM=$$chromium" && \
 	CAPBENCH_VLLM_PYTHON="$$vllm_python" CAPBENCH_REQUIRE_VLLM=1 CAPBENCH_REQUIRE_VLLM_WHEEL=1 \
-	CAPBENCH_CHROMIUM="$$chromium" CAPBENCH_REQUIRE_BROWSER=1 CAPBENCH_REQUIRE_RAY=1 $(BIN)/pytest -q
+	CAPBENCH_CHROMIUM="$$chromium" CAPBENCH_REQUIRE_BROWSER=1 CAPBENCH_REQUIRE_RAY=1 $(BIN)/pytest -q --durations=30
 
 # Drift check: a throwaway .venv-latest and vLLM env from the newest allowed releases, what moved against the
 # locks, then the whole suite on them. Not part of `make test`; a failure here is news about upcoming releases.

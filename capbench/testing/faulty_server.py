@@ -164,13 +164,27 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, body, content_type)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--fault", choices=FAULTS, required=True)
+def build_parser() -> argparse.ArgumentParser:
+    """The command's parser (also rendered into docs/cli.md by scripts/cli_reference.py)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m capbench.testing.faulty_server",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--fault",
+        choices=FAULTS,
+        required=True,
+        help="the fault to answer with (the module docstring describes each)",
+    )
     parser.add_argument("--fault-every", type=int, default=1, help="fault request k when k %% N == 0 (default 1)")
     parser.add_argument("--max-model-len", type=int, default=None, help="the context /v1/models states")
-    parser.add_argument("--port", type=int, default=0)
-    args = parser.parse_args(argv)
+    parser.add_argument("--port", type=int, default=0, help="0 = any free port (default)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     server = FaultyServer(args.port, args.fault, args.fault_every, args.max_model_len)
     print(server.url, flush=True)
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())

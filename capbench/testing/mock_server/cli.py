@@ -17,12 +17,13 @@ from capbench.testing.mock_server.server import MockServer
 from capbench.testing.mock_server.settings import MockSettings
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
+    """The command's parser (also rendered into docs/cli.md by scripts/cli_reference.py)."""
     p = argparse.ArgumentParser(
         prog="python -m capbench.testing.mock_server",
         description="A tiny OpenAI-compatible streaming server for tests and demos; prints its URL first.",
     )
-    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=0, help="0 = any free port (default)")
     p.add_argument("--ttft-s", type=float, default=0.0, help="time to first token, seconds")
     p.add_argument("--itl-s", type=float, default=0.0, help="inter-token delay, seconds")
@@ -32,8 +33,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--fail-rate", type=float, default=0.0, help="fraction of requests answered with HTTP 500")
     p.add_argument("--hang-rate", type=float, default=0.0, help="fraction of requests that hang after the headers")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--model", default="capbench-mock")
+    p.add_argument("--seed", type=int, default=0, help="seed of the fail and hang draws (default 0)")
+    p.add_argument("--model", default="capbench-mock", help="the model name /v1/models lists (default capbench-mock)")
     p.add_argument("--no-record", action="store_true", help="do not record send times")
     p.add_argument(
         "--coalesce", action="store_true", help="write every chunk that is due in one write (default: one per chunk)"
@@ -42,7 +43,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--sent-log", type=Path, help="write the send records here (JSONL) on exit")
     p.add_argument("--uvloop", action="store_true", help="run on uvloop (must be installed)")
     p.add_argument("--cpu", type=int, action="append", help="pin to this CPU (repeatable)")
-    return p.parse_args(argv)
+    return p
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 async def serve(args: argparse.Namespace) -> None:
