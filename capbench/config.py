@@ -253,7 +253,7 @@ class RunSpec(BaseModel):
 
     @field_validator("base_url")
     @classmethod
-    def _normalise_base_url(cls, value: str | None) -> str | None:
+    def _normalize_base_url(cls, value: str | None) -> str | None:
         if value is None:
             return None
         if not value.startswith(("http://", "https://")):

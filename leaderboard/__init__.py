@@ -2,6 +2,6 @@
 
 Pure data logic, no Gradio: ``data`` (load and validate ``capbench export`` CSVs), ``table`` (labels, filters,
 sorting, display formatting, CSV download), ``pareto`` (the cost-accuracy front), ``radar`` (CAP axis
-normalisation), ``escape`` (strings from files as text), ``details`` (one run's provenance). ``plots`` builds
+normalization), ``escape`` (strings from files as text), ``details`` (one run's provenance). ``plots`` builds
 the plotly figures; ``app`` lays everything out in Gradio (``capbench leaderboard``).
 """

@@ -2,7 +2,7 @@
 
 Every number and string shown comes from the pure modules next to this one: ``data`` (CSV loading and
 validation), ``table`` (labels, filters, sorting, display formatting, CSV download), ``pareto`` (the
-cost-accuracy front), ``radar`` (normalisation), ``details`` (escaped provenance) and ``plots`` (plotly
+cost-accuracy front), ``radar`` (normalization), ``details`` (escaped provenance) and ``plots`` (plotly
 figures). This module only lays them out.
 
 Run it with ``capbench leaderboard [RESULTS.csv ...]``; as a Hugging Face Space this file is the ``app_file``
@@ -37,7 +37,7 @@ from capbench.leaderboard.data import Results, load_results
 from capbench.leaderboard.details import run_details_markdown, warnings_markdown
 from capbench.leaderboard.escape import escape_markdown
 from capbench.leaderboard.pareto import cost_accuracy_front
-from capbench.leaderboard.radar import normalise
+from capbench.leaderboard.radar import normalize
 from capbench.leaderboard.table import (
     DISPLAY_COLUMNS,
     FILTER_DIMENSIONS,
@@ -216,7 +216,7 @@ def build_app(paths: Sequence[str | Path]) -> gr.Blocks:
         chosen = frame[frame["run_id"].astype(str).isin(list(radar_ids))]
         if chosen.empty:
             return plots.empty_figure("Pick runs to compare on the radar.")
-        return plots.cap_radar(chosen, normalise(chosen))
+        return plots.cap_radar(chosen, normalize(chosen))
 
     def _run_view(frame: pd.DataFrame, run_id: str | None) -> tuple[Any, ...]:
         match = frame[frame["run_id"].astype(str) == run_id] if run_id else frame.iloc[0:0]
@@ -226,7 +226,7 @@ def build_app(paths: Sequence[str | Path]) -> gr.Blocks:
         row = match.iloc[0].to_dict()
         return (
             run_details_markdown(row),
-            plots.utilisation_bars(row),
+            plots.utilization_bars(row),
             plots.roofline(row),
             plots.expert_activation(row),
             plots.latency_percentiles(row),
@@ -248,7 +248,7 @@ def build_app(paths: Sequence[str | Path]) -> gr.Blocks:
         gr.Markdown(
             f"# {TITLE}\nCost, accuracy and performance of Mixture-of-Experts serving runs measured by "
             "capbench. Empty figures are shown as **—**: not measured, "
-            "never 0. Runs labelled `CPU (…)` ran on a CPU: they are not GPU figures."
+            "never 0. Runs labeled `CPU (…)` ran on a CPU: they are not GPU figures."
         )
         warnings_md = gr.Markdown(warnings_markdown(board.results.warnings), elem_id="load-warnings")
         status_md = gr.Markdown(elem_id="status")
@@ -273,7 +273,7 @@ def build_app(paths: Sequence[str | Path]) -> gr.Blocks:
             third = gr.Radio(
                 choices=list(THIRD_CHOICES),
                 value="output_tokens_per_s",
-                label="Third dimension (marker size and colour)",
+                label="Third dimension (marker size and color)",
                 elem_id="third",
             )
             scatter = gr.Plot(elem_id="cap-scatter", label="Cost vs accuracy")
@@ -285,7 +285,7 @@ def build_app(paths: Sequence[str | Path]) -> gr.Blocks:
             run_pick = gr.Dropdown(label="Run", elem_id="run-pick")
             details_md = gr.Markdown(elem_id="run-details")
             with gr.Row():
-                util_plot = gr.Plot(elem_id="utilisation", label="S-MBU / S-MFU per phase")
+                util_plot = gr.Plot(elem_id="utilization", label="S-MBU / S-MFU per phase")
                 roof_plot = gr.Plot(elem_id="roofline", label="Roofline")
             with gr.Row():
                 expert_plot = gr.Plot(elem_id="experts", label="Expert activation per MoE layer")

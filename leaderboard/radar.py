@@ -1,6 +1,6 @@
 """Radar (spider) chart scores: each CAP axis scaled to [0, 1] relative to the best selected run.
 
-Normalisation, per axis, over the runs in the selection that measured it (a value that is empty, not finite or
+Normalization, per axis, over the runs in the selection that measured it (a value that is empty, not finite or
 negative counts as unmeasured; every CAP axis is a non-negative quantity, so a negative value is invalid and is
 reported in a note):
 
@@ -64,7 +64,7 @@ CAP_AXES: tuple[RadarAxis, ...] = tuple(
 """Cost (per token, and the deployment's capital: docs/metrics.md §5), accuracy and performance (throughput,
 time per output token, energy per output token)."""
 
-NORMALISATION: str = (
+NORMALIZATION: str = (
     "Each axis is the ratio to the best selected run (higher-is-better: value / best; lower-is-better: "
     "best / value), so 1 = best on that axis; gaps = not measured."
 )
@@ -101,7 +101,7 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
-def normalise(frame: pd.DataFrame, axes: Sequence[RadarAxis] = CAP_AXES) -> RadarData:
+def normalize(frame: pd.DataFrame, axes: Sequence[RadarAxis] = CAP_AXES) -> RadarData:
     """Scores in [0, 1] per run and axis, relative to the best run of ``frame`` (formula: module docstring)."""
     if len(frame) == 0:
         return RadarData(axes=(), scores=pd.DataFrame(index=frame.index), best={}, notes=("No runs selected.",))

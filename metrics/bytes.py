@@ -62,7 +62,7 @@ def pass_bytes(
 ) -> PassBytes:
     """Bytes moved by each pass, by part.
 
-    ``experts_active_sum`` is Σ_l a_l per pass as used for routed-expert bytes: measured, or the labelled
+    ``experts_active_sum`` is Σ_l a_l per pass as used for routed-expert bytes: measured, or the labeled
     uniform estimate, or NaN (see :func:`capbench.metrics.score`'s expert policy).
     """
     groups = AttentionGroups.of(structure)

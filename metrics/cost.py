@@ -2,13 +2,13 @@
 
 - GPU-hour price (USD per GPU per hour), ``usd_per_gpu_hour``:
   ``rental``: the price given (a cloud/profile price; usually includes host and power);
-  ``amortised``: (gpu_purchase_usd + host_purchase_usd / N) / (lifetime_years · 8766 h · utilisation),
+  ``amortized``: (gpu_purchase_usd + host_purchase_usd / N) / (lifetime_years · 8766 h · utilization),
   i.e. the GPU's purchase price plus its 1/N share of the host, spread over the hours it is in paid use.
 - Energy: energy_usd = kWh · usd_per_kwh with kWh measured over the window (``energy_cost_source:
-  measured``), or, only when nothing was measured and a TDP is given, the labelled upper-bound fallback
+  measured``), or, only when nothing was measured and a TDP is given, the labeled upper-bound fallback
   N · gpu_tdp_w · wall_s / 3.6e6 kWh (``tdp_estimate``). With ``usd_per_kwh = 0`` (power included in the
   GPU-hour price) and no kWh, energy_usd is exactly 0 (``included_in_gpu_hour_price`` for rental pricing,
-  ``zero_energy_price`` for amortised; energy_kwh stays null).
+  ``zero_energy_price`` for amortized; energy_kwh stays null).
 - total_usd = N · usd_per_gpu_hour · wall_h + energy_usd, wall_h = wall_s / 3600;
   USD per 1M output tokens = total_usd / output_tokens · 1e6; USD per request = total_usd / completed.
 - deployment_capital_usd = N · gpu_purchase_usd + host_purchase_usd (the CAP radar's capital axis, beside
@@ -31,7 +31,7 @@ from capbench.metrics.stats import ratio_or_none
 HOURS_PER_YEAR = 8766.0
 """365.25 days · 24 h."""
 
-Pricing = Literal["rental", "amortised"]
+Pricing = Literal["rental", "amortized"]
 
 
 @dataclass(frozen=True)
@@ -40,14 +40,14 @@ class CostInputs:
 
     Attributes:
         num_gpus: N, GPUs of the deployment.
-        pricing: ``rental`` (use ``usd_per_gpu_hour``) or ``amortised`` (derive it from purchase prices).
+        pricing: ``rental`` (use ``usd_per_gpu_hour``) or ``amortized`` (derive it from purchase prices).
         usd_per_gpu_hour: rental price, USD per GPU-hour (``rental`` only).
         gpu_purchase_usd: purchase price of one GPU, USD.
         host_purchase_usd: purchase price of the host serving the N GPUs (CPU, memory, network), USD.
-        lifetime_years: amortisation period, years (``amortised``).
-        utilisation: fraction of the lifetime the hardware is in paid use, in (0, 1] (``amortised``).
+        lifetime_years: amortization period, years (``amortized``).
+        utilization: fraction of the lifetime the hardware is in paid use, in (0, 1] (``amortized``).
         usd_per_kwh: electricity price, USD per kWh.
-        gpu_tdp_w: one GPU's TDP, W (only for the labelled ``tdp_estimate`` fallback).
+        gpu_tdp_w: one GPU's TDP, W (only for the labeled ``tdp_estimate`` fallback).
         price_source: where the hardware prices come from (profile id and date, or ``user``).
         energy_price_source: where ``usd_per_kwh`` comes from.
     """
@@ -58,15 +58,15 @@ class CostInputs:
     gpu_purchase_usd: float | None = None
     host_purchase_usd: float | None = None
     lifetime_years: float | None = None
-    utilisation: float | None = None
+    utilization: float | None = None
     usd_per_kwh: float | None = None
     gpu_tdp_w: float | None = None
     price_source: str | None = None
     energy_price_source: str | None = None
 
     def __post_init__(self) -> None:
-        if self.pricing not in ("rental", "amortised"):
-            raise CapbenchError(f"cost pricing must be 'rental' or 'amortised', got {self.pricing!r}")
+        if self.pricing not in ("rental", "amortized"):
+            raise CapbenchError(f"cost pricing must be 'rental' or 'amortized', got {self.pricing!r}")
         if isinstance(self.num_gpus, bool) or not isinstance(self.num_gpus, int) or self.num_gpus < 1:
             raise CapbenchError(f"cost num_gpus must be a positive integer, got {self.num_gpus!r}")
         for name in ("usd_per_gpu_hour", "gpu_purchase_usd", "host_purchase_usd", "usd_per_kwh"):
@@ -77,8 +77,8 @@ class CostInputs:
             value = getattr(self, name)
             if value is not None and (not math.isfinite(value) or value <= 0):
                 raise CapbenchError(f"cost input {name} must be positive, got {value!r}")
-        if self.utilisation is not None and not 0 < self.utilisation <= 1:
-            raise CapbenchError(f"cost input utilisation must be in (0, 1], got {self.utilisation!r}")
+        if self.utilization is not None and not 0 < self.utilization <= 1:
+            raise CapbenchError(f"cost input utilization must be in (0, 1], got {self.utilization!r}")
 
     def gpu_hour_usd(self) -> tuple[float | None, str | None]:
         """(USD per GPU-hour, None) or (None, why it cannot be computed)."""
@@ -86,15 +86,15 @@ class CostInputs:
             if self.usd_per_gpu_hour is None:
                 return None, "pricing is 'rental' but usd_per_gpu_hour is not given"
             return self.usd_per_gpu_hour, None
-        needed = ("gpu_purchase_usd", "host_purchase_usd", "lifetime_years", "utilisation")
+        needed = ("gpu_purchase_usd", "host_purchase_usd", "lifetime_years", "utilization")
         missing = [name for name in needed if getattr(self, name) is None]
         if missing:
             given = ", ".join(missing)
-            return None, f"pricing is 'amortised' but {given} not given (host may be 0 explicitly)"
+            return None, f"pricing is 'amortized' but {given} not given (host may be 0 explicitly)"
         assert self.gpu_purchase_usd is not None and self.host_purchase_usd is not None
-        assert self.lifetime_years is not None and self.utilisation is not None
+        assert self.lifetime_years is not None and self.utilization is not None
         per_gpu_usd = self.gpu_purchase_usd + self.host_purchase_usd / self.num_gpus
-        return per_gpu_usd / (self.lifetime_years * HOURS_PER_YEAR * self.utilisation), None
+        return per_gpu_usd / (self.lifetime_years * HOURS_PER_YEAR * self.utilization), None
 
 
 def cost_summary(

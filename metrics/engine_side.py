@@ -256,7 +256,7 @@ def _named_counter_delta(
 def _finished_by_reason(
     final: PromScrape, baseline: PromScrape, name: str | None, notes: list[str]
 ) -> dict[str, int | float | None] | None:
-    """Δ finished requests per ``finished_reason`` label value (``unlabelled`` for series without the label)."""
+    """Δ finished requests per ``finished_reason`` label value (``unlabeled`` for series without the label)."""
     if name is None:
         return None
     before = _sum_by_label(baseline, name, FINISHED_REASON_LABEL)
@@ -274,7 +274,7 @@ def _sum_by_label(scrape: PromScrape, name: str, label: str) -> dict[str, float]
     out: dict[str, float] = {}
     for sample in scrape.series(name):
         if not math.isnan(sample.value):
-            key = sample.label(label) or "unlabelled"
+            key = sample.label(label) or "unlabeled"
             out[key] = out.get(key, 0.0) + sample.value
     return out
 

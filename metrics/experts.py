@@ -147,7 +147,7 @@ def routed_active_for_bytes(
 ) -> tuple[FloatArray, NDArray[np.int8]]:
     """Σ_l a_l per pass for routed-expert bytes, and its source code per pass.
 
-    Measured passes use the measurement. The others use, when ``expert_estimate`` is true, the labelled
+    Measured passes use the measurement. The others use, when ``expert_estimate`` is true, the labeled
     uniform estimate num_moe_layers · E·(1 − (1 − k/E)^T) (``SOURCE_ESTIMATED``), else NaN
     (``SOURCE_NONE``: routed bytes and S-MBU of that pass are not reported). A model without MoE layers has
     Σ_l a_l = 0 by construction: nothing is missing, whatever the record says.

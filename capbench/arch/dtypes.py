@@ -4,7 +4,7 @@ b_w: the other transformer weights (attention, dense FFN, shared experts, router
 b_emb: embedding and lm_head; b_kv: the KV cache. Widths are bytes per element and may be fractional
 (int4 with group scales, MXFP4, NVFP4).
 
-Dtype names (:func:`canonical_dtype` normalises spellings; :func:`dtype_bytes` gives bytes per element,
+Dtype names (:func:`canonical_dtype` normalizes spellings; :func:`dtype_bytes` gives bytes per element,
 scale overhead included). Canonical name: accepted spellings -> bytes per element.
 
 - ``float32``: fp32, f32, float, torch.float32 -> 4
@@ -20,7 +20,7 @@ scale overhead included). Canonical name: accepted spellings -> bytes per elemen
 - ``mxfp4``: OCP MX FP4, e2m1 values with one e8m0 scale per 32 -> (4 + 8/32)/8 (4.25 bits)
 - ``nvfp4``: NVIDIA FP4, e2m1 values with one fp8 e4m3 scale per 16 -> (4 + 8/16)/8 (4.5 bits)
 - ``bnb_nf4``, ``bnb_fp4`` (nf4): bitsandbytes 4-bit, one fp32 absmax per 64 -> (4 + 32/64)/8 (4.5 bits)
-- ``bnb_nf4_dq``, ``bnb_fp4_dq``: double-quantised absmax, 8 bits per 64 plus one fp32 per 256 blocks
+- ``bnb_nf4_dq``, ``bnb_fp4_dq``: double-quantized absmax, 8 bits per 64 plus one fp32 per 256 blocks
   -> (4 + 8/64 + 32/(64·256))/8
 
 Scales that are per tensor, per output channel or per 128×128 block (fp8 block scales) add less than 0.03%
@@ -45,7 +45,7 @@ from capbench.errors import CapbenchError
 class ByteWidths:
     """Bytes per element: ``weights`` (b_w), ``experts`` (b_e), ``embeddings`` (b_emb), ``kv`` (b_kv).
 
-    ``router`` (b_r) is the routers' width when it differs from b_w (quantised checkpoints keep routers in
+    ``router`` (b_r) is the routers' width when it differs from b_w (quantized checkpoints keep routers in
     bf16 next to fp8 attention); ``None`` means the routers are stored like the other weights (b_r = b_w).
     """
 
@@ -219,7 +219,7 @@ def dtypes_from_config(
       differ, the dtype holding most of their parameters.
     - ``router`` (only when it differs from ``weights``): the routers' stored dtype (fp8 checkpoints keep
       routers in bf16).
-    - ``embeddings``: the lm_head's dtype (the embedding's when tied); quantised checkpoints keep both in
+    - ``embeddings``: the lm_head's dtype (the embedding's when tied); quantized checkpoints keep both in
       float.
     - ``kv``: ``kv_dtype`` (the engine's KV-cache setting) when given and not ``"auto"``, else the
       checkpoint's non-quantized float dtype (``dtype`` / ``torch_dtype``), never the quantized weight dtype.

@@ -61,7 +61,7 @@ def register(subparsers: Any) -> None:
     match = commands.add_parser(
         "match",
         help="find the profile for a device name as NVML reports it",
-        description="Find the profile whose alias equals NAME (case-insensitive, whitespace-normalised).",
+        description="Find the profile whose alias equals NAME (case-insensitive, whitespace-normalized).",
     )
     match.add_argument("name", metavar="NAME", help='device name, e.g. "NVIDIA H100 80GB HBM3"')
     match.add_argument("--json", action="store_true", help="print the matched profile as JSON")

@@ -36,16 +36,24 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--expert-estimate",
         action="store_true",
-        help="where expert activation was not measured, use the labelled uniform-routing estimate for S-MBU",
+        help="where expert activation was not measured, use the labeled uniform-routing estimate for S-MBU",
     )
     cost = parser.add_argument_group("cost assumptions (written into the summary)")
-    cost.add_argument("--pricing", choices=("rental", "amortised"), default="rental")
+    cost.add_argument(
+        "--pricing",
+        type=lambda value: "amortized" if value == "amortised" else value,  # the old spelling still works
+        choices=("rental", "amortized"),
+        default="rental",
+        help="rental: a price per GPU-hour; amortized: purchase prices over a lifetime (default: rental)",
+    )
     cost.add_argument("--usd-per-gpu-hour", type=float, help="rental price of one GPU-hour (default: the profile's)")
     cost.add_argument("--usd-per-kwh", type=float, help="electricity price (rental default: included in the price)")
-    cost.add_argument("--gpu-purchase-usd", type=float, help="purchase price of one GPU (amortised pricing)")
-    cost.add_argument("--host-purchase-usd", type=float, help="purchase price of the host (amortised pricing)")
-    cost.add_argument("--lifetime-years", type=float, help="amortisation period (amortised pricing)")
-    cost.add_argument("--utilisation", type=float, help="fraction of the lifetime in paid use (amortised pricing)")
+    cost.add_argument("--gpu-purchase-usd", type=float, help="purchase price of one GPU (amortized pricing)")
+    cost.add_argument("--host-purchase-usd", type=float, help="purchase price of the host (amortized pricing)")
+    cost.add_argument("--lifetime-years", type=float, help="amortization period (amortized pricing)")
+    cost.add_argument(
+        "--utilization", "--utilisation", type=float, help="fraction of the lifetime in paid use (amortized pricing)"
+    )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON instead of tables")
     parser.add_argument("--no-write", action="store_true", help="do not rewrite summary.json")
     parser.set_defaults(handler=handle)
@@ -69,7 +77,7 @@ def handle(args: argparse.Namespace) -> int:
         gpu_purchase_usd=args.gpu_purchase_usd,
         host_purchase_usd=args.host_purchase_usd,
         lifetime_years=args.lifetime_years,
-        utilisation=args.utilisation,
+        utilization=args.utilization,
     )
     summary = score_run_dir(args.run_dir, options, write=not args.no_write)
     status = summary.get("status")

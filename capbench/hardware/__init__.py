@@ -16,7 +16,7 @@ from capbench.hardware.registry import (
     list_profiles,
     load_profile_file,
     match_gpu_name,
-    normalise_device_name,
+    normalize_device_name,
     resolve_profile,
     save_profile_file,
 )
@@ -34,7 +34,7 @@ __all__ = [
     "list_profiles",
     "load_profile_file",
     "match_gpu_name",
-    "normalise_device_name",
+    "normalize_device_name",
     "overridden_keys",
     "parse_overrides",
     "profile_from_dict",

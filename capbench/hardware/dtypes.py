@@ -37,7 +37,7 @@ _SPELLINGS: dict[str, tuple[str, ...]] = {
 _LOOKUP: dict[str, str] = {spelling: key for key, names in _SPELLINGS.items() for spelling in names}
 
 
-def normalise_spelling(dtype: object) -> str:
+def normalize_spelling(dtype: object) -> str:
     """Lower-case ``str(dtype)``, drop a ``torch.`` prefix and turn ``-`` into ``_``."""
     text = str(dtype).strip().lower().replace("-", "_")
     return text.removeprefix("torch.")
@@ -47,9 +47,9 @@ def canonical_dtype(dtype: object) -> str:
     """Return the canonical key (one of :data:`DTYPE_KEYS`) for ``dtype``.
 
     ``dtype`` may be a string or any object whose ``str()`` names a dtype (a ``torch.dtype``).
-    Raises :class:`CapbenchError` listing the accepted spellings when it is not recognised.
+    Raises :class:`CapbenchError` listing the accepted spellings when it is not recognized.
     """
-    key = _LOOKUP.get(normalise_spelling(dtype))
+    key = _LOOKUP.get(normalize_spelling(dtype))
     if key is None:
         accepted = "; ".join(f"{k}: {', '.join(v)}" for k, v in _SPELLINGS.items())
         raise CapbenchError(f"unknown dtype {str(dtype)!r}. Accepted spellings — {accepted}")

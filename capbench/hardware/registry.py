@@ -27,7 +27,7 @@ _HOW_TO_ADD = (
 )
 
 
-def normalise_device_name(name: str) -> str:
+def normalize_device_name(name: str) -> str:
     """Case-fold and collapse whitespace: ``"  nvidia  H100 80GB HBM3 "`` -> ``"nvidia h100 80gb hbm3"``."""
     return re.sub(r"\s+", " ", name).strip().casefold()
 
@@ -83,7 +83,7 @@ def _shipped() -> dict[str, HardwareProfile]:
         if profile.id != stem:
             raise CapbenchError(f"hardware profile {origin}: id {profile.id!r} must equal the file name {stem!r}")
         for alias in profile.aliases:
-            other = owners.setdefault(normalise_device_name(alias), profile.id)
+            other = owners.setdefault(normalize_device_name(alias), profile.id)
             if other != profile.id:
                 raise CapbenchError(f"alias {alias!r} is claimed by both {other!r} and {profile.id!r}")
         profiles[profile.id] = profile
@@ -113,11 +113,11 @@ def resolve_profile(spec: str | Path) -> HardwareProfile:
 
 
 def match_gpu_name(nvml_name: str, profiles: Iterable[HardwareProfile] | None = None) -> HardwareProfile | None:
-    """The profile with an alias equal to ``nvml_name`` (normalised), or ``None``; never a loose match."""
-    wanted = normalise_device_name(nvml_name)
+    """The profile with an alias equal to ``nvml_name`` (normalized), or ``None``; never a loose match."""
+    wanted = normalize_device_name(nvml_name)
     if not wanted:
         return None
     for profile in list_profiles() if profiles is None else profiles:
-        if any(normalise_device_name(alias) == wanted for alias in profile.aliases):
+        if any(normalize_device_name(alias) == wanted for alias in profile.aliases):
             return profile
     return None

@@ -358,7 +358,7 @@ async def run_load(
 def _fill_selfcheck(report: LoadReport, driver: _Driver, cpu: CpuMeter, lag: LoopLagMonitor) -> None:
     report.max_in_flight = driver.max_in_flight
     report.cpu_s = cpu.cpu_s
-    report.cpu_util = cpu.utilisation
+    report.cpu_util = cpu.utilization
     samples = lag.samples
     report.loop_lag_samples = len(samples)
     report.loop_lag_p50_s = quantile(samples, 0.5)

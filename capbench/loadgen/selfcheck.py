@@ -106,7 +106,7 @@ class CpuMeter:
         self.wall_s = (now_ns() - self._wall0) / 1e9
 
     @property
-    def utilisation(self) -> float | None:
+    def utilization(self) -> float | None:
         if self.cpu_s is None or not self.wall_s:
             return None
         return self.cpu_s / self.wall_s

@@ -37,7 +37,7 @@ _first = operator.itemgetter(0)
 _second = operator.itemgetter(1)
 
 
-def _normalise_newlines(pieces: Sequence[Piece]) -> list[Piece]:
+def _normalize_newlines(pieces: Sequence[Piece]) -> list[Piece]:
     """Rewrite CRLF and lone CR line ends to LF.
 
     A CR that ends a piece is a line end at once; if the next piece starts with LF, that LF is the second half
@@ -112,8 +112,8 @@ def split_event_columns(pieces: Sequence[Piece]) -> tuple[list[int], list[bytes]
     datas: list[bytes] = []
     buf = b""  # the start of an event whose end has not arrived yet
     for k, (t, data) in enumerate(pieces):
-        if b"\r" in data:  # CR or CRLF line ends from here on: normalise the rest, then carry on
-            rest_times, rest_datas = split_event_columns(_normalise_newlines([(t, buf), *pieces[k:]]))
+        if b"\r" in data:  # CR or CRLF line ends from here on: normalize the rest, then carry on
+            rest_times, rest_datas = split_event_columns(_normalize_newlines([(t, buf), *pieces[k:]]))
             return times + rest_times, datas + rest_datas
         buf = buf + data if buf else data
         pos = 0

@@ -10,8 +10,8 @@ Resolution (every choice is written into ``summary.json``):
   command line's overrides. Ceilings use N = ``num_gpus`` (1 for a CPU device) and the dense peak of
   ``dtypes.compute``; a missing peak is an error, never 0;
 - cost: ``rental`` pricing at ``usd_per_gpu_hour`` (given, else the profile's rental price), where electricity
-  is taken as included (``usd_per_kwh`` 0) unless a price is given; or ``amortised`` pricing from purchase
-  prices, lifetime and utilisation, which needs ``usd_per_kwh``.
+  is taken as included (``usd_per_kwh`` 0) unless a price is given; or ``amortized`` pricing from purchase
+  prices, lifetime and utilization, which needs ``usd_per_kwh``.
 """
 
 from __future__ import annotations
@@ -40,13 +40,13 @@ class ScoreOptions:
     hardware: str | None = None
     hardware_overrides: Mapping[str, str | float] = field(default_factory=dict)
     expert_estimate: bool = False
-    pricing: Literal["rental", "amortised"] = "rental"
+    pricing: Literal["rental", "amortized"] = "rental"
     usd_per_gpu_hour: float | None = None
     usd_per_kwh: float | None = None
     gpu_purchase_usd: float | None = None
     host_purchase_usd: float | None = None
     lifetime_years: float | None = None
-    utilisation: float | None = None
+    utilization: float | None = None
 
 
 def run_structure(manifest: Mapping[str, Any]) -> ModelStructure | None:
@@ -117,16 +117,16 @@ def run_cost_inputs(
     usd_per_kwh = options.usd_per_kwh if options.usd_per_kwh is not None else spec.get("usd_per_kwh")
     kwh_source = "user" if usd_per_kwh is not None else None
     tdp = profile.tdp_w if profile is not None else None
-    if options.pricing == "amortised":
+    if options.pricing == "amortized":
         return CostInputs(
             num_gpus=n,
-            pricing="amortised",
+            pricing="amortized",
             gpu_purchase_usd=options.gpu_purchase_usd
             if options.gpu_purchase_usd is not None
             else (profile.purchase_usd if profile else None),
             host_purchase_usd=options.host_purchase_usd,
             lifetime_years=options.lifetime_years,
-            utilisation=options.utilisation,
+            utilization=options.utilization,
             usd_per_kwh=usd_per_kwh,
             gpu_tdp_w=tdp,
             price_source="user" if options.gpu_purchase_usd is not None else (profile.id if profile else None),

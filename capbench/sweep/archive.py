@@ -31,7 +31,7 @@ def pack_run_dir(run_dir: Path) -> bytes:
 
 
 def _inside(name: str) -> bool:
-    """Whether the normalised archive path ``name`` is :data:`ARCHIVE_ROOT` or lies under it."""
+    """Whether the normalized archive path ``name`` is :data:`ARCHIVE_ROOT` or lies under it."""
     return name == ARCHIVE_ROOT or name.startswith(ARCHIVE_ROOT + "/")
 
 

@@ -293,8 +293,8 @@ def _check_ray(options: SweepOptions, points: Sequence[Point]) -> None:
 
 
 def _report(console: Console, i: int, total: int, point: Point, outcome: Outcome) -> None:
-    colour = {"complete": "green", "partial": "yellow", "failed": "red"}[outcome.status]
-    line = f"[{i}/{total}] {point.id} ({point.label()}): [{colour}]{outcome.status}[/] in {outcome.duration_s:.1f} s"
+    color = {"complete": "green", "partial": "yellow", "failed": "red"}[outcome.status]
+    line = f"[{i}/{total}] {point.id} ({point.label()}): [{color}]{outcome.status}[/] in {outcome.duration_s:.1f} s"
     console.print(line + (f"\n    {outcome.error}" if outcome.error else ""), highlight=False)
 
 

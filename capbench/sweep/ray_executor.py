@@ -8,7 +8,7 @@ once), submits each :class:`~capbench.sweep.point.Job` as one task of
 submitted and is reported failed), and as each task ends unpacks its run directory into ``job.run_dir``
 (:func:`capbench.sweep.archive.extract_run_archive`), appends its log, recomputes the status and calls
 ``on_done(job, Outcome)``. Ctrl-C cancels the outstanding tasks and waits up to :data:`CANCEL_WAIT_S` seconds
-for their partial runs (a second Ctrl-C force-cancels). The full behaviour is in docs/sweep.md.
+for their partial runs (a second Ctrl-C force-cancels). The full behavior is in docs/sweep.md.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 
 Open one with :func:`open_power_sensor`:
 
-- ``"auto"`` (default): NVML when it initialises and finds at least one selected GPU, else a
+- ``"auto"`` (default): NVML when it initializes and finds at least one selected GPU, else a
   :class:`NullSensor` carrying the reason (the run completes; energy is null, never 0);
 - ``"nvml"``: NVML or a :class:`SensorUnavailableError` that says why and how to fix it;
 - ``"none"``: the null sensor.

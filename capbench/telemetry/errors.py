@@ -11,7 +11,7 @@ the same failure always reads the same way. Three outcomes:
 - ``ERROR`` — anything else (GPU lost, timeout, unknown): a :class:`capbench.errors.CapbenchError` carrying
   NVML's own message.
 
-Errors are recognised by their integer NVML return code (the exception's ``value`` attribute, which
+Errors are recognized by their integer NVML return code (the exception's ``value`` attribute, which
 ``pynvml.NVMLError`` and every subclass carry), not by class, so a test double only needs that attribute.
 The codes are NVML's public C API (``nvmlReturn_t`` in ``nvml.h``); they never change meaning.
 """

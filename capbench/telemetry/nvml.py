@@ -255,17 +255,17 @@ class NvmlInventory:
 
 
 def init_nvml(nvml: Any = None) -> Any:
-    """The NVML module (``nvml``, default: import ``pynvml``), initialised; errors mapped by :mod:`errors`."""
+    """The NVML module (``nvml``, default: import ``pynvml``), initialized; errors mapped by :mod:`errors`."""
     api = load_nvml() if nvml is None else nvml
     try:
         api.nvmlInit()
     except Exception as exc:
-        _reraise_at_open(exc, "initialising NVML")
+        _reraise_at_open(exc, "initializing NVML")
     return api
 
 
 def nvml_inventory(nvml: Any = None) -> NvmlInventory:
-    """Initialise NVML, describe every GPU, shut NVML down. :class:`SensorUnavailableError` when NVML cannot."""
+    """Initialize NVML, describe every GPU, shut NVML down. :class:`SensorUnavailableError` when NVML cannot."""
     api = init_nvml(nvml)
     try:
         driver = _optional(lambda: _text(api.nvmlSystemGetDriverVersion()))
@@ -301,7 +301,7 @@ class NvmlSensor(BufferedSensor):
         selection: GpuSelection,
         max_buffered: int = DEFAULT_MAX_BUFFERED,
     ) -> None:
-        """Wrap an initialised NVML (use :meth:`open`); :meth:`close` calls ``nvmlShutdown`` once."""
+        """Wrap an initialized NVML (use :meth:`open`); :meth:`close` calls ``nvmlShutdown`` once."""
         check_rate(rate_hz)
         super().__init__(rate_hz=rate_hz, max_buffered=max_buffered)
         self._nvml = nvml
@@ -325,7 +325,7 @@ class NvmlSensor(BufferedSensor):
         environ: Mapping[str, str] | None = None,
         max_buffered: int = DEFAULT_MAX_BUFFERED,
     ) -> NvmlSensor:
-        """Initialise NVML, select GPUs (:func:`select_gpus`) and detect what each can measure.
+        """Initialize NVML, select GPUs (:func:`select_gpus`) and detect what each can measure.
 
         Raises :class:`SensorUnavailableError` (with ``reason``) when NVML is missing or fails, finds no GPU,
         or the selection is empty; :class:`CapbenchError` for an invalid explicit ``gpus`` or ``rate_hz``.

@@ -10,7 +10,7 @@ deliveries:
   or :meth:`~PowerSensor.stop`. The sampling thread never touches the sink, so a sink that is not
   thread-safe (the run writer) is safe as long as the thread that owns it is the one that drains.
 - ``"sampler"``: the sampling thread also delivers after every sampling round, so samples reach the sink
-  while the caller's thread is blocked. The sink then runs on the sampling thread; calls are serialised
+  while the caller's thread is blocked. The sink then runs on the sampling thread; calls are serialized
   by the sensor (never two at once), but the sink must not share unsynchronised state with other threads.
 
 Either way :meth:`~PowerSensor.drain` and :meth:`~PowerSensor.stop` deliver whatever is buffered, and
@@ -226,8 +226,8 @@ class BufferedSensor(ABC):
         if max_buffered < 1:
             raise CapbenchError(f"max_buffered must be at least 1, got {max_buffered}")
         self._lock = threading.Lock()  # guards _buffer and _stats
-        self._sink_lock = threading.Lock()  # serialises deliveries (so sink calls never overlap)
-        self._life_lock = threading.RLock()  # serialises start / stop / close
+        self._sink_lock = threading.Lock()  # serializes deliveries (so sink calls never overlap)
+        self._life_lock = threading.RLock()  # serializes start / stop / close
         self._buffer: deque[PowerSample] = deque()
         self._max_buffered = max_buffered
         self._stats = SensorStats(rate_hz=rate_hz)

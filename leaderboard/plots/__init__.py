@@ -10,18 +10,18 @@ missing and why.
 Figures and their formulas (units in brackets):
 
 * :func:`cap_scatter`: x = cost [USD / 1M output tokens], y = accuracy [%] = 100 × the ``accuracy`` fraction, the
-  third dimension (throughput [output tokens/s] or TPOT mean [s]) as marker colour (with a colour bar) and size
+  third dimension (throughput [output tokens/s] or TPOT mean [s]) as marker color (with a color bar) and size
   (size [px] = 10 + 20 × value / max value of the plotted runs). The cost-accuracy Pareto front
   (:func:`capbench.leaderboard.pareto.cost_accuracy_front`: min cost, max accuracy) is its own trace,
   ``"Pareto front"``, a step line (``hv``: with a budget between two front costs the best accuracy is the cheaper
   point's).
-* :func:`cap_radar`: the scores of :func:`capbench.leaderboard.radar.normalise` (ratio to the best selected run,
+* :func:`cap_radar`: the scores of :func:`capbench.leaderboard.radar.normalize` (ratio to the best selected run,
   in [0, 1], 1 = best) per axis, one closed polar trace per run.
 * :func:`roofline`: arithmetic intensity I = flops / bytes [FLOP/byte] against achieved throughput
   P = flops / time_s [FLOP/s] per phase, under the roof min(N × peak, N × bandwidth × I) with N = ``num_gpus``
   (1 when 0 or missing: a CPU run) because the ceilings are per GPU; the ridge point is at
   I = peak / bandwidth [FLOP/byte], P = N × peak [FLOP/s].
-* :func:`utilisation_bars`: S-MBU and S-MFU [%] = 100 × the exported fractions, per phase, against the 100 %
+* :func:`utilization_bars`: S-MBU and S-MFU [%] = 100 × the exported fractions, per phase, against the 100 %
   hardware ceiling.
 * :func:`expert_activation`: the mean number of distinct routed experts active per MoE layer per engine step
   [experts] (the ``<phase>_experts_active_per_layer`` JSON lists) against the uniform-routing expectation
@@ -48,10 +48,10 @@ from capbench.leaderboard.plots.common import (
     ROOF_TRACE,
     ROOFLINE_PHASES,
     THIRD_DIMENSIONS,
-    UTILISATION_PHASES,
+    UTILIZATION_PHASES,
     empty_figure,
 )
-from capbench.leaderboard.plots.run import expert_activation, latency_percentiles, roofline, utilisation_bars
+from capbench.leaderboard.plots.run import expert_activation, latency_percentiles, roofline, utilization_bars
 
 __all__ = [
     "ACCURACY_COLUMN",
@@ -68,12 +68,12 @@ __all__ = [
     "ROOFLINE_PHASES",
     "ROOF_TRACE",
     "THIRD_DIMENSIONS",
-    "UTILISATION_PHASES",
+    "UTILIZATION_PHASES",
     "cap_radar",
     "cap_scatter",
     "empty_figure",
     "expert_activation",
     "latency_percentiles",
     "roofline",
-    "utilisation_bars",
+    "utilization_bars",
 ]

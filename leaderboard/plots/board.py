@@ -26,23 +26,23 @@ from capbench.leaderboard.plots.common import (
     frame_labels,
     message_figure,
 )
-from capbench.leaderboard.radar import NORMALISATION, RadarData
+from capbench.leaderboard.radar import NORMALIZATION, RadarData
 from capbench.leaderboard.table import cell_number
 
 
 def cap_scatter(
     frame: pd.DataFrame, *, third: Literal["output_tokens_per_s", "tpot_mean_s"] = "output_tokens_per_s"
 ) -> go.Figure:
-    """Cost [USD / 1M output tokens] against accuracy [%], with the third dimension as marker size and colour.
+    """Cost [USD / 1M output tokens] against accuracy [%], with the third dimension as marker size and color.
 
     Runs missing cost or accuracy are left out, and a note says how many and which value they lack. Runs whose
     third value is missing are drawn in grey at the smallest size in their own trace. The cost-accuracy Pareto
-    front is the trace named ``"Pareto front"``. An empty selection gives a figure with a centred message.
+    front is the trace named ``"Pareto front"``. An empty selection gives a figure with a centered message.
     """
     if third not in THIRD_DIMENSIONS:
         raise ValueError(f"third must be one of {sorted(THIRD_DIMENSIONS)}, not {third!r}")
     third_title, third_name = THIRD_DIMENSIONS[third]
-    title = f"Cost vs accuracy (marker size and colour: {third_title})"
+    title = f"Cost vs accuracy (marker size and color: {third_title})"
     if len(frame) == 0:
         return message_figure(["No runs selected."], title)
 
@@ -169,10 +169,10 @@ def cap_radar(frame: pd.DataFrame, radar: RadarData) -> go.Figure:
     """One closed polar trace per run of ``frame`` over the axes of ``radar`` (scores in [0, 1], 1 = best run).
 
     Axis titles carry the best raw value with its unit; a missing score is a gap (``None``), never 0; the
-    normalisation sentence and ``radar.notes`` are an annotation on the figure.
+    normalization sentence and ``radar.notes`` are an annotation on the figure.
     """
     title = "CAP radar (score = ratio to the best selected run, 1 = best)"
-    notes = [plotly_text(NORMALISATION), *(plotly_text(note) for note in radar.notes)]
+    notes = [plotly_text(NORMALIZATION), *(plotly_text(note) for note in radar.notes)]
     if len(frame) == 0:
         return message_figure(["No runs selected."], title)
     if not radar.axes:

@@ -1,4 +1,4 @@
-"""Shared pieces of the leaderboard figures: trace and annotation names, phase colours, value formatting
+"""Shared pieces of the leaderboard figures: trace and annotation names, phase colors, value formatting
 (4 significant digits with the unit, or the missing mark), escaped run labels, the note annotation and the
 message-only figure."""
 
@@ -29,7 +29,7 @@ THIRD_DIMENSIONS: dict[str, tuple[str, str]] = {
     "tpot_mean_s": ("TPOT mean (s)", "TPOT"),
 }
 ROOFLINE_PHASES: tuple[str, ...] = ("prefill", "decode", "mixed")
-UTILISATION_PHASES: tuple[str, ...] = ("prefill", "decode", "mixed", "all")
+UTILIZATION_PHASES: tuple[str, ...] = ("prefill", "decode", "mixed", "all")
 EXPERT_PHASES: tuple[str, ...] = ("prefill", "decode")
 LATENCY_METRICS: tuple[tuple[str, str], ...] = (
     ("ttft", "TTFT"),
@@ -41,7 +41,7 @@ LATENCY_STATS: tuple[str, ...] = ("mean", "p50", "p90", "p99", "max")
 
 MARKER_MIN_PX = 10.0
 MARKER_SPAN_PX = 20.0
-PHASE_COLOURS: dict[str, str] = {"prefill": "#1f77b4", "decode": "#ff7f0e", "mixed": "#2ca02c", "all": "#7f7f7f"}
+PHASE_COLORS: dict[str, str] = {"prefill": "#1f77b4", "decode": "#ff7f0e", "mixed": "#2ca02c", "all": "#7f7f7f"}
 
 
 # --- value helpers -------------------------------------------------------------------------------------------
@@ -114,7 +114,7 @@ def add_notes(fig: go.Figure, notes: Sequence[str]) -> None:
 
 
 def message_figure(lines: Sequence[str], title: str | None = None) -> go.Figure:
-    """A figure with no data and hidden axes whose centred annotation shows ``lines`` (already escaped)."""
+    """A figure with no data and hidden axes whose centered annotation shows ``lines`` (already escaped)."""
     fig = go.Figure()
     fig.add_annotation(
         name=MESSAGE_NAME,
@@ -138,5 +138,5 @@ def message_figure(lines: Sequence[str], title: str | None = None) -> go.Figure:
 
 
 def empty_figure(message: str) -> go.Figure:
-    """A figure with no data that shows ``message`` (plain text: it is escaped here) in its centre."""
+    """A figure with no data that shows ``message`` (plain text: it is escaped here) in its center."""
     return message_figure([plotly_text(message)])

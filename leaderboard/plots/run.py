@@ -15,11 +15,11 @@ from capbench.leaderboard.plots.common import (
     EXPERT_PHASES,
     LATENCY_METRICS,
     LATENCY_STATS,
-    PHASE_COLOURS,
+    PHASE_COLORS,
     RIDGE_TRACE,
     ROOF_TRACE,
     ROOFLINE_PHASES,
-    UTILISATION_PHASES,
+    UTILIZATION_PHASES,
     add_notes,
     cell_text,
     fmt_value,
@@ -133,7 +133,7 @@ def roofline(row: Mapping[str, object]) -> go.Figure:
                 x=[intensity],
                 y=[achieved],
                 mode="markers",
-                marker={"size": 13, "color": PHASE_COLOURS[phase], "line": {"width": 1, "color": "#333333"}},
+                marker={"size": 13, "color": PHASE_COLORS[phase], "line": {"width": 1, "color": "#333333"}},
                 hovertext=[hover],
                 hoverinfo="text",
             )
@@ -154,7 +154,7 @@ def _percent(value: object) -> float | None:
     return None if number is None else 100.0 * number
 
 
-def utilisation_bars(row: Mapping[str, object]) -> go.Figure:
+def utilization_bars(row: Mapping[str, object]) -> go.Figure:
     """Grouped bars of S-MBU and S-MFU [%] per phase, with a dashed line at 100 % (the hardware ceiling).
 
     A phase appears when either value was measured; a value that was not measured has no bar (``None``, never
@@ -165,7 +165,7 @@ def utilisation_bars(row: Mapping[str, object]) -> go.Figure:
     mbu: list[float | None] = []
     mfu: list[float | None] = []
     missing: list[str] = []
-    for phase in UTILISATION_PHASES:
+    for phase in UTILIZATION_PHASES:
         phase_mbu, phase_mfu = _percent(row.get(f"{phase}_s_mbu")), _percent(row.get(f"{phase}_s_mfu"))
         if phase_mbu is None and phase_mfu is None:
             missing.append(f"{phase} (S-MBU and S-MFU)")
@@ -176,7 +176,7 @@ def utilisation_bars(row: Mapping[str, object]) -> go.Figure:
         missing.extend(
             f"{phase} {name}" for name, value in (("S-MBU", phase_mbu), ("S-MFU", phase_mfu)) if value is None
         )
-    title = f"Utilisation vs hardware ceilings (%)<br><sup>{label}</sup>"
+    title = f"Utilization vs hardware ceilings (%)<br><sup>{label}</sup>"
     notes = [f"Not measured (no bar): {', '.join(missing)}."] if missing else []
     if not phases:
         return message_figure(["No S-MBU or S-MFU measured for this run."], title)
@@ -206,7 +206,7 @@ def utilisation_bars(row: Mapping[str, object]) -> go.Figure:
         title={"text": title},
         barmode="group",
         xaxis={"title": {"text": "Phase"}},
-        yaxis={"title": {"text": "Utilisation (% of hardware ceiling)"}, "range": [0.0, max(110.0, 1.1 * top)]},
+        yaxis={"title": {"text": "Utilization (% of hardware ceiling)"}, "range": [0.0, max(110.0, 1.1 * top)]},
         template="plotly_white",
     )
     add_notes(fig, notes)
@@ -285,7 +285,7 @@ def expert_activation(row: Mapping[str, object]) -> go.Figure:
                 name=f"{phase} measured",
                 x=list(range(len(values))),
                 y=values,
-                marker={"color": PHASE_COLOURS[phase]},
+                marker={"color": PHASE_COLORS[phase]},
                 hovertext=[
                     f"<b>{label}</b><br>{phase}, layer {layer}: {fmt_value(value, 'experts')}"
                     for layer, value in enumerate(values)
@@ -303,7 +303,7 @@ def expert_activation(row: Mapping[str, object]) -> go.Figure:
                 x=[-0.5, layer_count - 0.5],
                 y=[value, value],
                 mode="lines",
-                line={"dash": "dash", "color": PHASE_COLOURS[phase], "width": 2},
+                line={"dash": "dash", "color": PHASE_COLORS[phase], "width": 2},
                 hovertext=[f"{phase} uniform-routing expectation: {fmt_value(value, 'experts')}"] * 2,
                 hoverinfo="text",
             )

@@ -98,7 +98,7 @@ def check_usage(
 
     - ``prompt_tokens`` and ``completion_tokens`` must be integers ≥ 0 (not strings, floats or booleans) and
       below :data:`ABSURD_TOKENS`;
-    - ``completion_tokens`` ≤ the request's ``max_tokens`` (the server must honour it);
+    - ``completion_tokens`` ≤ the request's ``max_tokens`` (the server must honor it);
     - ``completion_tokens`` ≤ UTF-8 bytes of the streamed text + bytes of the longest stop string (cut from the
       text, but generated) + :data:`SPECIAL_TOKEN_SLACK`: every token that is not a special token decodes to at
       least one byte, so more tokens than that were not streamed;

@@ -26,20 +26,20 @@ MANAGED_KEYS: dict[str, str] = {
 """Engine arguments capbench sets itself; giving them as engine arguments is an error that says what to use."""
 
 
-def normalise_key(key: str) -> str:
+def normalize_key(key: str) -> str:
     return key.strip().lstrip("-").replace("-", "_")
 
 
 def parse_engine_arg(item: str) -> tuple[str, Any]:
     """``"max-num-seqs=8"`` -> ``("max_num_seqs", 8)``; the value is read as a YAML scalar."""
     key, sep, value = item.partition("=")
-    if not sep or not normalise_key(key):
+    if not sep or not normalize_key(key):
         raise ConfigError(f"--engine-arg expects KEY=VALUE (e.g. max_num_seqs=8), got {item!r}")
     try:
         parsed = yaml.safe_load(value) if value.strip() else ""
     except yaml.YAMLError:
         parsed = value
-    return normalise_key(key), parsed
+    return normalize_key(key), parsed
 
 
 def parse_engine_args(items: list[str] | None) -> dict[str, Any] | None:
@@ -50,10 +50,10 @@ def parse_engine_args(items: list[str] | None) -> dict[str, Any] | None:
 
 
 def check_engine_args(args: Mapping[str, Any]) -> dict[str, Any]:
-    """Normalised keys; an error for the arguments capbench manages itself."""
+    """Normalized keys; an error for the arguments capbench manages itself."""
     out: dict[str, Any] = {}
     for key, value in args.items():
-        name = normalise_key(str(key))
+        name = normalize_key(str(key))
         if name in MANAGED_KEYS:
             raise ConfigError(f"engine argument {name!r} is set by capbench: {MANAGED_KEYS[name]}")
         out[name] = value
@@ -64,7 +64,7 @@ def to_cli_args(args: Mapping[str, Any]) -> list[str]:
     """The ``vllm serve`` command-line flags for ``args`` (see the module docstring)."""
     argv: list[str] = []
     for key, value in args.items():
-        flag = "--" + normalise_key(key).replace("_", "-")
+        flag = "--" + normalize_key(key).replace("_", "-")
         if value is True:
             argv.append(flag)
         elif value is False:

@@ -229,7 +229,7 @@ class VLLMRunner:
     # --- the server --------------------------------------------------------------------------------------
 
     def _server_args(self) -> list[str]:
-        args = dict(self.config.engine_args)  # keys already normalised and checked by RunSpec
+        args = dict(self.config.engine_args)  # keys already normalized and checked by RunSpec
         if self.config.enforce_eager:
             args["enforce_eager"] = True
         if self.config.dtype is not None:
@@ -385,7 +385,7 @@ class VLLMRunner:
         out = dict(base)
         if dtype:
             out["compute"] = str(dtype)
-            if not engines[0].get("quantization"):  # vLLM casts unquantised weights to its dtype
+            if not engines[0].get("quantization"):  # vLLM casts unquantized weights to its dtype
                 out.update(weights=str(dtype), experts=str(dtype), embeddings=str(dtype))
                 out.pop("router", None)
         if kv not in (None, "auto"):

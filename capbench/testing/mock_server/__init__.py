@@ -14,7 +14,7 @@ Generation is synthetic: output token ``i`` is the text ``"tok<i> "``; ``prompt_
 whitespace-separated words of the prompt (completions: the prompt string, or the list's length for token
 ids; chat: the text of every message), so it is *not* the count a real tokenizer would give. The number of
 output tokens is the request's ``max_tokens`` (``max_completion_tokens`` for chat) when present and
-``honour_max_tokens`` is on, else ``output_tokens``. Every request finishes with ``finish_reason: "length"``.
+``honor_max_tokens`` is on, else ``output_tokens``. Every request finishes with ``finish_reason: "length"``.
 
 Timing. The request counts as received when its last byte was read (``t_received_ns``). Response headers are
 written at once; token ``i`` is due at ``t_received + ttft + i·itl`` (absolute times, so delays do not
@@ -36,7 +36,7 @@ Wire format: HTTP/1.1, chunked transfer encoding, one SSE event per HTTP chunk, 
 
 Failure injection (for tests): ``fail_rate`` (that fraction of generation requests gets HTTP 500) and
 ``hang_rate`` (that fraction gets response headers and then nothing, to trigger client timeouts), drawn from
-a ``random.Random(seed)`` in arrival order. A request can also ask for a behaviour in its JSON body with a
+a ``random.Random(seed)`` in arrival order. A request can also ask for a behavior in its JSON body with a
 ``"capbench_mock"`` object: ``status`` (respond with that HTTP status and an OpenAI error body), ``hang``
 (headers, then nothing), ``hang_after_tokens`` / ``close_after_tokens`` (stop sending, or close the
 connection, after that many tokens), ``ttft_s``, ``itl_s``, ``output_tokens`` (override the settings).

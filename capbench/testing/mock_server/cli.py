@@ -29,7 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--itl-s", type=float, default=0.0, help="inter-token delay, seconds")
     p.add_argument("--output-tokens", type=int, default=64, help="tokens per response when max_tokens is absent")
     p.add_argument(
-        "--no-honour-max-tokens", action="store_true", help="always send --output-tokens, whatever max_tokens says"
+        "--no-honor-max-tokens",
+        "--no-honour-max-tokens",
+        action="store_true",
+        help="always send --output-tokens, whatever max_tokens says",
     )
     p.add_argument("--fail-rate", type=float, default=0.0, help="fraction of requests answered with HTTP 500")
     p.add_argument("--hang-rate", type=float, default=0.0, help="fraction of requests that hang after the headers")
@@ -55,7 +58,7 @@ async def serve(args: argparse.Namespace) -> None:
         ttft_s=args.ttft_s,
         itl_s=args.itl_s,
         output_tokens=args.output_tokens,
-        honour_max_tokens=not args.no_honour_max_tokens,
+        honor_max_tokens=not args.no_honor_max_tokens,
         fail_rate=args.fail_rate,
         hang_rate=args.hang_rate,
         seed=args.seed,

@@ -29,8 +29,8 @@ def settings_to_args(settings: MockSettings) -> list[str]:
         f"--seed={settings.seed}",
         f"--model={settings.model}",
     ]
-    if not settings.honour_max_tokens:
-        args.append("--no-honour-max-tokens")
+    if not settings.honor_max_tokens:
+        args.append("--no-honor-max-tokens")
     if not settings.record:
         args.append("--no-record")
     if settings.coalesce:

@@ -189,7 +189,7 @@ class MockServer:
             rec.t_end_ns = self._reply(conn, status, error_body(status, f"injected failure (HTTP {status})"))
             return
         n = settings.output_tokens
-        if settings.honour_max_tokens:
+        if settings.honor_max_tokens:
             asked = req.get("max_completion_tokens") if chat else None
             asked = asked if asked is not None else req.get("max_tokens")
             if isinstance(asked, int) and asked > 0:

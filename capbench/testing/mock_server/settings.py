@@ -10,12 +10,12 @@ from typing import Any
 
 @dataclass(frozen=True)
 class MockSettings:
-    """Behaviour of the mock server (see the module docstring)."""
+    """Behavior of the mock server (see the module docstring)."""
 
     ttft_s: float = 0.0
     itl_s: float = 0.0
     output_tokens: int = 64
-    honour_max_tokens: bool = True
+    honor_max_tokens: bool = True
     fail_rate: float = 0.0
     hang_rate: float = 0.0
     seed: int = 0

@@ -64,7 +64,7 @@ def test_task_through_vllm_scores_every_sample(task_runs: dict[int, Path]) -> No
     measured = _measured(run_dir)
     assert sorted(r["sample_id"] for r in measured) == sorted(f"capbench_arithmetic/{i}" for i in range(SAMPLES))
     assert all(r["error"] is None and r["score"] in (0.0, 1.0) for r in measured)
-    # stop strings came back honoured: no output runs on into a new "Question:"
+    # stop strings came back honored: no output runs on into a new "Question:"
     assert not any("Question:" in r["output_text"] for r in measured)
     recount = sum(r["score"] for r in measured) / SAMPLES
     assert manifest["accuracy"]["value"] == pytest.approx(recount) and recount >= 0.5

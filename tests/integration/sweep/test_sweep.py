@@ -111,7 +111,7 @@ def test_sweep_runs_the_grid_records_a_failure_and_resumes(
         row = by_id[point["id"]]
         assert int(row["max_tokens"]) == point["assignment"]["max_tokens"]
         assert int(row["concurrency"]) == point["assignment"]["concurrency"]
-        assert int(row["output_tokens"]) == 4 * point["assignment"]["max_tokens"]  # the mock honours max_tokens
+        assert int(row["output_tokens"]) == 4 * point["assignment"]["max_tokens"]  # the mock honors max_tokens
 
     # The same directory again without --resume is refused; with it, only the failed point runs (attempt 2).
     assert main(["sweep", str(sweep), "--out", str(out)]) == 2

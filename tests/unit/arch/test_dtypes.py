@@ -171,7 +171,7 @@ def test_gptq_int4_g128() -> None:
         "embeddings": "float16",
         "kv": "float16",
         "compute": "float16",  # W4A16: the GEMMs run in the activation dtype
-        "router": "float16",  # the router is not quantised: its own width b_r
+        "router": "float16",  # the router is not quantized: its own width b_r
     }
     assert byte_widths(dtypes).experts * 8 == 4.125
     assert weight_group_dtypes(gptq())["router"] == "float16"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from capbench.hardware import get_profile, match_gpu_name, normalise_device_name
+from capbench.hardware import get_profile, match_gpu_name, normalize_device_name
 
 
 @pytest.mark.parametrize(
@@ -32,7 +32,7 @@ def test_exact_aliases_match(device_name: str, profile_id: str) -> None:
     "device_name",
     ["nvidia h100 80gb hbm3", "  NVIDIA   H100 80GB\tHBM3  ", "NVIDIA H100 80GB HBM3\n"],
 )
-def test_case_and_whitespace_are_normalised(device_name: str) -> None:
+def test_case_and_whitespace_are_normalized(device_name: str) -> None:
     assert match_gpu_name(device_name) is get_profile("h100-sxm")
 
 
@@ -64,5 +64,5 @@ def test_match_against_given_profiles_only() -> None:
     assert match_gpu_name("NVIDIA H100 80GB HBM3", only) is None
 
 
-def test_normalise_device_name() -> None:
-    assert normalise_device_name("  NVIDIA\t H100  PCIe ") == "nvidia h100 pcie"
+def test_normalize_device_name() -> None:
+    assert normalize_device_name("  NVIDIA\t H100  PCIe ") == "nvidia h100 pcie"

@@ -15,7 +15,7 @@ from capbench.hardware import (
     canonical_dtype,
     get_profile,
     list_profiles,
-    normalise_device_name,
+    normalize_device_name,
     resolve_profile,
 )
 from tests.support.paths import REPO
@@ -181,7 +181,7 @@ def test_aliases_are_unique_across_profiles() -> None:
     seen: dict[str, str] = {}
     for profile in list_profiles():
         for alias in profile.aliases:
-            name = normalise_device_name(alias)
+            name = normalize_device_name(alias)
             assert name not in seen, f"{alias!r} in {profile.id} and {seen[name]}"
             seen[name] = profile.id
 

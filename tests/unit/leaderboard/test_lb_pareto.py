@@ -46,9 +46,9 @@ def test_cost_accuracy_front_sorted_by_cost() -> None:
 
 
 def test_direction_matters() -> None:
-    # Both maximised: D (cost 4.0, accuracy 0.90) is >= everyone on both and strictly better, so only D.
+    # Both maximized: D (cost 4.0, accuracy 0.90) is >= everyone on both and strictly better, so only D.
     assert front_ids(FIVE, [(COST, "max"), ("accuracy", "max")]) == {"D"}
-    # Both minimised: A (1.0, 0.60) is <= everyone on both and strictly better than each, so only A.
+    # Both minimized: A (1.0, 0.60) is <= everyone on both and strictly better than each, so only A.
     assert front_ids(FIVE, [(COST, "min"), ("accuracy", "min")]) == {"A"}
 
 

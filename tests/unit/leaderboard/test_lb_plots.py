@@ -22,9 +22,9 @@ from capbench.leaderboard.plots import (
     expert_activation,
     latency_percentiles,
     roofline,
-    utilisation_bars,
+    utilization_bars,
 )
-from capbench.leaderboard.radar import NORMALISATION, RadarAxis, RadarData, normalise
+from capbench.leaderboard.radar import NORMALIZATION, RadarAxis, RadarData, normalize
 
 HOSTILE = '<a href="http://evil.example">x</a><script>'
 HOSTILE_ESCAPED = '&lt;a href="http://evil.example"&gt;x&lt;/a&gt;&lt;script&gt;'
@@ -50,7 +50,7 @@ def _strings(obj: Any) -> Iterator[str]:
 
 
 def _payload(fig: go.Figure) -> dict[str, Any]:
-    """The figure as plotly serialises it (raises if it cannot), parsed back."""
+    """The figure as plotly serializes it (raises if it cannot), parsed back."""
     parsed = json.loads(fig.to_json())
     assert isinstance(parsed, dict)
     return parsed
@@ -94,7 +94,7 @@ def _is_message_figure(fig: go.Figure) -> bool:
 # --- empty_figure --------------------------------------------------------------------------------------------
 
 
-def test_empty_figure_centres_the_escaped_message() -> None:
+def test_empty_figure_centers_the_escaped_message() -> None:
     fig = empty_figure("No runs match <b>this</b>")
     assert _is_message_figure(fig)
     assert fig.layout.annotations[0].text == "No runs match &lt;b&gt;this&lt;/b&gt;"
@@ -193,10 +193,10 @@ def test_roofline_of_an_empty_row_is_a_message() -> None:
     _payload(fig)
 
 
-# --- utilisation_bars ----------------------------------------------------------------------------------------
+# --- utilization_bars ----------------------------------------------------------------------------------------
 
 
-def test_utilisation_bars_are_percent_and_a_missing_value_has_no_bar() -> None:
+def test_utilization_bars_are_percent_and_a_missing_value_has_no_bar() -> None:
     row = {
         "run_id": "r1",
         "prefill_s_mbu": 0.5,
@@ -205,7 +205,7 @@ def test_utilisation_bars_are_percent_and_a_missing_value_has_no_bar() -> None:
         "decode_s_mfu": float("nan"),
         "mixed_s_mbu": None,
     }
-    fig = utilisation_bars(row)
+    fig = utilization_bars(row)
     mbu, mfu = _trace(fig, "S-MBU"), _trace(fig, "S-MFU")
     assert list(mbu.x) == ["prefill", "decode"] and list(mfu.x) == ["prefill", "decode"]
     _close(mbu.y, [50.0, 80.0])
@@ -220,13 +220,13 @@ def test_utilisation_bars_are_percent_and_a_missing_value_has_no_bar() -> None:
     assert [trace["y"] for trace in payload["data"] if trace["name"] == "S-MFU"] == [[25.0, None]]
 
 
-def test_utilisation_bars_axis_reaches_values_above_the_ceiling() -> None:
-    fig = utilisation_bars({"decode_s_mbu": 1.5})
+def test_utilization_bars_axis_reaches_values_above_the_ceiling() -> None:
+    fig = utilization_bars({"decode_s_mbu": 1.5})
     assert fig.layout.yaxis.range[1] >= 150.0
 
 
-def test_utilisation_bars_of_an_unmeasured_run_is_a_message() -> None:
-    fig = utilisation_bars({"run_id": "r1"})
+def test_utilization_bars_of_an_unmeasured_run_is_a_message() -> None:
+    fig = utilization_bars({"run_id": "r1"})
     assert _is_message_figure(fig)
     _payload(fig)
 
@@ -347,7 +347,7 @@ def test_cap_scatter_pareto_trace_holds_exactly_the_front() -> None:
     _payload(fig)
 
 
-def test_cap_scatter_third_dimension_is_colour_and_size() -> None:
+def test_cap_scatter_third_dimension_is_color_and_size() -> None:
     frame = _five_runs()
     fig = cap_scatter(frame)
     runs = _trace(fig, "Runs")
@@ -460,7 +460,7 @@ def test_cap_radar_one_closed_trace_per_run_with_gaps_as_none() -> None:
     assert theta == ["Accuracy (best 80 %)", "Cost (best 0.0123 USD/1M tok)", "Accuracy (best 80 %)"]
     assert list(fig.layout.polar.radialaxis.range) == [0.0, 1.0]
     text = _annotations(fig)
-    assert NORMALISATION in text and "three: no Cost" in text
+    assert NORMALIZATION in text and "three: no Cost" in text
     payload = _payload(fig)
     assert [trace["r"] for trace in payload["data"] if trace["name"] == "three"] == [[0.75, None, 0.75]]
 
@@ -473,16 +473,16 @@ def test_cap_radar_matches_scores_by_index_not_position() -> None:
     _close(_trace(fig, "three").r, [0.75, None, 0.75])
 
 
-def test_cap_radar_with_normalise_draws_every_run() -> None:
+def test_cap_radar_with_normalize_draws_every_run() -> None:
     frame, _ = _radar_input([0, 1, 2])
-    fig = cap_radar(frame, normalise(frame))
+    fig = cap_radar(frame, normalize(frame))
     assert _names(fig) == ["one", "two", "three"]
     _close(_trace(fig, "two").r, [0.4 / 0.8, 0.0123 / 0.0246, 0.4 / 0.8])
 
 
 def test_cap_radar_with_nothing_to_draw_is_a_message() -> None:
     empty = pd.DataFrame({"run_id": pd.Series([], dtype=object)})
-    fig = cap_radar(empty, normalise(empty))
+    fig = cap_radar(empty, normalize(empty))
     assert _is_message_figure(fig)
     _payload(fig)
     frame = pd.DataFrame({"run_id": ["r1"], "label": ["one"]})
@@ -518,13 +518,13 @@ def _hostile_frame() -> pd.DataFrame:
 
 def _hostile_radar() -> go.Figure:
     frame = _hostile_frame()
-    radar = normalise(frame)
+    radar = normalize(frame)
     return cap_radar(frame, RadarData(radar.axes, radar.scores, radar.best, (*radar.notes, HOSTILE)))
 
 
 FIGURES: dict[str, Callable[[], go.Figure]] = {
     "roofline": lambda: roofline(_hostile_row()),
-    "utilisation_bars": lambda: utilisation_bars(_hostile_row()),
+    "utilization_bars": lambda: utilization_bars(_hostile_row()),
     "expert_activation": lambda: expert_activation(_hostile_row()),
     "latency_percentiles": lambda: latency_percentiles(_hostile_row()),
     "cap_scatter": lambda: cap_scatter(_hostile_frame()),

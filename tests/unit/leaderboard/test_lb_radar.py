@@ -1,4 +1,4 @@
-"""Radar normalisation: ratio to the best selected run, gaps for unmeasured values, notes for what is left out."""
+"""Radar normalization: ratio to the best selected run, gaps for unmeasured values, notes for what is left out."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from capbench.leaderboard.radar import CAP_AXES, NORMALISATION, RadarAxis, normalise
+from capbench.leaderboard.radar import CAP_AXES, NORMALIZATION, RadarAxis, normalize
 
 ACC, COST, TPUT, TPOT, ENERGY = (
     "accuracy",
@@ -27,7 +27,7 @@ def runs(**columns: list[float]) -> pd.DataFrame:
 
 
 def scores(frame: pd.DataFrame, column: str) -> list[float]:
-    return normalise(frame).scores[column].tolist()
+    return normalize(frame).scores[column].tolist()
 
 
 def same(actual: list[float], expected: list[float]) -> bool:
@@ -41,12 +41,12 @@ def same(actual: list[float], expected: list[float]) -> bool:
 def test_cap_axes() -> None:
     directions = {axis.column: axis.higher_is_better for axis in CAP_AXES}
     assert directions == {ACC: True, COST: False, TPUT: True, TPOT: False, ENERGY: False, CAPITAL: False}
-    assert "best" in NORMALISATION
+    assert "best" in NORMALIZATION
 
 
 def test_one_run_scores_one_everywhere() -> None:
     frame = runs(**{ACC: [0.42], COST: [3.5], TPUT: [17.0], TPOT: [0.05], ENERGY: [1.25], CAPITAL: [3.0e4]})
-    radar = normalise(frame)
+    radar = normalize(frame)
     assert [axis.column for axis in radar.axes] == [ACC, COST, TPUT, TPOT, ENERGY, CAPITAL]
     assert radar.scores.to_numpy().tolist() == [[1.0, 1.0, 1.0, 1.0, 1.0, 1.0]]
     assert radar.best == {ACC: 0.42, COST: 3.5, TPUT: 17.0, TPOT: 0.05, ENERGY: 1.25, CAPITAL: 3.0e4}
@@ -70,7 +70,7 @@ def test_three_run_hand_example() -> None:
             CAPITAL: [1.0e4, 2.0e4, 4.0e4],  # best (min) 10,000: 1.0, 0.5, 0.25
         }
     )
-    radar = normalise(frame)
+    radar = normalize(frame)
     assert same(radar.scores[ACC].tolist(), [0.75, 1.0, 0.5])
     assert same(radar.scores[COST].tolist(), [0.5, 0.25, 1.0])
     assert same(radar.scores[TPUT].tolist(), [0.5, 0.25, 1.0])
@@ -84,7 +84,7 @@ def test_three_run_hand_example() -> None:
 def test_scores_follow_the_frame_index() -> None:
     frame = runs(**{COST: [2.0, 1.0]})
     frame.index = pd.Index(["x", "y"])
-    radar = normalise(frame)
+    radar = normalize(frame)
     assert radar.scores.index.tolist() == ["x", "y"]
     assert radar.scores[COST].to_dict() == {"x": 0.5, "y": 1.0}
 
@@ -104,7 +104,7 @@ def test_zero_best_higher_is_better() -> None:
 
 def test_negative_value_is_unmeasured_with_note() -> None:
     frame = runs(**{ENERGY: [-1.0, 2.0, 4.0]})
-    radar = normalise(frame)
+    radar = normalize(frame)
     assert same(radar.scores[ENERGY].tolist(), [NAN, 1.0, 0.5])  # best is 2.0, not -1.0
     assert radar.best[ENERGY] == 2.0
     assert any("Energy" in note and "negative" in note for note in radar.notes)
@@ -113,7 +113,7 @@ def test_negative_value_is_unmeasured_with_note() -> None:
 
 def test_axis_with_nothing_measured_left_out_with_note() -> None:
     frame = runs(**{ACC: [0.5, 0.7], ENERGY: [NAN, NAN]})  # cost, throughput, TPOT columns absent altogether
-    radar = normalise(frame)
+    radar = normalize(frame)
     assert [axis.column for axis in radar.axes] == [ACC]
     assert list(radar.scores.columns) == [ACC]
     assert set(radar.best) == {ACC}
@@ -122,7 +122,7 @@ def test_axis_with_nothing_measured_left_out_with_note() -> None:
 
 
 def test_all_negative_axis_is_left_out() -> None:
-    radar = normalise(runs(**{ACC: [0.5], TPOT: [-0.1]}))
+    radar = normalize(runs(**{ACC: [0.5], TPOT: [-0.1]}))
     assert [axis.column for axis in radar.axes] == [ACC]
     assert any("TPOT" in note and "negative" in note for note in radar.notes)
     assert any("TPOT" in note and "left out" in note for note in radar.notes)
@@ -132,7 +132,7 @@ def test_scores_in_unit_interval_and_never_zero_for_missing() -> None:
     rng = np.random.default_rng(0)
     frame = runs(**{ACC: list(rng.uniform(0, 1, 20)), COST: list(rng.uniform(0.1, 5, 20))})
     frame.loc[3, ACC] = NAN
-    radar = normalise(frame)
+    radar = normalize(frame)
     values = radar.scores.to_numpy()
     finite = values[~np.isnan(values)]
     assert ((finite > 0) & (finite <= 1)).all()
@@ -143,13 +143,13 @@ def test_scores_in_unit_interval_and_never_zero_for_missing() -> None:
 def test_custom_axes_and_text_values() -> None:
     axis = RadarAxis("score", "Score", "pt", higher_is_better=True)
     frame = pd.DataFrame({"run_id": ["a", "b"], "score": ["4", "abc"]})
-    radar = normalise(frame, [axis])
+    radar = normalize(frame, [axis])
     assert same(radar.scores["score"].tolist(), [1.0, NAN])
     assert any(note.startswith("b:") for note in radar.notes)  # named by run_id when there is no label
 
 
 def test_empty_selection() -> None:
-    radar = normalise(runs(**{ACC: [0.5]}).iloc[0:0])
+    radar = normalize(runs(**{ACC: [0.5]}).iloc[0:0])
     assert radar.axes == ()
     assert radar.scores.empty
     assert radar.best == {}

@@ -139,8 +139,8 @@ def test_apply_filters_empty_selection_is_no_constraint() -> None:
 
 
 def test_apply_filters_unknown_dimension() -> None:
-    with pytest.raises(ValueError, match="'colour'"):
-        apply_filters(runs(), {"colour": ["red"]})
+    with pytest.raises(ValueError, match="'color'"):
+        apply_filters(runs(), {"color": ["red"]})
 
 
 def test_sort_missing_last_both_directions() -> None:

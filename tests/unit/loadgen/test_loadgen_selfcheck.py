@@ -53,7 +53,7 @@ def test_cpu_meter_counts_busy_time() -> None:
     meter.stop()
     assert meter.cpu_s is not None and meter.wall_s is not None
     assert 0.03 <= meter.cpu_s < meter.wall_s
-    assert meter.utilisation is not None and 0 < meter.utilisation < 1
+    assert meter.utilization is not None and 0 < meter.utilization < 1
 
 
 def test_assess_flags_each_signal() -> None:

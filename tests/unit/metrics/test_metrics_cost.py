@@ -1,4 +1,4 @@
-"""Cost per token with rental and amortised prices, the TDP fallback, and missing prices → None."""
+"""Cost per token with rental and amortized prices, the TDP fallback, and missing prices → None."""
 
 from __future__ import annotations
 
@@ -31,22 +31,22 @@ def test_rental_hand_computed() -> None:
     assert out["inputs"]["usd_per_kwh"] == 0.10 and out["inputs"]["price_source"] == "user"
 
 
-def test_amortised_hand_computed() -> None:
-    # 8 GPUs at 30,000 USD + a 40,000 USD host (5,000 per GPU), 4 years at 50% utilisation:
+def test_amortized_hand_computed() -> None:
+    # 8 GPUs at 30,000 USD + a 40,000 USD host (5,000 per GPU), 4 years at 50% utilization:
     # (30,000 + 5,000) / (4 · 8766 · 0.5) = 35,000 / 17,532 USD per GPU-hour.
     inputs = CostInputs(
         num_gpus=8,
-        pricing="amortised",
+        pricing="amortized",
         gpu_purchase_usd=30_000,
         host_purchase_usd=40_000,
         lifetime_years=4,
-        utilisation=0.5,
+        utilization=0.5,
         usd_per_kwh=0.0,
     )
     out = cost_summary(inputs, wall_s=3600, output_tokens=1_000_000, completed_requests=10, energy_kwh=1.0)
     per_hour = 35_000 / 17_532
     assert out["usd_per_gpu_hour"] == pytest.approx(per_hour, rel=1e-15)
-    assert out["usd_per_gpu_hour_source"] == "amortised"
+    assert out["usd_per_gpu_hour_source"] == "amortized"
     assert out["total_usd"] == pytest.approx(8 * per_hour * 1.0)
     assert out["usd_per_1m_output_tokens"] == pytest.approx(8 * per_hour)
     assert out["deployment_capital_usd"] == 8 * 30_000 + 40_000
@@ -75,7 +75,7 @@ def test_missing_price_is_none_with_reason() -> None:
     assert none["total_usd"] is None and none["null_reasons"]["all"]
 
 
-def test_tdp_fallback_is_labelled() -> None:
+def test_tdp_fallback_is_labeled() -> None:
     # No measured energy: 4 GPUs · 700 W · 3600 s / 3.6e6 = 2.8 kWh at 0.2 USD = 0.56 USD.
     inputs = CostInputs(num_gpus=4, pricing="rental", usd_per_gpu_hour=1.0, usd_per_kwh=0.2, gpu_tdp_w=700)
     out = cost_summary(inputs, wall_s=3600, output_tokens=1000, completed_requests=1, energy_kwh=None)
@@ -94,16 +94,16 @@ def test_power_included_in_the_price_needs_no_energy_measurement() -> None:
     priced = CostInputs(num_gpus=2, pricing="rental", usd_per_gpu_hour=1.5, usd_per_kwh=0.1)
     out = cost_summary(priced, wall_s=1800, output_tokens=500_000, completed_requests=4, energy_kwh=None)
     assert out["energy_usd"] is None and out["total_usd"] is None  # a real electricity price needs the kWh
-    amortised = CostInputs(
+    amortized = CostInputs(
         num_gpus=1,
-        pricing="amortised",
+        pricing="amortized",
         gpu_purchase_usd=8766.0,
         host_purchase_usd=0.0,
         lifetime_years=1,
-        utilisation=1.0,
+        utilization=1.0,
         usd_per_kwh=0.0,
     )
-    out = cost_summary(amortised, wall_s=3600, output_tokens=1_000_000, completed_requests=1, energy_kwh=None)
+    out = cost_summary(amortized, wall_s=3600, output_tokens=1_000_000, completed_requests=1, energy_kwh=None)
     assert out["energy_cost_source"] == "zero_energy_price" and out["total_usd"] == pytest.approx(1.0)
 
 
@@ -118,8 +118,8 @@ def test_no_energy_price_leaves_total_unknown() -> None:
     "kwargs",
     [
         {"usd_per_gpu_hour": -1.0},
-        {"utilisation": 0.0},
-        {"utilisation": 1.5},
+        {"utilization": 0.0},
+        {"utilization": 1.5},
         {"lifetime_years": 0.0},
         {"pricing": "lease"},
         {"num_gpus": 0},

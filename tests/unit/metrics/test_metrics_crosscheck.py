@@ -842,15 +842,15 @@ def test_cost_rental() -> None:
     assert c["inputs"]["usd_per_kwh"] == 0.15
 
 
-def test_cost_amortised() -> None:
+def test_cost_amortized() -> None:
     """(30,000 + 20,000/2) / (4 years · 8766 h · 0.6) = 40,000 / 21,038.4 = 1.90128...USD per GPU-hour."""
     cost = CostInputs(
         num_gpus=2,
-        pricing="amortised",
+        pricing="amortized",
         gpu_purchase_usd=30_000.0,
         host_purchase_usd=20_000.0,
         lifetime_years=4.0,
-        utilisation=0.6,
+        utilization=0.6,
         usd_per_kwh=0.15,
     )
     out = score(E_PASSES, structure=model_structure(TINY_GPT_OSS), requests=E_REQUESTS, power=COUNTER_POWER, cost=cost)
@@ -858,7 +858,7 @@ def test_cost_amortised() -> None:
     per_gpu_hour = (30_000.0 + 20_000.0 / 2) / (4.0 * 8766 * 0.6)
     total = 2 * per_gpu_hour * 10 / 3600 + 2800.0 / 3.6e6 * 0.15
     assert c["usd_per_gpu_hour"] == approx(per_gpu_hour)
-    assert c["usd_per_gpu_hour_source"] == "amortised"
+    assert c["usd_per_gpu_hour_source"] == "amortized"
     assert c["total_usd"] == approx(total)
     assert c["usd_per_1m_output_tokens"] == approx(total / 5 * 1e6)
 

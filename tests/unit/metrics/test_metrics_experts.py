@@ -97,7 +97,7 @@ def test_phase_means_and_uniform_expectation() -> None:
     assert experts["load_balance"]["passes_counted"] == 2
 
 
-def test_unmeasured_passes_null_or_labelled_estimate() -> None:
+def test_unmeasured_passes_null_or_labeled_estimate() -> None:
     passes = [
         {"reqs": [[1, 5], [1, 3]], "sampled": 2, "experts_active": None, "latency_s": 0.01},
         {"reqs": [[1, 6]], "sampled": 1, "experts_active": [2], "latency_s": 0.01},

@@ -1,4 +1,4 @@
-"""The whole summary.json: shape, nulls with notes, JSON-serialisable at full precision."""
+"""The whole summary.json: shape, nulls with notes, JSON-serializable at full precision."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def test_shape_and_values() -> None:
     assert s["cost"]["usd_per_gpu_hour"] == 3.0
     assert s["cost"]["total_usd"] == pytest.approx(3.0 * 0.03 / 3600 + 9.0 / 3.6e6 * 0.12)
     assert s["hardware"]["ceilings"]["memory_bandwidth_bytes_per_s"] == 3.35e12
-    orjson.dumps(s)  # serialisable as is
+    orjson.dumps(s)  # serializable as is
 
 
 def test_no_passes() -> None:

@@ -20,7 +20,7 @@ FIXTURES = DATA / "prometheus"
 REAL = ("vllm-0.32-cpu.prom", "vllm-0.32-cpu-after.prom")
 
 
-def test_plain_and_labelled_samples() -> None:
+def test_plain_and_labeled_samples() -> None:
     text = """\
 # HELP http_requests_total The total number of HTTP requests.
 # TYPE http_requests_total counter

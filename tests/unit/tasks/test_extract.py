@@ -75,7 +75,7 @@ def test_extract_gsm8k_answer(text: str, expected: str | None) -> None:
         pytest.param("−7", "-7", id="unicode-minus"),
         pytest.param("-0.0", "0", id="negative-zero"),
         pytest.param("100", "100", id="no-exponent-form"),
-        pytest.param("1E+2", "100", id="exponent-normalised"),
+        pytest.param("1E+2", "100", id="exponent-normalized"),
         pytest.param("abc", None, id="not-a-number"),
         pytest.param("NaN", None, id="nan"),
         pytest.param("Infinity", None, id="infinity"),

@@ -57,7 +57,7 @@ def test_non_nvml_exceptions_are_errors() -> None:
 
 
 def test_library_not_found_reads_well() -> None:
-    mapped = map_nvml_error(pynvml.NVMLError(LIBRARY_NOT_FOUND), "initialising NVML")
+    mapped = map_nvml_error(pynvml.NVMLError(LIBRARY_NOT_FOUND), "initializing NVML")
     assert isinstance(mapped, SensorUnavailableError) and isinstance(mapped, CapbenchError)
     assert mapped.reason.startswith("NVML unavailable: ")
     assert "no NVIDIA driver" in mapped.reason
@@ -69,7 +69,7 @@ def test_library_not_found_reads_well() -> None:
     [(DRIVER_NOT_LOADED, "driver is not loaded"), (NO_PERMISSION, "permission"), (18, "versions")],
 )
 def test_no_sensor_reasons(code: int, words: str) -> None:
-    mapped = map_nvml_error(FakeNVMLError(code), "initialising NVML")
+    mapped = map_nvml_error(FakeNVMLError(code), "initializing NVML")
     assert isinstance(mapped, SensorUnavailableError)
     assert words in mapped.reason
 

@@ -307,7 +307,7 @@ def test_sampler_delivery_runs_on_the_sampling_thread_never_concurrently() -> No
             time.sleep(0.01)
         assert len(records) >= 6  # delivered while this thread only sleeps
         for _ in range(20):
-            sensor.drain()  # a drain racing the sampler: serialised, never concurrent
+            sensor.drain()  # a drain racing the sampler: serialized, never concurrent
         sensor.stop()
         assert sensor.drain() == []
     assert overlaps == 0
