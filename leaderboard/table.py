@@ -50,6 +50,7 @@ FILTER_DIMENSIONS: dict[str, str] = {
     "hardware": "Hardware",
     "precision": "Precision",
     "task": "Task",
+    "dataset": "Dataset",
     "load": "Batch / concurrency",
 }
 """Filter dimension (= the frame column it filters on) -> its UI label."""

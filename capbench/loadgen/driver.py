@@ -9,6 +9,7 @@ connection).
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -21,6 +22,8 @@ from capbench.loadgen.selfcheck import CpuMeter, LoopLagMonitor, assess, quantil
 from capbench.loadgen.types import HttpRequestSpec, LoadPattern, LoadReport, RequestResult, ServerUnavailable
 
 OnResult = Callable[[RequestResult], None]
+SPIN_NS = 1_000_000
+"""Open loop: how early the arrival timer is armed; the rest is waited cooperatively (:meth:`_Driver._arm`)."""
 
 
 class _Driver:
@@ -57,6 +60,7 @@ class _Driver:
         self.next_ns = 0
         self.timer: asyncio.TimerHandle | asyncio.Handle | None = None
         self.waiting: deque[tuple[HttpRequestSpec, int, int]] = deque()
+        self.prefetched: HttpRequestSpec | None = None
         self.schedule_lags_s: list[float] = []
         self.queue_waits_s: list[float] = []
 
@@ -90,10 +94,15 @@ class _Driver:
     ) -> None:
         self._begin(source, remaining, deadline_ns)
         pattern = self.pattern
-        assert pattern.request_rate is not None
         self.open_loop = True
         self.limit = pattern.max_concurrency or 0
-        self.offsets = iter_arrival_offsets_ns(pattern.request_rate, pattern.arrival, pattern.burstiness, pattern.seed)
+        if pattern.arrival_offsets_ns is not None:
+            self.offsets = iter(pattern.arrival_offsets_ns)
+        else:
+            assert pattern.request_rate is not None
+            self.offsets = iter_arrival_offsets_ns(
+                pattern.request_rate, pattern.arrival, pattern.burstiness, pattern.seed
+            )
         self.t0_ns = t0_ns
         self._schedule_next()
         assert self.future is not None
@@ -102,6 +111,9 @@ class _Driver:
     # -- taking and submitting ------------------------------------------------------------------------------
 
     def _take(self) -> HttpRequestSpec | None:
+        if self.prefetched is not None:
+            ready, self.prefetched = self.prefetched, None
+            return ready
         if self.stopped or self.remaining == 0:
             return None
         spec = next(self.source, None)
@@ -169,17 +181,30 @@ class _Driver:
             self.exhausted = True
             self._maybe_finish()
             return
-        t_sched = self.t0_ns + next(self.offsets)
+        offset = next(self.offsets, None)
+        if offset is None:  # a trace's last arrival has been submitted
+            self.exhausted = True
+            self._maybe_finish()
+            return
+        t_sched = self.t0_ns + offset
         if self.deadline_ns is not None and t_sched >= self.deadline_ns:
             self.exhausted = True
             self._maybe_finish()
             return
         self.next_ns = t_sched
-        delay_s = (t_sched - now_ns()) / 1e9
-        if delay_s <= 0:
+        if t_sched > now_ns():
+            self.prefetched = self._take()  # build the request while waiting, not once it is due
+        self._arm(t_sched)
+
+    def _arm(self, t_ns: int) -> None:
+        """Call :meth:`_fire` at ``t_ns``. The selector's timeout has 1 ms granularity (epoll rounds it up), so
+        the timer is set :data:`SPIN_NS` early and the last stretch is waited by re-queuing ``_fire`` with
+        ``call_soon``: other callbacks and I/O still run in between, and an arrival is not up to 1 ms late."""
+        wait_ns = t_ns - now_ns()
+        if wait_ns <= SPIN_NS:
             self.timer = self.loop.call_soon(self._fire)
         else:
-            self.timer = self.loop.call_at(self.loop.time() + delay_s, self._fire)
+            self.timer = self.loop.call_at(self.loop.time() + (wait_ns - SPIN_NS) / 1e9, self._fire)
 
     def _fire(self) -> None:
         """Submit every arrival that is due (a late loop submits the backlog at once), then re-arm.
@@ -196,8 +221,8 @@ class _Driver:
     def _fire_unguarded(self) -> None:
         while True:
             t = now_ns()
-            if t < self.next_ns:  # the timer fired a hair early (loop clock rounding): wait again
-                self.timer = self.loop.call_at(self.loop.time() + (self.next_ns - t) / 1e9, self._fire)
+            if t < self.next_ns:  # armed early on purpose (or the loop clock rounded): wait again
+                self._arm(self.next_ns)
                 return
             taken = self._take()
             if taken is None:
@@ -215,14 +240,20 @@ class _Driver:
                 self.exhausted = True
                 self._maybe_finish()
                 return
-            t_next = self.t0_ns + next(self.offsets)
+            offset = next(self.offsets, None)
+            if offset is None:
+                self.exhausted = True
+                self._maybe_finish()
+                return
+            t_next = self.t0_ns + offset
             if self.deadline_ns is not None and t_next >= self.deadline_ns:
                 self.exhausted = True
                 self._maybe_finish()
                 return
             self.next_ns = t_next
             if t_next > now_ns():
-                self.timer = self.loop.call_at(self.loop.time() + (t_next - now_ns()) / 1e9, self._fire)
+                self.prefetched = self._take()  # build the next request while waiting for its time
+                self._arm(t_next)
                 return
 
     # -- results --------------------------------------------------------------------------------------------
@@ -306,7 +337,10 @@ async def run_load(
     if len(warmup) != pattern.warmup:
         raise ValueError(f"pattern.warmup is {pattern.warmup} but {len(warmup)} warm-up requests were given")
     loop = asyncio.get_running_loop()
-    report = LoadReport(pattern=asdict(pattern), loop=describe_loop(loop), loop_lag_interval_s=loop_lag_interval_s)
+    described = asdict(pattern)
+    if pattern.arrival_offsets_ns is not None:  # the schedule itself is the trace's; the report keeps its size
+        described["arrival_offsets_ns"] = f"{len(pattern.arrival_offsets_ns)} offsets"
+    report = LoadReport(pattern=described, loop=describe_loop(loop), loop_lag_interval_s=loop_lag_interval_s)
     driver = _Driver(loop, pattern, on_result)
     client = HttpClient(base_url, driver.on_done, timeout_s=pattern.timeout_s, headers=headers)
     driver.client = client
@@ -321,6 +355,11 @@ async def run_load(
             raise driver.callback_error
         driver.measuring = True
         source = iter(measured)
+        # Everything alive now (the model's tokenizer, imported libraries, the run's state) is moved out of the
+        # collector's sight: a full collection then walks only what the load itself allocates, so it pauses the
+        # loop for microseconds, not the tens of milliseconds a large process's heap takes.
+        gc.collect()
+        gc.freeze()
         if not driver.stopped:
             if on_measured_start is not None:
                 on_measured_start()
@@ -345,6 +384,7 @@ async def run_load(
     finally:
         lag.stop()
         client.close()
+        gc.unfreeze()
     if driver.callback_error is not None:
         raise driver.callback_error
     _fill_selfcheck(report, driver, cpu, lag)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -29,6 +30,8 @@ class LoadPattern:
     ``arrival`` and ``burstiness`` shape open-loop gaps (see :mod:`capbench.loadgen.schedule`): ``gamma``
     uses shape ``burstiness`` and scale ``1/(request_rate·burstiness)``, so the mean rate is kept and the
     coefficient of variation of the gaps is ``1/sqrt(burstiness)``; ``poisson`` is gamma with burstiness 1.
+    ``arrival_offsets_ns`` (trace replay) replaces the rate: measured request ``i`` is due ``arrival_offsets_ns[i]``
+    ns after the measured phase starts (non-decreasing, from 0); the phase ends after the last one.
     ``max_concurrency`` caps open-loop requests in flight: an arrival that finds the cap reached waits (in
     arrival order) and both times are recorded (``t_scheduled_ns``, ``t_submit_ns``).
 
@@ -49,10 +52,23 @@ class LoadPattern:
     seed: int = 0
     timeout_s: float = 600.0
     abort_after_connection_errors: int = 10
+    arrival_offsets_ns: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
-        if (self.concurrency is None) == (self.request_rate is None):
-            raise ValueError("set exactly one of concurrency (closed loop) and request_rate (open loop)")
+        loops = [self.concurrency is not None, self.request_rate is not None, self.arrival_offsets_ns is not None]
+        if sum(loops) != 1:
+            raise ValueError(
+                "set exactly one of concurrency (closed loop), request_rate (open loop) and arrival_offsets_ns "
+                "(trace replay)"
+            )
+        if self.arrival_offsets_ns is not None:
+            offsets = self.arrival_offsets_ns
+            if any(not isinstance(t, int) or t < 0 for t in offsets) or any(
+                b < a for a, b in itertools.pairwise(offsets)
+            ):
+                raise ValueError("arrival_offsets_ns must be non-decreasing integers >= 0")
+            if self.arrival != "poisson" or self.burstiness != 1.0:
+                raise ValueError("arrival and burstiness shape a request_rate schedule, not a trace's own times")
         if self.concurrency is not None:
             if not isinstance(self.concurrency, int) or self.concurrency < 1:
                 raise ValueError(f"concurrency must be an integer >= 1, got {self.concurrency!r}")
@@ -60,8 +76,7 @@ class LoadPattern:
                 raise ValueError("max_concurrency applies to an open-loop pattern (request_rate), not to concurrency")
             if self.arrival != "poisson" or self.burstiness != 1.0:
                 raise ValueError("arrival and burstiness apply to an open-loop pattern (request_rate)")
-        else:
-            assert self.request_rate is not None
+        elif self.request_rate is not None:
             validate_arrival(self.request_rate, self.arrival, self.burstiness)
             if self.max_concurrency is not None and (
                 not isinstance(self.max_concurrency, int) or self.max_concurrency < 1

@@ -121,7 +121,7 @@ def execute_run(spec: RunSpec, *, quiet: bool = False) -> tuple[Path, RunStatus]
                 write_failed_manifest(run_dir, spec, run_id, exc)
             raise
     try:
-        check_context(spec, runner)
+        check_context(spec, runner, plan.dataset)
     except BaseException:
         runner.close()
         raise

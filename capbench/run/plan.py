@@ -107,8 +107,8 @@ def fixed_length_prompts(spec: RunSpec, model: ModelChoice) -> PromptSet:
 
 
 def plan_run(spec: RunSpec, model: ModelChoice) -> RunPlan:
-    """The run's workload: an accuracy task (loaded now, so a bad task fails before the model loads), fixed-length
-    prompts, or a prompt file (the shipped one by default)."""
+    """The run's workload: an accuracy task (loaded now, so a bad task fails before the model loads), a dataset or
+    trace (:mod:`capbench.run.datasets`), fixed-length prompts, or a prompt file (the shipped one by default)."""
     if spec.effective_task is not None:
         from capbench.tasks.evaluate import prepare_task
 
@@ -117,6 +117,11 @@ def plan_run(spec: RunSpec, model: ModelChoice) -> RunPlan:
         placeholder = Workload(warmup=[], measured=iter(()), num_requests=samples, duration_s=None)
         dataset = {**task.dataset, "samples": samples}
         return RunPlan(placeholder, dataset, spec.warmup + samples, task)
+    if spec.synthetic_workload is not None:
+        from capbench.run.datasets import dataset_workload
+
+        workload, record = dataset_workload(spec, model.path)
+        return RunPlan(workload, record, workload.total)
     fixed = spec.fixed_prompt_tokens is not None
     prompts = fixed_length_prompts(spec, model) if fixed else load_prompts(spec.prompts)
     workload = build_workload(
@@ -142,27 +147,38 @@ def load_section(spec: RunSpec, workload: Workload, dataset: dict[str, Any]) -> 
         "duration_s": workload.duration_s,
         # an accuracy task's warm-up requests are built by CapbenchLM from lm-eval's first prompts
         "warmup_requests": spec.warmup if dataset.get("name") == "task" else len(workload.warmup),
-        "max_tokens": spec.effective_max_tokens,
+        # a dataset's own output lengths set every request's max_tokens
+        "max_tokens": None if spec.synthetic_workload and spec.dataset_output_lengths else spec.effective_max_tokens,
         "ignore_eos": spec.effective_ignore_eos,
         "temperature": spec.temperature,
         "timeout_s": spec.timeout_s if traits.server else None,
         "seed": spec.seed,
         "dataset": dataset,
+        "dataset_output_lengths": spec.dataset_output_lengths if spec.synthetic_workload else None,
         "fixed_length": {"prompt_tokens": spec.fixed_prompt_tokens, "output_tokens": spec.fixed_output_tokens}
         if spec.fixed_length
         else None,
     }
 
 
-def check_context(spec: RunSpec, runner: Any) -> None:
-    """Refuse, before any request, a run whose every request would exceed the model's context: fixed lengths
-    that do not fit, or an output limit as long as the context itself. (A data-driven prompt that is too long
-    is a per-request error: the hf runner refuses it, a server answers it with an error.)"""
+def check_context(spec: RunSpec, runner: Any, dataset: dict[str, Any] | None = None) -> None:
+    """Refuse, before any request, a run whose requests would exceed the model's context: fixed lengths that do
+    not fit, an output limit as long as the context itself, or a dataset or trace whose planned requests
+    (prompt + output tokens) do not all fit. (A prompt-file prompt that is too long is a per-request error: the
+    hf runner refuses it, a server answers it with an error.)"""
     from capbench.arch.context import context_problem
 
     context = runner.context_length() if hasattr(runner, "context_length") else None
     if context is None:
         return
+    planned = (dataset or {}).get("planned") or {}
+    longest = planned.get("longest_request_tokens")
+    if longest is not None and longest > context:
+        raise CapbenchError(
+            f"the {(dataset or {}).get('name')} workload has requests of up to {longest} tokens (prompt + output), "
+            f"more than the model's context of {context} tokens; shorten them, replay fewer (num_requests) or use "
+            "a model with a longer context"
+        )
     if spec.fixed_length:
         problem = context_problem(spec.fixed_prompt_tokens or 0, spec.fixed_output_tokens or 0, context)
         if problem is not None:

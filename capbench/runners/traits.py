@@ -33,9 +33,11 @@ class RunnerTraits:
         return not self.server or self.launches_server(spec)
 
     def load_pattern(self, spec: Any) -> str:
-        """``run.json`` ``load.pattern``: ``static_batches``, ``closed_loop`` or ``open_loop``."""
+        """``run.json`` ``load.pattern``: ``static_batches``, ``closed_loop``, ``open_loop`` or ``trace_replay``."""
         if not self.server:
             return "static_batches"
+        if getattr(spec, "trace", None) is not None:
+            return "trace_replay"
         return "open_loop" if spec.request_rate is not None else "closed_loop"
 
     def changes_model(self, spec: Any) -> bool:
@@ -56,6 +58,11 @@ class RunnerTraits:
             given = [k for k in SERVER_FIELDS if getattr(spec, k) is not None]
             if given:
                 out.append(f"{', '.join(given)}: not used by runner '{self.name}' (server runners only)")
+            if getattr(spec, "trace", None) is not None:
+                out.append(
+                    f"trace: runner '{self.name}' serves static batches and cannot send requests at recorded times; "
+                    "replay a trace with runner openai or vllm"
+                )
         return out
 
 

@@ -165,6 +165,17 @@ def _accuracy() -> list[Column]:
     ]
 
 
+def _workload() -> list[Column]:
+    """What the run really sent (summary.json ``workload``): prompt and output tokens of its measured requests."""
+    columns = []
+    for key, label in (("prompt", "Prompt tokens"), ("output", "Output tokens")):
+        for stat in ("mean", "p50", "p90", "p99", "max"):
+            path = ("workload", f"{key}_tokens", stat)
+            columns.append(_s(f"{key}_{stat}_tokens", "number", f"{label} {stat}", *path, unit="tokens"))
+    columns.append(_r("replay_speed", "number", "Trace replay speed", "load", "dataset", "replay_speed"))
+    return columns
+
+
 def _requests() -> list[Column]:
     columns = [
         _s("measured_requests", "number", "Measured requests", "requests", "measured", unit="requests"),
@@ -357,6 +368,7 @@ def _versions() -> list[Column]:
 COLUMNS: tuple[Column, ...] = (
     *_identity(),
     *_accuracy(),
+    *_workload(),
     *_requests(),
     *_load_and_goodput(),
     *_phases(),

@@ -35,8 +35,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from capbench.config import RunSpec, build_run_spec, format_validation_error, load_yaml_mapping
+from capbench.config import RunSpec, build_run_spec
 from capbench.errors import ConfigError
+from capbench.settings_files import format_validation_error, load_yaml_mapping
 
 POINT_ID_HEX = 12
 """Hex digits of the SHA-256 a point id keeps (48 bits: a collision needs ~10^7 points)."""

@@ -21,12 +21,14 @@ from capbench.errors import CapbenchError
 
 @dataclass(frozen=True)
 class Prompt:
-    """One prompt. ``token_ids`` (fixed-length mode) are the exact ids the model sees; a runner that tokenizes
-    itself uses them instead of re-tokenizing ``text``."""
+    """One prompt. ``token_ids`` (fixed-length mode, token-id datasets) are the exact ids the model sees; a runner
+    that tokenizes itself uses them instead of re-tokenizing ``text``. ``as_token_ids``: the prompt is its ids
+    (``text`` is empty); a server runner sends the ids themselves (completions API)."""
 
     id: str
     text: str
     token_ids: tuple[int, ...] | None = None
+    as_token_ids: bool = False
 
 
 @dataclass(frozen=True)
@@ -110,12 +112,15 @@ def build_requests(prompts: PromptSet, num_requests: int, warmup: int, seed: int
 @dataclass
 class Workload:
     """What a runner serves: warm-up requests first, then measured ones until ``num_requests`` or
-    ``duration_s`` (then ``measured`` is endless and the runner stops taking from it on time)."""
+    ``duration_s`` (then ``measured`` is endless and the runner stops taking from it on time).
+    ``offsets_ns`` (trace replay): measured request ``i`` is due ``offsets_ns[i]`` ns after the measured phase
+    starts."""
 
     warmup: list[Request]
     measured: Iterator[Request]
     num_requests: int | None
     duration_s: float | None
+    offsets_ns: list[int] | None = None
 
     @property
     def total(self) -> int | None:

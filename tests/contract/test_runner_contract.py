@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -32,6 +31,7 @@ from tests.contract.contract import (
     check_tokens,
     serve,
 )
+from tests.support.engine_steps import line_count, records_after
 
 WARMUP, MEASURED = 2, 6
 
@@ -188,26 +188,12 @@ class VLLM(Backend):
     def failing(self, tmp: Path) -> tuple[Any, Any]:
         return self.engine, workload(with_a_long_prompt(600))  # max_model_len 512: the server refuses it
 
-    @property
-    def passes_file(self) -> Path:
-        return self.run_dir / "passes.jsonl"
-
-    def _lines(self) -> list[str]:
-        return self.passes_file.read_text().splitlines() if self.passes_file.exists() else []
-
     def pass_mark(self) -> int:
-        return len(self._lines())
+        return line_count(self.run_dir / "passes.jsonl")
 
     def passes_of(self, served: Served, mark: int) -> list[dict[str, Any]]:
-        """The steps the shared engine's plugin appended to its own passes.jsonl during this drive (its writer
-        thread may lag the last response by a few milliseconds: wait until the file stops growing)."""
-        lines, stable_since = self._lines(), time.monotonic()
-        while time.monotonic() - stable_since < 1.0:
-            time.sleep(0.1)
-            now = self._lines()
-            if len(now) != len(lines):
-                lines, stable_since = now, time.monotonic()
-        return [json.loads(line) for line in lines[mark:] if line.strip()]
+        """The steps the shared engine's plugin appended to its own passes.jsonl during this drive."""
+        return records_after(self.run_dir / "passes.jsonl", mark)
 
 
 @pytest.fixture(scope="module")

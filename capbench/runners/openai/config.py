@@ -19,6 +19,8 @@ class LoadSettings:
     warmup: int
     seed: int
     timeout_s: float
+    trace: bool = False
+    """Trace replay: the workload's own schedule (``Workload.offsets_ns``) replaces concurrency and rate."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ class OpenAIConfig:
                 warmup=spec.warmup,
                 seed=spec.seed,
                 timeout_s=spec.timeout_s,
+                trace=spec.trace is not None,
             ),
         )
 

@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from capbench.errors import CapbenchError
 from capbench.records.schema import RequestRecord, request_record
 from capbench.records.sink import RecordSink
@@ -44,9 +46,13 @@ def load_model_config(model_path: str | None) -> dict[str, Any] | None:
 
 
 def _pattern(load: LoadSettings, workload: Workload | None = None) -> Any:
-    """The load pattern of ``load`` (``workload`` fills the request count or duration)."""
+    """The load pattern of ``load`` (``workload`` fills the request count or duration, and a trace's schedule;
+    without it a trace is validated with an empty schedule)."""
     from capbench.loadgen import LoadPattern
 
+    offsets: tuple[int, ...] | None = None
+    if load.trace:
+        offsets = tuple(workload.offsets_ns or ()) if workload else ()
     try:
         return LoadPattern(
             concurrency=load.concurrency,
@@ -58,6 +64,7 @@ def _pattern(load: LoadSettings, workload: Workload | None = None) -> Any:
             warmup=len(workload.warmup) if workload else load.warmup,
             seed=load.seed,
             timeout_s=load.timeout_s,
+            arrival_offsets_ns=offsets,
         )
     except ValueError as exc:
         raise CapbenchError(f"invalid load pattern: {exc}") from exc
@@ -167,13 +174,15 @@ class OpenAIRunner:
             body["seed"] = request_seed(self.config.seed, request)
         if self.config.api == "chat":
             body["messages"] = [{"role": "user", "content": request.prompt.text}]
+        elif request.prompt.as_token_ids and request.prompt.token_ids is not None:
+            body["prompt"] = list(request.prompt.token_ids)  # exactly these tokens, no special tokens added
         else:
             body["prompt"] = request.prompt.text
         if request.stop:
             body["stop"] = list(request.stop)
         if self.config.ignore_eos:
             body["ignore_eos"] = True  # a vLLM/SGLang extension; other servers ignore unknown fields or reject
-        return json.dumps(body).encode()
+        return orjson.dumps(body)
 
     def _http_specs(self, requests: Iterator[Request]) -> Iterator[Any]:
         from capbench.loadgen import HttpRequestSpec
@@ -197,11 +206,16 @@ class OpenAIRunner:
                 stop=request.stop if request else None,
                 prompt=prompt.text if prompt else "",
                 context_length=self.context_length(),
+                prompt_token_ids=len(prompt.token_ids) if prompt and prompt.as_token_ids and prompt.token_ids else None,
             )
         if error is None:
             prompt_tokens, output_tokens = self.counter.count(
                 prompt.text if prompt else "", result.usage, text, result.finish_reason, measured=not result.warmup
             )
+            if prompt is not None and prompt.as_token_ids and prompt.token_ids is not None:
+                # an id prompt is exactly its ids: the server's count when it gave one, else the ids sent
+                reported = (result.usage or {}).get("prompt_tokens")
+                prompt_tokens = reported if is_count(reported) else len(prompt.token_ids)
         elif result.usage and is_count(result.usage.get("prompt_tokens")):
             prompt_tokens = result.usage.get("prompt_tokens")
         extra = {"sample_id": request.sample_id} if request is not None and request.sample_id is not None else {}

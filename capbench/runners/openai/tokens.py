@@ -93,6 +93,7 @@ def check_usage(
     stop: Sequence[str] | None,
     prompt: str,
     context_length: int | None,
+    prompt_token_ids: int | None = None,
 ) -> str | None:
     """Why a server's ``usage`` cannot be true for this request, or None (it is believable).
 
@@ -103,7 +104,8 @@ def check_usage(
       text, but generated) + :data:`SPECIAL_TOKEN_SLACK`: every token that is not a special token decodes to at
       least one byte, so more tokens than that were not streamed;
     - ``prompt_tokens`` + ``completion_tokens`` ≤ the model's context length when known; without one,
-      ``prompt_tokens`` ≤ UTF-8 bytes of the prompt + 4,096 (a chat template's own tokens).
+      ``prompt_tokens`` ≤ UTF-8 bytes of the prompt + 4,096 (a chat template's own tokens), or for a prompt sent
+      as ``prompt_token_ids`` ids, that count + 4,096.
     """
     if not isinstance(usage, dict):
         return f"the server's usage is not an object: {usage!r}"[:200]
@@ -131,6 +133,9 @@ def check_usage(
                 f"the server reported {prompt_tokens} prompt + {output} output tokens, more than the model's "
                 f"context of {context_length} tokens"
             )
-        if context_length is None and prompt_tokens > len(prompt.encode("utf-8")) + 4096:
+        if prompt_token_ids is not None:
+            if context_length is None and prompt_tokens > prompt_token_ids + 4096:
+                return f"the server reported {prompt_tokens} prompt tokens for a prompt of {prompt_token_ids} token ids"
+        elif context_length is None and prompt_tokens > len(prompt.encode("utf-8")) + 4096:
             return f"the server reported {prompt_tokens} prompt tokens for a prompt of {len(prompt)} characters"
     return None

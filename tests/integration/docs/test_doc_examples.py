@@ -11,6 +11,7 @@ that no rule covers fails the test: a new example must either run or say why it 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -137,6 +138,8 @@ def workdir(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path, capb
         "metadata:\n  version: 1.0\n"
     )
     (work / "my_task.yaml").write_text(task)
+    trace = [{"timestamp": 100 * i, "input_length": 40 + i, "output_length": 4, "hash_ids": [i % 2]} for i in range(4)]
+    (work / "mooncake_trace.jsonl").write_text("".join(json.dumps(entry) + "\n" for entry in trace))
     (work / "path" / "to").mkdir(parents=True)
     (work / "path" / "to" / "my_task.yaml").write_text(task)
     shutil.copy(DATA / "models" / "qwen3-30b-a3b.json", work / "path" / "to" / "config.json")

@@ -16,7 +16,7 @@ ROOT = REPO
 
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("capbench", "capbench.errors", "capbench.clock", "capbench.paths"),
-    ("capbench.records", "capbench.arch", "capbench.run.versions"),
+    ("capbench.records", "capbench.arch", "capbench.run.versions", "capbench.settings_files"),
     (
         "capbench.runners",
         "capbench.runners.traits",

@@ -69,6 +69,7 @@ LABELS = {
     "engine_transformers_version",
     "engine_lock_sha256",
     "engine_lock_matches",  # bool
+    "replay_speed",  # a ratio of speeds
 }
 UNIT = re.compile(
     r"(_s|_j|_w|_usd|_kwh|_per_s|_flop_per_byte|_tokens|_requests|_passes|_gpus|_rate|_fraction|_s_mbu(_p50|_p90)?"
