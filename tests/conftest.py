@@ -8,6 +8,7 @@ Tests that run vLLM take the ``vllm_python`` fixture: the interpreter of a vLLM 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,12 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    # Started in the background by a non-interactive shell (`make test &`, nohup): SIGINT is ignored and every
+    # child would inherit that, so the Ctrl-C tests would test nothing. Restore Python's own handling; children
+    # then start with the default disposition.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
