@@ -1,8 +1,9 @@
 """Tiny models of three MoE families (Qwen3-MoE, Mixtral, DeepSeek-V2 with MLA), built offline for vLLM tests.
 
-The offline checks (config fields, parameter counts against capbench's own structure model, dtype on disk,
-determinism) run everywhere; the serving check runs each family in vLLM's offline API and needs the
-``vllm_python`` fixture (``$CAPBENCH_VLLM_PYTHON``).
+The offline checks here (config fields, parameter counts against capbench's own structure model, dtype on disk,
+determinism) run everywhere. Each family is served by a launched vLLM in
+``tests/integration/runners/test_vllm_runner.py``, whose step records hold one routing entry per MoE layer vLLM
+routes, checked against capbench's layer count on every step.
 """
 
 from __future__ import annotations
@@ -10,11 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import re
-import signal
-import subprocess
-from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -30,51 +27,7 @@ from capbench.models.tiny import TINY_FAMILIES, TINY_FAMILY_DTYPES, TinyFamilySp
 pytestmark = pytest.mark.integration
 
 STORED_BYTES = {"float32": 4, "bfloat16": 2}
-VLLM_ENV = {
-    "VLLM_HOST_IP": "127.0.0.1",
-    "VLLM_CPU_KVCACHE_SPACE": "1",
-    "VLLM_NO_USAGE_STATS": "1",
-    "DO_NOT_TRACK": "1",
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    # apply_model ships a function to the engine's worker process, which vLLM only pickles when allowed.
-    "VLLM_ALLOW_INSECURE_SERIALIZATION": "1",
-}
-VLLM_TIMEOUT_S = 300
 EXPERT_WEIGHT = re.compile(r"model\.layers\.(?P<layer>\d+)\.\w+\.experts\.(?P<expert>\d+)\..+")
-
-# A module run in the vLLM environment: load the model, count vLLM's fused-MoE layers, generate greedy tokens.
-# It is imported (PYTHONPATH), not run as __main__, so count_moe_layers pickles by reference into vLLM's engine
-# and worker processes (a function of __main__ is a different object in each spawned process).
-VLLM_PROBE_MODULE = "capbench_tiny_vllm_probe"
-VLLM_PROBE = """
-import json
-import sys
-
-
-def count_moe_layers(model):
-    from vllm.model_executor.layers.fused_moe import MoERunner  # one per MoE layer in vLLM 0.32
-
-    return sum(isinstance(module, MoERunner) for module in model.modules())
-
-
-def main():
-    from vllm import LLM, SamplingParams
-
-    model_dir, dtype = sys.argv[1], sys.argv[2]
-    llm = LLM(model=model_dir, enforce_eager=True, dtype=dtype, max_model_len=512, seed=0)
-    moe_layers = llm.apply_model(count_moe_layers)[0]
-    params = SamplingParams(max_tokens=8, temperature=0.0, ignore_eos=True)
-    outputs = llm.generate(["Hello there, how are", "The capital of"], params, use_tqdm=False)
-    result = {"moe_layers": moe_layers, "tokens": [len(out.outputs[0].token_ids) for out in outputs]}
-    print("CAPBENCH_RESULT " + json.dumps(result), flush=True)
-"""
-VLLM_SCRIPT = f"""
-if __name__ == "__main__":
-    from {VLLM_PROBE_MODULE} import main
-
-    main()
-"""
 
 
 @pytest.fixture(scope="module")
@@ -239,37 +192,3 @@ def test_deterministic_across_roots(tmp_path: Path, family: str) -> None:
 def test_families_share_the_default_tokenizer(family_dirs: dict[str, Path]) -> None:
     tokenizers = {digest(path)["tokenizer.json"] for path in family_dirs.values()}
     assert len(tokenizers) == 1
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("family", TINY_FAMILIES)
-def test_family_serves_in_vllm(family_dirs: dict[str, Path], vllm_python: Path, tmp_path: Path, family: str) -> None:
-    """vLLM (CPU, eager) loads the family, finds the MoE layers capbench counts, and generates greedy tokens."""
-    model_dir = family_dirs[family]
-    (tmp_path / f"{VLLM_PROBE_MODULE}.py").write_text(VLLM_PROBE)
-    script = tmp_path / "serve_tiny.py"
-    script.write_text(VLLM_SCRIPT)
-    env = {**os.environ, **VLLM_ENV, "PYTHONPATH": str(tmp_path)}
-    proc = subprocess.Popen(
-        [str(vllm_python), str(script), str(model_dir), TINY_FAMILY_DTYPES[family]],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,  # its own process group, so the engine processes it spawns can be ended too
-    )
-    try:
-        output, _ = proc.communicate(timeout=VLLM_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        output, _ = proc.communicate()
-        pytest.fail(f"vLLM did not finish in {VLLM_TIMEOUT_S} s:\n{output[-4000:]}")
-    finally:
-        with suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)  # any engine process left behind in the group we started
-    results = [line for line in output.splitlines() if line.startswith("CAPBENCH_RESULT ")]
-    assert proc.returncode == 0 and results, f"vLLM failed (exit {proc.returncode}):\n{output[-4000:]}"
-    result = json.loads(results[-1].removeprefix("CAPBENCH_RESULT "))
-    assert result["tokens"] == [8, 8]
-    assert result["moe_layers"] == model_structure(read_config(model_dir)).num_moe_layers
