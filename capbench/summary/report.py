@@ -142,6 +142,14 @@ def overview_table(summary: Mapping[str, Any]) -> Table:
         "requests (measured / errors / warm-up)",
         f"{fmt(req.get('measured'))} / {fmt(req.get('errors'))} / {fmt(req.get('warmup'))}",
     )
+    workload = summary.get("workload") or {}
+    for key, label in (("prompt_tokens", "prompt"), ("output_tokens", "output")):
+        stats = workload.get(key) or {}
+        if stats.get("count"):
+            table.add_row(
+                f"{label} tokens: mean / p50 / p99 / max",
+                " / ".join(fmt(stats.get(stat)) for stat in ("mean", "p50", "p99", "max")),
+            )
     table.add_row("wall time", fmt(thr.get("wall_s"), "s"))
     table.add_row("output tokens/s", fmt(thr.get("output_tokens_per_s")))
     table.add_row("requests/s", fmt(thr.get("requests_per_s")))
