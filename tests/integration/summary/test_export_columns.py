@@ -21,6 +21,7 @@ pytestmark = pytest.mark.integration
 
 ONLY_WHERE_NOT_RUN_HERE: Mapping[tuple[str, ...], str] = {
     ("engine", "versions"): "written by a launched vLLM only (its own environment); tests/integration/runners",
+    ("load", "dataset", "replay_speed"): "written by trace replays only; tests/integration/workload reads it back",
 }
 """run.json paths no CPU run without vLLM writes, with who writes them: exempt from 'resolves in a real run'."""
 SUMMARY_ONLY_WHERE_NOT_RUN_HERE: Mapping[tuple[str, ...], str] = {

