@@ -60,7 +60,7 @@ def dataset_workload(spec: RunSpec, model_path: Path | None) -> tuple[Workload, 
     outputs = spec.dataset_output_lengths
     count = spec.effective_num_requests
     if kind == "sharegpt":
-        from capbench.workload.sharegpt import sharegpt_workload
+        from capbench.workload.sharegpt import MAX_PROMPT_TOKENS, MAX_TOTAL_TOKENS, MIN_TOKENS, sharegpt_workload
 
         workload, sample = sharegpt_workload(
             spec.dataset_path,
@@ -79,7 +79,11 @@ def dataset_workload(spec: RunSpec, model_path: Path | None) -> tuple[Workload, 
             "conversations": sample.conversations,
             "truncated": sample.truncated,
             "skipped": sample.skipped,
-            "filters": {"min_tokens": 4, "max_prompt_tokens": 1024, "max_total_tokens": 2048},
+            "filters": {
+                "min_tokens": MIN_TOKENS,
+                "max_prompt_tokens": MAX_PROMPT_TOKENS,
+                "max_total_tokens": MAX_TOTAL_TOKENS,
+            },
             "planned": _planned([len(p.prompt_ids) for p in measured], [p.output_tokens for p in measured]),
         }
         return workload, record
