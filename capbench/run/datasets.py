@@ -16,21 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from capbench.config import RunSpec
-from capbench.errors import CapbenchError
 from capbench.metrics.stats import describe
+from capbench.run.plan import model_tokenizer
 from capbench.workload import Workload
-
-
-def _tokenizer(spec: RunSpec, model_path: Path | None) -> Any:
-    from capbench.runners.openai.tokens import load_tokenizer
-
-    tokenizer, why_not = load_tokenizer(str(model_path) if model_path is not None else None)
-    if tokenizer is None:
-        kind = spec.synthetic_workload
-        raise CapbenchError(
-            f"the {kind} workload builds its prompts with the model's tokenizer (give model_path): {why_not}"
-        )
-    return tokenizer
 
 
 def _planned(prompt: list[int], output: list[int]) -> dict[str, Any]:
@@ -56,7 +44,7 @@ def dataset_workload(spec: RunSpec, model_path: Path | None) -> tuple[Workload, 
     )
 
     kind = spec.synthetic_workload
-    tokenizer = _tokenizer(spec, model_path)
+    tokenizer = model_tokenizer(model_path, f"the {kind} workload builds its prompts with")
     outputs = spec.dataset_output_lengths
     count = spec.effective_num_requests
     if kind == "sharegpt":

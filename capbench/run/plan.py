@@ -84,16 +84,23 @@ def prompts_dataset(prompts: PromptSet, name: str) -> dict[str, Any]:
     return {"name": name, "source": prompts.source, "sha256": prompts.sha256, "num_prompts": len(prompts.prompts)}
 
 
+def model_tokenizer(model_path: Path | None, needed_by: str) -> Any:
+    """The served model's tokenizer, or an error ``"<needed_by> the model's tokenizer (give model_path): why"``."""
+    from capbench.runners.openai.tokens import load_tokenizer
+
+    tokenizer, why_not = load_tokenizer(str(model_path) if model_path is not None else None)
+    if tokenizer is None:
+        raise CapbenchError(f"{needed_by} the model's tokenizer (give model_path): {why_not}")
+    return tokenizer
+
+
 def fixed_length_prompts(spec: RunSpec, model: ModelChoice) -> PromptSet:
     """Prompts of exactly ``fixed_prompt_tokens`` tokens as this run's model will count them (the chat template
     included for ``api: chat``; a server's tokenizer adds its special tokens, the hf runner adds none)."""
-    from capbench.runners.openai.tokens import load_tokenizer
     from capbench.workload.fixed_length import build_fixed_prompts
 
     assert spec.fixed_prompt_tokens is not None
-    tokenizer, why_not = load_tokenizer(str(model.path) if model.path is not None else None)
-    if tokenizer is None:
-        raise CapbenchError(f"fixed_prompt_tokens needs the model's tokenizer (give model_path): {why_not}")
+    tokenizer = model_tokenizer(model.path, "fixed_prompt_tokens needs")
     server = runner_traits(spec.runner).server
     count = (spec.effective_num_requests or 256) + spec.warmup
     return build_fixed_prompts(

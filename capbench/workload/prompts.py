@@ -17,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 
 from capbench.errors import CapbenchError
+from capbench.workload.files import read_utf8
 
 
 @dataclass(frozen=True)
@@ -81,17 +82,7 @@ def load_prompts(path: str | Path | None = None) -> PromptSet:
         text = resources.files("capbench.data").joinpath("prompts.jsonl").read_text(encoding="utf-8")
     else:
         source = str(path)
-        try:
-            data = Path(path).read_bytes()
-        except OSError as exc:
-            raise CapbenchError(f"cannot read prompt file {path}: {exc.strerror or exc}") from exc
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            line = data[: exc.start].count(b"\n") + 1
-            raise CapbenchError(
-                f"prompt file {path} is not UTF-8 text (line {line}, byte {exc.start}: {exc.reason}); save it as UTF-8"
-            ) from exc
+        _, text = read_utf8(path, "prompt file")
     sha = hashlib.sha256(text.encode()).hexdigest()
     return PromptSet(prompts=_parse_prompts(text, source), source=source, sha256=sha)
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from capbench.errors import ConfigError
+from capbench.workload.files import read_utf8
 
 TraceFormat = Literal["mooncake", "burstgpt"]
 TRACE_FORMATS: tuple[str, ...] = ("mooncake", "burstgpt")
@@ -176,14 +177,7 @@ def load_trace(path: str | Path, trace_format: str) -> Trace:
     if trace_format not in TRACE_FORMATS:
         raise ConfigError(f"trace_format must be one of {', '.join(TRACE_FORMATS)}, got {trace_format!r}")
     source = str(path)
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"cannot read trace {path}: {exc.strerror or exc}") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"trace {path} is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+    data, text = read_utf8(path, "trace")
     failed = 0
     if trace_format == "mooncake":
         entries = _mooncake(text, source)
