@@ -151,6 +151,17 @@ class RunSpec(BaseModel):
         None, description="the trace's format: mooncake (JSONL) or burstgpt (CSV)"
     )
     replay_speed: float = Field(1.0, gt=0, description="trace: time runs this many times faster than recorded")
+    multi_turn: bool = Field(
+        False,
+        description="serve conversations as sessions over the chat API (sharegpt: its multi-turn conversations; "
+        "random: synthetic ones of `turns` turns); concurrency counts sessions, num_requests counts conversations",
+    )
+    turns: int | None = Field(
+        None, ge=1, description="multi_turn: turns per conversation (random: required; sharegpt: at most this many)"
+    )
+    think_time_s: float = Field(
+        0.0, ge=0, description="multi_turn: seconds between an answer's end and the session's next turn"
+    )
     seed: int = Field(0, description="seed for prompt order, arrivals and sampling")
     temperature: float = Field(0.0, ge=0.0, description="sampling temperature; 0 = greedy")
     timeout_s: float = Field(600.0, gt=0, description="openai: per-request timeout, submit to last byte")
@@ -363,6 +374,7 @@ class RunSpec(BaseModel):
         stray = sorted(k for k in params - used - {"dataset_output_lengths"} if k in self.model_fields_set)
         if stray:
             raise ValueError(f"{', '.join(stray)}: not used by the {kind} workload")
+        self._check_multi_turn(kind)
         if kind == "prompts":
             if "dataset_output_lengths" in self.model_fields_set:
                 raise ValueError("dataset_output_lengths: the prompts workload has no output lengths")
@@ -390,7 +402,7 @@ class RunSpec(BaseModel):
                 raise ValueError(f"{spread} lengths need length_sigma")
             if "range_ratio" in self.model_fields_set and spread != "uniform":
                 raise ValueError(f"range_ratio applies to uniform lengths, not {spread}")
-        if kind in ("random", "prefix", "trace") and self.api == "chat":
+        if kind in ("random", "prefix", "trace") and self.api == "chat" and not self.multi_turn:
             raise ValueError(f"the {kind} workload sends token-id prompts: use api completions, not chat")
         if kind == "trace":
             timing = [k for k in ("concurrency", "request_rate", "duration_s") if getattr(self, k) is not None]
@@ -403,6 +415,28 @@ class RunSpec(BaseModel):
             raise ValueError(
                 f"max_tokens: the {kind} workload sets each request's output length (dataset_output_lengths: false "
                 "to use max_tokens and let the model stop)"
+            )
+
+    def _check_multi_turn(self, kind: str) -> None:
+        """Multi-turn sessions: ShareGPT's or synthetic conversations, over the chat API, in a closed loop."""
+        if not self.multi_turn:
+            given = [k for k in ("turns", "think_time_s") if k in self.model_fields_set]
+            if given:
+                raise ValueError(f"{', '.join(given)}: only used with multi_turn")
+            return
+        if kind not in ("sharegpt", "random"):
+            raise ValueError(
+                f"multi_turn serves conversations: use dataset sharegpt (its multi-turn conversations) or random "
+                f"(synthetic ones, with turns), not the {kind} workload"
+            )
+        if kind == "random" and self.turns is None:
+            raise ValueError("multi_turn with dataset random needs turns (turns per conversation)")
+        if self.api != "chat":
+            raise ValueError("multi_turn sends each turn as a conversation of chat messages: use api chat")
+        if self.request_rate is not None:
+            raise ValueError(
+                "multi_turn runs sessions in a closed loop (concurrency counts sessions): give concurrency, not "
+                "request_rate"
             )
 
     @property

@@ -40,6 +40,7 @@ from capbench.metrics.latency import request_metrics
 from capbench.metrics.passes import PassScan, scan_passes
 from capbench.metrics.phases import ALL, PHASE_NAMES, phase_summary
 from capbench.metrics.token_lengths import token_length_summary
+from capbench.metrics.turns import turn_summary
 from capbench.metrics.utilization import Ceilings
 
 SUMMARY_SCHEMA_VERSION = 1
@@ -166,6 +167,7 @@ def score_run(
     summary["accuracy"] = accuracy_summary(manifest, requests)
     summary["fixed_length"] = fixed_length_summary(manifest, requests)
     summary["workload"] = token_length_summary(manifest, requests)
+    summary["sessions"] = turn_summary(requests, manifest.get("client"))
     if summary["fixed_length"] is not None and not summary["fixed_length"]["exact"]:
         notes.append("fixed-length mode: some requests did not get the asked token counts (fixed_length)")
     summary["server"] = None

@@ -22,6 +22,8 @@ from capbench.loadgen.selfcheck import CpuMeter, LoopLagMonitor, assess, quantil
 from capbench.loadgen.types import HttpRequestSpec, LoadPattern, LoadReport, RequestResult, ServerUnavailable
 
 OnResult = Callable[[RequestResult], None]
+FollowUp = Callable[[RequestResult], "tuple[HttpRequestSpec, float] | None"]
+"""Given a finished measured request, the request that must follow it and the delay before it (seconds), or None."""
 SPIN_NS = 1_000_000
 """Open loop: how early the arrival timer is armed; the rest is waited cooperatively (:meth:`_Driver._arm`)."""
 
@@ -29,10 +31,21 @@ SPIN_NS = 1_000_000
 class _Driver:
     """Submission bookkeeping shared by the phases of one load."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, pattern: LoadPattern, on_result: OnResult) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        pattern: LoadPattern,
+        on_result: OnResult,
+        follow_up: FollowUp | None = None,
+    ) -> None:
         self.loop = loop
         self.pattern = pattern
         self.on_result = on_result
+        self.follow_up = follow_up
+        # follow-ups waiting for their delay: each holds its session's closed-loop slot
+        self.thinking: set[asyncio.TimerHandle | asyncio.Handle] = set()
+        self.follow_ups = 0
+        self.follow_ups_dropped = 0
         self.client: HttpClient | None = None
         self.stopped = False
         self.abort_reason: str | None = None
@@ -152,7 +165,7 @@ class _Driver:
                 self.queue_waits_s.append((t - t_arrived) / 1e9)
                 self._submit(spec, t, t_sched)
         else:
-            while not self.exhausted and self.in_flight < self.limit:
+            while not self.exhausted and self.in_flight + len(self.thinking) < self.limit:
                 if self.deadline_ns is not None and now_ns() >= self.deadline_ns:
                     self.exhausted = True
                     break
@@ -166,6 +179,7 @@ class _Driver:
     def _maybe_finish(self) -> None:
         if (
             self.in_flight == 0
+            and not self.thinking
             and (self.exhausted or self.stopped)
             and not self.waiting
             and self.future is not None
@@ -282,7 +296,48 @@ class _Driver:
                 self.on_result(result)
             except BaseException as exc:  # re-raised by run_load after cleanup
                 self._abort_on(exc, "on_result")
+        if self.follow_up is not None and self.measuring and not self.stopped and self.callback_error is None:
+            try:
+                self._follow(result)
+            except BaseException as exc:
+                self._abort_on(exc, "building the next request of a session")
         self._pump()
+
+    # -- sessions (follow-up requests) ----------------------------------------------------------------------
+
+    def _follow(self, result: RequestResult) -> None:
+        """Queue the request that follows ``result`` in its session (after its delay); it holds the session's
+        slot meanwhile, so a closed loop's concurrency counts sessions."""
+        assert self.follow_up is not None
+        nxt = self.follow_up(result)
+        if nxt is None:
+            return
+        spec, delay_s = nxt
+        if delay_s <= 0:
+            self._send_follow_up(spec, None)
+            return
+        handle: asyncio.TimerHandle | None = None
+
+        def due() -> None:
+            try:
+                self._send_follow_up(spec, handle)
+            except BaseException as exc:
+                self._abort_on(exc, "submitting the next request of a session")
+                return
+            self._pump()
+
+        handle = self.loop.call_later(delay_s, due)
+        self.thinking.add(handle)
+
+    def _send_follow_up(self, spec: HttpRequestSpec, handle: asyncio.TimerHandle | asyncio.Handle | None) -> None:
+        """Submit a follow-up now, unless the load stopped or its duration ended (then the session ends)."""
+        if handle is not None:
+            self.thinking.discard(handle)
+        if self.stopped or (self.deadline_ns is not None and now_ns() >= self.deadline_ns):
+            self.follow_ups_dropped += 1
+            return
+        self.follow_ups += 1
+        self._submit(spec, now_ns(), None)
 
     def _abort_on(self, exc: BaseException, where: str) -> None:
         """An exception in a loop callback: stop submitting, close the client (requests in flight are not
@@ -295,7 +350,15 @@ class _Driver:
         self.in_flight = 0
         self.waiting.clear()
         self.exhausted = True
+        self._drop_thinking()
         self._maybe_finish()
+
+    def _drop_thinking(self) -> None:
+        """Cancel the follow-ups still waiting for their delay (their sessions end here)."""
+        for handle in self.thinking:
+            handle.cancel()
+        self.follow_ups_dropped += len(self.thinking)
+        self.thinking.clear()
 
     def stop(self, reason: str) -> None:
         """Stop submitting; requests in flight still end and are reported."""
@@ -306,6 +369,7 @@ class _Driver:
             self.timer.cancel()
             self.timer = None
         self.waiting.clear()
+        self._drop_thinking()
         self._maybe_finish()
 
 
@@ -319,6 +383,7 @@ async def run_load(
     headers: Mapping[str, str] | None = None,
     loop_lag_interval_s: float = 0.01,
     on_measured_start: Callable[[], None] | None = None,
+    follow_up: FollowUp | None = None,
 ) -> LoadReport:
     """Run ``warmup`` then ``measured`` against ``base_url`` under ``pattern``; report each request as it ends.
 
@@ -329,6 +394,12 @@ async def run_load(
     is called once, after the warm-up and before the first measured request (e.g. to snapshot server metrics);
     it runs on the event loop, before the measured clock starts.
 
+    ``follow_up`` (closed loop only) makes sessions: after each measured request ends (and ``on_result`` ran),
+    it may return the request that continues the session and a delay in seconds (a user's think time); that
+    request is submitted after the delay, and the session keeps its slot meanwhile, so ``concurrency`` counts
+    sessions and ``measured`` gives only their first requests (``num_requests`` then counts sessions). A
+    follow-up that falls due after the duration ended or the load stopped is dropped (the report counts both).
+
     Returns the :class:`LoadReport`. Raises :class:`ServerUnavailable` (carrying the report) after the abort
     rule fired and every finished result was delivered. Re-raises an exception that ``on_result``, the
     ``measured`` iterator or a submission raised: the load is stopped and connections closed first; results
@@ -336,12 +407,14 @@ async def run_load(
     """
     if len(warmup) != pattern.warmup:
         raise ValueError(f"pattern.warmup is {pattern.warmup} but {len(warmup)} warm-up requests were given")
+    if follow_up is not None and not pattern.closed_loop:
+        raise ValueError("sessions (follow_up) run in a closed loop: the pattern needs concurrency")
     loop = asyncio.get_running_loop()
     described = asdict(pattern)
     if pattern.arrival_offsets_ns is not None:  # the schedule itself is the trace's; the report keeps its size
         described["arrival_offsets_ns"] = f"{len(pattern.arrival_offsets_ns)} offsets"
     report = LoadReport(pattern=described, loop=describe_loop(loop), loop_lag_interval_s=loop_lag_interval_s)
-    driver = _Driver(loop, pattern, on_result)
+    driver = _Driver(loop, pattern, on_result, follow_up)
     client = HttpClient(base_url, driver.on_done, timeout_s=pattern.timeout_s, headers=headers)
     driver.client = client
     lag = LoopLagMonitor(loop_lag_interval_s)
@@ -397,6 +470,8 @@ async def run_load(
 
 def _fill_selfcheck(report: LoadReport, driver: _Driver, cpu: CpuMeter, lag: LoopLagMonitor) -> None:
     report.max_in_flight = driver.max_in_flight
+    report.follow_ups = driver.follow_ups
+    report.follow_ups_dropped = driver.follow_ups_dropped
     report.cpu_s = cpu.cpu_s
     report.cpu_util = cpu.utilization
     samples = lag.samples

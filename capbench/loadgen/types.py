@@ -194,6 +194,8 @@ class LoadReport:
     schedule_lag_p99_s: float | None = None
     schedule_lag_max_s: float | None = None
     queued: int = 0
+    follow_ups: int = 0  # session requests after a first one (multi-turn)
+    follow_ups_dropped: int = 0  # ... that fell due after the duration ended or the load stopped
     queue_wait_max_s: float | None = None
     queue_wait_total_s: float | None = None
     client_bound: bool = False

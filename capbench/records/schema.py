@@ -34,7 +34,8 @@ class RequestRecord(TypedDict, total=False):
     """One line of ``requests.jsonl``, appended when the request ends (successfully or not); docs/records.md.
 
     Every runner writes :data:`REQUEST_REQUIRED`; the other keys belong to some runners (server runners: the
-    HTTP fields; hf: the sampled token ids; accuracy runs: ``sample_id``, later ``score`` and ``answer``).
+    HTTP fields; hf: the sampled token ids; accuracy runs: ``sample_id``, later ``score`` and ``answer``; multi-turn
+    runs: ``session_id`` and ``turn``, 0-based).
     Build one with :func:`request_record`.
     """
 
@@ -59,6 +60,8 @@ class RequestRecord(TypedDict, total=False):
     http_status: int | None
     reasoning_text: str | None
     sample_id: str | None
+    session_id: str | None
+    turn: int | None
     score: float | None
     answer: str | None
 

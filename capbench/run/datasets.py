@@ -47,6 +47,8 @@ def dataset_workload(spec: RunSpec, model_path: Path | None) -> tuple[Workload, 
     tokenizer = model_tokenizer(model_path, f"the {kind} workload builds its prompts with")
     outputs = spec.dataset_output_lengths
     count = spec.effective_num_requests
+    if spec.multi_turn:
+        return _multi_turn_workload(spec, tokenizer)
     if kind == "sharegpt":
         from capbench.workload.sharegpt import MAX_PROMPT_TOKENS, MAX_TOTAL_TOKENS, MIN_TOKENS, sharegpt_workload
 
@@ -131,3 +133,85 @@ def dataset_workload(spec: RunSpec, model_path: Path | None) -> tuple[Workload, 
         "planned": planned,
     }
     return workload, record
+
+
+def _multi_turn_workload(spec: RunSpec, tokenizer: Any) -> tuple[Workload, dict[str, Any]]:
+    """Sessions of ShareGPT's multi-turn conversations or synthetic ones (:mod:`capbench.workload.conversations`);
+    ``num_requests`` counts sessions (duration mode: the conversations cycle)."""
+    from capbench.workload.conversations import Sessions, synthetic_conversations, warmup_requests
+    from capbench.workload.lengths import LengthSpec
+    from capbench.workload.sharegpt import DURATION_POOL
+
+    count = spec.effective_num_requests
+    drawn = (count if count is not None else DURATION_POOL) + spec.warmup
+    record: dict[str, Any]
+    if spec.dataset == "sharegpt":
+        from capbench.workload.sharegpt import MAX_TOTAL_TOKENS, MIN_TOKENS, sample_sharegpt_conversations
+
+        sample = sample_sharegpt_conversations(spec.dataset_path, tokenizer, drawn, spec.seed, spec.turns)
+        conversations = sample.conversations
+        record = {
+            "name": "sharegpt",
+            "source": sample.source,
+            "sha256": sample.sha256,
+            "conversations": sample.available,
+            "truncated": sample.truncated,
+            "skipped": sample.skipped,
+            "cut": sample.cut,
+            "filters": {"min_tokens": MIN_TOKENS, "max_conversation_tokens": MAX_TOTAL_TOKENS, "max_turns": spec.turns},
+        }
+    else:
+        from capbench.workload.synthetic import TokenPool
+
+        assert spec.turns is not None and spec.mean_prompt_tokens and spec.mean_output_tokens
+        pool = TokenPool.from_tokenizer(tokenizer)
+        spread = (spec.length_distribution, spec.range_ratio, spec.length_sigma or 0.0)
+        user, output = LengthSpec(spec.mean_prompt_tokens, *spread), LengthSpec(spec.mean_output_tokens, *spread)
+        conversations = synthetic_conversations(
+            lambda ids: str(tokenizer.decode(ids)),
+            pool.draw,
+            count=drawn,
+            turns=spec.turns,
+            user=user,
+            output=output,
+            seed=spec.seed,
+        )
+        params = {"turns": spec.turns, "user_tokens": user.describe(), "output_tokens": output.describe()}
+        record = {
+            "name": "random",
+            "source": "capbench synthetic conversations",
+            "sha256": _params_hash({**params, "seed": spec.seed}),
+            **params,
+        }
+    measured, warm = conversations[: drawn - spec.warmup], conversations[drawn - spec.warmup :]
+    sessions = Sessions(
+        measured, count, think_time_s=spec.think_time_s, dataset_output_lengths=spec.dataset_output_lengths
+    )
+    workload = Workload(
+        warmup_requests(warm, spec.dataset_output_lengths),
+        sessions.first_turns(),
+        count,
+        spec.duration_s,
+        sessions=sessions,
+    )
+    record.update({"multi_turn": True, "think_time_s": spec.think_time_s, "planned": _planned_sessions(sessions)})
+    return workload, record
+
+
+def _planned_sessions(sessions: Any) -> dict[str, Any] | None:
+    """``load.dataset.planned`` of a multi-turn workload (None in duration mode): sessions and requests, turns per
+    session, the new user message's tokens (``user_tokens``; a turn's prompt is the whole conversation so far)
+    and the output tokens per turn, and the longest conversation (every user message and answer, in tokens) as
+    the context check's longest request."""
+    chosen = sessions.chosen()
+    if chosen is None:
+        return None
+    turns = [t for c in chosen for t in c.turns]
+    return {
+        "sessions": len(chosen),
+        "requests": len(turns),
+        "turns_per_session": describe([len(c.turns) for c in chosen]),
+        "user_tokens": describe([t.user_tokens for t in turns]),
+        "output_tokens": describe([t.output_tokens for t in turns]),
+        "longest_request_tokens": max((c.total_tokens for c in chosen), default=None),
+    }

@@ -58,6 +58,11 @@ class RunnerTraits:
             given = [k for k in SERVER_FIELDS if getattr(spec, k) is not None]
             if given:
                 out.append(f"{', '.join(given)}: not used by runner '{self.name}' (server runners only)")
+            if getattr(spec, "multi_turn", False):
+                out.append(
+                    f"multi_turn: runner '{self.name}' serves static batches, not sessions that wait for each answer; "
+                    "run conversations with runner openai or vllm"
+                )
             if getattr(spec, "trace", None) is not None:
                 out.append(
                     f"trace: runner '{self.name}' serves static batches and cannot send requests at recorded times; "

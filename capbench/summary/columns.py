@@ -107,6 +107,8 @@ def _dataset(manifest: Record, summary: Record) -> Any:
     dataset = get(manifest, "load", "dataset")
     if isinstance(dataset, Mapping):
         name, version = dataset.get("name"), dataset.get("version")
+        if name is not None and dataset.get("multi_turn"):
+            name = f"{name} (multi-turn)"
         return f"{name}@{version}" if name is not None and version is not None else _scalar(name)
     return _scalar(dataset)
 
@@ -173,6 +175,10 @@ def _workload() -> list[Column]:
             path = ("workload", f"{key}_tokens", stat)
             columns.append(_s(f"{key}_{stat}_tokens", "number", f"{label} {stat}", *path, unit="tokens"))
     columns.append(_r("replay_speed", "number", "Trace replay speed", "load", "dataset", "replay_speed"))
+    columns.append(_s("measured_sessions", "number", "Multi-turn sessions", "sessions", "sessions", unit="sessions"))
+    columns.append(
+        _r("think_time_s", "number", "Think time between turns", "load", "dataset", "think_time_s", unit="s")
+    )
     return columns
 
 

@@ -115,6 +115,28 @@ def phase_table(summary: Mapping[str, Any]) -> Table:
     return table
 
 
+def turns_table(sessions: Mapping[str, Any]) -> Table:
+    """Multi-turn runs: TTFT and prompt tokens by turn (``summary.json`` ``sessions``)."""
+    title = (
+        f"Turns ({fmt(sessions.get('sessions'))} sessions; failed {fmt(sessions.get('sessions_failed'))}, "
+        f"cut at the end {fmt(sessions.get('sessions_cut'))})"
+    )
+    table = Table(title=title, title_justify="left")
+    for col in ("turn", "requests", "errors", "TTFT p50", "TTFT p99", "prompt tokens mean"):
+        table.add_column(col, justify="right")
+    for row in sessions.get("by_turn") or []:
+        ttft, prompt = row.get("ttft_s") or {}, row.get("prompt_tokens") or {}
+        table.add_row(
+            str(row.get("turn")),
+            fmt(row.get("requests")),
+            fmt(row.get("errors")),
+            fmt(ttft.get("p50"), "s"),
+            fmt(ttft.get("p99"), "s"),
+            fmt(prompt.get("mean")),
+        )
+    return table
+
+
 def accuracy_text(acc: Mapping[str, Any]) -> str:
     """``62.5 % ± 3.4 % (n = 200)``, or a dash when the task was not scored."""
     if acc.get("value") is None:
@@ -180,6 +202,8 @@ def print_summary(summary: Mapping[str, Any], console: Console) -> None:
     ``/metrics``, then the notes that explain nulls."""
     console.print(overview_table(summary))
     console.print(latency_table(summary))
+    if summary.get("sessions"):
+        console.print(turns_table(summary["sessions"]))
     if summary.get("phases"):
         console.print(phase_table(summary))
     if summary.get("server"):

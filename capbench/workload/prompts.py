@@ -15,9 +15,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from capbench.errors import CapbenchError
 from capbench.workload.files import read_utf8
+
+if TYPE_CHECKING:
+    from capbench.workload.conversations import Sessions, SessionTurn
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,8 @@ class Request:
     ``max_tokens`` and ``stop`` override the run's settings for this request (an accuracy task's
     ``max_gen_toks`` and ``until``): generation ends at the first stop string, which is not part of the output.
     ``sample_id`` names the task sample the request answers (``<task>/<doc_id>``), None outside accuracy runs.
+    ``session`` (multi-turn): the request's session, turn and the conversation before it
+    (:mod:`capbench.workload.conversations`); its chat messages are the history and then ``prompt.text``.
     """
 
     id: str
@@ -47,6 +53,7 @@ class Request:
     max_tokens: int | None = None
     stop: tuple[str, ...] = ()
     sample_id: str | None = None
+    session: SessionTurn | None = None
 
 
 @dataclass(frozen=True)
@@ -105,18 +112,24 @@ class Workload:
     """What a runner serves: warm-up requests first, then measured ones until ``num_requests`` or
     ``duration_s`` (then ``measured`` is endless and the runner stops taking from it on time).
     ``offsets_ns`` (trace replay): measured request ``i`` is due ``offsets_ns[i]`` ns after the measured phase
-    starts."""
+    starts. ``sessions`` (multi-turn): ``measured`` yields each session's first turn, ``num_requests`` counts
+    sessions, and the runner asks ``sessions.next_turn`` for the rest as answers arrive."""
 
     warmup: list[Request]
     measured: Iterator[Request]
     num_requests: int | None
     duration_s: float | None
     offsets_ns: list[int] | None = None
+    sessions: Sessions | None = None
 
     @property
     def total(self) -> int | None:
         """Every request the run will send, or None in duration mode."""
-        return None if self.num_requests is None else len(self.warmup) + self.num_requests
+        if self.num_requests is None:
+            return None
+        if self.sessions is not None:
+            return len(self.warmup) + (self.sessions.planned_requests or 0)
+        return len(self.warmup) + self.num_requests
 
 
 def build_workload(

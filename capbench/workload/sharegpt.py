@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from capbench.errors import ConfigError
+from capbench.workload.conversations import Conversation
 from capbench.workload.prompts import Prompt, Request, Workload
 
 MIN_TOKENS = 4
@@ -168,6 +169,65 @@ def sample_sharegpt(path: str | None, tokenizer: Any, count: int, seed: int) -> 
             f"{count} requested (warm-up included)"
         )
     return Sample(pairs, source, hashlib.sha256(data).hexdigest(), len(conversations), skipped, truncated)
+
+
+@dataclass
+class ConversationSample:
+    """Multi-turn conversations drawn from a ShareGPT file, where from, and what was skipped (``run.json``)."""
+
+    conversations: list[Conversation]
+    source: str
+    sha256: str
+    available: int
+    """Conversations in the file with at least two messages."""
+    skipped: dict[str, int] = field(default_factory=dict)
+    cut: dict[str, int] = field(default_factory=dict)
+    """Kept conversations cut short, by reason (:func:`~capbench.workload.conversations.conversation_turns`)."""
+    truncated: bool = False
+
+
+def sample_sharegpt_conversations(
+    path: str | None, tokenizer: Any, count: int, seed: int, max_turns: int | None
+) -> ConversationSample:
+    """``count`` multi-turn conversations (:mod:`capbench.workload.conversations`), in the single-turn sampler's
+    seeded order, token lengths counted as it counts them; a :class:`ConfigError` when fewer qualify."""
+    from capbench.workload.conversations import MIN_TURNS, conversation_turns
+
+    data, source = _read(path)
+    entries, truncated = _entries(_decode_text(data, source), source)
+    conversations = _conversations(entries)
+    random.Random(seed).shuffle(conversations)
+    kept: list[Conversation] = []
+    skipped = {"malformed": 0, "too_short": 0, "too_long": 0, "too_few_turns": 0}
+    cut = {"malformed": 0, "too_short": 0, "too_long": 0}
+
+    def count_tokens(text: str) -> int:
+        return len(tokenizer(text)["input_ids"])
+
+    for entry in conversations:
+        if len(kept) >= count:
+            break
+        turns, reason = conversation_turns(
+            entry["conversations"],
+            count_tokens,
+            min_tokens=MIN_TOKENS,
+            max_total_tokens=MAX_TOTAL_TOKENS,
+            max_turns=max_turns,
+        )
+        if len(turns) < min(MIN_TURNS, max_turns or MIN_TURNS):
+            skipped[reason or "too_few_turns"] += 1
+            continue
+        if reason is not None:
+            cut[reason] += 1
+        kept.append(Conversation(str(entry.get("id", len(kept))), tuple(turns)))
+    if len(kept) < count:
+        raise ConfigError(
+            f"{source}: only {len(kept)} of {len(conversations)} conversations have {MIN_TURNS} or more turns that "
+            f"pass the length filters; {count} requested (warm-up included)"
+        )
+    return ConversationSample(
+        kept, source, hashlib.sha256(data).hexdigest(), len(conversations), skipped, cut, truncated
+    )
 
 
 def _request(pair: Pair, rid: str, warmup: bool, outputs: bool) -> Request:

@@ -173,7 +173,10 @@ class OpenAIRunner:
         if self.config.temperature > 0:
             body["seed"] = request_seed(self.config.seed, request)
         if self.config.api == "chat":
-            body["messages"] = [{"role": "user", "content": request.prompt.text}]
+            session = request.session
+            body["messages"] = (
+                session.messages if session is not None else [{"role": "user", "content": request.prompt.text}]
+            )
         elif request.prompt.as_token_ids and request.prompt.token_ids is not None:
             body["prompt"] = list(request.prompt.token_ids)  # exactly these tokens, no special tokens added
         else:
@@ -194,6 +197,9 @@ class OpenAIRunner:
     def _record(self, result: Any, request: Request | None) -> RequestRecord:
         """The ``requests.jsonl`` line of one finished request."""
         prompt = request.prompt if request else None
+        messages = request.session.messages if request is not None and request.session is not None else None
+        # the whole prompt: a multi-turn request's is every message of its conversation so far
+        prompt_text = "\n".join(m["content"] for m in messages) if messages else (prompt.text if prompt else "")
         text = result.output_text + (result.reasoning_text or "")
         prompt_tokens: int | None = None
         output_tokens: int | None = None
@@ -204,13 +210,13 @@ class OpenAIRunner:
                 max_tokens=(request.max_tokens if request else None) or self.config.max_tokens,
                 text=text,
                 stop=request.stop if request else None,
-                prompt=prompt.text if prompt else "",
+                prompt=prompt_text,
                 context_length=self.context_length(),
                 prompt_token_ids=len(prompt.token_ids) if prompt and prompt.as_token_ids and prompt.token_ids else None,
             )
         if error is None:
             prompt_tokens, output_tokens = self.counter.count(
-                prompt.text if prompt else "", result.usage, text, result.finish_reason, measured=not result.warmup
+                messages or prompt_text, result.usage, text, result.finish_reason, measured=not result.warmup
             )
             if prompt is not None and prompt.as_token_ids and prompt.token_ids is not None:
                 # an id prompt is exactly its ids: the server's count when it gave one, else the ids sent
@@ -218,7 +224,12 @@ class OpenAIRunner:
                 prompt_tokens = reported if is_count(reported) else len(prompt.token_ids)
         elif result.usage and is_count(result.usage.get("prompt_tokens")):
             prompt_tokens = result.usage.get("prompt_tokens")
-        extra = {"sample_id": request.sample_id} if request is not None and request.sample_id is not None else {}
+        extra: dict[str, Any] = {}
+        if request is not None and request.sample_id is not None:
+            extra["sample_id"] = request.sample_id
+        if request is not None and request.session is not None:
+            extra["session_id"] = request.session.session_id
+            extra["turn"] = request.session.turn
         return request_record(
             id=result.id,
             warmup=result.warmup,
@@ -247,6 +258,7 @@ class OpenAIRunner:
         from capbench.loadgen import ServerUnavailable, run_load
 
         pending: dict[str, Request] = {}
+        sessions = workload.sessions
 
         def remember(requests: Iterator[Request]) -> Iterator[Request]:
             for request in requests:
@@ -254,7 +266,21 @@ class OpenAIRunner:
                 yield request
 
         def on_result(result: Any) -> None:
-            sink.on_request(self._record(result, pending.pop(result.id, None)))
+            keep = sessions is not None and not result.warmup  # follow_up needs it, and pops it
+            request = pending.get(result.id) if keep else pending.pop(result.id, None)
+            sink.on_request(self._record(result, request))
+
+        def follow_up(result: Any) -> tuple[Any, float] | None:
+            """The next turn of the finished request's session (its answer as the server streamed it)."""
+            assert sessions is not None
+            request = pending.pop(result.id, None)
+            if request is None or result.warmup:
+                return None
+            nxt = sessions.next_turn(request, result.output_text if result.error is None else None)
+            if nxt is None:
+                return None
+            spec = next(self._http_specs(remember(iter((nxt,)))))
+            return spec, sessions.think_time_s
 
         warmup = list(self._http_specs(remember(iter(workload.warmup))))
         measured = self._http_specs(remember(workload.measured))
@@ -266,6 +292,7 @@ class OpenAIRunner:
             on_result,
             headers=self.headers,
             on_measured_start=self.on_measured_start,
+            follow_up=follow_up if sessions is not None else None,
         )
         try:
             report = asyncio.run(coroutine)

@@ -44,20 +44,28 @@ class TokenCounter:
         self.chat = chat
         self.sources: Counter[str] = Counter()
 
-    def _prompt_tokens(self, prompt: str) -> int:
+    def _prompt_tokens(self, prompt: str | list[dict[str, str]]) -> int:
+        messages = prompt if isinstance(prompt, list) else [{"role": "user", "content": prompt}]
         if self.chat and getattr(self.tokenizer, "chat_template", None):
             ids = self.tokenizer.apply_chat_template(
-                [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=True, return_dict=False
+                messages, add_generation_prompt=True, tokenize=True, return_dict=False
             )
             if isinstance(ids, dict) or hasattr(ids, "keys"):  # a BatchEncoding despite return_dict=False
                 ids = ids["input_ids"]
             return len(ids)
-        return len(self.tokenizer(prompt, add_special_tokens=True)["input_ids"])
+        text = "\n".join(m["content"] for m in messages)
+        return len(self.tokenizer(text, add_special_tokens=True)["input_ids"])
 
     def count(
-        self, prompt: str, usage: dict[str, Any] | None, text: str, finish_reason: str | None, measured: bool
+        self,
+        prompt: str | list[dict[str, str]],
+        usage: dict[str, Any] | None,
+        text: str,
+        finish_reason: str | None,
+        measured: bool,
     ) -> tuple[int | None, int | None]:
-        """``(prompt_tokens, output_tokens)`` of a completed request (module docstring)."""
+        """``(prompt_tokens, output_tokens)`` of a completed request (module docstring); ``prompt`` is the
+        prompt text, or a multi-turn request's chat messages."""
         if usage and usage.get("completion_tokens") is not None:
             source, counts = "server_usage", (usage.get("prompt_tokens"), usage.get("completion_tokens"))
         elif self.tokenizer is None:

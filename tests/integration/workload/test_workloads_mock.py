@@ -4,6 +4,7 @@ summary, and bad input refused before any request."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import subprocess
@@ -260,3 +261,126 @@ def test_requests_longer_than_the_context_are_refused_before_any(
     err = capsys.readouterr().err
     assert code == 2 and "requests of up to 5008 tokens" in err and "context of 4096 tokens" in err, err
     assert not (tmp_path / "r" / "requests.jsonl").exists() or not (tmp_path / "r" / "requests.jsonl").read_text()
+
+
+def multi_turn_file(path: Path, count: int) -> Path:
+    """ShareGPT conversations of 2 to 4 turns."""
+    words = ["the", "cat", "sat", "on", "a", "mat", "and", "then", "it", "ran", "far", "away", "from", "home"]
+    rng = random.Random(1)
+    conversations = []
+    for i in range(count):
+        messages = []
+        for k in range(2 * rng.randint(2, 4)):
+            messages.append(
+                {"from": "human" if k % 2 == 0 else "gpt", "value": " ".join(rng.choices(words, k=rng.randint(6, 20)))}
+            )
+        conversations.append({"id": f"c{i}", "conversations": messages})
+    path.write_text(json.dumps(conversations))
+    return path
+
+
+def test_multi_turn_sharegpt_sessions_grow_their_prompt_turn_by_turn(
+    server: MockServerProcess, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    data = multi_turn_file(tmp_path / "sharegpt.json", 20)
+    out = tmp_path / "run"
+    args = ["--base-url", server.url, "--model-path", str(tiny_model_dir), "--num-requests", "6", "--concurrency", "3"]
+    multi = ["--dataset", "sharegpt", "--dataset-path", str(data), "--api", "chat", "--multi-turn"]
+    assert run(*args, *multi, "--think-time-s", "0.02", "--warmup", "1", "--out", str(out)) == 0
+    manifest = json.loads((out / "run.json").read_text())
+    dataset = manifest["load"]["dataset"]
+    assert dataset["multi_turn"] is True and dataset["planned"]["sessions"] == 6
+    records = measured(out)
+    assert len(records) == dataset["planned"]["requests"] and all(r["error"] is None for r in records)
+    sessions: dict[str, list[dict[str, Any]]] = {}
+    for r in sorted(records, key=lambda r: r["t_submit_ns"]):
+        sessions.setdefault(r["session_id"], []).append(r)
+    assert len(sessions) == 6
+    for turns in sessions.values():
+        assert [r["turn"] for r in turns] == list(range(len(turns))) and len(turns) >= 2
+        prompts = [r["prompt_tokens"] for r in turns]
+        assert prompts == sorted(prompts) and len(set(prompts)) == len(prompts)  # the conversation so far, growing
+        for before, after in itertools.pairwise(turns):
+            assert after["t_submit_ns"] - before["t_done_ns"] >= 20_000_000  # the answer, then the think time
+    # at most 3 sessions at a time
+    spans = sorted(
+        [(t[0]["t_submit_ns"], 1) for t in sessions.values()] + [(t[-1]["t_done_ns"], -1) for t in sessions.values()]
+    )
+    assert max(np.cumsum([d for _, d in spans])) == 3
+    summary = json.loads((out / "summary.json").read_text())
+    by_turn = summary["sessions"]["by_turn"]
+    assert summary["sessions"]["sessions"] == 6 and by_turn[0]["requests"] == 6
+    assert [row["turn"] for row in by_turn] == list(range(len(by_turn))) and len(by_turn) >= 2
+    assert all(row["ttft_s"]["count"] == row["requests"] for row in by_turn)
+    means = [row["prompt_tokens"]["mean"] for row in by_turn]
+    assert means == sorted(means)
+    from capbench.summary.export import export_runs
+
+    row = export_runs([out]).iloc[0]
+    assert row["dataset"] == "sharegpt (multi-turn)" and row["measured_sessions"] == 6 and row["think_time_s"] == 0.02
+    again = tmp_path / "again"
+    assert run(*args, *multi, "--think-time-s", "0.02", "--warmup", "1", "--out", str(again)) == 0
+    assert json.loads((again / "run.json").read_text())["load"]["dataset"] == dataset  # reproducible
+
+
+def test_multi_turn_synthetic_conversations(server: MockServerProcess, tiny_model_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ["--base-url", server.url, "--model-path", str(tiny_model_dir), "--num-requests", "4", "--out", str(out)]
+    synthetic = ["--dataset", "random", "--mean-prompt-tokens", "12", "--mean-output-tokens", "3", "--api", "chat"]
+    assert run(*args, *synthetic, "--multi-turn", "--turns", "3") == 0
+    records = measured(out)
+    assert len(records) == 12 and {r["turn"] for r in records} == {0, 1, 2}
+    assert all(r["output_tokens"] == 3 for r in records)  # the dataset's output lengths, with ignore_eos
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--dataset", "prefix", "--multi-turn"], "multi_turn serves conversations"),
+        (
+            [
+                "--dataset",
+                "random",
+                "--mean-prompt-tokens",
+                "4",
+                "--mean-output-tokens",
+                "2",
+                "--multi-turn",
+                "--api",
+                "chat",
+            ],
+            "needs turns",
+        ),
+        (
+            [
+                "--dataset",
+                "random",
+                "--mean-prompt-tokens",
+                "4",
+                "--mean-output-tokens",
+                "2",
+                "--multi-turn",
+                "--turns",
+                "2",
+            ],
+            "use api chat",
+        ),
+        (
+            ["--dataset", "random", "--mean-prompt-tokens", "4", "--mean-output-tokens", "2", "--turns", "2"],
+            "only used with multi_turn",
+        ),
+    ],
+)
+def test_bad_multi_turn_settings_are_refused(
+    tiny_model_dir: Path, tmp_path: Path, capsys: Any, extra: list[str], message: str
+) -> None:
+    args = ["run", "--runner", "openai", "--base-url", "http://127.0.0.1:9", "--model-path", str(tiny_model_dir)]
+    assert main([*args, *extra, "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_the_hf_runner_refuses_multi_turn(tmp_path: Path, capsys: Any) -> None:
+    args = ["run", "--dataset", "random", "--mean-prompt-tokens", "4", "--mean-output-tokens", "2", "--api", "chat"]
+    assert main([*args, "--multi-turn", "--turns", "2", "--out", str(tmp_path / "r")]) == 2
+    assert "serves static batches, not sessions" in capsys.readouterr().err
