@@ -18,7 +18,14 @@ output tokens is the request's ``max_tokens`` (``max_completion_tokens`` for cha
 
 Timing. The request counts as received when its last byte was read (``t_received_ns``). Response headers are
 written at once; token ``i`` is due at ``t_received + ttft + i·itl`` (absolute times, so delays do not
-drift). By default every chunk is its own ``transport.write()``, and the streams that are due take turns on
+drift). A load model (``ttft_per_stream_s``, ``itl_per_stream_s``; ``--ttft-per-stream-s``,
+``--itl-per-stream-s``) makes latency grow with load: with ``N`` the streams the server has open at that moment
+(those waiting for their first token included, the one concerned too), a request's TTFT is ``ttft_s +
+ttft_per_stream_s·N`` at its arrival, and the delay after each token is ``itl_s + itl_per_stream_s·N`` when that
+token is sent; in a closed loop of concurrency ``C`` in steady state ``N = C``, so TTFT = ``ttft_s +
+ttft_per_stream_s·C`` and TPOT = ``itl_s + itl_per_stream_s·C`` (a capacity at an SLO in closed form).
+``ttft_jitter_s`` adds a seeded uniform ``[0, ttft_jitter_s)`` to each TTFT (noise for repeat statistics).
+By default every chunk is its own ``transport.write()``, and the streams that are due take turns on
 the loop, one chunk each per loop iteration (one callback for all of them, like an engine step), so a server
 that falls behind serves every stream a little rather than one stream in a burst. After the last token come
 the usage chunk (``stream_options.include_usage``), ``data: [DONE]`` and the terminal HTTP chunk, each its

@@ -27,6 +27,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=0, help="0 = any free port (default)")
     p.add_argument("--ttft-s", type=float, default=0.0, help="time to first token, seconds")
     p.add_argument("--itl-s", type=float, default=0.0, help="inter-token delay, seconds")
+    p.add_argument(
+        "--ttft-per-stream-s",
+        type=float,
+        default=0.0,
+        help="load model: TTFT = ttft_s + this x streams in flight when the request arrives (itself included)",
+    )
+    p.add_argument(
+        "--itl-per-stream-s",
+        type=float,
+        default=0.0,
+        help="load model: each inter-token delay = itl_s + this x streams in flight when the previous token was sent",
+    )
+    p.add_argument(
+        "--ttft-jitter-s", type=float, default=0.0, help="noise: extra TTFT drawn uniformly from [0, this), seeded"
+    )
     p.add_argument("--output-tokens", type=int, default=64, help="tokens per response when max_tokens is absent")
     p.add_argument(
         "--no-honor-max-tokens",
@@ -57,6 +72,9 @@ async def serve(args: argparse.Namespace) -> None:
     settings = MockSettings(
         ttft_s=args.ttft_s,
         itl_s=args.itl_s,
+        ttft_per_stream_s=args.ttft_per_stream_s,
+        itl_per_stream_s=args.itl_per_stream_s,
+        ttft_jitter_s=args.ttft_jitter_s,
         output_tokens=args.output_tokens,
         honor_max_tokens=not args.no_honor_max_tokens,
         fail_rate=args.fail_rate,

@@ -23,6 +23,9 @@ def settings_to_args(settings: MockSettings) -> list[str]:
     args = [
         f"--ttft-s={settings.ttft_s!r}",
         f"--itl-s={settings.itl_s!r}",
+        f"--ttft-per-stream-s={settings.ttft_per_stream_s!r}",
+        f"--itl-per-stream-s={settings.itl_per_stream_s!r}",
+        f"--ttft-jitter-s={settings.ttft_jitter_s!r}",
         f"--output-tokens={settings.output_tokens}",
         f"--fail-rate={settings.fail_rate!r}",
         f"--hang-rate={settings.hang_rate!r}",

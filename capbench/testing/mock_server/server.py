@@ -35,6 +35,7 @@ class MockServer:
         self.last_write_ns = 0  # the latest write that was sent
         self._ids = 0
         self._rng = random.Random(self.settings.seed)
+        self._jitter = random.Random(f"{self.settings.seed}:jitter")
         self.created = b"%d" % int(time.time())
         self.model_json = dumps(self.settings.model)
         self._token_text: list[bytes] = []
@@ -98,6 +99,11 @@ class MockServer:
         while len(cache) <= i:
             cache.append(b"tok%d " % len(cache))
         return cache[i]
+
+    def itl_ns(self, base_ns: int) -> int:
+        """The next inter-token delay of a stream whose own delay is ``base_ns``: the load model adds
+        ``itl_per_stream_s`` per stream in flight now."""
+        return base_ns + round(self.settings.itl_per_stream_s * 1e9 * len(self.streams))
 
     def make_ready(self, stream: Stream) -> None:
         """Run ``stream``'s next step on the next loop iteration, with every other stream that is ready: one
@@ -196,7 +202,11 @@ class MockServer:
                 n = asked
         n = int(mock.get("output_tokens", n))
         rec.output_tokens = n
-        ttft_s = float(mock.get("ttft_s", settings.ttft_s))
+        # the load model counts the streams in flight now, this one included
+        in_flight = len(self.streams) + 1
+        ttft_s = float(mock.get("ttft_s", settings.ttft_s)) + settings.ttft_per_stream_s * in_flight
+        if settings.ttft_jitter_s > 0:
+            ttft_s += self._jitter.random() * settings.ttft_jitter_s
         itl_s = float(mock.get("itl_s", settings.itl_s))
         hang_after = 0 if (hang or mock.get("hang")) else mock.get("hang_after_tokens")
         options = req.get("stream_options") or {}

@@ -23,10 +23,14 @@ class MockSettings:
     record: bool = True
     coalesce: bool = False
     send_usage: bool = True  # False: never report usage (a server without it; tests token-count fallbacks)
+    ttft_per_stream_s: float = 0.0  # load model: TTFT grows by this per stream in flight
+    itl_per_stream_s: float = 0.0  # load model: each inter-token delay grows by this per stream in flight
+    ttft_jitter_s: float = 0.0  # noise: a seeded uniform [0, ttft_jitter_s) extra TTFT per request
 
     def __post_init__(self) -> None:
-        if self.ttft_s < 0 or self.itl_s < 0:
-            raise ValueError("ttft_s and itl_s must be >= 0")
+        delays = (self.ttft_s, self.itl_s, self.ttft_per_stream_s, self.itl_per_stream_s, self.ttft_jitter_s)
+        if any(not d >= 0 for d in delays):
+            raise ValueError("ttft_s, itl_s, ttft_per_stream_s, itl_per_stream_s and ttft_jitter_s must be >= 0")
         if self.output_tokens < 1:
             raise ValueError("output_tokens must be >= 1")
         if not (0 <= self.fail_rate <= 1 and 0 <= self.hang_rate <= 1):

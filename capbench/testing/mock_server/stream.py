@@ -29,6 +29,7 @@ class Stream:
         "include_usage",
         "itl_ns",
         "n",
+        "next_ns",
         "prefix",
         "rec",
         "server",
@@ -61,6 +62,7 @@ class Stream:
         self.n = n
         self.itl_ns = itl_ns
         self.t_first_ns = rec.t_received_ns + ttft_ns
+        self.next_ns = self.t_first_ns  # when token ``i`` is due
         self.include_usage = include_usage
         self.hang_after = hang_after
         self.close_after = close_after
@@ -111,13 +113,14 @@ class Stream:
 
     def start(self) -> None:
         if self.stream:
-            if self.server.settings.coalesce and self.t_first_ns <= now_ns() and not self.itl_ns:
+            zero_itl = not self.itl_ns and not self.server.settings.itl_per_stream_s
+            if self.server.settings.coalesce and self.t_first_ns <= now_ns() and zero_itl:
                 self._step(head=STREAM_HEAD)  # zero delays, coalescing: headers and the whole stream in one write
             else:
                 self.rec.t_headers_ns = self.server.write(self.conn, STREAM_HEAD)
                 self._step()
         elif self.hang_after is None:
-            self._arm(self.t_first_ns + self.itl_ns * (self.n - 1))
+            self._arm(self.t_first_ns + self.server.itl_ns(self.itl_ns) * (self.n - 1))
         # else: a non-streamed request asked to hang: never answer
 
     def _arm(self, due_ns: int) -> None:
@@ -152,7 +155,7 @@ class Stream:
         rec = self.rec
         i = self.i
         stop_at = self._stop_at()
-        if i < stop_at and self.t_first_ns + i * self.itl_ns <= now_ns():
+        if i < stop_at and self.next_ns <= now_ns():
             if i == 0 and self.chat:
                 server.write(conn, self._role_chunk())
             t = server.write(conn, self._token_chunk(i))
@@ -160,6 +163,7 @@ class Stream:
                 rec.token_sent_ns.append(t)
             i += 1
             self.i = i
+            self.next_ns += server.itl_ns(self.itl_ns)
         if i == self.n:
             if self.include_usage:
                 server.write(conn, chunk(self.prefix + b"]," + self.usage + b"}\n\n"))
@@ -171,7 +175,7 @@ class Stream:
                 conn.abort()
             # else hang: send nothing more, keep the connection open until the client goes away
         else:
-            due = self.t_first_ns + i * self.itl_ns
+            due = self.next_ns
             if due <= now_ns():  # already due: yield to the loop first, so due streams take turns
                 server.make_ready(self)
             else:
@@ -185,14 +189,14 @@ class Stream:
         parts = [head] if head else []
         i = start = self.i
         n = self.n
-        first = self.t_first_ns
         itl = self.itl_ns
         stop_at = self._stop_at()
-        while i < stop_at and first + i * itl <= now:
+        while i < stop_at and self.next_ns <= now:
             if i == 0 and self.chat:
                 parts.append(self._role_chunk())
             parts.append(self._token_chunk(i))
             i += 1
+            self.next_ns += server.itl_ns(itl)
         self.i = i
         ended = i == n
         if ended:
@@ -213,7 +217,7 @@ class Stream:
             if self.close_after is not None and i == self.close_after:
                 conn.abort()
         else:
-            self._arm(first + i * itl)
+            self._arm(self.next_ns)
 
     def _finish_json(self) -> None:
         text = b"".join(self.server.token_text(i) for i in range(self.n)).decode()
