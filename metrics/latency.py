@@ -15,7 +15,10 @@ Per completed request:
 
 Run level: ``wall_s`` from the first measured submit to the last measured done (errored requests included:
 they occupied the server); ``requests_per_s`` = completed / wall_s; ``input_tokens`` and ``output_tokens``
-sum completed requests' prompt and output tokens, and ``*_per_s`` divide them by wall_s.
+sum completed requests' prompt and output tokens, and ``*_per_s`` divide them by wall_s;
+``tokens_per_s_per_user`` = 1 / (p50 of ``tpot_s``): the decode speed the median stream saw after its first token
+(None without a TPOT). The scorer adds ``output_tokens_per_s_per_gpu`` = output_tokens_per_s / GPUs serving the
+run (None when their number is unknown).
 """
 
 from __future__ import annotations
@@ -127,6 +130,7 @@ def request_metrics(requests: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
             "output_tokens": outputs,
             "input_tokens_per_s": ratio_or_none(inputs, wall_s),
             "output_tokens_per_s": ratio_or_none(outputs, wall_s),
+            "tokens_per_s_per_user": ratio_or_none(1.0, float(np.median(tpot))) if tpot else None,
         },
         "latency": {
             "ttft_s": describe(ttft),

@@ -39,6 +39,7 @@ from capbench.metrics.goodput import goodput
 from capbench.metrics.latency import request_metrics
 from capbench.metrics.passes import PassScan, scan_passes
 from capbench.metrics.phases import ALL, PHASE_NAMES, phase_summary
+from capbench.metrics.stats import ratio_or_none
 from capbench.metrics.token_lengths import token_length_summary
 from capbench.metrics.turns import turn_summary
 from capbench.metrics.utilization import Ceilings
@@ -106,6 +107,8 @@ def score_run(
     phases = _phases(features, per_pass, ceilings, structure, notes)
     experts = _experts(scan, features, per_pass, structure, expert_estimate)
     throughput = req["throughput"]
+    gpus = _num_gpus(manifest, ceilings) if num_gpus_known else None
+    throughput["output_tokens_per_s_per_gpu"] = ratio_or_none(throughput["output_tokens_per_s"], gpus)
     window = _window(throughput, features)
     energy, energy_notes = energy_summary(
         power,

@@ -203,7 +203,11 @@ def _requests() -> list[Column]:
             better="higher",
             short="Throughput",
         ),
-    ]
+        _s("output_tokens_per_s_per_gpu", "number", "Throughput per GPU", "throughput", "output_tokens_per_s_per_gpu",
+           unit="output tokens/s/GPU", better="higher", short="Tok/s/GPU"),
+        _s("tokens_per_s_per_user", "number", "Tokens/s per user", "throughput", "tokens_per_s_per_user",
+           unit="tokens/s", better="higher", short="Tok/s/user"),
+    ]  # fmt: skip
     names = {"ttft": "TTFT", "tpot": "TPOT", "itl": "ITL", "e2e_latency": "E2E latency"}
     for prefix, key in LATENCIES:
         for stat in LATENCY_STATS:

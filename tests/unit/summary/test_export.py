@@ -72,7 +72,7 @@ LABELS = {
     "replay_speed",  # a ratio of speeds
 }
 UNIT = re.compile(
-    r"(_s|_j|_w|_usd|_kwh|_per_s|_flop_per_byte|_tokens|_requests|_passes|_sessions|_gpus|_rate|_fraction|_s_mbu(_p50|_p90)?"
+    r"(_s|_j|_w|_usd|_kwh|_per_s|_per_s_per_gpu|_per_s_per_user|_flop_per_byte|_tokens|_requests|_passes|_sessions|_gpus|_rate|_fraction|_s_mbu(_p50|_p90)?"
     r"|_s_mfu(_p50|_p90)?|_bytes|_flops|_per_layer|_experts_active|_experts_expected|_over_mean|_cv|_activation_source|_preemptions|concurrency)$"
     r"|^usd_per_"
 )
