@@ -25,7 +25,8 @@ from typing import Any
 from capbench.metrics.stats import ratio_or_none
 
 
-def _meets(rec: Mapping[str, Any], slo: Mapping[str, float]) -> bool:
+def meets_slo(rec: Mapping[str, Any], slo: Mapping[str, float]) -> bool:
+    """Whether one measured request met every bound of ``slo`` (module docstring)."""
     if rec.get("error") is not None:
         return False
     submit, first, done = rec.get("t_submit_ns"), rec.get("t_first_token_ns"), rec.get("t_done_ns")
@@ -76,7 +77,7 @@ def goodput(requests: Iterable[Mapping[str, Any]], slo: Mapping[str, float], wal
         if rec.get("warmup"):
             continue
         measured += 1
-        if _meets(rec, slo):
+        if meets_slo(rec, slo):
             meeting += 1
             count = rec.get("output_tokens")
             tokens = None if tokens is None or count is None else tokens + int(count)

@@ -22,7 +22,7 @@ from capbench import __version__
 from capbench.errors import CapbenchError, Terminated, interruption, interruption_exit_code
 
 # Subcommand modules, in the order `capbench --help` lists them.
-SUBCOMMANDS: tuple[str, ...] = ("run", "sweep", "score", "export", "model_info", "profiles", "leaderboard")
+SUBCOMMANDS: tuple[str, ...] = ("run", "sweep", "capacity", "score", "export", "model_info", "profiles", "leaderboard")
 
 
 def build_parser() -> argparse.ArgumentParser:

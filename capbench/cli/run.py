@@ -36,6 +36,13 @@ def register(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("config", nargs="?", type=Path, help="YAML run config (optional)")
+    add_run_settings(parser)
+    parser.add_argument("--quiet", action="store_true", help="print nothing but errors and the run directory")
+    parser.set_defaults(handler=handle)
+
+
+def add_run_settings(parser: argparse.ArgumentParser) -> None:
+    """Every run setting as a flag (``capbench run`` and the commands that run runs: ``capacity``)."""
     group = parser.add_argument_group("run settings (also YAML keys; flags win)")
     for name, field in RunSpec.model_fields.items():
         if name in _KEY_VALUE_FIELDS:
@@ -79,8 +86,19 @@ def register(subparsers: Any) -> None:
         help="vllm: an engine argument passed through unchanged, e.g. max_num_seqs=8 or "
         "enable-prefix-caching=false (repeatable; added to a config file's engine_args)",
     )
-    parser.add_argument("--quiet", action="store_true", help="print nothing but errors and the run directory")
-    parser.set_defaults(handler=handle)
+
+
+def run_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The run settings the command line gave (None where not given), parsed as ``build_run_spec`` takes them."""
+    from capbench.runners.vllm.engine_args import parse_engine_args
+
+    overrides: dict[str, Any] = {name: getattr(args, name) for name in RunSpec.model_fields if hasattr(args, name)}
+    overrides["hardware_overrides"] = parse_key_values(args.hardware_overrides, "--hardware-override")
+    overrides["slo"] = parse_key_values(args.slo, "--slo")
+    overrides["engine_args"] = parse_engine_args(args.engine_args)
+    if isinstance(overrides.get("gpus"), str):
+        overrides["gpus"] = [g.strip() for g in overrides["gpus"].split(",") if g.strip()]
+    return overrides
 
 
 def parse_key_values(items: list[str] | None, flag: str) -> dict[str, str] | None:
@@ -146,14 +164,8 @@ def handle(args: argparse.Namespace) -> int:
     from capbench.config import build_run_spec
     from capbench.records import RunStatus, read_manifest
     from capbench.run.execute import execute_run
-    from capbench.runners.vllm.engine_args import parse_engine_args
 
-    overrides: dict[str, Any] = {name: getattr(args, name) for name in RunSpec.model_fields if hasattr(args, name)}
-    overrides["hardware_overrides"] = parse_key_values(args.hardware_overrides, "--hardware-override")
-    overrides["slo"] = parse_key_values(args.slo, "--slo")
-    overrides["engine_args"] = parse_engine_args(args.engine_args)
-    if isinstance(overrides.get("gpus"), str):
-        overrides["gpus"] = [g.strip() for g in overrides["gpus"].split(",") if g.strip()]
+    overrides = run_overrides(args)
     swept = swept_values(overrides)
     if swept is not None:
         return _run_sweep(args, overrides, *swept)

@@ -39,12 +39,13 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("capbench.summary",),
     ("capbench.run",),
     ("capbench.sweep", "capbench.leaderboard"),
+    ("capbench.capacity",),
     ("capbench.cli",),
     ("capbench.__main__",),
 )
 """Bottom to top: ground; records and model facts; the runner registry and light runner configuration; the run
 configuration; pure metrics, hardware, telemetry, load generation, workloads, model builders; runners, tasks and
-test doubles; the summary; running; sweeps and the leaderboard; the CLI; ``python -m capbench``. Inside one layer,
+test doubles; the summary; running; sweeps and the leaderboard; capacity searches (probes are sweep points); the CLI; ``python -m capbench``. Inside one layer,
 a module may import its own package (``capbench.runners.vllm.runner`` uses ``capbench.runners.openai``), never
 another package of the layer."""
 
