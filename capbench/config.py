@@ -163,6 +163,12 @@ class RunSpec(BaseModel):
         0.0, ge=0, description="multi_turn: seconds between an answer's end and the session's next turn"
     )
     seed: int = Field(0, description="seed for prompt order, arrivals and sampling")
+    repeats: int = Field(
+        1,
+        ge=1,
+        description="run it this many times (<out>/repeat-<i>, same settings and seed); <out>/summary.json then "
+        "has each headline figure's mean, standard deviation and 95 percent confidence interval",
+    )
     temperature: float = Field(0.0, ge=0.0, description="sampling temperature; 0 = greedy")
     timeout_s: float = Field(600.0, gt=0, description="openai: per-request timeout, submit to last byte")
     max_error_rate: float = Field(

@@ -37,7 +37,7 @@ from capbench.clock import utc_now_iso
 from capbench.config import RunSpec, build_run_spec
 from capbench.errors import CapbenchError, ConfigError
 from capbench.paths import replace_file
-from capbench.runners import runner_traits
+from capbench.runners import RUNNER_NAMES, runner_traits
 
 CAPACITY_FILE = "capacity.json"
 PROBES_DIR = "probes"
@@ -94,6 +94,8 @@ def probe_name(kind: SearchKind, load: float, repeat: int) -> str:
 def validate(options: CapacityOptions) -> RunSpec:
     """The base settings checked as a probe at the start load would run them (before any probe)."""
     key = LOAD_KEYS[options.search]
+    if options.settings.get("repeats") not in (None, 1):
+        raise ConfigError("repeats: a capacity search repeats its probes itself (--repeats, --max-repeats)")
     given = [k for k in ("concurrency", "request_rate", "trace") if options.settings.get(k) is not None]
     if given:
         raise ConfigError(
@@ -106,13 +108,12 @@ def validate(options: CapacityOptions) -> RunSpec:
         raise ConfigError(f"--repeats ({options.repeats}) must be >= 1 and <= --max-repeats ({options.max_repeats})")
     if options.max_probes < 1:
         raise ConfigError(f"--max-probes must be >= 1, got {options.max_probes}")
+    runner = str(options.settings.get("runner") or RunSpec.model_fields["runner"].default)
+    if options.search == "rate" and runner in RUNNER_NAMES and not runner_traits(runner).server:
+        raise ConfigError(f"a rate search needs a server runner (openai or vllm); runner {runner!r} serves batches")
     spec = build_run_spec(None, {**options.settings, key: _start(options)})
     if not spec.slo:
         raise ConfigError("a capacity search needs latency targets: --slo ttft_s=0.5,tpot_s=0.05 (or slo: in the YAML)")
-    if options.search == "rate" and not runner_traits(spec.runner).server:
-        raise ConfigError(
-            f"a rate search needs a server runner (openai or vllm); runner {spec.runner!r} serves batches"
-        )
     try:
         Search(options.search, _start(options), options.resolution, options.max_load)
     except ValueError as exc:

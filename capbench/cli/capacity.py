@@ -57,7 +57,7 @@ def register(subparsers: Any) -> None:
         help="runs of a probe whose attainment is not clearly on one side of the target, at most (default 3)",
     )
     search.add_argument("--resume", action="store_true", help="continue the search in --out")
-    add_run_settings(parser)
+    add_run_settings(parser, exclude=("repeats",))
     parser.add_argument("--quiet", action="store_true", help="print only the result table and errors")
     parser.set_defaults(handler=handle)
 

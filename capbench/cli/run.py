@@ -41,11 +41,12 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=handle)
 
 
-def add_run_settings(parser: argparse.ArgumentParser) -> None:
-    """Every run setting as a flag (``capbench run`` and the commands that run runs: ``capacity``)."""
+def add_run_settings(parser: argparse.ArgumentParser, exclude: tuple[str, ...] = ()) -> None:
+    """Every run setting as a flag (``capbench run`` and the commands that run runs: ``capacity``), but those in
+    ``exclude`` (a command that gives the name another meaning)."""
     group = parser.add_argument_group("run settings (also YAML keys; flags win)")
     for name, field in RunSpec.model_fields.items():
-        if name in _KEY_VALUE_FIELDS:
+        if name in _KEY_VALUE_FIELDS or name in exclude:
             continue
         help_text = with_default(field.description or "", field.default)
         if field.annotation is bool:
@@ -170,10 +171,26 @@ def handle(args: argparse.Namespace) -> int:
     if swept is not None:
         return _run_sweep(args, overrides, *swept)
     spec = build_run_spec(args.config, overrides)
+    if spec.repeats > 1:
+        return _run_repeats(spec, args.quiet)
     run_dir, status = execute_run(spec, quiet=args.quiet)
     print(run_dir)
     if status != RunStatus.COMPLETE:
         error = read_manifest(run_dir).get("error")
         print(f"capbench run: error: {run_dir} is {status.value}: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _run_repeats(spec: RunSpec, quiet: bool) -> int:
+    """``--repeats N``: N run directories and the repeats' summary (docs/summary.md, "Repeats")."""
+    from capbench.records import RunStatus
+    from capbench.run.repeats import run_repeats
+
+    out, statuses, summary = run_repeats(spec, quiet=quiet)
+    print(out)
+    failed = [i + 1 for i, status in enumerate(statuses) if status != RunStatus.COMPLETE]
+    if failed or summary is None:
+        print(f"capbench run: error: repeats {failed} of {out} did not complete", file=sys.stderr)
         return 1
     return 0

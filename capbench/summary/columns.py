@@ -375,7 +375,44 @@ def _versions() -> list[Column]:
     ]  # fmt: skip
 
 
-COLUMNS: tuple[Column, ...] = (
+REPEATED: tuple[str, ...] = (
+    "output_tokens_per_s",
+    "output_tokens_per_s_per_gpu",
+    "tokens_per_s_per_user",
+    "requests_per_s",
+    "goodput_fraction",
+    "ttft_p50_s",
+    "ttft_p99_s",
+    "tpot_p50_s",
+    "tpot_p99_s",
+    "prefill_s_mbu",
+    "prefill_s_mfu",
+    "decode_s_mbu",
+    "decode_s_mfu",
+    "energy_per_output_token_j",
+    "usd_per_1m_output_tokens",
+    "accuracy",
+)
+"""The headline figures a run of several repeats reports as mean, standard deviation and 95 % interval
+(``summary.json`` ``repeats.metrics``; :mod:`capbench.summary.repeats`)."""
+
+
+def _repeats(base: tuple[Column, ...]) -> list[Column]:
+    """Per headline figure ``std_<name>``, ``ci95_low_<name>`` and ``ci95_high_<name>`` (same unit), and
+    ``num_repeats``: empty for a single run."""
+    by_name = {c.name: c for c in base}
+    columns = [_s("num_repeats", "number", "Repeats", "repeats", "n", unit="runs")]
+    for name in REPEATED:
+        head = by_name[name]
+        for stat, label in (("std", "std"), ("ci95_low", "95% CI low"), ("ci95_high", "95% CI high")):
+            columns.append(
+                _s(f"{stat}_{name}", "number", f"{head.label} {label}", "repeats", "metrics", name, stat,
+                   unit=head.unit, percent=head.percent)
+            )  # fmt: skip
+    return columns
+
+
+_BASE: tuple[Column, ...] = (
     *_identity(),
     *_accuracy(),
     *_workload(),
@@ -387,6 +424,7 @@ COLUMNS: tuple[Column, ...] = (
     *_server(),
     *_versions(),
 )
+COLUMNS: tuple[Column, ...] = (*_BASE, *_repeats(_BASE))
 """Every CSV column, in the export's order."""
 
 BY_NAME: Mapping[str, Column] = {column.name: column for column in COLUMNS}

@@ -35,6 +35,11 @@ def _load_run(run_dir: Path) -> dict[str, Scalar]:
         raise CapbenchError(f"run directory {run_dir} does not exist")
     if not run_dir.is_dir():
         raise CapbenchError(f"{run_dir} is not a directory (expected a capbench run directory)")
+    from capbench.summary.repeats import first_manifest, is_repeats_dir
+
+    if is_repeats_dir(run_dir):  # `capbench run --repeats N`: one row, headline figures averaged
+        summary = read_json_object(run_dir / SUMMARY_FILE)
+        return summary_row(first_manifest(run_dir, summary), summary)
     manifest = read_manifest(run_dir)
     path = run_dir / SUMMARY_FILE
     if not path.is_file():

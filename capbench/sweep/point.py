@@ -70,6 +70,11 @@ class Job:
 
 def run_dir_status(run_dir: Path) -> PointStatus:
     """``complete`` / ``partial`` / ``failed`` from what the run directory holds (module docstring)."""
+    from capbench.summary.repeats import is_repeats_dir
+
+    if is_repeats_dir(run_dir):  # a point run with repeats: complete when every repeat is
+        summary = orjson.loads((run_dir / SUMMARY_FILE).read_bytes())
+        return "partial" if (summary.get("repeats") or {}).get("incomplete") else "complete"
     manifest = run_dir / MANIFEST_FILE
     if not manifest.is_file():
         return "failed"

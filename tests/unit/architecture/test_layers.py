@@ -45,7 +45,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 )
 """Bottom to top: ground; records and model facts; the runner registry and light runner configuration; the run
 configuration; pure metrics, hardware, telemetry, load generation, workloads, model builders; runners, tasks and
-test doubles; the summary; running; sweeps and the leaderboard; capacity searches (probes are sweep points); the CLI; ``python -m capbench``. Inside one layer,
+test doubles; the summary; running; sweeps and the leaderboard; capacity searches (probes are sweep points);
+the CLI; ``python -m capbench``. Inside one layer,
 a module may import its own package (``capbench.runners.vllm.runner`` uses ``capbench.runners.openai``), never
 another package of the layer."""
 

@@ -22,6 +22,10 @@ from tests.support.summaries import MANIFEST, full_summary
 LABELS = {
     "accuracy",  # the task metric's value (dimensionless; which metric: accuracy_metric)
     "accuracy_stderr",  # its standard error, same scale
+    "std_accuracy",  # over repeats: the same scale as accuracy
+    "ci95_low_accuracy",
+    "ci95_high_accuracy",
+    "num_repeats",  # a count of runs
     "accuracy_task",  # task name
     "accuracy_metric",  # lm-eval metric,filter key
     "accuracy_samples",  # number of scored samples
