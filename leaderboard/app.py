@@ -206,6 +206,7 @@ def build_app(paths: Sequence[str | Path]) -> gr.Blocks:
             download(frame),
             plots.cap_scatter(frame, third=third),
             _pareto_markdown(frame),
+            plots.throughput_interactivity(frame),
             gr.update(choices=_choices(frame), value=radar_ids),
             _radar(frame, radar_ids),
             gr.update(choices=_choices(frame), value=run_id),
@@ -222,7 +223,7 @@ def build_app(paths: Sequence[str | Path]) -> gr.Blocks:
         match = frame[frame["run_id"].astype(str) == run_id] if run_id else frame.iloc[0:0]
         if match.empty:
             empty = plots.empty_figure("No run selected.")
-            return ("Select a run.", empty, empty, empty, empty)
+            return ("Select a run.", empty, empty, empty, empty, empty)
         row = match.iloc[0].to_dict()
         return (
             run_details_markdown(row),
@@ -230,6 +231,7 @@ def build_app(paths: Sequence[str | Path]) -> gr.Blocks:
             plots.roofline(row),
             plots.expert_activation(row),
             plots.latency_percentiles(row),
+            plots.capacity_curve(board.frame, row),  # every probe of its search, whatever the filters keep
         )
 
     def reload(*selections: Sequence[str] | None) -> tuple[Any, ...]:
@@ -278,6 +280,8 @@ def build_app(paths: Sequence[str | Path]) -> gr.Blocks:
             )
             scatter = gr.Plot(elem_id="cap-scatter", label="Cost vs accuracy")
             pareto_md = gr.Markdown(elem_id="pareto")
+        with gr.Tab("Throughput vs interactivity"):
+            interactivity_plot = gr.Plot(elem_id="interactivity", label="Throughput per GPU vs tokens/s per user")
         with gr.Tab("CAP radar"):
             radar_runs = gr.Dropdown(multiselect=True, label="Runs on the radar", elem_id="radar-runs")
             radar_plot = gr.Plot(elem_id="cap-radar", label="CAP radar")
@@ -290,6 +294,7 @@ def build_app(paths: Sequence[str | Path]) -> gr.Blocks:
             with gr.Row():
                 expert_plot = gr.Plot(elem_id="experts", label="Expert activation per MoE layer")
                 latency_plot = gr.Plot(elem_id="latency", label="Latency distribution")
+            capacity_plot = gr.Plot(elem_id="capacity-curve", label="Capacity search")
 
         inputs = [*filters, sort_by, descending, third, radar_runs, run_pick]
         outputs = [
@@ -298,6 +303,7 @@ def build_app(paths: Sequence[str | Path]) -> gr.Blocks:
             download_button,
             scatter,
             pareto_md,
+            interactivity_plot,
             radar_runs,
             radar_plot,
             run_pick,
@@ -306,6 +312,7 @@ def build_app(paths: Sequence[str | Path]) -> gr.Blocks:
             roof_plot,
             expert_plot,
             latency_plot,
+            capacity_plot,
         ]
         controls: list[Any] = [*filters, sort_by, descending, third]
         for control in controls:
@@ -318,7 +325,7 @@ def build_app(paths: Sequence[str | Path]) -> gr.Blocks:
         run_pick.change(
             lambda *a: _run_view(view(a[: len(dims)], a[len(dims)], a[len(dims) + 1]), a[-1]),
             inputs=[*filters, sort_by, descending, run_pick],
-            outputs=[details_md, util_plot, roof_plot, expert_plot, latency_plot],
+            outputs=[details_md, util_plot, roof_plot, expert_plot, latency_plot, capacity_plot],
         )
         reload_button.click(reload, inputs=filters, outputs=[warnings_md, *filters]).then(
             refresh, inputs=inputs, outputs=outputs

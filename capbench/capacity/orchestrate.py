@@ -20,6 +20,7 @@ the first complete run at the capacity (``capbench export`` columns), its run di
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections import defaultdict
@@ -37,9 +38,10 @@ from capbench.clock import utc_now_iso
 from capbench.config import RunSpec, build_run_spec
 from capbench.errors import CapbenchError, ConfigError
 from capbench.paths import replace_file
+from capbench.records.schema import CAPACITY_FILE
 from capbench.runners import RUNNER_NAMES, runner_traits
 
-CAPACITY_FILE = "capacity.json"
+RESULTS_FILE = "results.csv"
 PROBES_DIR = "probes"
 SCHEMA_VERSION = 1
 AT_CAPACITY_COLUMNS: tuple[str, ...] = (
@@ -189,12 +191,15 @@ def run_capacity(options: CapacityOptions, console: Console) -> dict[str, Any]:
     decisions: dict[float, Decision] = {}
     started = time.monotonic()
     result: dict[str, Any] = {}
+    search_id = _search_id(result_path, base, options)
 
     def write(state: str) -> None:
         result.clear()
+        result["search_id"] = search_id
         result.update(_result(options, spec, search, entries, decisions, out, state, time.monotonic() - started))
         data = json.dumps(result, indent=1).encode()
         replace_file(result_path, lambda f: f.write(data))
+        _write_results_csv(out)
 
     try:
         while (nxt := search.next_load()) is not None:
@@ -237,6 +242,31 @@ def run_capacity(options: CapacityOptions, console: Console) -> dict[str, Any]:
     write("complete")
     console.print(result_table(result))
     return result
+
+
+def _search_id(result_path: Path, base: dict[str, Any], options: CapacityOptions) -> str:
+    """The search's id (12 hex digits): kept from ``capacity.json`` when resuming, else a hash of the settings,
+    the search's options and the time it started (two searches of the same settings are two searches)."""
+    if result_path.is_file():
+        try:
+            earlier = json.loads(result_path.read_text(encoding="utf-8")).get("search_id")
+        except (OSError, ValueError, AttributeError):
+            earlier = None
+        if isinstance(earlier, str) and earlier:
+            return earlier
+    what = {"settings": base, "search": options.search, "target": options.target, "started": utc_now_iso()}
+    return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _write_results_csv(out: Path) -> None:
+    """``<out>/results.csv``: every scored probe run as ``capbench export`` rows (the leaderboard reads it)."""
+    from capbench.summary.export import export_runs, write_csv
+
+    try:
+        frame = export_runs([out])
+    except CapbenchError:
+        return  # nothing scored yet
+    write_csv(frame, out / RESULTS_FILE)
 
 
 def _progress_line(kind: SearchKind, load: float, run: ProbeRun) -> str:

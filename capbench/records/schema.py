@@ -19,6 +19,8 @@ PASSES_FILE = "passes.jsonl"
 POWER_FILE = "power.jsonl"
 SERVER_METRICS_FILE = "server_metrics.jsonl"
 SUMMARY_FILE = "summary.json"
+CAPACITY_FILE = "capacity.json"
+"""A capacity search's result, in the search's directory (``capbench capacity``; docs/capacity.md)."""
 
 
 class RunStatus(StrEnum):

@@ -182,6 +182,26 @@ def _workload() -> list[Column]:
     return columns
 
 
+def _capacity() -> list[Column]:
+    """A capacity search's probes (``capbench export`` of a capacity directory; empty for other runs): which
+    search, its verdict on this run's load, and on the run at the capacity, the cost there."""
+    return [
+        _s("capacity_search_id", "text", "Capacity search", "capacity", "search_id"),
+        _s("capacity_search", "text", "Capacity searched over", "capacity", "search"),
+        _s("capacity_point", "bool", "Run at capacity", "capacity", "capacity_point"),
+        _s("capacity_probe_verdict", "text", "Capacity probe verdict", "capacity", "verdict"),
+        _s("capacity_probe_attainment_fraction", "number", "Probe SLO attainment", "capacity", "attainment",
+           unit="fraction", percent=True),
+        _s("capacity_max_concurrency", "number", "Capacity (concurrency)", "capacity", "max_concurrency",
+           unit="requests", better="higher"),
+        _s("capacity_max_request_rate_per_s", "number", "Capacity (request rate)", "capacity",
+           "max_request_rate_per_s", unit="requests/s", better="higher"),
+        _s("usd_per_1m_output_tokens_at_capacity", "number", "Cost at capacity", "capacity",
+           "usd_per_1m_output_tokens_at_capacity", unit="USD / 1M output tokens", better="lower",
+           short="Cost at capacity"),
+    ]  # fmt: skip
+
+
 def _requests() -> list[Column]:
     columns = [
         _s("measured_requests", "number", "Measured requests", "requests", "measured", unit="requests"),
@@ -416,6 +436,7 @@ _BASE: tuple[Column, ...] = (
     *_identity(),
     *_accuracy(),
     *_workload(),
+    *_capacity(),
     *_requests(),
     *_load_and_goodput(),
     *_phases(),

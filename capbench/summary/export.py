@@ -17,7 +17,7 @@ import pandas as pd
 
 from capbench.errors import CapbenchError
 from capbench.records.reader import read_json_object, read_manifest
-from capbench.records.schema import SUMMARY_FILE
+from capbench.records.schema import CAPACITY_FILE, SUMMARY_FILE
 from capbench.summary.columns import COLUMNS, NAMES, PHASES, Scalar
 
 __all__ = ["NAMES", "PHASES", "export_runs", "summary_row", "write_csv"]
@@ -48,14 +48,51 @@ def _load_run(run_dir: Path) -> dict[str, Scalar]:
     return summary_row(manifest, summary)
 
 
+def _capacity_rows(search_dir: Path) -> list[dict[str, Scalar]]:
+    """A capacity search's directory: one row per probe run that was scored, with the search's columns (the run
+    at the capacity has ``capacity_point`` true and the cost at capacity)."""
+    result = read_json_object(search_dir / CAPACITY_FILE)
+    capacity_run = result.get("at_capacity_run")
+    rows = []
+    for probe in result.get("probes") or []:
+        for rel in probe.get("run_dirs") or []:
+            run_dir = search_dir / rel
+            if not (run_dir / SUMMARY_FILE).is_file():
+                continue  # a probe that never started has nothing to export
+            manifest = read_manifest(run_dir)
+            summary = read_json_object(run_dir / SUMMARY_FILE)
+            at_capacity = rel == capacity_run
+            cost = ((summary.get("cost") or {}).get("usd_per_1m_output_tokens")) if at_capacity else None
+            capacity = {
+                "search_id": result.get("search_id"),
+                "search": result.get("search"),
+                "capacity_point": at_capacity,
+                "verdict": probe.get("verdict"),
+                "attainment": probe.get("attainment"),
+                "max_concurrency": result.get("max_concurrency"),
+                "max_request_rate_per_s": result.get("max_request_rate_per_s"),
+                "usd_per_1m_output_tokens_at_capacity": cost,
+            }
+            rows.append(summary_row(manifest, {**summary, "capacity": capacity}))
+    if not rows:
+        raise CapbenchError(f"{search_dir}: the capacity search has no scored probe yet")
+    return rows
+
+
 def export_runs(run_dirs: Iterable[Path | str]) -> pd.DataFrame:
-    """One row per run directory (each must hold ``run.json`` and ``summary.json``).
+    """One row per run directory (each must hold ``run.json`` and ``summary.json``); a repeats directory
+    (``capbench run --repeats``) is one row, a capacity search's directory one row per probe run.
 
     Columns: the declared columns in order, then any others in first-seen order (union over runs). A column
     whose values are all integers (or missing) becomes pandas' nullable ``Int64``, so counts are written
     as integers and a missing value stays an empty cell; floats are written at full precision.
     """
-    rows = [_load_run(Path(run_dir)) for run_dir in run_dirs]
+    rows: list[dict[str, Scalar]] = []
+    for run_dir in map(Path, run_dirs):
+        if (run_dir / CAPACITY_FILE).is_file():
+            rows.extend(_capacity_rows(run_dir))
+        else:
+            rows.append(_load_run(run_dir))
     if not rows:
         raise CapbenchError("no run directories given")
     columns = list(NAMES)

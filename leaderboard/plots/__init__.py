@@ -27,12 +27,16 @@ Figures and their formulas (units in brackets):
   [experts] (the ``<phase>_experts_active_per_layer`` JSON lists) against the uniform-routing expectation
   ``<phase>_uniform_experts_expected`` [experts].
 * :func:`latency_percentiles`: TTFT, TPOT, ITL and E2E latency mean / p50 / p90 / p99 / max [s], log y axis.
+* :func:`throughput_interactivity` and :func:`capacity_curve` (:mod:`.capacity`): output tokens/s per GPU against
+  tokens/s per user with their Pareto front, capacity points and repeat intervals; a capacity search's attainment
+  and TTFT p99 against load.
 
 Modules: :mod:`.common` (names, formatting, notes), :mod:`.board` (figures over the selected runs),
-:mod:`.run` (figures of one run).
+:mod:`.run` (figures of one run), :mod:`.capacity` (throughput against interactivity, capacity searches).
 """
 
 from capbench.leaderboard.plots.board import cap_radar, cap_scatter
+from capbench.leaderboard.plots.capacity import capacity_curve, throughput_interactivity
 from capbench.leaderboard.plots.common import (
     ACCURACY_COLUMN,
     ACCURACY_TITLE,
@@ -71,9 +75,11 @@ __all__ = [
     "UTILIZATION_PHASES",
     "cap_radar",
     "cap_scatter",
+    "capacity_curve",
     "empty_figure",
     "expert_activation",
     "latency_percentiles",
     "roofline",
+    "throughput_interactivity",
     "utilization_bars",
 ]

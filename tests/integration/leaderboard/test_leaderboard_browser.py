@@ -84,6 +84,46 @@ def _chromium() -> str:
     return path
 
 
+CAPACITY_COLUMNS = (
+    "capacity_search_id",
+    "capacity_search",
+    "capacity_point",
+    "capacity_probe_verdict",
+    "capacity_probe_attainment_fraction",
+    "capacity_max_concurrency",
+    "usd_per_1m_output_tokens_at_capacity",
+    "output_tokens_per_s_per_gpu",
+    "tokens_per_s_per_user",
+    "ci95_low_output_tokens_per_s_per_gpu",
+    "ci95_high_output_tokens_per_s_per_gpu",
+)
+CAPACITY_RUN_ID = "capacity-c6"
+
+
+def _capacity_probes(base: dict[str, str]) -> list[dict[str, str]]:
+    """Four probes of one capacity search (concurrency 1, 4, 6 and 8; the capacity is 6), as `capbench export`
+    writes them, on one GPU."""
+    out = []
+    for c, attainment in ((1, 1.0), (4, 1.0), (6, 0.95), (8, 0.4)):
+        run = dict(base, run_id=f"capacity-c{c}", concurrency=str(c), load_pattern="closed_loop")
+        run.update(
+            capacity_search_id="cap0001",
+            capacity_search="concurrency",
+            capacity_point=str(c == 6),
+            capacity_probe_verdict="pass" if attainment >= 0.9 else "fail",
+            capacity_probe_attainment_fraction=str(attainment),
+            capacity_max_concurrency="6",
+            usd_per_1m_output_tokens_at_capacity="0.5" if c == 6 else "",
+            output_tokens_per_s_per_gpu=str(100.0 * c),
+            tokens_per_s_per_user=str(200.0 / c),
+            ci95_low_output_tokens_per_s_per_gpu="560" if c == 6 else "",
+            ci95_high_output_tokens_per_s_per_gpu="640" if c == 6 else "",
+            ttft_p99_s=str(0.01 * c),
+        )
+        out.append(run)
+    return out
+
+
 def _write_board_csv(path: Path) -> tuple[dict[str, str], int]:
     """The shipped example runs, one hostile copy, and one broken row; returns {run id: engine} and the broken
     row's number."""
@@ -95,12 +135,13 @@ def _write_board_csv(path: Path) -> tuple[dict[str, str], int]:
     bidi = dict(rows[0], run_id="bidi-run", model=BIDI_MODEL)
     long = dict(rows[0], run_id="long-run", model=LONG_MODEL)
     partial = dict(rows[0], run_id=PARTIAL_RUN_ID, status="partial")  # hidden until the status filter asks
-    extra = [hostile, bidi, long, partial]
+    extra = [hostile, bidi, long, partial, *_capacity_probes(rows[0])]
+    header += [c for c in CAPACITY_COLUMNS if c not in header]
     with path.open("w", encoding="utf-8", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(header)
         for row in [*rows, *extra]:
-            writer.writerow([row[c] for c in header])
+            writer.writerow([row.get(c, "") for c in header])
         writer.writerow(["broken-run", "complete"])  # too few fields: skipped with a warning naming the row
     return {r["run_id"]: r["engine"] for r in rows}, len(rows) + len(extra) + 1  # data rows: all of them, this
 
@@ -157,6 +198,12 @@ def leaderboard(tmp_path: Path) -> Iterator[dict[str, Any]]:
 
 def _table_text(page: Any) -> str:
     return str(page.inner_text("#runs-table"))
+
+
+def _svg_text(page: Any, selector: str) -> str:
+    """The text of the first SVG element matching ``selector`` (plotly legends are SVG: no innerText)."""
+    found = page.locator(selector)
+    return str(found.first.text_content() or "") if found.count() else ""
 
 
 def _wait_for(predicate: Any, timeout_s: float = 20.0) -> None:
@@ -245,6 +292,19 @@ def test_leaderboard_in_headless_chromium(leaderboard: dict[str, Any]) -> None:
             page.get_by_role("option", name=f"[{HOSTILE_RUN_ID}]", exact=False).click()
             _wait_for(lambda: "window.__pwned = 1" in page.inner_text("#run-details"))
             assert "[win](http://evil.example)" in page.inner_text("#run-details")  # the whole name, as text
+            # A capacity probe's details show its search's curve, the capacity marked.
+            page.click("#run-pick input")
+            page.get_by_role("option", name=f"[{CAPACITY_RUN_ID}]", exact=False).click()
+            page.wait_for_selector("#capacity-curve .js-plotly-plot", timeout=30_000)
+            _wait_for(lambda: "Capacity" in _svg_text(page, "#capacity-curve .legend"))
+            assert "SLO attainment" in _svg_text(page, "#capacity-curve .legend")
+            # Throughput per GPU against per user: the front and the run at capacity; cost at capacity in the table.
+            page.get_by_role("tab", name="Throughput vs interactivity").click()
+            page.wait_for_selector("#interactivity .js-plotly-plot", timeout=30_000)
+            _wait_for(lambda: "At capacity" in _svg_text(page, "#interactivity .legend"))
+            assert "Pareto front" in _svg_text(page, "#interactivity .legend")
+            assert page.locator("#interactivity .errorbar").count() >= 1  # the repeats' interval
+            assert "Cost at capacity" in _table_text(page)
             page.get_by_role("tab", name="Cost vs accuracy").click()
             page.wait_for_selector("#cap-scatter .js-plotly-plot", timeout=30_000)
             assert "Pareto front" in page.inner_text("#pareto")

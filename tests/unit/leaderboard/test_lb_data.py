@@ -276,7 +276,13 @@ def test_column_kinds() -> None:
     assert column_kind("prefill_time_s") == "number"
     assert column_kind("client_bound") == "bool"
     assert column_kind("something_new") == "text"
-    assert sorted(BOOL_COLUMNS) == ["client_bound", "engine_lock_matches", "fixed_length_exact", "lock_matches"]
+    assert sorted(BOOL_COLUMNS) == [
+        "capacity_point",
+        "client_bound",
+        "engine_lock_matches",
+        "fixed_length_exact",
+        "lock_matches",
+    ]
     assert not BOOL_COLUMNS & TEXT_COLUMNS
     # every text column of the export is a name, version, dtype, source or JSON list, never a measured quantity
     numeric_suffixes = ("_s", "_j", "_w", "_per_s", "_usd", "_fraction", "_bytes", "_flops")

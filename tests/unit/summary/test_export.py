@@ -26,6 +26,10 @@ LABELS = {
     "ci95_low_accuracy",
     "ci95_high_accuracy",
     "num_repeats",  # a count of runs
+    "capacity_search_id",  # capacity: which search
+    "capacity_search",  # concurrency or rate
+    "capacity_point",  # bool: the run at the capacity
+    "capacity_probe_verdict",  # pass or fail
     "accuracy_task",  # task name
     "accuracy_metric",  # lm-eval metric,filter key
     "accuracy_samples",  # number of scored samples
