@@ -177,3 +177,33 @@ def test_multi_turn_sessions_reuse_their_conversation(engine: Any, tmp_path: Pat
     for row in by_turn["by_turn"]:
         timed = [r for r in measured if r["turn"] == row["turn"] and r["t_first_token_ns"] is not None]
         assert row["ttft_s"]["count"] == len(timed)
+
+
+def test_a_capacity_search_on_vllm(engine: Any, tmp_path: Path) -> None:
+    """`capbench capacity` against the running engine (each probe its own `capbench run` process attached to it):
+    the search completes, and its probes' attainment falls as the load grows."""
+    from capbench.cli import main
+
+    runner, _, model = engine
+    out = tmp_path / "capacity"
+    workload = ["--dataset", "random", "--mean-prompt-tokens", "512", "--mean-output-tokens", "16"]
+    args = ["capacity", "--runner", "vllm", "--base-url", runner.client.base_url, "--model-path", str(model)]
+    search = ["--slo", "ttft_s=0.25", "--attainment", "0.9", "--start", "2", "--max-load", "64", "--max-repeats", "1"]
+    common = ["--power", "none", "--quiet", "--num-requests", "24", "--warmup", "2", "--length-distribution", "exact"]
+    code = main([*args, *search, *workload, *common, "--out", str(out)])
+    result = json.loads((out / "capacity.json").read_text())
+    assert code == 0 and result["outcome"] == "found", result["probes"]
+    probes = sorted(result["probes"], key=lambda p: p["load"])
+    passing = [p["attainment"] for p in probes if p["verdict"] == "pass"]
+    failing = [p["attainment"] for p in probes if p["verdict"] == "fail"]
+    assert passing and failing
+    assert max(p["load"] for p in probes if p["verdict"] == "pass") < min(
+        p["load"] for p in probes if p["verdict"] == "fail"
+    )  # every passing load is below every failing one
+    assert max(failing) < min(passing)  # attainment falls with load
+    at = result["at_capacity"]
+    assert at["ttft_p99_s"] is not None and at["ttft_p99_s"] <= 0.5 and at["tokens_per_s_per_user"] is not None
+    print(
+        f"vLLM-CPU capacity: concurrency {result['max_concurrency']} in {result['probe_count']} probes, "
+        f"{result['wall_s']:.0f} s; attainment by load {[(p['load'], p['attainment']) for p in probes]}"
+    )

@@ -261,3 +261,19 @@ def test_error_text_names_the_reason_and_the_signal(tmp_path: Path) -> None:
         "    boom()\nRuntimeError: out of memory\n"
     )
     assert _error_text(log, -9).startswith("RuntimeError: out of memory (killed by SIGKILL")
+
+
+def test_a_point_run_with_repeats_is_complete_when_every_repeat_is(tmp_path: Path) -> None:
+    import json
+
+    def repeats_dir(path: Path, incomplete: list[str]) -> Path:
+        path.mkdir()
+        summary = {
+            "kind": "repeats",
+            "repeats": {"n": 2, "run_dirs": ["repeat-1", "repeat-2"], "incomplete": incomplete},
+        }
+        (path / "summary.json").write_text(json.dumps(summary))
+        return path
+
+    assert run_dir_status(repeats_dir(tmp_path / "all", [])) == "complete"
+    assert run_dir_status(repeats_dir(tmp_path / "some", ["repeat-2"])) == "partial"
