@@ -36,6 +36,7 @@ DOCUMENTS = (
     "docs/hardware.md",
     "docs/loadgen.md",
     "docs/sweep.md",
+    "docs/capacity.md",
     "docs/vllm.md",
     "docs/environments.md",
     "docs/demo_model.md",
@@ -59,6 +60,8 @@ NOT_HERE: tuple[tuple[str, str], ...] = (
     (r"^cd space && git", "git and a push to a Hugging Face Space"),
     (r"scripts/train_demo_moe\.py", "trains the demo model (minutes of CPU)"),
     (r"benchmarks/client_capacity\.py", "a benchmark (minutes); its figures are quoted in the README"),
+    (r"^capbench capacity", "a search of several runs against a server (a minute or more); "
+     "tests/integration/capacity runs it against the mock server's load model, and test_vllm_workloads.py on vLLM"),
 )  # fmt: skip
 """``(pattern, why)``: examples that cannot run here."""
 
