@@ -12,6 +12,7 @@ import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -106,6 +107,17 @@ def vllm_environment(vllm_python: Path) -> Iterator[None]:
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def shared_vllm_engine(tmp_path_factory: pytest.TempPathFactory, capbench_cache: Path) -> Iterator[Any]:
+    """The session's one vLLM engine for modules that only drive it (tests/support/vllm_engine.py); a module
+    requests ``vllm_environment`` before its first ``get()``."""
+    from tests.support.vllm_engine import SharedEngine
+
+    engine = SharedEngine(tmp_path_factory.mktemp("vllm-shared"))
+    yield engine
+    engine.close()
 
 
 def _nvidia_gpu_present() -> bool:

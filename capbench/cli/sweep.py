@@ -27,6 +27,13 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--ray-address", default=None, help="--executor ray: the cluster, e.g. 10.0.0.1:6379")
     parser.add_argument("--resume", action="store_true", help="continue the sweep in --out")
     parser.add_argument("--dry-run", action="store_true", help="print the expanded points with their ids; run nothing")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help="run every point this many times (repeats: N in each point's settings, so in its id): each point's "
+        "directory holds its repeats and their summary (mean, std, 95 percent interval)",
+    )
     parser.set_defaults(handler=handle)
 
 
@@ -40,8 +47,10 @@ def handle(args: argparse.Namespace) -> int:
     if not args.sweep_file.is_file():
         raise CapbenchError(f"sweep file {args.sweep_file} does not exist")
     console = Console() if sys.stdout.isatty() else Console(width=200)  # a log file gets whole lines
+    if args.repeats is not None and args.repeats < 1:
+        raise CapbenchError(f"--repeats must be >= 1, got {args.repeats}")
     if args.dry_run:
-        points = plan(args.sweep_file)
+        points = plan(args.sweep_file, args.repeats)
         console.print(points_table(points, f"{args.sweep_file}: {len(points)} points"))
         return 0
     out = args.out
@@ -49,6 +58,11 @@ def handle(args: argparse.Namespace) -> int:
         name = load_sweep(args.sweep_file).name or args.sweep_file.stem
         out = Path("runs") / f"sweep-{name}"
     options = SweepOptions(
-        sweep_file=args.sweep_file, out=out, executor=args.executor, resume=args.resume, ray_address=args.ray_address
+        sweep_file=args.sweep_file,
+        out=out,
+        executor=args.executor,
+        resume=args.resume,
+        ray_address=args.ray_address,
+        repeats=args.repeats,
     )
     return run_sweep(options, console)

@@ -58,11 +58,17 @@ class SweepOptions:
     ray_address: str | None = None
     python: str | None = None
     """Interpreter for the points' ``capbench run`` processes (default: this one)."""
+    repeats: int | None = None
+    """``--repeats N``: ``repeats: N`` added to every point's settings (so to their ids)."""
 
 
-def plan(sweep_file: Path) -> list[Point]:
-    """Every point of the sweep file, validated (raises :class:`~capbench.errors.ConfigError` on the first bad one)."""
-    return expand(load_sweep(sweep_file), base_dir=sweep_file.parent)
+def plan(sweep_file: Path, repeats: int | None = None) -> list[Point]:
+    """Every point of the sweep file, validated (raises :class:`~capbench.errors.ConfigError` on the first bad one);
+    ``repeats`` sets every point's ``repeats`` (each point then runs that many times, docs/summary.md "Repeats")."""
+    sweep = load_sweep(sweep_file)
+    if repeats is not None:
+        sweep = sweep.model_copy(update={"base": {**sweep.base, "repeats": repeats}})
+    return expand(sweep, base_dir=sweep_file.parent)
 
 
 def points_table(points: Sequence[Point], title: str) -> Table:
@@ -228,7 +234,7 @@ def run_sweep(options: SweepOptions, console: Console) -> int:
     Everything that can be checked is checked before the output directory is touched: every point, and for
     ``ray`` the cluster and the points' GPU settings.
     """
-    points = plan(options.sweep_file)
+    points = plan(options.sweep_file, options.repeats)
     out = options.out
     if out.exists() and not out.is_dir():
         raise CapbenchError(f"--out {out} is a file, not a directory")

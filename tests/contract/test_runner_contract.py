@@ -32,6 +32,7 @@ from tests.contract.contract import (
     serve,
 )
 from tests.support.engine_steps import line_count, records_after
+from tests.support.vllm_engine import MAX_MODEL_LEN
 
 WARMUP, MEASURED = 2, 6
 
@@ -156,37 +157,21 @@ class OpenAI(Backend):
 
 
 class VLLM(Backend):
-    """One launched CPU engine for the whole module (a launch costs about a minute)."""
+    """The session's shared CPU engine serving the demo MoE (tests/support/vllm_engine.py: a launch costs about a
+    minute)."""
 
     name = "vllm"
     exact = False
-    cannot_die = (
-        "the module shares one engine; tests/integration/runners/test_vllm_runner.py kills a launched server mid-run"
-    )
+    cannot_die = "the engine is shared; tests/integration/runners/test_vllm_runner.py kills a launched server mid-run"
 
-    def __init__(self, model_dir: Path, tmp: Path) -> None:
-        from capbench.runners.vllm.runner import VLLMRunner
-
-        spec = build_run_spec(
-            None,
-            {
-                "runner": "vllm",
-                "model": str(model_dir),
-                "dtype": "float32",
-                "concurrency": 2,
-                "max_tokens": 6,
-                "engine_args": {"max_model_len": 512},
-            },
-        )
-        self.run_dir = tmp / "engine"
-        self.run_dir.mkdir()
-        self.engine = VLLMRunner(spec, model_dir, run_dir=self.run_dir)
+    def __init__(self, shared: Any) -> None:
+        self.engine, self.run_dir, _ = shared.get()
 
     def runner(self, tmp: Path) -> Any:
         return self.engine
 
     def failing(self, tmp: Path) -> tuple[Any, Any]:
-        return self.engine, workload(with_a_long_prompt(600))  # max_model_len 512: the server refuses it
+        return self.engine, workload(with_a_long_prompt(MAX_MODEL_LEN + 500))  # the server refuses it
 
     def pass_mark(self) -> int:
         return line_count(self.run_dir / "passes.jsonl")
@@ -211,19 +196,13 @@ def backends(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
                 built[name] = OpenAI()
             else:
                 request.getfixturevalue("vllm_environment")
-                from capbench.models.tiny import build_tiny_family
-
-                cache = request.getfixturevalue("capbench_cache")
-                model = build_tiny_family("qwen3_moe", root=cache / "models")
-                built[name] = VLLM(model, tmp_path_factory.mktemp("vllm-contract"))
+                built[name] = VLLM(request.getfixturevalue("shared_vllm_engine"))
         return built[name]
 
     yield {"get": get}
     for backend in built.values():
         if isinstance(backend, OpenAI):
-            backend.close()
-        if isinstance(backend, VLLM):
-            backend.engine.close()
+            backend.close()  # the shared vLLM engine is closed by its last user (tests/support/vllm_engine.py)
 
 
 RUNNERS = [
@@ -285,7 +264,10 @@ def test_a_dying_backend_leaves_a_partial_run(backend: Backend, tmp_path: Path) 
 
 def test_facts_and_close(backend: Backend, tmp_path: Path) -> None:
     if backend.name == "vllm":
-        pytest.skip("the shared engine is closed once, by the module (closing it twice is tested by the fixture)")
+        pytest.skip(
+            "the shared engine is closed once, by its last user (launched servers' close is tested in "
+            "tests/integration/runners/test_vllm_runner.py)"
+        )
     check_facts(backend.runner(tmp_path))
 
 

@@ -22,10 +22,13 @@ pytestmark = pytest.mark.integration
 ONLY_WHERE_NOT_RUN_HERE: Mapping[tuple[str, ...], str] = {
     ("engine", "versions"): "written by a launched vLLM only (its own environment); tests/integration/runners",
     ("load", "dataset", "replay_speed"): "written by trace replays only; tests/integration/workload reads it back",
+    ("load", "dataset", "think_time_s"): "written by multi-turn runs only; tests/integration/workload reads it back",
 }
 """run.json paths no CPU run without vLLM writes, with who writes them: exempt from 'resolves in a real run'."""
 SUMMARY_ONLY_WHERE_NOT_RUN_HERE: Mapping[tuple[str, ...], str] = {
     ("phases", "mixed"): "present phases only: a step mixing prefill and decode (vLLM with chunked prefill)",
+    ("capacity",): "added by `capbench export` of a capacity search's probes; tests/integration/capacity",
+    ("repeats",): "a repeats' summary only (`capbench run --repeats`); tests/integration/run/test_repeats.py",
 }
 
 

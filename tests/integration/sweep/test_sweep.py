@@ -289,3 +289,23 @@ def test_an_edited_sweep_resumes_with_only_its_own_points_in_the_results(
     assert manifest["runs"][0]["sweep_sha256"] != manifest["runs"][1]["sweep_sha256"]
     # Resuming from the sweep's own copy of its file works too (the copy is not copied onto itself).
     assert main(["sweep", str(out / "sweep.yaml"), "--out", str(out), "--resume"]) == 0
+
+
+def test_sweep_repeats_every_point_and_exports_the_averaged_row(tmp_path: Path, server: MockServerProcess) -> None:
+    sweep = {
+        "name": "repeated",
+        "base": {"runner": "openai", "base_url": server.url, "task": "none", "num_requests": 4, "warmup": 0},
+        "axes": {"concurrency": [1, 2]},
+    }
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(sweep))
+    out = tmp_path / "out"
+    assert main(["sweep", str(path), "--out", str(out), "--repeats", "2"]) == 0
+    points = _manifest(out)["points"]
+    assert len(points) == 2 and all(p["status"] == "complete" for p in points)
+    rows = _results(out)
+    assert len(rows) == 2 and all(row["num_repeats"] == "2" for row in rows)
+    assert all(float(row["ci95_low_output_tokens_per_s"]) <= float(row["output_tokens_per_s"]) for row in rows)
+    for point in points:
+        attempt = out / point["run_dir"]
+        assert (attempt / "repeat-1" / "run.json").exists() and (attempt / "repeat-2" / "run.json").exists()
