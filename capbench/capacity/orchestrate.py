@@ -14,8 +14,9 @@ mid-run is kept aside as ``<name>.interrupted-<k>/`` and run again.
 its ``bracket`` (the largest load that passed, the smallest that failed), ``sure`` (both decisions
 statistically clear), ``probes`` (per load, in the order probed: load, runs, met / measured, attainment, its
 95 % interval, verdict, whether clear, whether any run was stopped early, wall time, run directories),
-``probe_count`` (loads probed), ``probe_runs`` (runs), ``wall_s``, and ``at_capacity``: the headline figures of
-the first complete run at the capacity (``capbench export`` columns), its run directory in ``at_capacity_run``.
+``probe_count`` (loads probed), ``probe_runs`` (runs), ``wall_s``, and ``at_capacity``: the headline figures
+(:data:`capbench.summary.columns.HEADLINE`, ``capbench export`` columns) of the first complete run at the
+capacity, its run directory in ``at_capacity_run``.
 """
 
 from __future__ import annotations
@@ -40,28 +41,12 @@ from capbench.errors import CapbenchError, ConfigError
 from capbench.paths import replace_file
 from capbench.records.schema import CAPACITY_FILE
 from capbench.runners import RUNNER_NAMES, runner_traits
+from capbench.summary.columns import HEADLINE
 
 RESULTS_FILE = "results.csv"
 PROBES_DIR = "probes"
 SCHEMA_VERSION = 1
-AT_CAPACITY_COLUMNS: tuple[str, ...] = (
-    "output_tokens_per_s",
-    "output_tokens_per_s_per_gpu",
-    "tokens_per_s_per_user",
-    "goodput_fraction",
-    "ttft_p50_s",
-    "ttft_p99_s",
-    "tpot_p50_s",
-    "tpot_p99_s",
-    "prefill_s_mbu",
-    "prefill_s_mfu",
-    "decode_s_mbu",
-    "decode_s_mfu",
-    "energy_per_output_token_j",
-    "usd_per_1m_output_tokens",
-    "accuracy",
-)
-"""What ``at_capacity`` reports of the run at the capacity."""
+
 LOAD_KEYS: dict[str, str] = {"concurrency": "concurrency", "rate": "request_rate"}
 
 
@@ -326,7 +311,7 @@ def _at_capacity(out: Path, entries: list[dict[str, Any]], capacity: float | Non
     """The headline figures of the first complete run at the capacity (null figures when there is none)."""
     from capbench.sweep.point import run_dir_status
 
-    empty: dict[str, Any] = dict.fromkeys(AT_CAPACITY_COLUMNS)
+    empty: dict[str, Any] = dict.fromkeys(HEADLINE)
     if capacity is None:
         return empty, None
     entry = next((e for e in entries if e["load"] == capacity), None)
@@ -337,7 +322,7 @@ def _at_capacity(out: Path, entries: list[dict[str, Any]], capacity: float | Non
             from capbench.summary.export import export_runs
 
             row = export_runs([out / rel]).iloc[0].to_dict()
-            return {k: _scalar(row.get(k)) for k in AT_CAPACITY_COLUMNS}, rel
+            return {k: _scalar(row.get(k)) for k in HEADLINE}, rel
     return empty, None
 
 

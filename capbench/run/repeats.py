@@ -20,7 +20,7 @@ from capbench.errors import CapbenchError
 from capbench.paths import replace_file
 from capbench.records import RunStatus
 from capbench.records.schema import SUMMARY_FILE
-from capbench.summary.columns import BY_NAME, REPEATED
+from capbench.summary.columns import BY_NAME, HEADLINE
 from capbench.summary.repeats import aggregate_repeats, repeat_dir
 
 
@@ -73,7 +73,7 @@ def repeats_table(summary: dict[str, Any]) -> Table:
     table = Table(title=f"Over {repeats['n']} repeats (mean, std, 95 % interval)", title_justify="left")
     for col in ("figure", "mean", "std", "95 % interval", "n"):
         table.add_column(col, justify="left" if col == "figure" else "right")
-    for name in REPEATED:
+    for name in HEADLINE:
         stats = repeats["metrics"][name]
         if stats["mean"] is None:
             continue

@@ -395,7 +395,7 @@ def _versions() -> list[Column]:
     ]  # fmt: skip
 
 
-REPEATED: tuple[str, ...] = (
+HEADLINE: tuple[str, ...] = (
     "output_tokens_per_s",
     "output_tokens_per_s_per_gpu",
     "tokens_per_s_per_user",
@@ -413,8 +413,9 @@ REPEATED: tuple[str, ...] = (
     "usd_per_1m_output_tokens",
     "accuracy",
 )
-"""The headline figures a run of several repeats reports as mean, standard deviation and 95 % interval
-(``summary.json`` ``repeats.metrics``; :mod:`capbench.summary.repeats`)."""
+"""The headline figures: what a run of several repeats reports as mean, standard deviation and 95 % interval
+(``summary.json`` ``repeats.metrics``; :mod:`capbench.summary.repeats`), and what a capacity search reports at the
+capacity (``capacity.json`` ``at_capacity``)."""
 
 
 def _repeats(base: tuple[Column, ...]) -> list[Column]:
@@ -422,7 +423,7 @@ def _repeats(base: tuple[Column, ...]) -> list[Column]:
     ``num_repeats``: empty for a single run."""
     by_name = {c.name: c for c in base}
     columns = [_s("num_repeats", "number", "Repeats", "repeats", "n", unit="runs")]
-    for name in REPEATED:
+    for name in HEADLINE:
         head = by_name[name]
         for stat, label in (("std", "std"), ("ci95_low", "95% CI low"), ("ci95_high", "95% CI high")):
             columns.append(

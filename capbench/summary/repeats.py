@@ -5,7 +5,7 @@ left as they are) and ``DIR/summary.json``, the repeats' summary: ``kind: "repea
 
 - ``n`` (complete repeats used), ``run_dirs`` (all, relative to DIR), ``incomplete`` (those not complete, left
   out of the figures);
-- ``metrics``: for each headline figure (:data:`capbench.summary.columns.REPEATED`, the export's column names)
+- ``metrics``: for each headline figure (:data:`capbench.summary.columns.HEADLINE`, the export's column names)
   ``values`` (per complete repeat; null where a repeat did not measure it), and over the measured values ``n``,
   ``mean``, ``std`` (sample standard deviation) and the 95 % confidence interval of the mean
   (``ci95_low``/``ci95_high`` = mean ∓ t₀.₉₇₅(n − 1)·std/√n; :func:`capbench.metrics.stats.mean_ci95`).
@@ -28,7 +28,7 @@ from capbench.errors import CapbenchError
 from capbench.metrics.stats import mean_ci95
 from capbench.records.reader import read_json_object, read_manifest
 from capbench.records.schema import MANIFEST_FILE, SUMMARY_FILE
-from capbench.summary.columns import BY_NAME, REPEATED
+from capbench.summary.columns import BY_NAME, HEADLINE
 
 KIND = "repeats"
 
@@ -83,7 +83,7 @@ def aggregate_repeats(out: Path, run_dirs: Sequence[Path]) -> dict[str, Any]:
     loaded = [(read_manifest(d), read_json_object(d / SUMMARY_FILE)) for d in complete]
     base = copy.deepcopy(loaded[0][1])
     metrics: dict[str, Any] = {}
-    for name in REPEATED:
+    for name in HEADLINE:
         column = BY_NAME[name]
         values = [_number(column.value(manifest, summary)) for manifest, summary in loaded]
         stats = mean_ci95([v for v in values if v is not None])

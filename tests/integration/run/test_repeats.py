@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from capbench.cli import main
-from capbench.summary.columns import REPEATED
+from capbench.summary.columns import HEADLINE
 from capbench.summary.export import export_runs
 from capbench.testing.mock_server import MockServerProcess, MockSettings
 
@@ -38,7 +38,7 @@ def test_repeats_give_intervals_around_their_runs_and_one_export_row(noisy: Mock
     runs = [out / f"repeat-{i}" for i in (1, 2, 3)]
     assert all((d / "run.json").exists() and (d / "summary.json").exists() for d in runs)  # left as they are
     singles = export_runs(runs)
-    for name in REPEATED:
+    for name in HEADLINE:
         stats = summary["repeats"]["metrics"][name]
         own = [None if v is None or v != v else float(v) for v in singles[name]]  # None or NaN: an empty cell
         assert [v is None for v in stats["values"]] == [v is None for v in own], name
@@ -47,7 +47,7 @@ def test_repeats_give_intervals_around_their_runs_and_one_export_row(noisy: Mock
             continue
         assert stats["ci95_low"] <= stats["mean"] <= stats["ci95_high"]
         assert all(stats["ci95_low"] <= v <= stats["ci95_high"] for v in stats["values"] if v is not None), name
-    measured = [n for n in REPEATED if summary["repeats"]["metrics"][n]["mean"] is not None]
+    measured = [n for n in HEADLINE if summary["repeats"]["metrics"][n]["mean"] is not None]
     assert {"output_tokens_per_s", "ttft_p50_s", "tpot_p99_s", "goodput_fraction"} <= set(measured)
     row = export_runs([out]).iloc[0]
     metrics = summary["repeats"]["metrics"]

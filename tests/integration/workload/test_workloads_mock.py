@@ -333,42 +333,16 @@ def test_multi_turn_synthetic_conversations(server: MockServerProcess, tiny_mode
     assert all(r["output_tokens"] == 3 for r in records)  # the dataset's output lengths, with ignore_eos
 
 
+RANDOM = ["--dataset", "random", "--mean-prompt-tokens", "4", "--mean-output-tokens", "2"]
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
         (["--dataset", "prefix", "--multi-turn"], "multi_turn serves conversations"),
-        (
-            [
-                "--dataset",
-                "random",
-                "--mean-prompt-tokens",
-                "4",
-                "--mean-output-tokens",
-                "2",
-                "--multi-turn",
-                "--api",
-                "chat",
-            ],
-            "needs turns",
-        ),
-        (
-            [
-                "--dataset",
-                "random",
-                "--mean-prompt-tokens",
-                "4",
-                "--mean-output-tokens",
-                "2",
-                "--multi-turn",
-                "--turns",
-                "2",
-            ],
-            "use api chat",
-        ),
-        (
-            ["--dataset", "random", "--mean-prompt-tokens", "4", "--mean-output-tokens", "2", "--turns", "2"],
-            "only used with multi_turn",
-        ),
+        ([*RANDOM, "--multi-turn", "--api", "chat"], "needs turns"),
+        ([*RANDOM, "--multi-turn", "--turns", "2"], "use api chat"),
+        ([*RANDOM, "--turns", "2"], "only used with multi_turn"),
     ],
 )
 def test_bad_multi_turn_settings_are_refused(
