@@ -319,23 +319,11 @@ def _at_capacity(out: Path, entries: list[dict[str, Any]], capacity: float | Non
         return empty, None
     for rel in entry["run_dirs"]:
         if run_dir_status(out / rel) == "complete":
-            from capbench.summary.export import export_runs
+            from capbench.summary.export import run_row
 
-            row = export_runs([out / rel]).iloc[0].to_dict()
-            return {k: _scalar(row.get(k)) for k in HEADLINE}, rel
+            row = run_row(out / rel)
+            return {k: row[k] for k in HEADLINE}, rel
     return empty, None
-
-
-def _scalar(value: Any) -> Any:
-    """A CSV cell as JSON: NaN (an empty cell) is null."""
-    if value is None:
-        return None
-    try:
-        if value != value:  # NaN
-            return None
-    except TypeError:
-        return value
-    return value.item() if hasattr(value, "item") else value
 
 
 def result_table(result: dict[str, Any]) -> Table:

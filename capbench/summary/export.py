@@ -18,9 +18,9 @@ import pandas as pd
 from capbench.errors import CapbenchError
 from capbench.records.reader import read_json_object, read_manifest
 from capbench.records.schema import CAPACITY_FILE, SUMMARY_FILE
-from capbench.summary.columns import COLUMNS, NAMES, PHASES, Scalar
+from capbench.summary.columns import BY_NAME, COLUMNS, NAMES, PHASES, Scalar
 
-__all__ = ["NAMES", "PHASES", "export_runs", "summary_row", "write_csv"]
+__all__ = ["NAMES", "PHASES", "export_runs", "run_row", "summary_row", "write_csv"]
 
 
 def summary_row(manifest: Mapping[str, Any], summary: Mapping[str, Any]) -> dict[str, Scalar]:
@@ -30,22 +30,28 @@ def summary_row(manifest: Mapping[str, Any], summary: Mapping[str, Any]) -> dict
     return {column.name: column.value(manifest, summary) for column in COLUMNS}
 
 
-def _load_run(run_dir: Path) -> dict[str, Scalar]:
+def _scored(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A scored run directory's ``run.json`` and ``summary.json``; a clear error when it is not one."""
     if not run_dir.exists():
         raise CapbenchError(f"run directory {run_dir} does not exist")
     if not run_dir.is_dir():
         raise CapbenchError(f"{run_dir} is not a directory (expected a capbench run directory)")
-    from capbench.summary.repeats import first_manifest, is_repeats_dir
-
-    if is_repeats_dir(run_dir):  # `capbench run --repeats N`: one row, headline figures averaged
-        summary = read_json_object(run_dir / SUMMARY_FILE)
-        return summary_row(first_manifest(run_dir, summary), summary)
     manifest = read_manifest(run_dir)
     path = run_dir / SUMMARY_FILE
     if not path.is_file():
         raise CapbenchError(f"{run_dir} has no {SUMMARY_FILE}: score it first with `capbench score {run_dir}`")
-    summary = read_json_object(path, fix=f"; re-score with `capbench score {run_dir}`")
-    return summary_row(manifest, summary)
+    return manifest, read_json_object(path, fix=f"; re-score with `capbench score {run_dir}`")
+
+
+def run_row(run_dir: Path) -> dict[str, Scalar]:
+    """The export row of one run directory, or of a repeats directory (``capbench run --repeats N``: one row,
+    headline figures averaged)."""
+    from capbench.summary.repeats import first_manifest, is_repeats_dir
+
+    if is_repeats_dir(run_dir):
+        summary = read_json_object(run_dir / SUMMARY_FILE)
+        return summary_row(first_manifest(run_dir, summary), summary)
+    return summary_row(*_scored(run_dir))
 
 
 def _capacity_rows(search_dir: Path) -> list[dict[str, Scalar]]:
@@ -59,10 +65,8 @@ def _capacity_rows(search_dir: Path) -> list[dict[str, Scalar]]:
             run_dir = search_dir / rel
             if not (run_dir / SUMMARY_FILE).is_file():
                 continue  # a probe that never started has nothing to export
-            manifest = read_manifest(run_dir)
-            summary = read_json_object(run_dir / SUMMARY_FILE)
+            manifest, summary = _scored(run_dir)
             at_capacity = rel == capacity_run
-            cost = ((summary.get("cost") or {}).get("usd_per_1m_output_tokens")) if at_capacity else None
             capacity = {
                 "search_id": result.get("search_id"),
                 "search": result.get("search"),
@@ -71,7 +75,9 @@ def _capacity_rows(search_dir: Path) -> list[dict[str, Scalar]]:
                 "attainment": probe.get("attainment"),
                 "max_concurrency": result.get("max_concurrency"),
                 "max_request_rate_per_s": result.get("max_request_rate_per_s"),
-                "usd_per_1m_output_tokens_at_capacity": cost,
+                "usd_per_1m_output_tokens_at_capacity": BY_NAME["usd_per_1m_output_tokens"].value(manifest, summary)
+                if at_capacity
+                else None,
             }
             rows.append(summary_row(manifest, {**summary, "capacity": capacity}))
     if not rows:
@@ -92,7 +98,7 @@ def export_runs(run_dirs: Iterable[Path | str]) -> pd.DataFrame:
         if (run_dir / CAPACITY_FILE).is_file():
             rows.extend(_capacity_rows(run_dir))
         else:
-            rows.append(_load_run(run_dir))
+            rows.append(run_row(run_dir))
     if not rows:
         raise CapbenchError("no run directories given")
     columns = list(NAMES)

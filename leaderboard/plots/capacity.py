@@ -29,6 +29,7 @@ from capbench.leaderboard.plots.common import (
     frame_column,
     frame_labels,
     message_figure,
+    percent,
 )
 from capbench.summary.columns import BY_NAME
 
@@ -149,6 +150,7 @@ def capacity_curve(frame: pd.DataFrame, row: Mapping[str, object]) -> go.Figure:
     load_column = "request_rate_per_s" if rate else "concurrency"
     loads = frame_column(probes, load_column)
     attainment = frame_column(probes, "capacity_probe_attainment_fraction")
+    attainment_pct = [percent(a) for a in attainment]
     ttft = frame_column(probes, "ttft_p99_s")
     order = sorted((i for i in range(len(probes)) if loads[i] is not None), key=lambda i: loads[i] or 0.0)
     labels = frame_labels(probes)
@@ -157,7 +159,7 @@ def capacity_curve(frame: pd.DataFrame, row: Mapping[str, object]) -> go.Figure:
         go.Scatter(
             name="SLO attainment",
             x=[loads[i] for i in order],
-            y=[None if attainment[i] is None else 100 * attainment[i] for i in order],  # type: ignore[operator]
+            y=[attainment_pct[i] for i in order],
             mode="lines+markers",
             hovertext=[f"{labels[i]}<br>attainment {fmt_value(attainment[i])}" for i in order],
             hoverinfo="text",
@@ -181,7 +183,7 @@ def capacity_curve(frame: pd.DataFrame, row: Mapping[str, object]) -> go.Figure:
             go.Scatter(
                 name=CURVE_CAPACITY_TRACE,
                 x=[loads[i] for i in chosen],
-                y=[None if attainment[i] is None else 100 * attainment[i] for i in chosen],  # type: ignore[operator]
+                y=[attainment_pct[i] for i in chosen],
                 mode="markers",
                 marker={"size": 20, "symbol": "star", "color": "#2ca02c", "line": {"width": 1, "color": "#333"}},
                 hovertext=[f"capacity: {fmt_value(loads[i])}" for i in chosen],

@@ -57,6 +57,12 @@ def cell_text(value: object) -> str | None:
     return str(int(number)) if number.is_integer() else f"{number:.4g}"
 
 
+def percent(value: object) -> float | None:
+    """100 × a measured fraction, or ``None``."""
+    number = cell_number(value)
+    return None if number is None else 100.0 * number
+
+
 def fmt_value(value: float | None, unit: str = "") -> str:
     """4 significant digits with the unit, or "—"."""
     if value is None:

@@ -24,6 +24,7 @@ from capbench.leaderboard.plots.common import (
     cell_text,
     fmt_value,
     message_figure,
+    percent,
     row_label,
 )
 from capbench.leaderboard.table import MISSING, cell_number
@@ -73,8 +74,8 @@ def roofline(row: Mapping[str, object]) -> go.Figure:
                 f"Arithmetic intensity: {fmt_value(intensity, 'FLOP/byte')}",
                 f"Achieved: {fmt_value(achieved, 'FLOP/s')}",
                 f"Achieved bandwidth: {fmt_value(bandwidth_used, 'bytes/s')}",
-                f"S-MBU: {fmt_value(_percent(row.get(f'{phase}_s_mbu')), '%')}",
-                f"S-MFU: {fmt_value(_percent(row.get(f'{phase}_s_mfu')), '%')}",
+                f"S-MBU: {fmt_value(percent(row.get(f'{phase}_s_mbu')), '%')}",
+                f"S-MFU: {fmt_value(percent(row.get(f'{phase}_s_mfu')), '%')}",
             ]
         )
         points.append((phase, intensity, achieved, hover))
@@ -148,12 +149,6 @@ def roofline(row: Mapping[str, object]) -> go.Figure:
     return fig
 
 
-def _percent(value: object) -> float | None:
-    """100 × a measured fraction, or ``None``."""
-    number = cell_number(value)
-    return None if number is None else 100.0 * number
-
-
 def utilization_bars(row: Mapping[str, object]) -> go.Figure:
     """Grouped bars of S-MBU and S-MFU [%] per phase, with a dashed line at 100 % (the hardware ceiling).
 
@@ -166,7 +161,7 @@ def utilization_bars(row: Mapping[str, object]) -> go.Figure:
     mfu: list[float | None] = []
     missing: list[str] = []
     for phase in UTILIZATION_PHASES:
-        phase_mbu, phase_mfu = _percent(row.get(f"{phase}_s_mbu")), _percent(row.get(f"{phase}_s_mfu"))
+        phase_mbu, phase_mfu = percent(row.get(f"{phase}_s_mbu")), percent(row.get(f"{phase}_s_mfu"))
         if phase_mbu is None and phase_mfu is None:
             missing.append(f"{phase} (S-MBU and S-MFU)")
             continue
