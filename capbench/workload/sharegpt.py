@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from capbench.errors import ConfigError
-from capbench.workload.conversations import Conversation
+from capbench.workload.conversations import MIN_TURNS, Conversation, conversation_turns
 from capbench.workload.prompts import Prompt, Request, Workload
 
 MIN_TOKENS = 4
@@ -139,12 +139,19 @@ def _text(turn: Any) -> str | None:
     return turn.get("value") if isinstance(turn, dict) and isinstance(turn.get("value"), str) else None
 
 
-def sample_sharegpt(path: str | None, tokenizer: Any, count: int, seed: int) -> Sample:
-    """``count`` prompt/answer pairs (module docstring); a :class:`ConfigError` when fewer pass the filters."""
+def _shuffled(path: str | None, seed: int) -> tuple[bytes, str, list[Any], bool]:
+    """The file's bytes, its name, its conversations of two or more messages in the seeded order (vLLM's), and
+    whether the file was cut short."""
     data, source = _read(path)
     entries, truncated = _entries(_decode_text(data, source), source)
     conversations = _conversations(entries)
     random.Random(seed).shuffle(conversations)
+    return data, source, conversations, truncated
+
+
+def sample_sharegpt(path: str | None, tokenizer: Any, count: int, seed: int) -> Sample:
+    """``count`` prompt/answer pairs (module docstring); a :class:`ConfigError` when fewer pass the filters."""
+    data, source, conversations, truncated = _shuffled(path, seed)
     pairs: list[Pair] = []
     skipped = {"malformed": 0, "too_short": 0, "too_long": 0}
     for entry in conversations:
@@ -191,12 +198,7 @@ def sample_sharegpt_conversations(
 ) -> ConversationSample:
     """``count`` multi-turn conversations (:mod:`capbench.workload.conversations`), in the single-turn sampler's
     seeded order, token lengths counted as it counts them; a :class:`ConfigError` when fewer qualify."""
-    from capbench.workload.conversations import MIN_TURNS, conversation_turns
-
-    data, source = _read(path)
-    entries, truncated = _entries(_decode_text(data, source), source)
-    conversations = _conversations(entries)
-    random.Random(seed).shuffle(conversations)
+    data, source, conversations, truncated = _shuffled(path, seed)
     kept: list[Conversation] = []
     skipped = {"malformed": 0, "too_short": 0, "too_long": 0, "too_few_turns": 0}
     cut = {"malformed": 0, "too_short": 0, "too_long": 0}
