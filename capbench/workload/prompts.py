@@ -55,6 +55,14 @@ class Request:
     sample_id: str | None = None
     session: SessionTurn | None = None
 
+    @property
+    def messages(self) -> list[dict[str, str]]:
+        """The request as chat messages: its session's conversation so far and the new message, or the prompt as
+        one user message."""
+        if self.session is not None:
+            return self.session.messages
+        return [{"role": "user", "content": self.prompt.text}]
+
 
 @dataclass(frozen=True)
 class PromptSet:

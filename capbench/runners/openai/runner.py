@@ -173,10 +173,7 @@ class OpenAIRunner:
         if self.config.temperature > 0:
             body["seed"] = request_seed(self.config.seed, request)
         if self.config.api == "chat":
-            session = request.session
-            body["messages"] = (
-                session.messages if session is not None else [{"role": "user", "content": request.prompt.text}]
-            )
+            body["messages"] = request.messages
         elif request.prompt.as_token_ids and request.prompt.token_ids is not None:
             body["prompt"] = list(request.prompt.token_ids)  # exactly these tokens, no special tokens added
         else:
@@ -197,7 +194,7 @@ class OpenAIRunner:
     def _record(self, result: Any, request: Request | None) -> RequestRecord:
         """The ``requests.jsonl`` line of one finished request."""
         prompt = request.prompt if request else None
-        messages = request.session.messages if request is not None and request.session is not None else None
+        messages = request.messages if request is not None and request.session is not None else None
         # the whole prompt: a multi-turn request's is every message of its conversation so far
         prompt_text = "\n".join(m["content"] for m in messages) if messages else (prompt.text if prompt else "")
         text = result.output_text + (result.reasoning_text or "")
