@@ -38,7 +38,7 @@ from capbench.capacity.search import Search, SearchKind
 from capbench.clock import utc_now_iso
 from capbench.config import RunSpec, build_run_spec
 from capbench.errors import CapbenchError, ConfigError
-from capbench.paths import replace_file
+from capbench.records import write_json_atomic
 from capbench.records.schema import CAPACITY_FILE
 from capbench.runners import RUNNER_NAMES, runner_traits
 from capbench.summary.columns import HEADLINE
@@ -182,8 +182,7 @@ def run_capacity(options: CapacityOptions, console: Console) -> dict[str, Any]:
         result.clear()
         result["search_id"] = search_id
         result.update(_result(options, spec, search, entries, decisions, out, state, time.monotonic() - started))
-        data = json.dumps(result, indent=1).encode()
-        replace_file(result_path, lambda f: f.write(data))
+        write_json_atomic(result_path, result)
         _write_results_csv(out)
 
     try:

@@ -26,6 +26,7 @@ import yaml
 
 from capbench.metrics.goodput import meets_slo
 from capbench.paths import replace_file
+from capbench.records import write_json_atomic
 from capbench.records.schema import REQUESTS_FILE
 
 POLL_S = 0.2
@@ -158,6 +159,5 @@ def run_probe(
         wall_s=outcome.duration_s,
         error=None if status == "complete" or early.stopped else outcome.error,
     )
-    record = json.dumps(asdict(result), indent=1).encode()
-    replace_file(probe_record_path(run_dir), lambda f: f.write(record))
+    write_json_atomic(probe_record_path(run_dir), asdict(result))
     return result

@@ -8,7 +8,6 @@ the repeat in progress ends ``partial``; the summary then covers the repeats tha
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +16,7 @@ from rich.table import Table
 
 from capbench.config import RunSpec
 from capbench.errors import CapbenchError
-from capbench.paths import replace_file
-from capbench.records import RunStatus
+from capbench.records import RunStatus, write_json_atomic
 from capbench.records.schema import SUMMARY_FILE
 from capbench.summary.columns import BY_NAME, HEADLINE
 from capbench.summary.repeats import aggregate_repeats, repeat_dir
@@ -57,8 +55,7 @@ def run_repeats(spec: RunSpec, *, quiet: bool = False) -> tuple[Path, list[RunSt
     except CapbenchError as exc:
         console.print(f"[red]repeats:[/] {exc}")
     if summary is not None:
-        data = json.dumps(summary, indent=1, allow_nan=False).encode()
-        replace_file(out / SUMMARY_FILE, lambda f: f.write(data))
+        write_json_atomic(out / SUMMARY_FILE, summary)
         Console(quiet=quiet).print(repeats_table(summary))
     if interrupted is not None:
         raise interrupted
