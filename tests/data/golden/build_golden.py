@@ -60,7 +60,8 @@ def _manifest(run_id: str, status: str) -> dict[str, Any]:
     manifest.update(run_id=run_id, status=status, schema_version=1)
     manifest["error"] = None if status == "complete" else "KeyboardInterrupt: interrupted by the user"
     manifest["hardware"] = {"device": "cuda", "num_gpus": 2, "gpu_name": "NVIDIA H100 80GB HBM3", "profile": "h100-sxm"}
-    manifest["spec"] = dict(manifest["spec"], slo={"ttft_s": 0.05, "tpot_s": 0.012, "itl_s": 0.03, "e2e_latency_s": 1.0})
+    slo = {"ttft_s": 0.05, "tpot_s": 0.012, "itl_s": 0.03, "e2e_latency_s": 1.0}
+    manifest["spec"] = dict(manifest["spec"], slo=slo)
     manifest["spec"]["usd_per_gpu_hour"] = 2.5
     manifest["load"] = dict(manifest["load"], fixed_length={"prompt_tokens": 24, "output_tokens": 8})
     manifest["client"] = {"follow_ups_dropped": 3, "warnings": ["client CPU was busy 91% of the run"]}
@@ -113,7 +114,9 @@ def _passes(rng: np.random.Generator, n: int, t0: int) -> list[dict[str, Any]]:
     for i in range(n):
         batch = int(rng.integers(1, 6))
         prefill = rng.random() < 0.2
-        reqs = [[int(rng.integers(8, 40)), 0] if prefill and j == 0 else [1, int(rng.integers(8, 60))] for j in range(batch)]
+        reqs = [
+            [int(rng.integers(8, 40)), 0] if prefill and j == 0 else [1, int(rng.integers(8, 60))] for j in range(batch)
+        ]
         tokens = sum(r[0] for r in reqs)
         measured = rng.random() > 0.1
         expert_tokens = None
