@@ -37,7 +37,8 @@ class RequestRecord(TypedDict, total=False):
 
     Every runner writes :data:`REQUEST_REQUIRED`; the other keys belong to some runners (server runners: the
     HTTP fields; hf: the sampled token ids; accuracy runs: ``sample_id``, later ``score`` and ``answer``; multi-turn
-    runs: ``session_id`` and ``turn``, 0-based).
+    runs: ``session_id`` and ``turn``, 0-based; log-likelihood tasks: ``request_type`` and the scored continuation's
+    ``continuation_tokens``, ``continuation_logprob`` (nats) and ``is_greedy``).
     Build one with :func:`request_record`.
     """
 
@@ -66,6 +67,10 @@ class RequestRecord(TypedDict, total=False):
     turn: int | None
     score: float | None
     answer: str | None
+    request_type: str
+    continuation_tokens: int
+    continuation_logprob: float
+    is_greedy: bool
 
 
 REQUEST_REQUIRED: frozenset[str] = frozenset(
