@@ -305,6 +305,7 @@ class HttpClient:
             reasoning_text=acc.reasoning_text if acc is not None else "",
             connection_reused=ex.reused if ex.t_sent_ns is not None else None,
             stream_done=acc.done if acc is not None else False,
+            logprobs=acc.logprobs if acc is not None else None,
         )
         ex.reads = []  # let the raw bytes go
         self.on_done(result, connection_failure)

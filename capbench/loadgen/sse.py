@@ -153,6 +153,7 @@ class StreamAccount:
     chunks: int = 0  # SSE data events other than the [DONE] sentinel
     done: bool = False  # the [DONE] sentinel arrived
     error: str | None = None
+    logprobs: dict[str, Any] | None = None  # a non-streamed completion's choices[0].logprobs, as sent
 
 
 def _short(data: bytes | str, limit: int = 200) -> str:
@@ -253,7 +254,9 @@ def account_openai_columns(times: list[int], datas: list[bytes]) -> StreamAccoun
 
 
 def account_openai_json(body: bytes) -> StreamAccount:
-    """Account a non-streamed OpenAI response body (``stream: false``): text, finish reason, usage.
+    """Account a non-streamed OpenAI response body (``stream: false``): text, finish reason, usage, and the
+    completion's ``logprobs`` object (kept as sent: a log-likelihood request reads its prompt's log-probabilities
+    from it).
 
     There are no token events, so ``token_times_ns`` stays empty.
     """
@@ -276,6 +279,8 @@ def account_openai_json(body: bytes) -> StreamAccount:
             acc.reasoning_text = message.get("reasoning_content") or message.get("reasoning") or ""
         acc.output_text = text or ""
         acc.finish_reason = choice.get("finish_reason")
+        logprobs = choice.get("logprobs")
+        acc.logprobs = logprobs if type(logprobs) is dict else None
     acc.usage = obj.get("usage")
     err = obj.get("error")
     if err is not None:

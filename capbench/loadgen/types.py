@@ -151,6 +151,7 @@ class RequestResult:
     reasoning_text: str = ""
     connection_reused: bool | None = None
     stream_done: bool = False  # the [DONE] sentinel arrived
+    logprobs: dict[str, Any] | None = None  # a non-streamed completion's choices[0].logprobs (echo: the prompt's)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
