@@ -36,7 +36,9 @@ from capbench.leaderboard import plots
 from capbench.leaderboard.data import Results, load_results
 from capbench.leaderboard.details import run_details_markdown, warnings_markdown
 from capbench.leaderboard.escape import escape_markdown
-from capbench.leaderboard.pareto import cost_accuracy_front
+from capbench.leaderboard.paging import PAGE_ROWS, PLOT_RUNS, clamp_page, page_count, page_of, plot_sample
+from capbench.leaderboard.pareto import cost_accuracy_front, pareto_mask
+from capbench.leaderboard.plots.capacity import PER_GPU, PER_USER
 from capbench.leaderboard.radar import normalize
 from capbench.leaderboard.table import (
     DISPLAY_COLUMNS,
@@ -77,6 +79,10 @@ def default_csv_paths() -> list[Path]:
     return [fallback] if fallback.is_file() else []
 
 
+VIEW_CACHE = 4
+"""Filtered and sorted selections a board keeps (each a frame of row references into the loaded runs)."""
+
+
 @dataclass
 class Board:
     """The loaded results and where the filtered CSV download is written (one file per view)."""
@@ -90,8 +96,22 @@ class Board:
         atexit.register(shutil.rmtree, self.download_dir, ignore_errors=True)
         self.reload()
 
+    views: dict[tuple[Any, ...], pd.DataFrame] = field(init=False, default_factory=dict)
+
     def reload(self) -> None:
         self.results = load_results(self.paths)
+        self.views = {}
+
+    def view(self, selections: dict[str, Sequence[str] | None], sort_by: str, descending: bool) -> pd.DataFrame:
+        """The filtered and sorted runs (all of them, before paging); the last few views are kept, so turning a
+        page does not filter and sort again."""
+        key = (tuple((dim, tuple(sel or ())) for dim, sel in selections.items()), sort_by, descending)
+        if key not in self.views:
+            chosen = apply_filters(self.frame, selections)
+            self.views[key] = sort_runs(chosen, sort_by, ascending=not descending)
+            while len(self.views) > VIEW_CACHE:
+                del self.views[next(iter(self.views))]
+        return self.views[key]
 
     @property
     def frame(self) -> pd.DataFrame:
@@ -99,7 +119,8 @@ class Board:
 
 
 def _choices(frame: pd.DataFrame) -> list[tuple[str, str]]:
-    """(label, run_id) pairs for the run pickers; the label is shown as text by Gradio, never as HTML."""
+    """(label, run_id) pairs for the run pickers; the label is shown as text by Gradio, never as HTML. The app
+    offers the runs of the table's page and those already picked, not every selected run."""
     labels = frame["label"] if "label" in frame else frame["run_id"]
     return [(f"{label} [{run_id}]", str(run_id)) for label, run_id in zip(labels, frame["run_id"], strict=True)]
 
@@ -110,7 +131,8 @@ def styled_table(frame: pd.DataFrame) -> Any:
     return display_frame(frame).style.format(display_text).hide(axis="index")
 
 
-def _status(board: Board, shown: int) -> str:
+def _status(board: Board, shown: int, page: int = 1) -> str:
+    """The selection's size and the page shown: "N of T runs shown" (filters applied), then which rows."""
     files = ", ".join(escape_markdown(str(p)) for p in board.paths) or "none"
     total = len(board.frame)
     if total == 0:
@@ -118,7 +140,31 @@ def _status(board: Board, shown: int) -> str:
             f"**No runs to show.** Files read: {files}. Pass a CSV written by `capbench export` "
             "(`capbench leaderboard results.csv`)."
         )
-    return f"{shown} of {total} runs shown · files: {files}"
+    first = (page - 1) * PAGE_ROWS + 1 if shown else 0
+    last = min(page * PAGE_ROWS, shown)
+    pages = page_count(shown)
+    return f"{shown} of {total} runs shown · rows {first}–{last}, page {page} of {pages} · files: {files}"
+
+
+def _plot_caption(drawn: int, shown: int) -> str:
+    if drawn >= shown:
+        return ""
+    return (
+        f"The figures draw {drawn} of the {shown} selected runs: every run on a Pareto front or at capacity, and "
+        "an even sample of the rest in table order. Filter to draw them all."
+    )
+
+
+def plot_runs(frame: pd.DataFrame, limit: int = PLOT_RUNS) -> pd.DataFrame:
+    """The runs the figures draw (:func:`~capbench.leaderboard.paging.plot_sample`): the cost-accuracy front,
+    the throughput-interactivity front and the runs at capacity always; at most ``limit`` in all otherwise."""
+    if len(frame) <= limit:
+        return frame
+    keep = pareto_mask(frame, [("usd_per_1m_output_tokens", "min"), ("accuracy", "max")]).to_numpy()
+    keep |= pareto_mask(frame, [(PER_USER, "max"), (PER_GPU, "max")]).to_numpy()
+    if "capacity_point" in frame:
+        keep |= frame["capacity_point"].astype("boolean").fillna(False).to_numpy(dtype=bool)
+    return plot_sample(frame, keep, limit)
 
 
 def _pareto_markdown(frame: pd.DataFrame) -> str:
@@ -175,43 +221,75 @@ def default_selection(dimension: str, options: Sequence[str]) -> list[str]:
     return ["complete"] if dimension == "status" and "complete" in options else []
 
 
+def _picker_choices(page: pd.DataFrame, selection: pd.DataFrame, picked: Sequence[str]) -> list[tuple[str, str]]:
+    """The page's runs, then the picked runs not on the page (looked up in the whole selection)."""
+    on_page = {str(r) for r in page["run_id"]}
+    extra = selection[selection["run_id"].astype(str).isin([r for r in picked if r not in on_page])]
+    return _choices(pd.concat([page, extra])) if len(extra) else _choices(page)
+
+
 def build_app(paths: Sequence[str | Path]) -> gr.Blocks:
-    """The leaderboard for the CSVs ``paths`` (missing or bad files become visible warnings, not errors)."""
+    """The leaderboard for the CSVs ``paths`` (missing or bad files become visible warnings, not errors).
+
+    The table sends one page of :data:`~capbench.leaderboard.paging.PAGE_ROWS` runs per update (filters and
+    sort apply to every run first); the figures draw at most :data:`~capbench.leaderboard.paging.PLOT_RUNS`
+    runs; the download button writes the CSV of every filtered run when it is clicked.
+    """
     board = Board([Path(p) for p in paths])
     dims = list(FILTER_DIMENSIONS)
     sort_choices = [(header, column) for column, header in DISPLAY_COLUMNS]
 
     def view(selections: Sequence[Sequence[str] | None], sort_by: str, descending: bool) -> pd.DataFrame:
-        chosen = apply_filters(board.frame, dict(zip(dims, selections, strict=True)))
-        return sort_runs(chosen, sort_by or DEFAULT_SORT, ascending=not descending)
+        return board.view(dict(zip(dims, selections, strict=True)), sort_by or DEFAULT_SORT, bool(descending))
 
-    def download(frame: pd.DataFrame) -> str:
+    def download(*args: Any) -> str:
         """The filtered rows' CSV, named by its content's hash: the same view reuses its file, and a file is
         complete before its name exists (written aside, then renamed), so no session reads half of one."""
-        data = csv_bytes(frame)
+        *selections, sort_by, descending = args
+        data = csv_bytes(view(selections, sort_by, descending))
         path = board.download_dir / f"capbench-runs-{hashlib.sha256(data).hexdigest()[:16]}.csv"
         if not path.exists():
             replace_file(path, lambda f: f.write(data))
         return str(path)
 
+    def table_page(frame: pd.DataFrame, page: float | None) -> tuple[int, pd.DataFrame]:
+        number = clamp_page(page, len(frame))
+        return number, page_of(frame, number)
+
     def refresh(*args: Any) -> tuple[Any, ...]:
-        *selections, sort_by, descending, third, radar_ids, run_id = args
+        *selections, sort_by, descending, third, radar_ids, run_id, page = args
         frame = view(selections, sort_by, descending)
-        ids = [str(r) for r in frame["run_id"]]
+        number, rows = table_page(frame, page)
+        ids = set(frame["run_id"].astype(str))
         radar_ids = [r for r in (radar_ids or []) if r in ids] or _radar_runs(frame)
-        run_id = run_id if run_id in ids else (ids[0] if ids else None)
+        run_id = run_id if run_id in ids else (str(rows["run_id"].iloc[0]) if len(rows) else None)
+        drawn = plot_runs(frame)
         return (
-            _status(board, len(frame)),
-            styled_table(frame),
-            download(frame),
-            plots.cap_scatter(frame, third=third),
+            _status(board, len(frame), number),
+            styled_table(rows),
+            number,
+            plots.cap_scatter(drawn, third=third),
             _pareto_markdown(frame),
-            plots.throughput_interactivity(frame),
-            gr.update(choices=_choices(frame), value=radar_ids),
+            plots.throughput_interactivity(drawn),
+            _plot_caption(len(drawn), len(frame)),
+            gr.update(choices=_picker_choices(rows, frame, radar_ids), value=radar_ids),
             _radar(frame, radar_ids),
-            gr.update(choices=_choices(frame), value=run_id),
+            gr.update(choices=_picker_choices(rows, frame, [run_id] if run_id else []), value=run_id),
             *_run_view(frame, run_id),
         )
+
+    def first_page(*args: Any) -> tuple[Any, ...]:
+        """A filter, the sort or the third dimension changed: back to the first page."""
+        return refresh(*args[:-1], 1)
+
+    def turn(step: int) -> Any:
+        def go(*args: Any) -> tuple[Any, ...]:
+            *selections, sort_by, descending, page = args
+            frame = view(selections, sort_by, descending)
+            number, rows = table_page(frame, (page or 1) + step)
+            return _status(board, len(frame), number), styled_table(rows), number
+
+        return go
 
     def _radar(frame: pd.DataFrame, radar_ids: Sequence[str]) -> Any:
         chosen = frame[frame["run_id"].astype(str).isin(list(radar_ids))]
@@ -270,7 +348,12 @@ def build_app(paths: Sequence[str | Path]) -> gr.Blocks:
             descending = gr.Checkbox(value=False, label="Descending", elem_id="sort-descending")
             reload_button = gr.Button("Reload files", elem_id="reload", size="sm")
         table = gr.Dataframe(interactive=False, wrap=True, max_chars=MAX_CELL_CHARS, elem_id="runs-table", label="Runs")
-        download_button = gr.DownloadButton("Download the filtered table (CSV)", elem_id="download", size="sm")
+        with gr.Row():
+            previous_button = gr.Button("◀ Previous page", elem_id="page-previous", size="sm")
+            page_number = gr.Number(value=1, precision=0, minimum=1, label="Page", elem_id="page", scale=0)
+            next_button = gr.Button("Next page ▶", elem_id="page-next", size="sm")
+            download_button = gr.Button("Download the filtered table (CSV)", elem_id="download", size="sm")
+            download_file = gr.DownloadButton("Save the CSV again", elem_id="download-file", size="sm")
         with gr.Tab("Cost vs accuracy"):
             third = gr.Radio(
                 choices=list(THIRD_CHOICES),
@@ -282,6 +365,7 @@ def build_app(paths: Sequence[str | Path]) -> gr.Blocks:
             pareto_md = gr.Markdown(elem_id="pareto")
         with gr.Tab("Throughput vs interactivity"):
             interactivity_plot = gr.Plot(elem_id="interactivity", label="Throughput per GPU vs tokens/s per user")
+        caption_md = gr.Markdown(elem_id="plot-caption")
         with gr.Tab("CAP radar"):
             radar_runs = gr.Dropdown(multiselect=True, label="Runs on the radar", elem_id="radar-runs")
             radar_plot = gr.Plot(elem_id="cap-radar", label="CAP radar")
@@ -296,14 +380,15 @@ def build_app(paths: Sequence[str | Path]) -> gr.Blocks:
                 latency_plot = gr.Plot(elem_id="latency", label="Latency distribution")
             capacity_plot = gr.Plot(elem_id="capacity-curve", label="Capacity search")
 
-        inputs = [*filters, sort_by, descending, third, radar_runs, run_pick]
+        inputs = [*filters, sort_by, descending, third, radar_runs, run_pick, page_number]
         outputs = [
             status_md,
             table,
-            download_button,
+            page_number,
             scatter,
             pareto_md,
             interactivity_plot,
+            caption_md,
             radar_runs,
             radar_plot,
             run_pick,
@@ -316,15 +401,22 @@ def build_app(paths: Sequence[str | Path]) -> gr.Blocks:
         ]
         controls: list[Any] = [*filters, sort_by, descending, third]
         for control in controls:
-            control.change(refresh, inputs=inputs, outputs=outputs)
+            control.change(first_page, inputs=inputs, outputs=outputs)
+        view_inputs = [*filters, sort_by, descending]
+        for button, step in ((previous_button, -1), (next_button, 1)):
+            button.click(turn(step), inputs=[*view_inputs, page_number], outputs=[status_md, table, page_number])
+        page_number.submit(turn(0), inputs=[*view_inputs, page_number], outputs=[status_md, table, page_number])
+        download_button.click(download, inputs=view_inputs, outputs=download_file).then(
+            None, js="() => { document.querySelector('#download-file')?.click(); }"
+        )
         radar_runs.change(
             lambda *a: _radar(view(a[: len(dims)], a[len(dims)], a[len(dims) + 1]), a[-1] or []),
-            inputs=[*filters, sort_by, descending, radar_runs],
+            inputs=[*view_inputs, radar_runs],
             outputs=radar_plot,
         )
         run_pick.change(
             lambda *a: _run_view(view(a[: len(dims)], a[len(dims)], a[len(dims) + 1]), a[-1]),
-            inputs=[*filters, sort_by, descending, run_pick],
+            inputs=[*view_inputs, run_pick],
             outputs=[details_md, util_plot, roof_plot, expert_plot, latency_plot, capacity_plot],
         )
         reload_button.click(reload, inputs=filters, outputs=[warnings_md, *filters]).then(

@@ -1,7 +1,9 @@
 """Load ``capbench export`` CSV files into one typed frame, skipping what cannot be trusted with a warning.
 
 Parsing uses the stdlib :mod:`csv` module so every warning names the exact file and data row (the header is
-row 0, the first run row 1). Nothing raises: a file that cannot be used at all (missing, unreadable, not
+row 0, the first run row 1). The file is streamed and typed in chunks of :data:`CHUNK_ROWS` rows, column by
+column (vectorised), so memory holds the typed columns and one chunk of text; every row is still validated.
+Nothing raises: a file that cannot be used at all (missing, unreadable, not
 UTF-8, 0 bytes, a header without a :data:`REQUIRED_COLUMNS` column, a repeated header name, a malformed CSV)
 gives one warning with ``row=None`` and is skipped; a row that cannot be used gives one warning naming its
 row and the first reason, and is skipped while the other rows load:
@@ -27,9 +29,8 @@ columns of :func:`capbench.leaderboard.table.add_derived`.
 from __future__ import annotations
 
 import csv
-import io
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -170,89 +171,275 @@ def _parse_row(header: list[str], kinds: list[Kind], cells: list[str]) -> dict[s
     return values
 
 
-def _read_text(path: Path, name: str) -> tuple[str | None, LoadWarning | None]:
+CHUNK_ROWS = 4096
+"""Rows typed at once: the file is read as a stream and typed column by column in chunks of this many rows, so
+memory holds the typed columns plus one chunk of text, never the whole file's text."""
+
+
+@dataclass
+class _Block:
+    """One file's loaded rows, column by column: typed arrays (float64, object, or object of bool/None)."""
+
+    columns: list[str]
+    data: dict[str, np.ndarray]
+    source_row: list[np.ndarray]
+    rows: int = 0
+
+
+def _not_utf8_offset(path: Path) -> int | None:
+    """The byte offset of the first byte that is not UTF-8 (``None`` when the whole file decodes)."""
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return None, LoadWarning(name, None, "file not found; skipped")
-    except OSError as exc:
-        return None, LoadWarning(name, None, f"cannot read it ({exc.strerror or exc}); skipped")
-    try:
-        text = data.decode("utf-8-sig")
+        path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        return None, LoadWarning(name, None, f"not UTF-8 text (byte offset {exc.start}); skipped")
-    if not text.strip():
-        return None, LoadWarning(name, None, "empty file (no header row); skipped")
-    return text, None
+        return int(exc.start)
+    return None
 
 
-def _read_file(
-    name: str, seen: dict[str, tuple[str, int]], warnings: list[LoadWarning]
-) -> tuple[list[str], list[dict[str, object]]]:
-    """The file's header and parsed rows (``source_*`` included); problems appended to ``warnings``."""
-    text, problem = _read_text(Path(name), name)
-    if problem is not None:
-        warnings.append(problem)
-    if text is None:
-        return [], []
+def _is_blank(record: list[str]) -> bool:
+    return all(not cell.strip() for cell in record)
+
+
+def _read_file(name: str, seen: dict[str, tuple[str, int]], warnings: list[LoadWarning]) -> _Block | None:
+    """The file's rows (``None`` when the whole file is skipped); problems appended to ``warnings``.
+
+    The file is streamed; a decoding or CSV error found anywhere skips the whole file, as reading it at once did:
+    its rows and row warnings are dropped and its run ids are not kept as seen.
+    """
+    path = Path(name)
+    file_warnings: list[LoadWarning] = []
+    file_seen: dict[str, tuple[str, int]] = {}
     try:
-        records = list(csv.reader(io.StringIO(text, newline="")))
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            block = _read_stream(name, csv.reader(handle), seen, file_seen, file_warnings)
+    except FileNotFoundError:
+        warnings.append(LoadWarning(name, None, "file not found; skipped"))
+        return None
+    except UnicodeDecodeError:
+        offset = _not_utf8_offset(path)
+        warnings.append(LoadWarning(name, None, f"not UTF-8 text (byte offset {offset}); skipped"))
+        return None
+    except OSError as exc:
+        warnings.append(LoadWarning(name, None, f"cannot read it ({exc.strerror or exc}); skipped"))
+        return None
     except csv.Error as exc:
         warnings.append(LoadWarning(name, None, f"not a readable CSV ({exc}); skipped"))
-        return [], []
-    header, body = records[0], records[1:]
+        return None
+    warnings.extend(file_warnings)
+    seen.update(file_seen)
+    return block
+
+
+def _read_stream(
+    name: str,
+    reader: Iterable[list[str]],
+    seen: dict[str, tuple[str, int]],
+    file_seen: dict[str, tuple[str, int]],
+    warnings: list[LoadWarning],
+) -> _Block | None:
+    records = iter(reader)
+    header = next(records, None)
+    if header is None or _is_blank(header):
+        if header is None or all(_is_blank(record) for record in records):
+            warnings.append(LoadWarning(name, None, "empty file (no header row); skipped"))
+            return None
+        header = header or []
     missing = [column for column in REQUIRED_COLUMNS if column not in header]
     if missing:
         warnings.append(
             LoadWarning(name, None, f"the header lacks {', '.join(missing)}: not a capbench export CSV; skipped")
         )
-        return [], []
+        return None
     repeated = sorted({column for column in header if header.count(column) > 1})
     if repeated:
         warnings.append(LoadWarning(name, None, f"the header repeats {', '.join(repeated)}; skipped"))
-        return [], []
+        return None
     reserved = [column for column in header if column in _RESERVED_COLUMNS]
     if reserved:
         warnings.append(
             LoadWarning(name, None, f"column(s) {', '.join(reserved)} ignored: the leaderboard derives them")
         )
-    kinds = [column_kind(column) for column in header]
-    rows: list[dict[str, object]] = []
-    for number, cells in enumerate(body, start=1):
+    kept = [column for column in header if column not in _RESERVED_COLUMNS]
+    block = _Block(columns=kept, data={}, source_row=[])
+    chunks: dict[str, list[np.ndarray]] = {column: [] for column in kept}
+    interned: dict[str, dict[str, str]] = {column: {} for column in kept}
+    chunk: list[tuple[int, list[str]]] = []
+    for number, cells in enumerate(records, start=1):
+        chunk.append((number, cells))
+        if len(chunk) == CHUNK_ROWS:
+            _type_chunk(name, header, chunk, chunks, interned, block, seen, file_seen, warnings)
+            chunk = []
+    _type_chunk(name, header, chunk, chunks, interned, block, seen, file_seen, warnings)
+    for column, parts in chunks.items():
+        block.data[column] = np.concatenate(parts) if parts else np.empty(0, dtype=_empty_dtype(column))
+    return block
+
+
+def _empty_dtype(column: str) -> type:
+    return np.float64 if column_kind(column) == "number" else object
+
+
+def _numbers(cells: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """A numeric column's cells as float64 (NaN where empty) and the mask of cells that are not a finite number.
+
+    Vectorised: empty cells become NaN and the rest go through one ``astype(float64)`` (Python's ``float``, as
+    :func:`_parse_number`); only a chunk where that fails (text, whitespace-only cells) is parsed cell by cell.
+    """
+    array = np.array(cells, dtype=object)
+    empty = array == ""
+    try:
+        values = np.where(empty, "nan", array).astype(np.float64)
+    except ValueError:
+        values = np.full(len(array), np.nan)
+        bad = np.zeros(len(array), dtype=bool)
+        for i, cell in enumerate(cells):
+            try:
+                number = _parse_number(cell)
+            except ValueError:
+                bad[i] = True
+                continue
+            values[i] = np.nan if number is None else number
+        return values, bad
+    bad = ~empty & ~np.isfinite(values)
+    values[bad] = np.nan
+    return values, bad
+
+
+def _checked(cells: tuple[str, ...], check: Callable[[str], object]) -> np.ndarray:
+    """Mask of cells ``check`` rejects (raises :class:`_RowError`), each distinct cell checked once."""
+    verdicts: dict[str, bool] = {}
+    for cell in set(cells):
+        try:
+            check(cell)
+            verdicts[cell] = False
+        except _RowError:
+            verdicts[cell] = True
+    return np.fromiter((verdicts[cell] for cell in cells), dtype=bool, count=len(cells))
+
+
+def _type_chunk(
+    name: str,
+    header: list[str],
+    chunk: list[tuple[int, list[str]]],
+    chunks: dict[str, list[np.ndarray]],
+    interned: dict[str, dict[str, str]],
+    block: _Block,
+    seen: dict[str, tuple[str, int]],
+    file_seen: dict[str, tuple[str, int]],
+    warnings: list[LoadWarning],
+) -> None:
+    """Type one chunk of rows column by column; skipped rows get their warning (in row order), others are kept.
+
+    Every row is validated: the field count per row, then the required columns and every typed cell vectorised
+    per column; a row any check flags is re-checked by :func:`_parse_row`, whose first reason its warning gives.
+    """
+    width = len(header)
+    problems: list[tuple[int, str]] = []
+    rows: list[list[str]] = []
+    numbers: list[int] = []
+    for number, cells in chunk:
         if not cells:
             continue  # a blank line
-        try:
-            values = _parse_row(header, kinds, cells)
-            run_id = str(values["run_id"])
-            if run_id in seen:
-                first_file, first_row = seen[run_id]
-                raise _RowError(
-                    f"run_id {_quote(run_id)} already loaded from {first_file}, row {first_row} (the first is kept)"
-                )
-        except _RowError as exc:
-            warnings.append(LoadWarning(name, number, f"{exc}; skipped"))
+        if len(cells) != width:
+            problems.append((number, f"{len(cells)} fields, the header has {width}"))
             continue
-        seen[run_id] = (name, number)
-        values["source_file"] = name
-        values["source_row"] = number
-        rows.append(values)
-    return [column for column in header if column not in _RESERVED_COLUMNS], rows
+        rows.append(cells)
+        numbers.append(number)
+    columns: list[tuple[str, ...]] = list(zip(*rows, strict=True)) if rows else [() for _ in header]
+    kinds = [column_kind(column) for column in header]
+    bad = np.zeros(len(rows), dtype=bool)
+    bad |= _checked(columns[header.index("run_id")], lambda cell: _require(bool(cell.strip()), "empty run_id"))
+    bad |= _checked(columns[header.index("summary_schema_version")], _check_schema_version)
+    bad |= _checked(columns[header.index("spec_version")], _check_spec_version)
+    typed: dict[str, np.ndarray] = {}
+    for column, kind, column_cells in zip(header, kinds, columns, strict=True):
+        if column in _RESERVED_COLUMNS:
+            continue
+        if kind == "number":
+            typed[column], bad_cells = _numbers(column_cells)
+            bad |= bad_cells
+        elif kind == "bool":
+            typed[column], bad_cells = _bools(column_cells)
+            bad |= bad_cells
+        else:
+            pool = interned[column]
+            typed[column] = np.array([None if c == "" else pool.setdefault(c, c) for c in column_cells], dtype=object)
+    keep = ~bad
+    for i in np.flatnonzero(bad):
+        try:
+            _parse_row(header, kinds, rows[i])
+        except _RowError as exc:
+            problems.append((numbers[i], str(exc)))
+            continue
+        keep[i] = True  # not reachable when the vectorised checks agree with _parse_row; kept rather than lost
+    run_ids = columns[header.index("run_id")]
+    for i in np.flatnonzero(keep):
+        run_id = run_ids[i]
+        first = seen.get(run_id) or file_seen.get(run_id)
+        if first is not None:
+            problems.append(
+                (
+                    numbers[i],
+                    f"run_id {_quote(run_id)} already loaded from {first[0]}, row {first[1]} (the first is kept)",
+                )
+            )
+            keep[i] = False
+            continue
+        file_seen[run_id] = (name, numbers[i])
+    warnings.extend(LoadWarning(name, number, f"{message}; skipped") for number, message in sorted(problems))
+    for column, values in typed.items():
+        chunks[column].append(values[keep])
+    block.source_row.append(np.asarray(numbers, dtype=np.int64)[keep])
+    block.rows += int(keep.sum())
 
 
-def _build_frame(columns: list[str], rows: list[dict[str, object]]) -> pd.DataFrame:
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise _RowError(message)
+
+
+def _bools(cells: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """A bool column's cells as an object array of True / False / None, and the mask of cells that are neither."""
+    verdicts: dict[str, tuple[bool | None, bool]] = {}
+    for cell in set(cells):
+        try:
+            verdicts[cell] = (_parse_bool(cell), False)
+        except ValueError:
+            verdicts[cell] = (None, True)
+    values = np.array([verdicts[cell][0] for cell in cells], dtype=object)
+    bad = np.fromiter((verdicts[cell][1] for cell in cells), dtype=bool, count=len(cells))
+    return values, bad
+
+
+def _missing_values(column: str, rows: int) -> np.ndarray:
+    return np.full(rows, np.nan) if column_kind(column) == "number" else np.full(rows, None, dtype=object)
+
+
+def _build_frame(columns: list[str], blocks: list[tuple[str, _Block]]) -> pd.DataFrame:
     data: dict[str, object] = {}
     for column in columns:
-        values = [row.get(column) for row in rows]
+        parts = [
+            block.data[column] if column in block.data else _missing_values(column, block.rows) for _, block in blocks
+        ]
         kind = column_kind(column)
         if kind == "number":
-            data[column] = np.array([np.nan if value is None else value for value in values], dtype="float64")
+            data[column] = np.concatenate(parts).astype("float64") if parts else np.empty(0, dtype="float64")
         elif kind == "bool":
-            data[column] = pd.array(values, dtype="boolean")
+            data[column] = pd.array(np.concatenate(parts) if parts else [], dtype="boolean")
         else:
-            data[column] = pd.Series(values, dtype=object)
-    data["source_file"] = pd.Series([row["source_file"] for row in rows], dtype=object)
-    data["source_row"] = np.array([row["source_row"] for row in rows], dtype="int64")
-    frame = pd.DataFrame(data, index=pd.RangeIndex(len(rows)))
+            data[column] = pd.Series(np.concatenate(parts) if parts else [], dtype=object)
+    data["source_file"] = pd.Series(
+        np.concatenate([np.full(block.rows, name, dtype=object) for name, block in blocks]) if blocks else [],
+        dtype=object,
+    )
+    data["source_row"] = (
+        np.concatenate(
+            [np.concatenate(block.source_row) if block.source_row else np.empty(0, np.int64) for _, block in blocks]
+        )
+        if blocks
+        else np.empty(0, dtype="int64")
+    ).astype("int64")
+    rows = sum(block.rows for _, block in blocks)
+    frame = pd.DataFrame(data, index=pd.RangeIndex(rows))
     return add_derived(frame)
 
 
@@ -266,12 +453,13 @@ def load_results(paths: Iterable[str | Path]) -> Results:
     warnings: list[LoadWarning] = []
     seen: dict[str, tuple[str, int]] = {}
     columns: dict[str, None] = dict.fromkeys(KNOWN_COLUMNS)
-    rows: list[dict[str, object]] = []
+    blocks: list[tuple[str, _Block]] = []
     files: list[str] = []
     for path in paths:
         name = str(path)
         files.append(name)
-        header, file_rows = _read_file(name, seen, warnings)
-        columns.update(dict.fromkeys(header))
-        rows.extend(file_rows)
-    return Results(frame=_build_frame(list(columns), rows), warnings=tuple(warnings), files=tuple(files))
+        block = _read_file(name, seen, warnings)
+        if block is not None:
+            columns.update(dict.fromkeys(block.columns))
+            blocks.append((name, block))
+    return Results(frame=_build_frame(list(columns), blocks), warnings=tuple(warnings), files=tuple(files))

@@ -185,34 +185,60 @@ def _label(row: Mapping[str, Any], precision: str, load: str) -> str:
     return " · ".join(parts)
 
 
+_DERIVED_FROM: tuple[str, ...] = (
+    "hardware_profile",
+    "num_gpus",
+    "gpu_name",
+    "dtype_weights",
+    "dtype_experts",
+    "accuracy_task",
+    "load_pattern",
+    "concurrency",
+    "request_rate_per_s",
+    "model",
+    "engine",
+    "top_k_override",
+)
+"""The columns the derived text columns are computed from."""
+
+
+def _derived_row(row: Mapping[str, Any]) -> tuple[str, str, str, str, str]:
+    precision, load = _precision(row), load_text(row)
+    return _hardware(row), precision, _task(row), load, _label(row, precision, load)
+
+
 def add_derived(frame: pd.DataFrame) -> pd.DataFrame:
-    """A copy of ``frame`` with the text columns ``hardware``, ``precision``, ``task``, ``load``, ``label``."""
+    """A copy of ``frame`` with the text columns ``hardware``, ``precision``, ``task``, ``load``, ``label``.
+
+    Each distinct combination of the :data:`_DERIVED_FROM` cells is derived once (runs of one configuration
+    share it), so 100,000 runs cost as many derivations as they have configurations.
+    """
     out = frame.copy()
-    records: list[dict[str, Any]] = frame.to_dict(orient="records")
-    derived: dict[str, list[str]] = {column: [] for column in DERIVED_COLUMNS}
-    for row in records:
-        precision, load = _precision(row), load_text(row)
-        derived["hardware"].append(_hardware(row))
-        derived["precision"].append(precision)
-        derived["task"].append(_task(row))
-        derived["load"].append(load)
-        derived["label"].append(_label(row, precision, load))
-    for column, values in derived.items():
-        out[column] = pd.Series(values, index=frame.index, dtype=object)
+    sources = [column for column in _DERIVED_FROM if column in frame.columns]
+    keys = zip(*(frame[column].astype(object).where(frame[column].notna(), None) for column in sources), strict=True)
+    cache: dict[tuple[Any, ...], tuple[str, str, str, str, str]] = {}
+    rows: list[tuple[str, str, str, str, str]] = []
+    for key in keys if sources else ((),) * len(frame):
+        derived = cache.get(key)
+        if derived is None:
+            derived = cache[key] = _derived_row(dict(zip(sources, key, strict=True)))
+        rows.append(derived)
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in DERIVED_COLUMNS]
+    for column, values in zip(DERIVED_COLUMNS, columns, strict=True):
+        out[column] = pd.Series(list(values), index=frame.index, dtype=object)
     return out
 
 
 def _dimension_values(frame: pd.DataFrame, dimension: str) -> pd.Series:
-    """The text a filter dimension matches on, missing as "—"."""
+    """The text a filter dimension matches on, missing as "—" (each distinct value made visible once)."""
     if dimension in DERIVED_COLUMNS and dimension not in frame.columns:
         frame = add_derived(frame)
     if dimension not in frame.columns:
         return pd.Series([MISSING] * len(frame), index=frame.index, dtype=object)
-    return pd.Series(
-        [visible_text(text) if (text := cell_text(value)) else MISSING for value in frame[dimension]],
-        index=frame.index,
-        dtype=object,
-    )
+    codes, uniques = pd.factorize(frame[dimension].astype(object), use_na_sentinel=True)
+    texts = [visible_text(text) if (text := cell_text(value)) else MISSING for value in uniques]
+    lookup = np.array([*texts, MISSING], dtype=object)  # code -1 (missing) picks the last
+    return pd.Series(lookup[codes], index=frame.index, dtype=object)
 
 
 def _option_key(dimension: str, value: str) -> tuple[int, str, float, str]:
