@@ -87,7 +87,8 @@ def serve_task(
         drive(runner, workload, writer, done, power=sensor)
         return records
 
-    evaluate_task(task, spec, serve, writer)
+    context_length = runner.context_length() if hasattr(runner, "context_length") else None
+    evaluate_task(task, spec, serve, writer, context_length=context_length)
 
 
 def execute_run(spec: RunSpec, *, quiet: bool = False) -> tuple[Path, RunStatus]:

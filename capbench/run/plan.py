@@ -121,9 +121,12 @@ def plan_run(spec: RunSpec, model: ModelChoice) -> RunPlan:
 
         task = prepare_task(spec)
         samples = task.num_samples(spec.num_requests)
-        placeholder = Workload(warmup=[], measured=iter(()), num_requests=samples, duration_s=None)
+        requests: int | None = samples
+        if task.request_type != "generate":
+            requests = _likelihood_task(spec, model, task)
+        placeholder = Workload(warmup=[], measured=iter(()), num_requests=requests, duration_s=None)
         dataset = {**task.dataset, "samples": samples}
-        return RunPlan(placeholder, dataset, spec.warmup + samples, task)
+        return RunPlan(placeholder, dataset, spec.warmup + requests if requests is not None else None, task)
     if spec.synthetic_workload is not None:
         from capbench.run.datasets import dataset_workload
 
@@ -139,6 +142,21 @@ def plan_run(spec: RunSpec, model: ModelChoice) -> RunPlan:
         seed=spec.seed,
     )
     return RunPlan(workload, prompts_dataset(prompts, "fixed_length" if fixed else "prompts"), workload.total)
+
+
+def _likelihood_task(spec: RunSpec, model: ModelChoice, task: Any) -> int | None:
+    """Ready a log-likelihood task: the completions API (a server's chat API returns no prompt log-probabilities),
+    the served model's tokenizer (lm-eval tokenizes each context/continuation pair with it); returns the number of
+    requests it will make (None: rolling windows, known once tokenized)."""
+    from capbench.tasks.evaluate import planned_requests
+
+    if runner_traits(spec.runner).server and spec.api == "chat":
+        raise CapbenchError(
+            f"task {task.name!r} scores log-likelihoods, which need the completions API (prompt log-probabilities); "
+            "use --api completions"
+        )
+    task.tokenizer = model_tokenizer(model.path, f"task {task.name!r} scores log-likelihoods, which needs")
+    return planned_requests(task, spec.num_requests)
 
 
 def load_section(spec: RunSpec, workload: Workload, dataset: dict[str, Any]) -> dict[str, Any]:
@@ -169,12 +187,17 @@ def load_section(spec: RunSpec, workload: Workload, dataset: dict[str, Any]) -> 
 
 
 def check_context(spec: RunSpec, runner: Any, dataset: dict[str, Any] | None = None) -> None:
-    """Refuse, before any request, a run whose requests would exceed the model's context: fixed lengths that do
-    not fit, an output limit as long as the context itself, or a dataset or trace whose planned requests
-    (prompt + output tokens) do not all fit. (A prompt-file prompt that is too long is a per-request error: the
-    hf runner refuses it, a server answers it with an error.)"""
+    """Refuse, before any request, a log-likelihood task on a server that returns no prompt log-probabilities,
+    and a run whose requests would exceed the model's context: fixed lengths that do not fit, an output limit as
+    long as the context itself, or a dataset or trace whose planned requests (prompt + output tokens) do not all
+    fit. (A prompt-file prompt that is too long is a per-request error: the hf runner refuses it, a server answers
+    it with an error.)"""
     from capbench.arch.context import context_problem
 
+    if (dataset or {}).get("request_type") in ("loglikelihood", "loglikelihood_rolling"):
+        check = getattr(runner, "check_prompt_logprobs", None)
+        if check is not None:
+            check()  # a server that cannot return prompt log-probabilities is refused before any request
     context = runner.context_length() if hasattr(runner, "context_length") else None
     if context is None:
         return

@@ -36,6 +36,14 @@ NO_ANSWER_RESPONSES = frozenset({"", "[invalid]"})
 
 LM_EVAL_RESULTS_FILE = "lm_eval_results.json"
 
+REQUEST_TYPE_OF_OUTPUT: dict[str, str] = {
+    "generate_until": "generate",
+    "loglikelihood": "loglikelihood",
+    "multiple_choice": "loglikelihood",
+    "loglikelihood_rolling": "loglikelihood_rolling",
+}
+"""The capbench request type (``request_type`` in ``requests.jsonl``) each lm-eval ``output_type`` is served as."""
+
 LM_EVAL_MAX_GEN_TOKS = 256
 """New tokens for a task that sets no ``max_gen_toks`` (lm-eval's own default), unless ``max_tokens`` is given."""
 
@@ -53,6 +61,14 @@ class PreparedTask:
     repeats: dict[str, int]
     dataset: dict[str, Any]
     builtin: BuiltinTask | None = None
+    request_type: str = "generate"
+    """How lm-eval's requests are served: ``generate`` (text), ``loglikelihood`` or ``loglikelihood_rolling``."""
+    output_types: dict[str, str] | None = None
+    """Each task's lm-eval ``output_type``."""
+    tasks: dict[str, Any] | None = None
+    """The loaded lm-eval tasks by name."""
+    tokenizer: Any = None
+    """The served model's tokenizer (log-likelihood tasks: lm-eval tokenizes their pairs with it)."""
 
     @property
     def task_names(self) -> list[str]:
@@ -180,12 +196,8 @@ def prepare_task(spec: RunSpec) -> PreparedTask:
     tasks = loaded["tasks"]
     if not tasks:
         raise CapbenchError(f"task {name!r} holds no tasks")
-    for task_name, task in tasks.items():
-        if task.get_config("output_type") != "generate_until":
-            raise CapbenchError(
-                f"task {task_name!r} is a {task.get_config('output_type')} task; capbench's runners generate text, "
-                "so only generate_until tasks can be served (e.g. capbench_multiple_choice, or a *_generative variant)"
-            )
+    output_types = {task_name: str(task.get_config("output_type")) for task_name, task in tasks.items()}
+    request_type = _request_type(output_types)
     objects = _top_level(loaded)
     if len(objects) > 1:
         raise CapbenchError(
@@ -197,6 +209,7 @@ def prepare_task(spec: RunSpec) -> PreparedTask:
         top = str(getattr(objects[0], "name", None) or objects[0].task_name)
     doc_counts = {task_name: len(task.eval_docs) for task_name, task in tasks.items()}
     dataset["num_samples"] = sum(doc_counts.values())
+    dataset["request_type"] = request_type
     return PreparedTask(
         name=name,
         top=top,
@@ -206,7 +219,48 @@ def prepare_task(spec: RunSpec) -> PreparedTask:
         repeats={task_name: int(task.get_config("repeats") or 1) for task_name, task in tasks.items()},
         dataset=dataset,
         builtin=builtin,
+        request_type=request_type,
+        output_types=output_types,
+        tasks=dict(tasks),
     )
+
+
+def _request_type(output_types: Mapping[str, str]) -> str:
+    """The one request type a task's (or group's) tasks are served as; a clear error for an output type capbench
+    cannot serve, or for a group that mixes generation with log-likelihood (a run serves one kind)."""
+    kinds: dict[str, list[str]] = {}
+    for task_name, output_type in sorted(output_types.items()):
+        kind = REQUEST_TYPE_OF_OUTPUT.get(output_type)
+        if kind is None:
+            raise CapbenchError(
+                f"task {task_name!r} has output_type {output_type!r}, which capbench cannot serve (it serves "
+                f"{', '.join(REQUEST_TYPE_OF_OUTPUT)})"
+            )
+        kinds.setdefault(kind, []).append(task_name)
+    if len(kinds) > 1:
+        described = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in sorted(kinds.items()))
+        raise CapbenchError(
+            f"this task mixes request types ({described}); a capbench run serves one kind, so run them separately"
+        )
+    return next(iter(kinds), "generate")
+
+
+def planned_requests(prepared: PreparedTask, limit: int | None) -> int | None:
+    """Requests lm-eval will make for ``prepared`` with ``limit`` samples per task: one per sample and repeat for
+    generation, one per choice for multiple choice and single log-likelihoods, None for rolling windows (their
+    number depends on the tokenized text)."""
+    if prepared.request_type == "loglikelihood_rolling":
+        return None
+    total = 0
+    for name, task in (prepared.tasks or {}).items():
+        docs = list(task.eval_docs)
+        if limit is not None:
+            docs = docs[:limit]
+        if (prepared.output_types or {}).get(name) == "multiple_choice":
+            total += sum(len(task.doc_to_choice(doc)) for doc in docs)
+        else:
+            total += len(docs) * prepared.repeats[name]
+    return total
 
 
 def pick_metric(results: Mapping[str, Any], top: str, requested: str | None) -> str:
@@ -223,8 +277,29 @@ def pick_metric(results: Mapping[str, Any], top: str, requested: str | None) -> 
     return primary[0]
 
 
-def _answer(sample: Mapping[str, Any], record: Mapping[str, Any], builtin: BuiltinTask | None) -> str | None:
-    if builtin is not None:
+def _choice_answer(sample: Mapping[str, Any]) -> str | None:
+    """A log-likelihood multiple-choice sample's answer: the choice with the highest log-likelihood (lm-eval's
+    ``acc`` pick; the first on a tie), as its text without the target delimiter."""
+    filtered = sample.get("filtered_resps")
+    arguments = sample.get("arguments")
+    if not isinstance(filtered, list) or not isinstance(arguments, list) or len(filtered) != len(arguments):
+        return None
+    lls = [r[0] if isinstance(r, list | tuple) else r for r in filtered]
+    if not lls or not all(isinstance(v, int | float) for v in lls):
+        return None
+    best = max(range(len(lls)), key=lambda i: (lls[i], -i))
+    argument = arguments[best]
+    return str(argument[1]).strip() if isinstance(argument, list | tuple) and len(argument) > 1 else None
+
+
+def _answer(
+    sample: Mapping[str, Any], record: Mapping[str, Any], builtin: BuiltinTask | None, output_type: str | None
+) -> str | None:
+    if output_type == "multiple_choice":
+        return _choice_answer(sample)
+    if output_type in ("loglikelihood", "loglikelihood_rolling"):
+        return None  # nothing is extracted: the score is the log-likelihood itself
+    if builtin is not None and builtin.extract is not None:
         if record.get("error") is not None:
             return None
         # exactly what lm-eval's process_results saw: the text CapbenchLM returned, then the extractor
@@ -284,13 +359,28 @@ def evaluate_task(
     spec: RunSpec,
     serve: Callable[[Any], dict[str, dict[str, Any]]],
     writer: Any,
+    *,
+    context_length: int | None = None,
 ) -> dict[str, Any]:
-    """Evaluate ``prepared`` with generations from ``serve``; returns (and writes) the ``accuracy`` section."""
+    """Evaluate ``prepared`` with requests served by ``serve``; returns (and writes) the ``accuracy`` section.
+
+    ``context_length`` (the served model's context in tokens) bounds log-likelihood prompts.
+    """
     lm_eval = _import_lm_eval()
     from capbench.records.writer import write_json_atomic
     from capbench.tasks.lm import CapbenchLM
 
-    lm = CapbenchLM(serve, warmup=spec.warmup, max_tokens=spec.max_tokens, default_max_tokens=LM_EVAL_MAX_GEN_TOKS)
+    tokenizer = prepared.tokenizer
+    if prepared.request_type != "generate" and tokenizer is None:
+        raise CapbenchError(f"task {prepared.name!r} scores log-likelihoods, which needs the served model's tokenizer")
+    lm = CapbenchLM(
+        serve,
+        warmup=spec.warmup,
+        max_tokens=spec.max_tokens,
+        default_max_tokens=LM_EVAL_MAX_GEN_TOKS,
+        tokenizer=tokenizer,
+        context_length=context_length,
+    )
     with _quiet_lm_eval():
         results = lm_eval.simple_evaluate(
             model=lm,
@@ -326,7 +416,8 @@ def evaluate_task(
         if record.get("warmup") or sid is None:
             return record
         score, sample = scores.get(sid, (None, {}))
-        answer = _answer(sample, record, prepared.builtin) if sample else None
+        output_type = (prepared.output_types or {}).get(sid.rsplit("/", 1)[0])
+        answer = _answer(sample, record, prepared.builtin, output_type) if sample else None
         answers[sid] = answer
         return {**record, "score": score, "answer": answer}
 
@@ -334,6 +425,8 @@ def evaluate_task(
     no_answer_key = f"no_answer,{filter_name}"
     if isinstance(entry.get(no_answer_key), int | float):
         no_answer_rate: float | None = float(entry[no_answer_key])
+    elif prepared.request_type != "generate":
+        no_answer_rate = None  # a log-likelihood always picks: there is no "no answer"
     else:
         no_answer_rate = sum(a is None for a in answers.values()) / len(answers) if answers else None
     accuracy = {
@@ -347,13 +440,14 @@ def evaluate_task(
         "higher_is_better": (results.get("higher_is_better") or {}).get(top, {}).get(metric),
         "num_fewshot": (results.get("n-shot") or {}).get(top),
         "limit": spec.num_requests,
+        "request_type": prepared.request_type,
         "temperature": spec.temperature,  # the run's sampling applies, not the task's generation_kwargs
         "task_versions": results.get("versions"),
         "lm_eval_version": results.get("lm_eval_version"),
         "extraction_version": None,
         "dataset": prepared.dataset,
     }
-    if prepared.builtin is not None:
+    if prepared.builtin is not None and prepared.builtin.extract is not None:
         from capbench.tasks.extract import EXTRACTION_VERSION
 
         accuracy["extraction_version"] = EXTRACTION_VERSION

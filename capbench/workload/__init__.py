@@ -4,6 +4,8 @@ The request types are the package's API: ``from capbench.workload import Request
 """
 
 from capbench.workload.prompts import (
+    REQUEST_TYPES,
+    Likelihood,
     Prompt,
     PromptSet,
     Request,
@@ -13,4 +15,14 @@ from capbench.workload.prompts import (
     load_prompts,
 )
 
-__all__ = ["Prompt", "PromptSet", "Request", "Workload", "build_requests", "build_workload", "load_prompts"]
+__all__ = [
+    "REQUEST_TYPES",
+    "Likelihood",
+    "Prompt",
+    "PromptSet",
+    "Request",
+    "Workload",
+    "build_requests",
+    "build_workload",
+    "load_prompts",
+]

@@ -36,6 +36,32 @@ class Prompt:
     as_token_ids: bool = False
 
 
+REQUEST_TYPES: tuple[str, ...] = ("generate", "loglikelihood", "loglikelihood_rolling")
+"""What a request asks of the model: generated text (``generate``), or the log-probability of given tokens
+(``loglikelihood``: a continuation after a context; ``loglikelihood_rolling``: one window of a text scored for
+perplexity). The value goes into the request's record as ``request_type``."""
+
+
+@dataclass(frozen=True)
+class Likelihood:
+    """A prompt-only request: score ``continuation_ids`` after ``context_ids`` (token ids of the served model).
+
+    The prompt the model computes is ``context_ids + continuation_ids``; nothing is generated for the answer.
+    The result is ``continuation_logprob`` = Σ log p(continuation token | everything before it), in nats, and
+    ``is_greedy`` = every continuation token is the model's most likely next token (lm-eval's definition).
+    ``kind`` is ``loglikelihood`` or ``loglikelihood_rolling`` (:data:`REQUEST_TYPES`).
+    """
+
+    kind: str
+    context_ids: tuple[int, ...]
+    continuation_ids: tuple[int, ...]
+
+    @property
+    def token_ids(self) -> tuple[int, ...]:
+        """The whole prompt: context, then continuation."""
+        return self.context_ids + self.continuation_ids
+
+
 @dataclass(frozen=True)
 class Request:
     """One request of a run.
@@ -45,6 +71,8 @@ class Request:
     ``sample_id`` names the task sample the request answers (``<task>/<doc_id>``), None outside accuracy runs.
     ``session`` (multi-turn): the request's session, turn and the conversation before it
     (:mod:`capbench.workload.conversations`); its chat messages are the history and then ``prompt.text``.
+    ``likelihood`` (log-likelihood tasks): the tokens to score instead of generating (:class:`Likelihood`);
+    the prompt then holds the same ids.
     """
 
     id: str
@@ -54,6 +82,12 @@ class Request:
     stop: tuple[str, ...] = ()
     sample_id: str | None = None
     session: SessionTurn | None = None
+    likelihood: Likelihood | None = None
+
+    @property
+    def request_type(self) -> str:
+        """``generate``, or the kind of its :class:`Likelihood` (:data:`REQUEST_TYPES`)."""
+        return self.likelihood.kind if self.likelihood is not None else "generate"
 
     @property
     def messages(self) -> list[dict[str, str]]:

@@ -6,6 +6,10 @@ samples its end-of-sequence token or its ``max_tokens``-th token. Every forward 
 record: for each request in it ``[n_i, c_i]`` (tokens computed now, tokens already in its KV cache), the number
 of requests that sampled, and the measured expert activation per MoE layer (padding positions excluded).
 
+Log-likelihood requests (``Request.likelihood``: an accuracy task scored by log-probabilities) are served in a
+prompt-only pass of their own: no token is generated, the continuation's log-probabilities are read from the
+pass's logits (:mod:`capbench.runners.hf.likelihood`).
+
 A request's own ``max_tokens`` and ``stop`` strings (an accuracy task's ``max_gen_toks`` and ``until``) override
 the run's: the request finishes (``finish_reason: stop``) as soon as its decoded output contains a stop string, and
 its ``output_text`` ends before that string. Prompts with ``token_ids`` (fixed-length mode) are used as those ids.
@@ -63,6 +67,17 @@ def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     line = text[0] if text else type(exc).__name__
     return line if len(line) <= 300 else line[:300] + "..."
+
+
+def _extra(request: Request) -> dict[str, Any]:
+    """The optional record fields a request carries: its task sample, and its ``request_type`` when it is not
+    ``generate``."""
+    extra: dict[str, Any] = {}
+    if request.sample_id is not None:
+        extra["sample_id"] = request.sample_id
+    if request.likelihood is not None:
+        extra["request_type"] = request.request_type
+    return extra
 
 
 def resolve_device(requested: str) -> str:
@@ -218,7 +233,74 @@ class HFRunner:
         return "length" if len(slot.generated) >= limit else None
 
     def serve(self, batch: Sequence[Request], sink: RecordSink) -> None:
-        """Serve one static batch to completion, emitting pass and request records as they happen."""
+        """Serve one static batch to completion, emitting pass and request records as they happen (log-likelihood
+        requests in one prompt-only pass of their own, :meth:`score`)."""
+        scoring = [r for r in batch if r.likelihood is not None]
+        if scoring:
+            self.score(scoring, sink)
+        generating = [r for r in batch if r.likelihood is None]
+        if generating:
+            self.generate(generating, sink)
+
+    def score(self, batch: Sequence[Request], sink: RecordSink) -> None:
+        """Log-likelihood requests: one forward pass over their left-padded prompts (context + continuation), no
+        KV cache kept, the continuation's log-probabilities read from its logits
+        (:func:`~capbench.runners.hf.likelihood.continuation_scores`). The pass is a prefill pass with the
+        measured experts of every prompt token; ``sampled`` counts each request once (its logits are computed)."""
+        from capbench.runners.hf.likelihood import continuation_scores
+
+        t_submit = now_ns()
+        served = []
+        for request in batch:
+            assert request.likelihood is not None
+            problem = context_problem(len(request.likelihood.token_ids), 0, self.context_length())
+            if problem is not None:
+                sink.on_request(self._refused_record(request, list(request.likelihood.token_ids), t_submit, problem))
+                continue
+            served.append(request)
+        if not served:
+            return
+        prompts = [list(r.likelihood.token_ids) for r in served if r.likelihood is not None]
+        continuations = [list(r.likelihood.continuation_ids) for r in served if r.likelihood is not None]
+        width = max(len(p) for p in prompts)
+        ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(prompts), width), dtype=torch.long)
+        for row, prompt in enumerate(prompts):
+            ids[row, width - len(prompt) :] = torch.tensor(prompt)
+            mask[row, width - len(prompt) :] = 1
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        kept = max(len(c) for c in continuations) + 1
+        with torch.inference_mode():
+            if self.recorder is not None:
+                self.recorder.begin_pass()
+            t_start = now_ns()
+            out = self.model(
+                input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False, logits_to_keep=kept
+            )
+            scores = continuation_scores(out.logits[:, -kept:, :], continuations)
+            t_end = now_ns()
+            experts_active: list[int] | None = None
+            expert_tokens: list[list[int]] | None = None
+            if self.recorder is not None:
+                experts_active, expert_tokens = self.recorder.end_pass(mask.reshape(-1).bool())
+        sink.on_pass(
+            pass_record(
+                t_start_ns=t_start,
+                t_end_ns=t_end,
+                reqs=[[len(p), 0] for p in prompts],
+                req_ids=[r.id for r in served],
+                sampled=len(served),
+                experts_active=experts_active,
+                expert_tokens=expert_tokens,
+                warmup=all(r.warmup for r in served),
+            )
+        )
+        for request, prompt, (logprob, greedy) in zip(served, prompts, scores, strict=True):
+            sink.on_request(self._likelihood_record(request, len(prompt), t_submit, t_end, logprob, greedy))
+
+    def generate(self, batch: Sequence[Request], sink: RecordSink) -> None:
+        """Generation requests: a prefill pass, then decode passes until every request has finished."""
         from transformers import DynamicCache
 
         t_submit = now_ns()
@@ -303,9 +385,34 @@ class HFRunner:
                 sink.on_request(self._request_record(slot))
         return next_ids
 
+    def _likelihood_record(
+        self, request: Request, prompt_tokens: int, t_submit: int, t_done: int, logprob: float, greedy: bool
+    ) -> RequestRecord:
+        """A served log-likelihood request: no token generated (``output_tokens`` 0, no first token), its
+        continuation's log-probability and whether it was the greedy continuation."""
+        assert request.likelihood is not None
+        return request_record(
+            id=request.id,
+            warmup=request.warmup,
+            prompt_id=request.prompt.id,
+            prompt_tokens=prompt_tokens,
+            output_tokens=0,
+            t_submit_ns=t_submit,
+            t_first_token_ns=None,
+            t_done_ns=t_done,
+            token_times_ns=[],
+            error=None,
+            finish_reason=None,
+            output_text="",
+            **_extra(request),
+            continuation_tokens=len(request.likelihood.continuation_ids),
+            continuation_logprob=logprob,
+            is_greedy=greedy,
+        )
+
     def _refused_record(self, request: Request, prompt_ids: list[int], t_submit: int, error: str) -> RequestRecord:
         """The record of a request that was not served (it does not fit in the model's context)."""
-        extra = {"sample_id": request.sample_id} if request.sample_id is not None else {}
+        extra = _extra(request)
         return request_record(
             id=request.id,
             warmup=request.warmup,
@@ -328,7 +435,7 @@ class HFRunner:
         text = slot.stopped_text
         if text is None:
             text = str(self.tokenizer.decode(text_ids, skip_special_tokens=True))
-        extra = {"sample_id": slot.request.sample_id} if slot.request.sample_id is not None else {}
+        extra = _extra(slot.request)
         return request_record(
             id=slot.request.id,
             warmup=slot.request.warmup,

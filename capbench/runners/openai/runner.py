@@ -7,6 +7,10 @@ sends none are they counted with the model's tokenizer (``model_path``), and ``r
 (``token_counts``: ``server_usage``, ``tokenizer_fallback``, ``mixed`` or ``unavailable``). A request the
 server never reported and no tokenizer can count has ``output_tokens: null`` (not measured), never 0.
 
+Log-likelihood requests (an accuracy task scored by log-probabilities) are not streamed: the prompt's
+log-probabilities come back in one completions answer (:mod:`capbench.runners.openai.likelihood`); a server that
+does not return them is refused before the run (:meth:`OpenAIRunner.check_prompt_logprobs`).
+
 No engine steps are visible from outside the server, so this runner writes no ``passes.jsonl``.
 """
 
@@ -107,6 +111,7 @@ class OpenAIRunner:
         self.version = server_version(self.base_url, self.headers)
         self.model_config_data = load_model_config(config.model_path)
         tokenizer, self.tokenizer_unavailable = load_tokenizer(config.model_path)
+        self.tokenizer = tokenizer
         self.counter = TokenCounter(tokenizer, chat=config.api == "chat")
         self.facts: dict[str, Any] = {}
         self.on_measured_start: Callable[[], None] | None = None
@@ -161,8 +166,29 @@ class OpenAIRunner:
 
     # --- requests ----------------------------------------------------------------------------------------
 
+    def check_prompt_logprobs(self) -> None:
+        """Refuse (before the run) a server that does not return a prompt's log-probabilities, which log-likelihood
+        requests need (:func:`~capbench.runners.openai.likelihood.probe_prompt_logprobs`)."""
+        from capbench.runners.openai.likelihood import probe_prompt_logprobs
+
+        if self.config.api != "completions":
+            raise CapbenchError("log-likelihood requests need the completions API (--api completions)")
+        ids = list(self.tokenizer("Question: 1 + 1 =", add_special_tokens=False)["input_ids"]) if self.tokenizer else []
+        why = probe_prompt_logprobs(self.base_url, self.headers, self.model_name, ids if len(ids) >= 2 else [0, 1])
+        if why is not None:
+            raise CapbenchError(
+                f"the server at {self.base_url} does not return prompt log-probabilities, which log-likelihood tasks "
+                f"need: a completions request with echo and logprobs got {why}"
+            )
+
     def request_body(self, request: Request) -> bytes:
-        """The JSON body of one streaming request (a sampling seed only when sampling, distinct per request)."""
+        """The JSON body of one request: streaming for generation (a sampling seed only when sampling, distinct
+        per request); for a log-likelihood request the prompt's log-probabilities, not streamed
+        (:mod:`capbench.runners.openai.likelihood`)."""
+        if request.likelihood is not None:
+            from capbench.runners.openai.likelihood import likelihood_body
+
+            return orjson.dumps(likelihood_body(self.model_name, request.likelihood))
         body: dict[str, Any] = {
             "model": self.model_name,
             "max_tokens": request.max_tokens or self.config.max_tokens,
@@ -191,8 +217,56 @@ class OpenAIRunner:
         for request in requests:
             yield HttpRequestSpec(id=request.id, warmup=request.warmup, path=path, body=self.request_body(request))
 
+    def _likelihood_record(self, result: Any, request: Request) -> RequestRecord:
+        """The record of a log-likelihood request: its prompt's scored continuation (``continuation_logprob``,
+        ``is_greedy``), the server's token counts, and no first token (nothing is streamed)."""
+        from capbench.runners.openai.likelihood import prompt_scores
+
+        assert request.likelihood is not None
+        prompt_ids = request.likelihood.token_ids
+        error = result.error
+        scores: dict[str, Any] = {}
+        usage = result.usage if isinstance(result.usage, dict) else {}
+        if error is None:
+            try:
+                logprob, greedy = prompt_scores(
+                    result.logprobs, len(prompt_ids), len(request.likelihood.continuation_ids)
+                )
+                scores = {"continuation_logprob": logprob, "is_greedy": greedy}
+            except ValueError as exc:
+                error = f"no prompt log-probabilities: {exc}"
+        reported = usage.get("prompt_tokens")
+        output = usage.get("completion_tokens")
+        extra: dict[str, Any] = {"sample_id": request.sample_id} if request.sample_id is not None else {}
+        return request_record(
+            id=result.id,
+            warmup=result.warmup,
+            prompt_id=request.prompt.id,
+            prompt_tokens=reported if is_count(reported) else len(prompt_ids),
+            output_tokens=output if is_count(output) else None,
+            t_scheduled_ns=result.t_scheduled_ns,
+            t_submit_ns=result.t_submit_ns,
+            t_sent_ns=result.t_sent_ns,
+            t_first_byte_ns=result.t_first_byte_ns,
+            t_first_token_ns=None,
+            t_done_ns=result.t_done_ns,
+            token_times_ns=[],
+            chunks=result.chunks,
+            stream_done=result.stream_done,
+            error=error,
+            http_status=result.http_status,
+            finish_reason=result.finish_reason,
+            output_text="",
+            **extra,
+            request_type=request.request_type,
+            continuation_tokens=len(request.likelihood.continuation_ids),
+            **scores,
+        )
+
     def _record(self, result: Any, request: Request | None) -> RequestRecord:
         """The ``requests.jsonl`` line of one finished request."""
+        if request is not None and request.likelihood is not None:
+            return self._likelihood_record(result, request)
         prompt = request.prompt if request else None
         messages = request.messages if request is not None and request.session is not None else None
         # the whole prompt: a multi-turn request's is every message of its conversation so far

@@ -308,6 +308,10 @@ class VLLMRunner:
         config = loaded.get("config") if loaded else None
         return dict(config) if isinstance(config, dict) else None
 
+    def check_prompt_logprobs(self) -> None:
+        """Refuse (before the run) an engine that returns no prompt log-probabilities (the openai client's probe)."""
+        self.client.check_prompt_logprobs()
+
     def context_length(self) -> int | None:
         """The context the engine enforces: a launched engine's resolved ``max_model_len``, else the client's."""
         engines = self.engine_files()
