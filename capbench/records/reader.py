@@ -12,14 +12,18 @@ from __future__ import annotations
 
 import stat
 import warnings
-from collections.abc import Iterator
+from array import array
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 
 from capbench.errors import CapbenchError
+from capbench.records.columns import RequestChunk, numbered_chunks
+from capbench.records.power_columns import PowerColumns, power_columns
 from capbench.records.schema import (
     MANIFEST_FILE,
     PASSES_FILE,
@@ -29,7 +33,19 @@ from capbench.records.schema import (
     SERVER_METRICS_FILE,
     RunStatus,
 )
-from capbench.records.validate import check_power, check_request, checked, pass_key, power_key, request_key, unique
+from capbench.records.token_times import expand_request
+from capbench.records.validate import (
+    canonical,
+    check_power,
+    check_request,
+    checked,
+    conflict_error,
+    dropped_warning,
+    pass_key,
+    power_key,
+    request_key,
+    unique,
+)
 
 
 class RecordWarning(UserWarning):
@@ -52,11 +68,12 @@ def present(path: Path) -> bool:
     return True
 
 
-def iter_jsonl_numbered(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def iter_jsonl_numbered(path: Path, warn: bool = True) -> Iterator[tuple[int, dict[str, Any]]]:
     """``(line number, object)`` for each JSON object of a ``.jsonl`` file; a missing file yields nothing.
 
     Blank lines are ignored. A line that does not parse as a JSON object is skipped with a
-    :class:`RecordWarning` naming the file and line (a torn last line is the usual cause). A path that exists
+    :class:`RecordWarning` naming the file and line (a torn last line is the usual cause; ``warn=False``: silently,
+    for a second read of a file already warned about). A path that exists
     but is not a readable file raises :class:`CapbenchError` (:func:`present`).
     """
     if not present(path):
@@ -75,10 +92,12 @@ def iter_jsonl_numbered(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             except orjson.JSONDecodeError:
                 torn = not raw.endswith(b"\n")
                 what = "torn last line" if torn else "line that is not valid JSON"
-                warnings.warn(f"{path}: skipped {what} {lineno}", RecordWarning, stacklevel=2)
+                if warn:
+                    warnings.warn(f"{path}: skipped {what} {lineno}", RecordWarning, stacklevel=2)
                 continue
             if not isinstance(obj, dict):
-                warnings.warn(f"{path}: skipped line {lineno} (not a JSON object)", RecordWarning, stacklevel=2)
+                if warn:
+                    warnings.warn(f"{path}: skipped line {lineno} (not a JSON object)", RecordWarning, stacklevel=2)
                 continue
             yield lineno, obj
 
@@ -157,8 +176,34 @@ class RunData:
 
 
 def read_requests(path: Path) -> list[dict[str, Any]]:
-    """``requests.jsonl``, every record checked and deduplicated (:mod:`.validate`)."""
-    return list(unique(checked(iter_jsonl_numbered(path), check_request, path), request_key, path))
+    """``requests.jsonl``, every record checked and deduplicated (:mod:`.validate`), in schema 1's form (compact
+    token times of schema 2 expanded back to ``token_times_ns``: :func:`~.token_times.expand_request`)."""
+    records = unique_numbered(checked(iter_jsonl_numbered(path), check_request, path), request_key, path)
+    return [_expanded(line, record, path) for line, record in records]
+
+
+def _expanded(line: int, record: dict[str, Any], path: Path) -> dict[str, Any]:
+    try:
+        return expand_request(record)
+    except (ValueError, TypeError) as exc:
+        raise CapbenchError(
+            f"{path}, line {line}: the token times of {record.get('id')!r} are not valid: {exc}"
+        ) from None
+
+
+def unique_numbered(
+    records: Iterator[tuple[int, dict[str, Any]]], key: Callable[[Mapping[str, Any]], Hashable], path: Path
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """:func:`~.validate.unique`, keeping each record's line number."""
+    current = [0]
+
+    def feed() -> Iterator[tuple[int, dict[str, Any]]]:
+        for line, record in records:
+            current[0] = line
+            yield line, record
+
+    for record in unique(feed(), key, path):  # unique yields a record as soon as it reads it
+        yield current[0], record
 
 
 def read_power(path: Path) -> list[dict[str, Any]]:
@@ -177,3 +222,132 @@ def read_run(run_dir: Path) -> RunData:
         requests=read_requests(run_dir / REQUESTS_FILE),
         power=read_power(run_dir / POWER_FILE),
     )
+
+
+class Rescan(Exception):  # noqa: N818 (a signal, not an error)
+    """Raised by :meth:`KeyedFile.numbered` at the end of a file that held duplicate keys: the consumer starts
+    again (the next read skips the identical duplicates; conflicting ones were refused)."""
+
+
+class KeyedFile:
+    """A record file read in one pass, its duplicates found at the end in bounded memory.
+
+    While records stream, only ``hash(key(record))`` is kept (8 bytes a record, one int64 column). At the end of
+    the file equal hashes are candidates: the file is read again for those records only, their keys and contents
+    compared (:func:`~.validate.canonical`); identical duplicates are dropped with one warning, a conflicting one
+    is a :class:`CapbenchError` naming both lines (the messages of :func:`~.validate.unique`). When something
+    was dropped, :class:`Rescan` tells the consumer to read again (the common case, no duplicate, reads once).
+    """
+
+    def __init__(self, path: Path, key: Callable[[Mapping[str, Any]], Hashable]) -> None:
+        self.path = path
+        self.key = key
+        self.skip: frozenset[int] = frozenset()
+        self.verified = False
+
+    def numbered(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        """``(line, record)`` of every record but the dropped duplicates; may raise :class:`Rescan` at the end."""
+        if self.verified:
+            skip = self.skip
+            for ordinal, item in enumerate(iter_jsonl_numbered(self.path, warn=False)):
+                if ordinal not in skip:
+                    yield item
+            return
+        hashes = array("q")
+        append = hashes.append
+        key = self.key
+        for ordinal, item in enumerate(iter_jsonl_numbered(self.path)):
+            try:
+                append(hash(key(item[1])))
+            except TypeError:  # an unhashable key: the per-record checks report it
+                append(-ordinal)
+            yield item
+        self.verified = True
+        if self._verify(np.frombuffer(hashes, dtype=np.int64)):
+            raise Rescan(str(self.path))
+
+    def _verify(self, hashes: np.ndarray) -> bool:
+        """Find the duplicates among ``hashes`` (ordinal order); True when some must be skipped."""
+        if hashes.size < 2:
+            return False
+        order = np.argsort(hashes, kind="stable")
+        sorted_hashes = hashes[order]
+        same = sorted_hashes[1:] == sorted_hashes[:-1]
+        if not same.any():
+            return False
+        candidates = set(order[1:][same].tolist()) | set(order[:-1][same].tolist())
+        found: dict[int, tuple[int, dict[str, Any]]] = {}
+        for ordinal, item in enumerate(iter_jsonl_numbered(self.path, warn=False)):
+            if ordinal in candidates:
+                found[ordinal] = item
+        first: dict[Hashable, tuple[int, bytes]] = {}
+        dropped: list[int] = []
+        skip: set[int] = set()
+        for ordinal in sorted(found):
+            line, record = found[ordinal]
+            try:
+                key = self.key(record)
+                hash(key)
+            except TypeError:
+                continue
+            content = canonical(record)
+            seen = first.get(key)
+            if seen is None:
+                first[key] = (line, content)
+            elif seen[1] == content:
+                dropped.append(line)
+                skip.add(ordinal)
+            else:
+                raise conflict_error(self.path, line, key, seen[0])
+        if dropped:
+            dropped_warning(self.path, dropped)
+        self.skip = frozenset(skip)
+        return bool(skip)
+
+
+@dataclass
+class RunFiles:
+    """A run directory opened for scoring: the manifest in memory, the record files streamed (issue #18).
+
+    :meth:`request_chunks` yields checked :class:`~.columns.RequestChunk` objects, :meth:`passes` the step records
+    one at a time, :meth:`power` reads the samples as :class:`~.power_columns.PowerColumns`; duplicates are
+    handled by :class:`KeyedFile` (a consumer catches :class:`Rescan` and reads again).
+    """
+
+    run_dir: Path
+    manifest: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        self._requests = KeyedFile(self.run_dir / REQUESTS_FILE, request_key)
+        self._passes = KeyedFile(self.run_dir / PASSES_FILE, pass_key)
+        self._power = KeyedFile(self.run_dir / POWER_FILE, power_key)
+
+    def request_chunks(self) -> Iterator[RequestChunk]:
+        return numbered_chunks(self._requests.numbered(), self._requests.path)
+
+    def passes(self) -> Iterator[dict[str, Any]]:
+        return (record for _, record in self._passes.numbered())
+
+    @property
+    def has_passes(self) -> bool:
+        return present(self.run_dir / PASSES_FILE)
+
+    def power(self) -> PowerColumns:
+        while True:
+            try:
+                return power_columns(self._power.numbered(), self._power.path)
+            except Rescan:
+                continue
+
+    def iter_server_metrics(self) -> Iterator[dict[str, Any]]:
+        return iter_jsonl(self.run_dir / SERVER_METRICS_FILE)
+
+    @property
+    def has_server_metrics(self) -> bool:
+        return present(self.run_dir / SERVER_METRICS_FILE)
+
+
+def open_run(run_dir: Path) -> RunFiles:
+    """A run directory for streaming (:class:`RunFiles`): ``run.json`` read and checked, nothing else yet."""
+    run_dir = Path(run_dir)
+    return RunFiles(run_dir=run_dir, manifest=read_manifest(run_dir))

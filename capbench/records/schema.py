@@ -7,10 +7,12 @@ meaning of an existing field never changes (bump :data:`SCHEMA_VERSION` instead 
 from enum import StrEnum
 from typing import Any, TypedDict
 
-SCHEMA_VERSION = 1
-"""Version of the run-directory format written by this capbench."""
+SCHEMA_VERSION = 2
+"""Version of the run-directory format written by this capbench. 2: a request's token times are stored compactly
+(``token_events``, ``token_t0_ns``, ``token_gaps_ns``, ``token_gap_max_ns``; :mod:`capbench.records.token_times`)
+instead of the ``token_times_ns`` list of version 1."""
 
-READABLE_SCHEMA_VERSIONS = frozenset({1})
+READABLE_SCHEMA_VERSIONS = frozenset({1, 2})
 """Versions :func:`capbench.records.read_run` understands."""
 
 MANIFEST_FILE = "run.json"

@@ -10,7 +10,9 @@ and the value, instead of flowing into a throughput or an energy:
   refused when it differs (which of the two is true cannot be known).
 - **Requests** (:func:`check_request`): ``id`` a non-empty string; ``warmup`` a boolean; ``prompt_tokens`` and
   ``output_tokens`` null or integers ≥ 0 (never a string, a boolean or a float); timestamps integers with
-  ``t_submit_ns ≤ t_first_token_ns ≤ t_done_ns`` where present; ``token_times_ns`` a list of integers.
+  ``t_submit_ns ≤ t_first_token_ns ≤ t_done_ns`` where present; ``token_times_ns`` a list of integers (schema 2's
+  compact token fields: they decode, and agree with each other, :mod:`capbench.records.token_times`);
+  ``request_type`` absent or one of :data:`REQUEST_TYPES`.
 - **Power samples** (:func:`check_power`): ``gpu`` and ``t_ns`` integers; ``power_w`` null or a finite
   number ≥ 0; ``energy_j`` null or a finite number ≥ 0 (a counter that runs backwards is handled by the energy
   metric, which then falls back to sampled power or says why energy is null).
@@ -28,6 +30,9 @@ from typing import Any
 import orjson
 
 from capbench.errors import CapbenchError
+
+REQUEST_TYPES: tuple[str, ...] = ("generate", "loglikelihood", "loglikelihood_rolling")
+"""Values of a request record's ``request_type`` (absent = ``generate``)."""
 
 Record = dict[str, Any]
 Numbered = tuple[int, Record]
@@ -82,7 +87,7 @@ def unique(records: Iterable[Numbered], key: Callable[[Mapping[str, Any]], Hasha
         except TypeError:  # an unhashable key (a list where an id belongs): the per-record check reports it
             yield record
             continue
-        content = hash(orjson.dumps(record, option=orjson.OPT_SORT_KEYS))
+        content = hash(canonical(record))
         first = seen.get(marker)
         if first is None:
             seen[marker] = (content, line)
@@ -90,19 +95,34 @@ def unique(records: Iterable[Numbered], key: Callable[[Mapping[str, Any]], Hasha
         elif first[0] == content:
             dropped.append(line)
         else:
-            raise CapbenchError(
-                f"{_where(path, line)}: a second, different record for {_show(key(record))} (the first is on line "
-                f"{first[1]}); the file has conflicting duplicates, so neither can be trusted: fix or remove it"
-            )
+            raise conflict_error(path, line, key(record), first[1])
     if dropped:
-        shown = ", ".join(str(n) for n in dropped[:5]) + (" ..." if len(dropped) > 5 else "")
-        from capbench.records.reader import RecordWarning
+        dropped_warning(path, dropped)
 
-        warnings.warn(
-            f"{path}: dropped {len(dropped)} duplicate record(s), identical to an earlier one (lines {shown})",
-            RecordWarning,
-            stacklevel=2,
-        )
+
+def canonical(record: Mapping[str, Any]) -> bytes:
+    """A record's content as canonical JSON (sorted keys): what "identical" compares."""
+    return orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+
+
+def conflict_error(path: Path, line: int, key: Hashable, first_line: int) -> CapbenchError:
+    """The error for a second, different record with the key of an earlier one."""
+    return CapbenchError(
+        f"{_where(path, line)}: a second, different record for {_show(key)} (the first is on line "
+        f"{first_line}); the file has conflicting duplicates, so neither can be trusted: fix or remove it"
+    )
+
+
+def dropped_warning(path: Path, dropped: list[int]) -> None:
+    """Warn once for the identical duplicates of ``path`` dropped at ``dropped`` lines."""
+    shown = ", ".join(str(n) for n in dropped[:5]) + (" ..." if len(dropped) > 5 else "")
+    from capbench.records.reader import RecordWarning
+
+    warnings.warn(
+        f"{path}: dropped {len(dropped)} duplicate record(s), identical to an earlier one (lines {shown})",
+        RecordWarning,
+        stacklevel=3,
+    )
 
 
 def check_request(record: Mapping[str, Any], path: Path, line: int) -> None:
@@ -135,6 +155,12 @@ def check_request(record: Mapping[str, Any], path: Path, line: int) -> None:
     token_times = record.get("token_times_ns")
     if token_times is not None and (not isinstance(token_times, list) or not all(_is_int(t) for t in token_times)):
         raise CapbenchError(f"{_where(path, line)}: 'token_times_ns' of {rid} must be a list of integers")
+    kind = record.get("request_type")
+    if kind is not None and kind not in REQUEST_TYPES:
+        raise CapbenchError(
+            f"{_where(path, line)}: 'request_type' of {rid} must be one of {', '.join(REQUEST_TYPES)} (or absent), "
+            f"got {_show(kind)}"
+        )
 
 
 def check_power(record: Mapping[str, Any], path: Path, line: int) -> None:

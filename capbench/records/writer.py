@@ -26,6 +26,7 @@ from capbench.records.schema import (
     SUMMARY_FILE,
     RunStatus,
 )
+from capbench.records.token_times import compact_request
 
 _JSON_OPTS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
@@ -134,7 +135,8 @@ class RunWriter:
         self.write_manifest()
 
     def append_request(self, record: Mapping[str, Any]) -> None:
-        self.requests.append(record)
+        """Append a request record, its ``token_times_ns`` stored compactly (schema 2: :mod:`.token_times`)."""
+        self.requests.append(compact_request(record))
         if not record.get("warmup"):
             self.measured_requests += 1
             if record.get("error") is not None:

@@ -30,7 +30,8 @@ from capbench.hardware import HardwareProfile, apply_overrides, match_gpu_name, 
 from capbench.metrics.cost import CostInputs
 from capbench.metrics.score import ProfileChoice, score_run
 from capbench.metrics.utilization import Ceilings
-from capbench.records import SUMMARY_FILE, RunData, read_run, write_json_atomic
+from capbench.records import SUMMARY_FILE, RunData, write_json_atomic
+from capbench.records.reader import RunFiles, open_run
 
 
 @dataclass(frozen=True)
@@ -153,8 +154,9 @@ def run_cost_inputs(
     )
 
 
-def score_loaded_run(run: RunData, options: ScoreOptions | None = None) -> dict[str, Any]:
-    """The summary of an already read run (pure apart from loading hardware profiles)."""
+def score_loaded_run(run: RunData | RunFiles, options: ScoreOptions | None = None) -> dict[str, Any]:
+    """The summary of a run: already read (:class:`RunData`), or opened for streaming (:class:`RunFiles`: its
+    records are read once, a chunk at a time); pure apart from reading it and loading hardware profiles."""
     options = options or ScoreOptions()
     manifest = run.manifest
     structure = run_structure(manifest)
@@ -173,11 +175,18 @@ def score_loaded_run(run: RunData, options: ScoreOptions | None = None) -> dict[
         selected_by=how,
         dtypes=tuple(profile.dtypes) if profile else (),
     )
+    if isinstance(run, RunFiles):
+        requests: Any = run.request_chunks
+        passes: Any = run.passes if run.has_passes else None
+        power: Any = run.power()
+    else:
+        requests, power = run.requests, run.power
+        passes = run.iter_passes() if run.has_passes else None
     return score_run(
         manifest,
-        run.requests,
-        run.iter_passes() if run.has_passes else None,
-        run.power,
+        requests,
+        passes,
+        power,
         structure=structure,
         widths=widths,
         ceilings=ceilings,
@@ -193,8 +202,7 @@ def score_loaded_run(run: RunData, options: ScoreOptions | None = None) -> dict[
 def score_run_dir(run_dir: Path, options: ScoreOptions | None = None, write: bool = True) -> dict[str, Any]:
     """Score ``run_dir`` and (by default) rewrite its ``summary.json``; a directory that cannot take it is a clear
     error pointing to ``--no-write`` (the summary is computed either way)."""
-    run = read_run(Path(run_dir))
-    summary = score_loaded_run(run, options)
+    summary = score_loaded_run(open_run(Path(run_dir)), options)
     if write:
         path = Path(run_dir) / SUMMARY_FILE
         try:
