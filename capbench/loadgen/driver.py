@@ -17,8 +17,9 @@ from dataclasses import asdict
 
 from capbench.clock import now_ns
 from capbench.loadgen.http import HttpClient, describe_loop
+from capbench.loadgen.lagstats import LagSketch
 from capbench.loadgen.schedule import iter_arrival_offsets_ns
-from capbench.loadgen.selfcheck import CpuMeter, LoopLagMonitor, assess, quantile, stall_s
+from capbench.loadgen.selfcheck import CpuMeter, LoopLagMonitor, assess
 from capbench.loadgen.types import HttpRequestSpec, LoadPattern, LoadReport, RequestResult, ServerUnavailable
 
 OnResult = Callable[[RequestResult], None]
@@ -74,8 +75,9 @@ class _Driver:
         self.timer: asyncio.TimerHandle | asyncio.Handle | None = None
         self.waiting: deque[tuple[HttpRequestSpec, int, int]] = deque()
         self.prefetched: HttpRequestSpec | None = None
-        self.schedule_lags_s: list[float] = []
-        self.queue_waits_s: list[float] = []
+        # bounded however long the load runs (one value per arrival would grow by ~32 bytes a request)
+        self.schedule_lags = LagSketch()
+        self.queue_waits = LagSketch()
 
     # -- phases ---------------------------------------------------------------------------------------------
 
@@ -162,7 +164,7 @@ class _Driver:
             while waiting and not self.stopped and (not self.limit or self.in_flight < self.limit):
                 spec, t_sched, t_arrived = waiting.popleft()
                 t = now_ns()
-                self.queue_waits_s.append((t - t_arrived) / 1e9)
+                self.queue_waits.add((t - t_arrived) / 1e9)
                 self._submit(spec, t, t_sched)
         else:
             while not self.exhausted and self.in_flight + len(self.thinking) < self.limit:
@@ -245,7 +247,7 @@ class _Driver:
                 return
             spec = taken
             t_sched = self.next_ns
-            self.schedule_lags_s.append((t - t_sched) / 1e9)
+            self.schedule_lags.add((t - t_sched) / 1e9)
             if self.limit and self.in_flight >= self.limit:
                 self.waiting.append((spec, t_sched, t))
             else:
@@ -474,21 +476,21 @@ def _fill_selfcheck(report: LoadReport, driver: _Driver, cpu: CpuMeter, lag: Loo
     report.follow_ups_dropped = driver.follow_ups_dropped
     report.cpu_s = cpu.cpu_s
     report.cpu_util = cpu.utilization
-    samples = lag.samples
-    report.loop_lag_samples = len(samples)
-    report.loop_lag_p50_s = quantile(samples, 0.5)
-    report.loop_lag_p99_s = quantile(samples, 0.99)
-    report.loop_lag_max_s = max(samples) if samples else None
-    report.loop_stall_s = stall_s(samples) if samples else None
-    lags = driver.schedule_lags_s
+    lags = lag.lags
+    report.loop_lag_samples = lags.count
+    report.loop_lag_p50_s = lags.quantile(0.5)
+    report.loop_lag_p99_s = lags.quantile(0.99)
+    report.loop_lag_max_s = lags.max_s
+    report.loop_stall_s = lag.stall_s if lags.count else None
     if driver.open_loop:
-        report.schedule_lag_p50_s = quantile(lags, 0.5)
-        report.schedule_lag_p99_s = quantile(lags, 0.99)
-        report.schedule_lag_max_s = max(lags) if lags else None
-        waits = driver.queue_waits_s
-        report.queued = len(waits)
-        report.queue_wait_max_s = max(waits) if waits else 0.0
-        report.queue_wait_total_s = sum(waits)
+        schedule = driver.schedule_lags
+        report.schedule_lag_p50_s = schedule.quantile(0.5)
+        report.schedule_lag_p99_s = schedule.quantile(0.99)
+        report.schedule_lag_max_s = schedule.max_s
+        waits = driver.queue_waits
+        report.queued = waits.count
+        report.queue_wait_max_s = waits.max_s if waits.count else 0.0
+        report.queue_wait_total_s = waits.sum_s
     bound, warnings = assess(
         report.cpu_util,
         report.loop_lag_p99_s,

@@ -23,6 +23,7 @@ import time
 from collections.abc import Sequence
 
 from capbench.clock import now_ns
+from capbench.loadgen.lagstats import LagSketch
 
 CPU_UTIL_WARN = 0.9
 LOOP_LAG_P99_WARN_S = 0.005
@@ -48,13 +49,20 @@ def quantile(values: Sequence[float], q: float) -> float | None:
 
 
 class LoopLagMonitor:
-    """Samples event-loop lag: a callback re-armed every ``interval_s`` records how late it ran (seconds)."""
+    """Samples event-loop lag: a callback re-armed every ``interval_s`` records how late it ran (seconds).
 
-    def __init__(self, interval_s: float = 0.01) -> None:
+    Memory stays bounded however long it runs: the lags go into a :class:`~capbench.loadgen.lagstats.LagSketch`
+    (``lags``: count, maximum, quantiles) and the stall time (:func:`stall_s`) is summed as they come
+    (``stall_s``).
+    """
+
+    def __init__(self, interval_s: float = 0.01, idle_s: float = LOOP_LAG_IDLE_S) -> None:
         if interval_s <= 0:
             raise ValueError(f"interval_s must be > 0, got {interval_s}")
         self.interval_s = interval_s
-        self.samples: list[float] = []
+        self.idle_s = idle_s
+        self.lags = LagSketch()
+        self.stall_s = 0.0
         self._handle: asyncio.TimerHandle | None = None
         self._expected_ns = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -68,9 +76,14 @@ class LoopLagMonitor:
         self._expected_ns = from_ns + round(self.interval_s * 1e9)
         self._handle = self._loop.call_later(self.interval_s, self._tick)
 
+    def _record(self, lag_s: float) -> None:
+        self.lags.add(lag_s)
+        if lag_s > self.idle_s:
+            self.stall_s += lag_s - self.idle_s
+
     def _tick(self) -> None:
         t = now_ns()
-        self.samples.append(max(0, t - self._expected_ns) / 1e9)
+        self._record(max(0, t - self._expected_ns) / 1e9)
         self._arm(t)
 
     def stop(self) -> None:
@@ -78,7 +91,7 @@ class LoopLagMonitor:
         if self._handle is not None:
             late = now_ns() - self._expected_ns
             if late > 0:
-                self.samples.append(late / 1e9)
+                self._record(late / 1e9)
             self._handle.cancel()
             self._handle = None
 

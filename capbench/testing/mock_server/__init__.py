@@ -8,7 +8,9 @@ It prints its URL (``http://127.0.0.1:PORT``) as the first line of stdout and se
 
 Endpoints: ``POST /v1/completions`` and ``POST /v1/chat/completions`` (streamed as server-sent events when
 ``"stream": true``, else one JSON body), ``GET /v1/models``, ``GET /health``, and for measurements
-``GET /_capbench/sent`` (what the server sent and when, JSON) and ``POST /_capbench/reset`` (forget it).
+``GET /_capbench/sent`` (what the server sent and when, JSON) and ``POST /_capbench/reset`` (forget it). Only
+the most recent ``record_limit`` requests are kept (``--record-limit``, default 100,000; ``records_dropped`` in
+the ``stats`` counts the others), so a long soak does not grow the server; ``--no-record`` keeps none.
 
 Generation is synthetic: output token ``i`` is the text ``"tok<i> "``; ``prompt_tokens`` is the number of
 whitespace-separated words of the prompt (completions: the prompt string, or the list's length for token

@@ -55,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="capbench-mock", help="the model name /v1/models lists (default capbench-mock)")
     p.add_argument("--no-record", action="store_true", help="do not record send times")
     p.add_argument(
+        "--record-limit",
+        type=int,
+        default=100_000,
+        help="send records kept, the most recent (older ones are dropped and counted; default 100000)",
+    )
+    p.add_argument(
         "--coalesce", action="store_true", help="write every chunk that is due in one write (default: one per chunk)"
     )
     p.add_argument("--no-usage", action="store_true", help="never report usage, even when the client asks")
@@ -82,6 +88,7 @@ async def serve(args: argparse.Namespace) -> None:
         seed=args.seed,
         model=args.model,
         record=not args.no_record,
+        record_limit=args.record_limit,
         coalesce=args.coalesce,
         send_usage=not args.no_usage,
     )

@@ -31,6 +31,7 @@ def settings_to_args(settings: MockSettings) -> list[str]:
         f"--hang-rate={settings.hang_rate!r}",
         f"--seed={settings.seed}",
         f"--model={settings.model}",
+        f"--record-limit={settings.record_limit}",
     ]
     if not settings.honor_max_tokens:
         args.append("--no-honor-max-tokens")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections import deque
 from typing import Any
 
 from orjson import dumps, loads
@@ -28,7 +29,9 @@ class MockServer:
         self._server: asyncio.Server | None = None
         self.connections: set[Connection] = set()
         self.streams: set[Stream] = set()
-        self.records: list[SentRecord] = []
+        # bounded: a soak at thousands of requests/s would otherwise grow the server by ~3 kB a request
+        self.records: deque[SentRecord] = deque(maxlen=self.settings.record_limit)
+        self.records_dropped = 0
         self.requests = 0
         self.buffered_writes = 0
         self.unsent_writes = 0
@@ -81,11 +84,13 @@ class MockServer:
             "buffered_writes": self.buffered_writes,
             "unsent_writes": self.unsent_writes,
             "records": len(self.records),
+            "records_dropped": self.records_dropped,
         }
 
     def take_records(self) -> list[SentRecord]:
-        """The records so far, forgetting them."""
-        out, self.records = self.records, []
+        """The records kept so far (the most recent ``record_limit``), forgetting them."""
+        out = list(self.records)
+        self.records.clear()
         return out
 
     # -- helpers used by streams ----------------------------------------------------------------------------
@@ -162,7 +167,8 @@ class MockServer:
             records = [r.as_dict() for r in self.records]
             self._reply(conn, 200, dumps({"records": records, "stats": self.stats()}))
         else:  # /_capbench/reset
-            self.records = []
+            self.records.clear()
+            self.records_dropped = 0
             self._reply(conn, 200, b"{}")
 
     def _reply(self, conn: Connection, status: int, body: bytes) -> int | None:
@@ -190,6 +196,8 @@ class MockServer:
         status = int(mock.get("status", 500 if fail else 200))
         rec = SentRecord(rid, path, stream, status, t_ns, prompt_tokens=prompt_tokens)
         if settings.record:
+            if len(self.records) == self.records.maxlen:
+                self.records_dropped += 1
             self.records.append(rec)
         if status != 200:
             rec.t_end_ns = self._reply(conn, status, error_body(status, f"injected failure (HTTP {status})"))

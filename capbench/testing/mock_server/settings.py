@@ -21,6 +21,7 @@ class MockSettings:
     seed: int = 0
     model: str = "capbench-mock"
     record: bool = True
+    record_limit: int = 100_000  # send records kept: the most recent; older ones are dropped and counted
     coalesce: bool = False
     send_usage: bool = True  # False: never report usage (a server without it; tests token-count fallbacks)
     ttft_per_stream_s: float = 0.0  # load model: TTFT grows by this per stream in flight
@@ -33,6 +34,8 @@ class MockSettings:
             raise ValueError("ttft_s, itl_s, ttft_per_stream_s, itl_per_stream_s and ttft_jitter_s must be >= 0")
         if self.output_tokens < 1:
             raise ValueError("output_tokens must be >= 1")
+        if self.record_limit < 1:
+            raise ValueError("record_limit must be >= 1")
         if not (0 <= self.fail_rate <= 1 and 0 <= self.hang_rate <= 1):
             raise ValueError("fail_rate and hang_rate must lie in [0, 1]")
 

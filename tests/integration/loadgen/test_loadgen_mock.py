@@ -450,3 +450,20 @@ def test_mock_server_process_that_fails_to_start_is_cleaned_up(tmp_path: Path) -
         proc.start()
     assert proc.proc is not None and proc.proc.poll() is not None  # killed, not left running
     assert proc.proc.stdout is not None and proc.proc.stdout.closed
+
+
+def test_mock_server_keeps_only_the_most_recent_send_records() -> None:
+    """A soak must not grow the server: past record_limit the oldest send records are dropped, and counted."""
+
+    async def main() -> tuple[list[str], dict[str, Any], int]:
+        async with MockServer(MockSettings(output_tokens=2, record_limit=3)) as srv:
+            specs = iter_specs("/v1/completions", itertools.repeat(body(2)))
+            await run_load(srv.url, [], specs, LoadPattern(concurrency=1, num_requests=5), lambda r: None)
+            ids, stats = [r.request_id for r in srv.records], srv.stats()
+            srv.take_records()
+            return ids, stats, len(srv.records)
+
+    ids, stats, left = asyncio.run(main())
+    assert ids == ["r0002", "r0003", "r0004"]
+    assert stats["records"] == 3 and stats["records_dropped"] == 2 and stats["requests"] == 5
+    assert left == 0
