@@ -124,7 +124,8 @@ def plan_run(spec: RunSpec, model: ModelChoice) -> RunPlan:
         requests: int | None = samples
         if task.request_type != "generate":
             requests = _likelihood_task(spec, model, task)
-        placeholder = Workload(warmup=[], measured=iter(()), num_requests=requests, duration_s=None)
+        # rolling windows are counted once tokenized: until then the run plans at least one request per sample
+        placeholder = Workload(warmup=[], measured=iter(()), num_requests=requests or samples, duration_s=None)
         dataset = {**task.dataset, "samples": samples}
         return RunPlan(placeholder, dataset, spec.warmup + requests if requests is not None else None, task)
     if spec.synthetic_workload is not None:

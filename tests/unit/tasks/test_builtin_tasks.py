@@ -204,7 +204,7 @@ def test_choice_results(results: list[str], expected: dict[str, float]) -> None:
     assert choice_results({"answer": "B"}, results) == expected
 
 
-@pytest.mark.parametrize("name", sorted(BUILTIN_TASKS))
+@pytest.mark.parametrize("name", ["capbench_arithmetic", "capbench_multiple_choice"])
 def test_configs_score_with_the_task_functions(name: str) -> None:
     task = BUILTIN_TASKS[name]
     config = task.config({"test": "t.jsonl", "train": "r.jsonl"})

@@ -146,15 +146,6 @@ def test_capbench_lm_serves_one_batch_with_warmup_in_front() -> None:
     assert len(seen) == 1
 
 
-def test_capbench_lm_refuses_loglikelihood() -> None:
-    lm = CapbenchLM(_ok_serve, warmup=0, max_tokens=None, default_max_tokens=16)
-    ll = Instance(request_type="loglikelihood", doc={}, arguments=("ctx", " cont"), idx=0, metadata=("t", 0, 1))
-    with pytest.raises(CapbenchError, match="log-likelihood"):
-        lm.loglikelihood([ll])
-    with pytest.raises(CapbenchError, match="log-likelihoods"):
-        lm.loglikelihood_rolling([ll])
-
-
 # --- real lm-eval over the offline arithmetic task -------------------------------------------------------------
 
 
