@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+import numpy as np
 import pandas as pd
 
 from capbench.leaderboard import plots
@@ -80,7 +81,22 @@ def default_csv_paths() -> list[Path]:
 
 
 VIEW_CACHE = 4
-"""Filtered and sorted selections a board keeps (each a frame of row references into the loaded runs)."""
+"""Filtered and sorted selections a board keeps (each holds :data:`VIEW_COLUMNS` of the selected runs)."""
+
+VIEW_COLUMNS: tuple[str, ...] = (
+    "run_id",
+    "label",
+    "usd_per_1m_output_tokens",
+    "accuracy",
+    "accuracy_task",
+    "accuracy_metric",
+    "output_tokens_per_s",
+    PER_USER,
+    PER_GPU,
+    "capacity_point",
+)
+"""What a selection keeps of each run: what the Pareto fronts, the plot sample, the run pickers and the Pareto
+list read; every other column is read from the loaded runs for the rows shown (a page, the drawn runs)."""
 
 
 @dataclass
@@ -103,15 +119,23 @@ class Board:
         self.views = {}
 
     def view(self, selections: dict[str, Sequence[str] | None], sort_by: str, descending: bool) -> pd.DataFrame:
-        """The filtered and sorted runs (all of them, before paging); the last few views are kept, so turning a
-        page does not filter and sort again."""
+        """The filtered and sorted runs, all of them (paging comes after), as their :data:`VIEW_COLUMNS` only;
+        the index holds each run's row in :attr:`frame` (:meth:`rows` gives the full rows). The last
+        :data:`VIEW_CACHE` views are kept, so turning a page does not filter and sort again."""
         key = (tuple((dim, tuple(sel or ())) for dim, sel in selections.items()), sort_by, descending)
         if key not in self.views:
-            chosen = apply_filters(self.frame, selections)
-            self.views[key] = sort_runs(chosen, sort_by, ascending=not descending)
+            frame = self.frame
+            dims = [dim for dim in FILTER_DIMENSIONS if dim in frame.columns]
+            chosen = apply_filters(frame[dims], selections).index
+            order = sort_runs(frame.loc[chosen, [sort_by]], sort_by, ascending=not descending).index
+            self.views[key] = frame.loc[order, [c for c in VIEW_COLUMNS if c in frame.columns]]
             while len(self.views) > VIEW_CACHE:
                 del self.views[next(iter(self.views))]
         return self.views[key]
+
+    def rows(self, view: pd.DataFrame) -> pd.DataFrame:
+        """The full rows (every column) of the runs of ``view`` (a part of a :meth:`view`), in its order."""
+        return self.frame.loc[view.index]
 
     @property
     def frame(self) -> pd.DataFrame:
@@ -160,7 +184,7 @@ def plot_runs(frame: pd.DataFrame, limit: int = PLOT_RUNS) -> pd.DataFrame:
     the throughput-interactivity front and the runs at capacity always; at most ``limit`` in all otherwise."""
     if len(frame) <= limit:
         return frame
-    keep = pareto_mask(frame, [("usd_per_1m_output_tokens", "min"), ("accuracy", "max")]).to_numpy()
+    keep = np.array(pareto_mask(frame, [("usd_per_1m_output_tokens", "min"), ("accuracy", "max")]), dtype=bool)
     keep |= pareto_mask(frame, [(PER_USER, "max"), (PER_GPU, "max")]).to_numpy()
     if "capacity_point" in frame:
         keep |= frame["capacity_point"].astype("boolean").fillna(False).to_numpy(dtype=bool)
@@ -246,15 +270,16 @@ def build_app(paths: Sequence[str | Path]) -> gr.Blocks:
         """The filtered rows' CSV, named by its content's hash: the same view reuses its file, and a file is
         complete before its name exists (written aside, then renamed), so no session reads half of one."""
         *selections, sort_by, descending = args
-        data = csv_bytes(view(selections, sort_by, descending))
+        data = csv_bytes(board.rows(view(selections, sort_by, descending)))
         path = board.download_dir / f"capbench-runs-{hashlib.sha256(data).hexdigest()[:16]}.csv"
         if not path.exists():
             replace_file(path, lambda f: f.write(data))
         return str(path)
 
     def table_page(frame: pd.DataFrame, page: float | None) -> tuple[int, pd.DataFrame]:
+        """The page number in range and the page's full rows."""
         number = clamp_page(page, len(frame))
-        return number, page_of(frame, number)
+        return number, board.rows(page_of(frame, number))
 
     def refresh(*args: Any) -> tuple[Any, ...]:
         *selections, sort_by, descending, third, radar_ids, run_id, page = args
@@ -263,7 +288,7 @@ def build_app(paths: Sequence[str | Path]) -> gr.Blocks:
         ids = set(frame["run_id"].astype(str))
         radar_ids = [r for r in (radar_ids or []) if r in ids] or _radar_runs(frame)
         run_id = run_id if run_id in ids else (str(rows["run_id"].iloc[0]) if len(rows) else None)
-        drawn = plot_runs(frame)
+        drawn = board.rows(plot_runs(frame))
         return (
             _status(board, len(frame), number),
             styled_table(rows),
@@ -292,7 +317,7 @@ def build_app(paths: Sequence[str | Path]) -> gr.Blocks:
         return go
 
     def _radar(frame: pd.DataFrame, radar_ids: Sequence[str]) -> Any:
-        chosen = frame[frame["run_id"].astype(str).isin(list(radar_ids))]
+        chosen = board.rows(frame[frame["run_id"].astype(str).isin(list(radar_ids))])
         if chosen.empty:
             return plots.empty_figure("Pick runs to compare on the radar.")
         return plots.cap_radar(chosen, normalize(chosen))
@@ -302,7 +327,7 @@ def build_app(paths: Sequence[str | Path]) -> gr.Blocks:
         if match.empty:
             empty = plots.empty_figure("No run selected.")
             return ("Select a run.", empty, empty, empty, empty, empty)
-        row = match.iloc[0].to_dict()
+        row = board.rows(match.iloc[:1]).iloc[0].to_dict()
         return (
             run_details_markdown(row),
             plots.utilization_bars(row),

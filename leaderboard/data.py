@@ -269,9 +269,15 @@ def _read_stream(
             _type_chunk(name, header, chunk, chunks, interned, block, seen, file_seen, warnings)
             chunk = []
     _type_chunk(name, header, chunk, chunks, interned, block, seen, file_seen, warnings)
-    for column, parts in chunks.items():
-        block.data[column] = np.concatenate(parts) if parts else np.empty(0, dtype=_empty_dtype(column))
+    for column in kept:
+        parts = chunks.pop(column)  # each column's chunks are freed as soon as it is joined
+        block.data[column] = _join(parts) if parts else np.empty(0, dtype=_empty_dtype(column))
     return block
+
+
+def _join(parts: list[np.ndarray]) -> np.ndarray:
+    """One array from ``parts`` (the part itself when there is one: no copy)."""
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def _empty_dtype(column: str) -> type:
@@ -415,31 +421,28 @@ def _missing_values(column: str, rows: int) -> np.ndarray:
 
 
 def _build_frame(columns: list[str], blocks: list[tuple[str, _Block]]) -> pd.DataFrame:
+    """One frame from the files' blocks; each column is freed from its block once it is in the frame's data."""
     data: dict[str, object] = {}
     for column in columns:
         parts = [
-            block.data[column] if column in block.data else _missing_values(column, block.rows) for _, block in blocks
+            block.data.pop(column) if column in block.data else _missing_values(column, block.rows)
+            for _, block in blocks
         ]
         kind = column_kind(column)
         if kind == "number":
-            data[column] = np.concatenate(parts).astype("float64") if parts else np.empty(0, dtype="float64")
+            data[column] = _join(parts).astype("float64", copy=False) if parts else np.empty(0, dtype="float64")
         elif kind == "bool":
-            data[column] = pd.array(np.concatenate(parts) if parts else [], dtype="boolean")
+            data[column] = pd.array(_join(parts) if parts else [], dtype="boolean")
         else:
-            data[column] = pd.Series(np.concatenate(parts) if parts else [], dtype=object)
+            data[column] = pd.Series(_join(parts) if parts else [], dtype=object)
     data["source_file"] = pd.Series(
-        np.concatenate([np.full(block.rows, name, dtype=object) for name, block in blocks]) if blocks else [],
-        dtype=object,
+        _join([np.full(block.rows, name, dtype=object) for name, block in blocks]) if blocks else [], dtype=object
     )
-    data["source_row"] = (
-        np.concatenate(
-            [np.concatenate(block.source_row) if block.source_row else np.empty(0, np.int64) for _, block in blocks]
-        )
-        if blocks
-        else np.empty(0, dtype="int64")
-    ).astype("int64")
+    rows_of = [_join(block.source_row) if block.source_row else np.empty(0, np.int64) for _, block in blocks]
+    data["source_row"] = (_join(rows_of) if rows_of else np.empty(0)).astype("int64")
     rows = sum(block.rows for _, block in blocks)
     frame = pd.DataFrame(data, index=pd.RangeIndex(rows))
+    del data
     return add_derived(frame)
 
 

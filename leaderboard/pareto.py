@@ -10,8 +10,9 @@ strictly better on at least one. A run is on the front when no run dominates it.
 
 Values are compared in the columns' own units (the CAP front: cost in USD per 1M output tokens, lower is better;
 accuracy as the task metric's fraction, higher is better). The runs are visited in lexicographic order of their
-objectives and each is compared with the front found so far: O(n log n + n · front size · objectives)
-(10,000 runs in about 0.1 s; benchmarks/leaderboard_scale.py).
+objectives and each is compared with the front found so far: O(n log n + n · front size · objectives); with two
+objectives (the CAP front, throughput against interactivity) a prefix-minimum sweep decides every run at once in
+O(n log n) (100,000 runs: benchmarks/leaderboard_browser.py).
 """
 
 from __future__ import annotations
@@ -49,6 +50,9 @@ def pareto_mask(frame: pd.DataFrame, objectives: Sequence[tuple[str, Direction]]
     points = np.column_stack([_objective_values(frame, column, direction) for column, direction in objectives])
     comparable = np.flatnonzero(~np.isnan(points).any(axis=1))
     on_front = np.zeros(len(frame), dtype=bool)
+    if points.shape[1] == 2:
+        on_front[_front_2d(points[comparable, 0], points[comparable, 1], comparable)] = True
+        return pd.Series(on_front, index=frame.index, dtype=bool)
     # A dominating point precedes the point it dominates in lexicographic order, and dominance is transitive,
     # so in that order a point is dominated exactly when a point already on the front dominates it.
     order = comparable[np.lexsort(points[comparable].T[::-1])]
@@ -60,6 +64,25 @@ def pareto_mask(frame: pd.DataFrame, objectives: Sequence[tuple[str, Direction]]
         on_front[row] = True
         front = np.vstack([front, point])
     return pd.Series(on_front, index=frame.index, dtype=bool)
+
+
+def _front_2d(first: np.ndarray, second: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """The ``rows`` on the front of two smaller-is-better objectives, in O(n log n) without a Python loop.
+
+    Sorted by (first, second), a point is dominated exactly when a point of a strictly smaller ``first`` has a
+    ``second`` <= its own (the prefix minimum over the earlier groups of equal ``first``), or a point of the same
+    ``first`` has a strictly smaller ``second`` (it is not its group's minimum). Identical points share the fate.
+    """
+    if len(rows) == 0:
+        return rows
+    order = np.lexsort((second, first))
+    a, b = first[order], second[order]
+    starts = np.r_[True, a[1:] != a[:-1]]
+    group = np.cumsum(starts) - 1
+    group_min = b[starts]  # sorted by second within a group: its first point holds the minimum
+    before = np.r_[np.inf, np.minimum.accumulate(group_min)[:-1]]  # min second over strictly smaller firsts
+    on = (b == group_min[group]) & (b < before[group])
+    return rows[order[on]]
 
 
 def cost_accuracy_front(

@@ -213,7 +213,7 @@ def add_derived(frame: pd.DataFrame) -> pd.DataFrame:
     Each distinct combination of the :data:`_DERIVED_FROM` cells is derived once (runs of one configuration
     share it), so 100,000 runs cost as many derivations as they have configurations.
     """
-    out = frame.copy()
+    out = frame.copy(deep=False)  # the new columns are added to a shallow copy: the runs' data is not copied
     sources = [column for column in _DERIVED_FROM if column in frame.columns]
     keys = zip(*(frame[column].astype(object).where(frame[column].notna(), None) for column in sources), strict=True)
     cache: dict[tuple[Any, ...], tuple[str, str, str, str, str]] = {}
