@@ -19,7 +19,7 @@ do not decode or disagree are refused the same way. ``request_type`` must be one
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
@@ -128,7 +128,7 @@ def _types(values: Iterable[Any]) -> set[type]:
     return set(map(type, values))
 
 
-def _types_ok(records: list[Mapping[str, Any]]) -> bool:
+def _types_ok(records: Sequence[Mapping[str, Any]]) -> bool:
     """Whether every field :func:`check_request` looks at has an allowed type (a columnar test)."""
     ids = [r.get("id") for r in records]
     if _types(ids) != {str} or "" in ids:
@@ -157,14 +157,14 @@ def _values_ok(columns: Mapping[str, IntArray]) -> bool:
     return not bad.any()
 
 
-def _check_each(records: list[Mapping[str, Any]], lines: list[int] | None, path: Path | None) -> None:
+def _check_each(records: Sequence[Mapping[str, Any]], lines: list[int] | None, path: Path | None) -> None:
     """The per-record checks, for the exact message of the first failure."""
     assert lines is not None and path is not None
     for record, line in zip(records, lines, strict=True):
         check_request(record, path, line)
 
 
-def _request_type(records: list[Mapping[str, Any]], lines: list[int] | None, path: Path | None) -> NDArray[np.int8]:
+def _request_type(records: Sequence[Mapping[str, Any]], lines: list[int] | None, path: Path | None) -> NDArray[np.int8]:
     values = [r.get("request_type") for r in records]
     codes = np.zeros(len(values), dtype=np.int8)
     if _types(values) == {type(None)}:
@@ -183,7 +183,7 @@ def _request_type(records: list[Mapping[str, Any]], lines: list[int] | None, pat
 
 
 def _token_columns(
-    records: list[Mapping[str, Any]], lines: list[int] | None, path: Path | None
+    records: Sequence[Mapping[str, Any]], lines: list[int] | None, path: Path | None
 ) -> tuple[IntArray, IntArray, IntArray, IntArray]:
     """(token_events, gap_max_ns, gaps_ns concatenated, gap_counts) of a chunk, from either form."""
     n = len(records)
@@ -212,7 +212,7 @@ def _token_columns(
 
 
 def _compact_columns(
-    records: list[Mapping[str, Any]], lines: list[int] | None, path: Path | None
+    records: Sequence[Mapping[str, Any]], lines: list[int] | None, path: Path | None
 ) -> tuple[IntArray, IntArray, IntArray, IntArray]:
     len(records)
     strings = [r.get("token_gaps_ns") or "" for r in records]
@@ -243,13 +243,13 @@ def _compact_columns(
     return events, gap_max, gaps, counts
 
 
-def _optional(records: list[Mapping[str, Any]], key: str) -> list[Any] | None:
+def _optional(records: Sequence[Mapping[str, Any]], key: str) -> list[Any] | None:
     values = [r.get(key) for r in records]
     return values if any(v is not None for v in values) else None
 
 
 def to_chunk(
-    records: list[Mapping[str, Any]], lines: list[int] | None = None, path: Path | None = None
+    records: Sequence[Mapping[str, Any]], lines: list[int] | None = None, path: Path | None = None
 ) -> RequestChunk:
     """One chunk of records as columns; with ``path`` (records read from that file, at ``lines``) every
     per-record check applies (module docstring)."""

@@ -13,8 +13,9 @@ from __future__ import annotations
 import stat
 import warnings
 from array import array
-from collections.abc import Callable, Hashable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ import numpy as np
 import orjson
 
 from capbench.errors import CapbenchError
-from capbench.records.columns import RequestChunk, numbered_chunks
+from capbench.records.columns import RequestChunk, to_chunk
 from capbench.records.power_columns import PowerColumns, power_columns
 from capbench.records.schema import (
     MANIFEST_FILE,
@@ -68,13 +69,22 @@ def present(path: Path) -> bool:
     return True
 
 
-def iter_jsonl_numbered(path: Path, warn: bool = True) -> Iterator[tuple[int, dict[str, Any]]]:
-    """``(line number, object)`` for each JSON object of a ``.jsonl`` file; a missing file yields nothing.
+BLOCK_BYTES = 1 << 22
+"""Bytes read at a time by :func:`iter_jsonl_blocks` (a block holds the whole lines among them)."""
+
+Block = tuple[Sequence[int], list[dict[str, Any]]]
+"""Line numbers and the JSON objects on those lines."""
+
+
+def iter_jsonl_blocks(path: Path, warn: bool = True) -> Iterator[Block]:
+    """The JSON objects of a ``.jsonl`` file in blocks of whole lines (about :data:`BLOCK_BYTES` each), with their
+    line numbers (1-based); a missing file yields nothing.
 
     Blank lines are ignored. A line that does not parse as a JSON object is skipped with a
     :class:`RecordWarning` naming the file and line (a torn last line is the usual cause; ``warn=False``: silently,
-    for a second read of a file already warned about). A path that exists
-    but is not a readable file raises :class:`CapbenchError` (:func:`present`).
+    for a second read of a file already warned about). A path that exists but is not a readable file raises
+    :class:`CapbenchError` (:func:`present`). A block of well-formed lines is decoded in one list comprehension
+    (no per-line generator step); a block with any other line goes line by line.
     """
     if not present(path):
         return
@@ -83,23 +93,65 @@ def iter_jsonl_numbered(path: Path, warn: bool = True) -> Iterator[tuple[int, di
     except OSError as exc:
         raise CapbenchError(f"cannot read {path}: {exc.strerror or exc}") from exc
     with handle as f:
-        lineno = 0
-        for lineno, raw in enumerate(f, start=1):
-            if not raw.strip():
+        done = 0  # lines before the block
+        tail = b""
+        while True:
+            data = f.read(BLOCK_BYTES)
+            if not data:
+                break
+            data = tail + data
+            cut = data.rfind(b"\n")
+            if cut < 0:
+                tail = data
                 continue
-            try:
-                obj = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                torn = not raw.endswith(b"\n")
-                what = "torn last line" if torn else "line that is not valid JSON"
-                if warn:
-                    warnings.warn(f"{path}: skipped {what} {lineno}", RecordWarning, stacklevel=2)
-                continue
-            if not isinstance(obj, dict):
-                if warn:
-                    warnings.warn(f"{path}: skipped line {lineno} (not a JSON object)", RecordWarning, stacklevel=2)
-                continue
-            yield lineno, obj
+            lines = data[:cut].split(b"\n")
+            tail = data[cut + 1 :]
+            block = _decode_block(lines, done, path, warn, last_torn=False)
+            done += len(lines)
+            if block[1]:
+                yield block
+        if tail:
+            block = _decode_block([tail], done, path, warn, last_torn=True)
+            if block[1]:
+                yield block
+
+
+def _decode_block(lines: list[bytes], done: int, path: Path, warn: bool, last_torn: bool) -> Block:
+    loads = orjson.loads
+    try:
+        objs = [loads(raw) for raw in lines]
+        if set(map(type, objs)) == {dict}:
+            return range(done + 1, done + 1 + len(lines)), objs
+    except orjson.JSONDecodeError:
+        pass
+    numbers: list[int] = []
+    kept: list[dict[str, Any]] = []
+    for index, raw in enumerate(lines):
+        lineno = done + 1 + index
+        if not raw.strip():
+            continue
+        try:
+            obj = loads(raw)
+        except orjson.JSONDecodeError:
+            torn = last_torn and index == len(lines) - 1
+            what = "torn last line" if torn else "line that is not valid JSON"
+            if warn:
+                warnings.warn(f"{path}: skipped {what} {lineno}", RecordWarning, stacklevel=4)
+            continue
+        if not isinstance(obj, dict):
+            if warn:
+                warnings.warn(f"{path}: skipped line {lineno} (not a JSON object)", RecordWarning, stacklevel=4)
+            continue
+        numbers.append(lineno)
+        kept.append(obj)
+    return numbers, kept
+
+
+def iter_jsonl_numbered(path: Path, warn: bool = True) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line number, object)`` for each JSON object of a ``.jsonl`` file (:func:`iter_jsonl_blocks`, one at a
+    time)."""
+    for numbers, objs in iter_jsonl_blocks(path, warn):
+        yield from zip(numbers, objs, strict=True)
 
 
 def iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
@@ -247,21 +299,33 @@ class KeyedFile:
 
     def numbered(self) -> Iterator[tuple[int, dict[str, Any]]]:
         """``(line, record)`` of every record but the dropped duplicates; may raise :class:`Rescan` at the end."""
+        for numbers, records in self.blocks():
+            yield from zip(numbers, records, strict=True)
+
+    def blocks(self) -> Iterator[Block]:
+        """:meth:`numbered` in blocks of lines (:func:`iter_jsonl_blocks`)."""
         if self.verified:
-            skip = self.skip
-            for ordinal, item in enumerate(iter_jsonl_numbered(self.path, warn=False)):
-                if ordinal not in skip:
-                    yield item
+            skip, ordinal = self.skip, 0
+            for numbers, records in iter_jsonl_blocks(self.path, warn=False):
+                first, ordinal = ordinal, ordinal + len(records)
+                if skip and any(first <= k < ordinal for k in skip):
+                    kept = [i for i in range(len(records)) if first + i not in skip]
+                    numbers, records = [numbers[i] for i in kept], [records[i] for i in kept]
+                yield numbers, records
             return
         hashes = array("q")
-        append = hashes.append
         key = self.key
-        for ordinal, item in enumerate(iter_jsonl_numbered(self.path)):
+        for numbers, records in iter_jsonl_blocks(self.path):
             try:
-                append(hash(key(item[1])))
+                hashes.extend([hash(key(record)) for record in records])
             except TypeError:  # an unhashable key: the per-record checks report it
-                append(-ordinal)
-            yield item
+                base = len(hashes)
+                for i, record in enumerate(records):
+                    try:
+                        hashes.append(hash(key(record)))
+                    except TypeError:
+                        hashes.append(-(base + i))
+            yield numbers, records
         self.verified = True
         if self._verify(np.frombuffer(hashes, dtype=np.int64)):
             raise Rescan(str(self.path))
@@ -323,10 +387,11 @@ class RunFiles:
         self._power = KeyedFile(self.run_dir / POWER_FILE, power_key)
 
     def request_chunks(self) -> Iterator[RequestChunk]:
-        return numbered_chunks(self._requests.numbered(), self._requests.path)
+        path = self._requests.path
+        return (to_chunk(records, list(numbers), path) for numbers, records in self._requests.blocks() if records)
 
     def passes(self) -> Iterator[dict[str, Any]]:
-        return (record for _, record in self._passes.numbered())
+        return chain.from_iterable(records for _, records in self._passes.blocks())
 
     @property
     def has_passes(self) -> bool:
