@@ -89,7 +89,8 @@ class RunSpec(BaseModel):
     task: str = Field(
         TASK_AUTO,
         description=f"accuracy task run through the same requests: an lm-eval task or group name, a local lm-eval "
-        f"task YAML, or capbench's offline {DEMO_TASK} / capbench_multiple_choice; '{TASK_NONE}' = performance only; "
+        f"task YAML, or capbench's offline {DEMO_TASK} / capbench_multiple_choice / capbench_arithmetic_mc "
+        f"(log-likelihood); '{TASK_NONE}' = performance only; "
         f"'{TASK_AUTO}' = {DEMO_TASK} for the embedded demo model (hf, no model) when no prompts, fixed lengths or "
         "duration are given, else none",
     )
