@@ -2,8 +2,13 @@
 
 Every number and string shown comes from the pure modules next to this one: ``data`` (CSV loading and
 validation), ``table`` (labels, filters, sorting, display formatting, CSV download), ``pareto`` (the
-cost-accuracy front), ``radar`` (normalization), ``details`` (escaped provenance) and ``plots`` (plotly
-figures). This module only lays them out.
+cost-accuracy front), ``radar`` (normalization), ``details`` (escaped provenance), ``plots`` (plotly
+figures) and ``paging`` (the table's page, the runs the figures draw). This module only lays them out.
+
+At scale the browser receives only what it shows: filters and sort run over every loaded run, then the table
+update carries one page (:data:`~capbench.leaderboard.paging.PAGE_ROWS` runs), the figures at most
+:data:`~capbench.leaderboard.paging.PLOT_RUNS` runs (the fronts always among them), the run pickers the page's
+runs; the download's CSV (every filtered run) is written when its button is clicked.
 
 Run it with ``capbench leaderboard [RESULTS.csv ...]``; as a Hugging Face Space this file is the ``app_file``
 (README.md front matter) and reads the CSVs named in ``$CAPBENCH_RESULTS`` (``os.pathsep``-separated), else
@@ -234,6 +239,9 @@ def _radar_runs(frame: pd.DataFrame) -> list[str]:
     return [str(r) for r in pool["run_id"].head(RADAR_DEFAULT_RUNS)]
 
 
+TABLE_MAX_HEIGHT_PX = 3000
+"""The table's height limit: tall enough for a whole page of runs, so the page scrolls, not a box inside it."""
+
 MAX_CELL_CHARS = 60
 """Longer names are cut in the table (ending in "..."; a click on the cell shows the whole value, and the run's
 details view shows it in full), so one long name cannot push every other column out of view."""
@@ -372,7 +380,14 @@ def build_app(paths: Sequence[str | Path]) -> gr.Blocks:
             sort_by = gr.Dropdown(choices=sort_choices, value=DEFAULT_SORT, label="Sort by", elem_id="sort-by")
             descending = gr.Checkbox(value=False, label="Descending", elem_id="sort-descending")
             reload_button = gr.Button("Reload files", elem_id="reload", size="sm")
-        table = gr.Dataframe(interactive=False, wrap=True, max_chars=MAX_CELL_CHARS, elem_id="runs-table", label="Runs")
+        table = gr.Dataframe(
+            interactive=False,
+            wrap=True,
+            max_chars=MAX_CELL_CHARS,
+            max_height=TABLE_MAX_HEIGHT_PX,
+            elem_id="runs-table",
+            label="Runs",
+        )
         with gr.Row():
             previous_button = gr.Button("◀ Previous page", elem_id="page-previous", size="sm")
             page_number = gr.Number(value=1, precision=0, minimum=1, label="Page", elem_id="page", scale=0)

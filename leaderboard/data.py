@@ -290,6 +290,8 @@ def _numbers(cells: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     Vectorised: empty cells become NaN and the rest go through one ``astype(float64)`` (Python's ``float``, as
     :func:`_parse_number`); only a chunk where that fails (text, whitespace-only cells) is parsed cell by cell.
     """
+    if not any(cells):  # a column this chunk never measured: no parsing at all
+        return np.full(len(cells), np.nan), np.zeros(len(cells), dtype=bool)
     array = np.array(cells, dtype=object)
     empty = array == ""
     try:

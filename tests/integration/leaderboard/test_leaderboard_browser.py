@@ -8,6 +8,7 @@ it the test skips, unless ``CAPBENCH_REQUIRE_BROWSER=1`` (``make test``), where 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import shutil
@@ -21,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from capbench.leaderboard.paging import PAGE_ROWS
 from capbench.runners.vllm.server import free_port
 from tests.support.paths import REPO
 
@@ -146,10 +148,9 @@ def _write_board_csv(path: Path) -> tuple[dict[str, str], int]:
     return {r["run_id"]: r["engine"] for r in rows}, len(rows) + len(extra) + 1  # data rows: all of them, this
 
 
-@pytest.fixture
-def leaderboard(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    board_csv = tmp_path / "board.csv"
-    run_ids, broken_row = _write_board_csv(board_csv)
+@contextlib.contextmanager
+def _serve(board_csv: Path, tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """`capbench leaderboard board_csv` on a free loopback port, its outbound attempts logged (NET_MONITOR)."""
     monitor = tmp_path / "netmon"
     monitor.mkdir()
     (monitor / "sitecustomize.py").write_text(NET_MONITOR, encoding="utf-8")
@@ -179,14 +180,7 @@ def leaderboard(tmp_path: Path) -> Iterator[dict[str, Any]]:
             pytest.fail(f"the leaderboard did not start: {(tmp_path / 'server.log').read_text()[-3000:]}")
         time.sleep(0.25)
     try:
-        yield {
-            "url": url,
-            "run_ids": run_ids,
-            "csv": board_csv,
-            "broken_row": broken_row,
-            "net_log": net_log,
-            "tmp": tmp_path,
-        }
+        yield {"url": url, "net_log": net_log}
     finally:
         proc.terminate()
         try:
@@ -194,6 +188,28 @@ def leaderboard(tmp_path: Path) -> Iterator[dict[str, Any]]:
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+@pytest.fixture
+def leaderboard(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    board_csv = tmp_path / "board.csv"
+    run_ids, broken_row = _write_board_csv(board_csv)
+    with _serve(board_csv, tmp_path) as server:
+        yield {**server, "run_ids": run_ids, "csv": board_csv, "broken_row": broken_row, "tmp": tmp_path}
+
+
+def _launch(p: Any) -> Any:
+    return p.chromium.launch(
+        executable_path=_chromium(),
+        args=[
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--no-first-run",
+            "--disable-sync",
+        ],
+    )
 
 
 def _table_text(page: Any) -> str:
@@ -332,3 +348,40 @@ def test_leaderboard_in_headless_chromium(leaderboard: dict[str, Any]) -> None:
     net_log: Path = leaderboard["net_log"]
     attempts = net_log.read_text() if net_log.exists() else ""
     assert attempts == "", f"the server tried to reach the network: {attempts[:500]}"
+
+
+PAGED_RUNS = 2 * PAGE_ROWS + 7
+
+
+def test_the_table_pages_in_headless_chromium(tmp_path: Path) -> None:
+    """More runs than two pages: the page shows one page of rows, sorted over every run; "Next page" turns it."""
+    from playwright.sync_api import sync_playwright
+
+    _chromium()
+    with EXAMPLES.open(encoding="utf-8", newline="") as f:
+        first = next(csv.DictReader(f))
+    board = tmp_path / "paged.csv"
+    with board.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(first))
+        writer.writeheader()
+        for i in range(PAGED_RUNS):  # file order is the reverse of cost order
+            writer.writerow(dict(first, run_id=f"paged-{i:03d}", usd_per_1m_output_tokens=str(PAGED_RUNS - i)))
+    by_cost = [f"paged-{i:03d}" for i in reversed(range(PAGED_RUNS))]
+    with _serve(board, tmp_path) as server, sync_playwright() as p:
+        browser = _launch(p)
+        try:
+            page = browser.new_page(viewport={"width": 1600, "height": 1200})
+            page.goto(server["url"])
+            page.wait_for_selector("#runs-table table", timeout=60_000)
+            _wait_for(lambda: by_cost[0] in _table_text(page))
+            text = _table_text(page)
+            assert all(r in text for r in by_cost[:PAGE_ROWS])
+            assert not any(r in text for r in by_cost[PAGE_ROWS:])  # the browser got one page only
+            assert f"{PAGED_RUNS} of {PAGED_RUNS} runs shown" in page.inner_text("#status")
+            page.click("#page-next")
+            _wait_for(lambda: by_cost[PAGE_ROWS] in _table_text(page))
+            text = _table_text(page)
+            assert all(r in text for r in by_cost[PAGE_ROWS : 2 * PAGE_ROWS]) and by_cost[0] not in text
+            assert "page 2 of 3" in page.inner_text("#status")
+        finally:
+            browser.close()
