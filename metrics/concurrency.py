@@ -16,17 +16,41 @@ from typing import Any
 
 import numpy as np
 
+from capbench.records.columns import MISSING, RequestChunk, request_chunks
+
 MAX_BINS = 100
 BLOCK = 8192
 
 
+class LoadTally:
+    """The measured requests' [submit, done) spans over request chunks (two int64 columns), in record order."""
+
+    def __init__(self) -> None:
+        self.starts: list[np.ndarray] = []
+        self.ends: list[np.ndarray] = []
+
+    def add(self, chunk: RequestChunk) -> None:
+        rows = ~chunk.warmup & (chunk.t_submit_ns != MISSING) & (chunk.t_done_ns != MISSING)
+        self.starts.append(chunk.t_submit_ns[rows])
+        self.ends.append(chunk.t_done_ns[rows])
+
+    def result(self, bins: int = MAX_BINS) -> dict[str, Any]:
+        """:func:`achieved_load` of the spans seen."""
+        starts = np.concatenate(self.starts) if self.starts else np.zeros(0, dtype=np.int64)
+        ends = np.concatenate(self.ends) if self.ends else np.zeros(0, dtype=np.int64)
+        return load_of_spans(starts, ends, bins)
+
+
 def achieved_load(requests: Iterable[Mapping[str, Any]], bins: int = MAX_BINS) -> dict[str, Any]:
     """Achieved concurrency and arrival rate of the measured requests (module docstring)."""
-    spans = [
-        (int(r["t_submit_ns"]), int(r["t_done_ns"]))
-        for r in requests
-        if not r.get("warmup") and r.get("t_submit_ns") is not None and r.get("t_done_ns") is not None
-    ]
+    tally = LoadTally()
+    for chunk in request_chunks(requests):
+        tally.add(chunk)
+    return tally.result(bins)
+
+
+def load_of_spans(starts: np.ndarray, ends: np.ndarray, bins: int = MAX_BINS) -> dict[str, Any]:
+    """:func:`achieved_load` of spans given as two int64 columns (submit, done; ns)."""
     out: dict[str, Any] = {
         "mean_in_flight": None,
         "max_in_flight": None,
@@ -34,10 +58,8 @@ def achieved_load(requests: Iterable[Mapping[str, Any]], bins: int = MAX_BINS) -
         "bin_s": None,
         "timeline": None,
     }
-    if not spans:
+    if not starts.size:
         return out
-    starts = np.array([s for s, _ in spans], dtype=np.int64)
-    ends = np.array([e for _, e in spans], dtype=np.int64)
     t0, t1 = int(starts.min()), int(ends.max())
     if t1 <= t0:
         return out

@@ -20,7 +20,6 @@ figure ``None`` and ``energy_source`` ``none``.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -28,9 +27,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from capbench.errors import CapbenchError
 from capbench.metrics.phases import PHASE_NAMES
 from capbench.metrics.stats import ratio_or_none
+from capbench.records.power_columns import PowerColumns, power_columns
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -72,37 +71,30 @@ class EnergyTrace:
         return max(0, hi - lo) / 1e9
 
 
-def build_traces(power: Iterable[Mapping[str, Any]]) -> tuple[list[EnergyTrace], list[str]]:
+def build_traces(power: Iterable[Mapping[str, Any]] | PowerColumns) -> tuple[list[EnergyTrace], list[str]]:
     """Group power samples by GPU and build each GPU's :class:`EnergyTrace`; notes for GPUs left out."""
-    samples: dict[int, list[tuple[int, Any, Any]]] = defaultdict(list)
-    for rec in power:
-        try:
-            samples[int(rec["gpu"])].append((int(rec["t_ns"]), rec.get("power_w"), rec.get("energy_j")))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise CapbenchError(f"power record {dict(rec)!r} needs integer 'gpu' and 't_ns': {exc}") from exc
+    columns = power if isinstance(power, PowerColumns) else power_columns(power)
     traces: list[EnergyTrace] = []
     notes: list[str] = []
-    for gpu in sorted(samples):
-        rows = sorted(samples[gpu], key=lambda row: row[0])
-        t_ns = np.array([row[0] for row in rows], dtype=np.int64)
-        t_ns, first = np.unique(t_ns, return_index=True)  # a repeated timestamp keeps its first sample
-        rows = [rows[i] for i in first]
-        counters = [row[2] for row in rows]
-        powers = [row[1] for row in rows]
-        if len(rows) < 2:
+    for gpu in np.unique(columns.gpu).tolist():
+        rows = np.flatnonzero(columns.gpu == gpu)
+        rows = rows[np.argsort(columns.t_ns[rows], kind="stable")]
+        t_ns, first = np.unique(columns.t_ns[rows], return_index=True)  # a repeated timestamp keeps its first sample
+        rows = rows[first]
+        if rows.size < 2:
             notes.append(f"GPU {gpu} has fewer than 2 power samples; its energy is not measured")
             continue
-        if all(v is not None for v in counters):
-            energy = np.array(counters, dtype=np.float64)
+        if columns.has_energy[rows].all():
+            energy = columns.energy_j[rows]
             if np.all(np.diff(energy) >= 0):
-                power_w = np.array([np.nan if v is None else v for v in powers], dtype=np.float64)
+                power_w = np.where(columns.has_power[rows], columns.power_w[rows], np.nan)
                 traces.append(EnergyTrace(gpu, "counter", t_ns, energy - energy[0], power_w))
                 continue
             notes.append(f"GPU {gpu}'s energy counter decreases (reset?); using sampled power instead")
-        if any(v is None for v in powers):
+        if not columns.has_power[rows].all():
             notes.append(f"GPU {gpu} has samples without power_w or energy_j; its energy is not measured")
             continue
-        power_w = np.array(powers, dtype=np.float64)
+        power_w = columns.power_w[rows]
         dt = np.diff((t_ns - t_ns[0]) / 1e9)
         cumulative = np.concatenate([[0.0], np.cumsum(0.5 * (power_w[1:] + power_w[:-1]) * dt)])
         traces.append(EnergyTrace(gpu, "sampled", t_ns, cumulative, power_w))
@@ -110,7 +102,7 @@ def build_traces(power: Iterable[Mapping[str, Any]]) -> tuple[list[EnergyTrace],
 
 
 def energy_summary(
-    power: Iterable[Mapping[str, Any]],
+    power: Iterable[Mapping[str, Any]] | PowerColumns,
     *,
     window_ns: tuple[int, int] | None,
     window_source: str | None,

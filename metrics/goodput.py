@@ -18,15 +18,18 @@ requests_meeting / wall_s; ``output_tokens_per_s`` = Σ output_tokens of meeting
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import numpy as np
+
 from capbench.metrics.stats import ratio_or_none
+from capbench.records.columns import MISSING, RequestChunk, request_chunks
+from capbench.records.token_times import longest_gap_ns
 
 
 def meets_slo(rec: Mapping[str, Any], slo: Mapping[str, float]) -> bool:
-    """Whether one measured request met every bound of ``slo`` (module docstring)."""
+    """Whether one measured request met every bound of ``slo`` (module docstring); a record of either schema."""
     if rec.get("error") is not None:
         return False
     submit, first, done = rec.get("t_submit_ns"), rec.get("t_first_token_ns"), rec.get("t_done_ns")
@@ -41,50 +44,82 @@ def meets_slo(rec: Mapping[str, Any], slo: Mapping[str, float]) -> bool:
         tpot_s = (done - first) / 1e9 / (out - 1)
         if tpot_s > slo["tpot_s"]:
             return False
-    times = rec.get("token_times_ns") or []
-    longest_gap_s = max((b - a for a, b in itertools.pairwise(times)), default=0) / 1e9
-    return not ("itl_s" in slo and longest_gap_s > slo["itl_s"])
+    return not ("itl_s" in slo and longest_gap_ns(rec) / 1e9 > slo["itl_s"])
+
+
+def meeting_rows(chunk: RequestChunk, slo: Mapping[str, float]) -> np.ndarray:
+    """:func:`meets_slo` for every row of a chunk, as a boolean column (the same float operations)."""
+    submit, first, done, out = chunk.t_submit_ns, chunk.t_first_token_ns, chunk.t_done_ns, chunk.output_tokens
+    ok = ~chunk.failed & (done != MISSING) & (submit != MISSING)
+    if "e2e_latency_s" in slo:
+        rows = np.flatnonzero(ok)
+        ok[rows] = ~((done[rows] - submit[rows]) / 1e9 > slo["e2e_latency_s"])
+    if "ttft_s" in slo:
+        ok &= first != MISSING
+        rows = np.flatnonzero(ok)
+        ok[rows] = ~((first[rows] - submit[rows]) / 1e9 > slo["ttft_s"])
+    if "tpot_s" in slo:
+        rows = np.flatnonzero(ok & (first != MISSING) & (out != MISSING) & (out >= 2))
+        ok[rows] = ~((done[rows] - first[rows]) / 1e9 / (out[rows] - 1) > slo["tpot_s"])
+    if "itl_s" in slo:
+        longest = np.where(chunk.gap_max_ns == MISSING, 0, chunk.gap_max_ns)
+        ok &= ~(longest / 1e9 > slo["itl_s"])
+    return ok
+
+
+class GoodputTally:
+    """:func:`goodput` over request chunks, fed in record order."""
+
+    def __init__(self, slo: Mapping[str, float]) -> None:
+        self.slo = dict(slo)
+        self.measured = self.meeting = self.unknown = 0
+        self.tokens: int | None = 0
+
+    def add(self, chunk: RequestChunk) -> None:
+        if not self.slo:
+            return
+        measured = ~chunk.warmup
+        self.measured += int(measured.sum())
+        self.unknown += int((measured & ~chunk.failed & (chunk.output_tokens == MISSING)).sum())
+        meets = measured & meeting_rows(chunk, self.slo)
+        self.meeting += int(meets.sum())
+        counts = chunk.output_tokens[meets]
+        if self.tokens is not None:
+            self.tokens = None if (counts == MISSING).any() else self.tokens + int(counts.sum())
+
+    def result(self, wall_s: float | None) -> dict[str, Any]:
+        """Goodput figures (module docstring); ``None`` figures when no SLO is given or nothing was measured."""
+        slo = self.slo
+        out: dict[str, Any] = {
+            "slo": dict(slo),
+            "requests_meeting": None,
+            "fraction": None,
+            "requests_per_s": None,
+            "output_tokens_per_s": None,
+            "null_reason": None,
+        }
+        if not slo:
+            out["null_reason"] = "no SLO given"
+            return out
+        if "tpot_s" in slo and self.unknown:
+            out["null_reason"] = (
+                f"{self.unknown} completed requests have no output token count, so their TPOT (and whether they "
+                "meet tpot_s) is unknown"
+            )
+            return out
+        if self.measured == 0:
+            return out
+        out["requests_meeting"] = self.meeting
+        out["fraction"] = self.meeting / self.measured
+        out["requests_per_s"] = ratio_or_none(self.meeting, wall_s)
+        out["output_tokens_per_s"] = ratio_or_none(self.tokens, wall_s) if self.tokens is not None else None
+        return out
 
 
 def goodput(requests: Iterable[Mapping[str, Any]], slo: Mapping[str, float], wall_s: float | None) -> dict[str, Any]:
     """Goodput figures (module docstring); ``None`` figures when no SLO is given or nothing was measured."""
-    out: dict[str, Any] = {
-        "slo": dict(slo),
-        "requests_meeting": None,
-        "fraction": None,
-        "requests_per_s": None,
-        "output_tokens_per_s": None,
-        "null_reason": None,
-    }
-    if not slo:
-        out["null_reason"] = "no SLO given"
-        return out
-    requests = list(requests)
-    unknown = [
-        r.get("id")
-        for r in requests
-        if not r.get("warmup") and r.get("error") is None and r.get("output_tokens") is None
-    ]
-    if "tpot_s" in slo and unknown:
-        out["null_reason"] = (
-            f"{len(unknown)} completed requests have no output token count, so their TPOT (and whether they "
-            "meet tpot_s) is unknown"
-        )
-        return out
-    measured = meeting = 0
-    tokens: int | None = 0
-    for rec in requests:
-        if rec.get("warmup"):
-            continue
-        measured += 1
-        if meets_slo(rec, slo):
-            meeting += 1
-            count = rec.get("output_tokens")
-            tokens = None if tokens is None or count is None else tokens + int(count)
-    if measured == 0:
-        return out
-    out["requests_meeting"] = meeting
-    out["fraction"] = meeting / measured
-    out["requests_per_s"] = ratio_or_none(meeting, wall_s)
-    out["output_tokens_per_s"] = ratio_or_none(tokens, wall_s) if tokens is not None else None
-    return out
+    tally = GoodputTally(slo)
+    if slo:
+        for chunk in request_chunks(requests):
+            tally.add(chunk)
+    return tally.result(wall_s)

@@ -30,17 +30,125 @@ import numpy as np
 
 from capbench.errors import CapbenchError
 from capbench.metrics.stats import describe, ratio_or_none
+from capbench.records.columns import MISSING, RequestChunk, request_chunks
 
 LATENCY_KEYS: tuple[str, ...] = ("ttft_s", "tpot_s", "itl_s", "e2e_latency_s")
 
 
-def _ns(record: Mapping[str, Any], key: str) -> int | None:
-    value = record.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise CapbenchError(f"request {record.get('id')!r}: {key} must be an integer (ns), got {value!r}")
-    return int(value)
+class LatencyTally:
+    """:func:`request_metrics` over request chunks: counts and sums kept, one float column per distribution
+    (TTFT, TPOT, e2e, ITL gaps), nothing per record else. Chunks must be fed in record order."""
+
+    def __init__(self) -> None:
+        self.total = self.warmup = self.errors = self.completed = 0
+        self.input_tokens = self.output_tokens = 0
+        self.input_missing = self.output_missing = 0
+        self.first_submit: int | None = None
+        self.last_done: int | None = None
+        self.ttft: list[np.ndarray] = []
+        self.tpot: list[np.ndarray] = []
+        self.e2e: list[np.ndarray] = []
+        self.itl: list[np.ndarray] = []
+
+    def add(self, chunk: RequestChunk) -> None:
+        self.total += chunk.size
+        warm = chunk.warmup
+        self.warmup += int(warm.sum())
+        measured = ~warm
+        if not measured.any():
+            return
+        submit, done, first = chunk.t_submit_ns, chunk.t_done_ns, chunk.t_first_token_ns
+        _check_times(chunk, measured)
+        has_done = measured & (done != MISSING)
+        sub = submit[measured]
+        low = int(sub.min())
+        self.first_submit = low if self.first_submit is None else min(self.first_submit, low)
+        if has_done.any():
+            high = int(done[has_done].max())
+            self.last_done = high if self.last_done is None else max(self.last_done, high)
+        failed = measured & chunk.failed
+        self.errors += int(failed.sum())
+        ok = measured & ~chunk.failed
+        self.completed += int(ok.sum())
+        for column, name in ((chunk.prompt_tokens, "input"), (chunk.output_tokens, "output")):
+            values = column[ok]
+            known = values != MISSING
+            setattr(self, f"{name}_missing", getattr(self, f"{name}_missing") + int((~known).sum()))
+            setattr(self, f"{name}_tokens", getattr(self, f"{name}_tokens") + int(values[known].sum()))
+        self.e2e.append((done[ok] - submit[ok]) / 1e9)
+        timed = ok & (first != MISSING)
+        self.ttft.append((first[timed] - submit[timed]) / 1e9)
+        out = chunk.output_tokens
+        decoded = timed & (out != MISSING) & (out >= 2)
+        self.tpot.append((done[decoded] - first[decoded]) / 1e9 / (out[decoded] - 1))
+        self.itl.append(chunk.gaps_of(ok & (chunk.token_events >= 2)) / 1e9)
+
+    def result(self) -> dict[str, Any]:
+        """``{"requests", "throughput", "latency"}`` (module docstring)."""
+        first_submit, last_done, completed = self.first_submit, self.last_done, self.completed
+        measured = self.total - self.warmup
+        wall_s = (last_done - first_submit) / 1e9 if first_submit is not None and last_done is not None else None
+        # A token total is known only when every completed request recorded its count (no silent zeros).
+        inputs = self.input_tokens if completed and not self.input_missing else None
+        outputs = self.output_tokens if completed and not self.output_missing else None
+        itl = _joined(self.itl)
+        if (itl < 0).any():
+            raise CapbenchError("a request's token_times_ns is not in increasing order")
+        tpot = _joined(self.tpot)
+        return {
+            "requests": {
+                "total": self.total,
+                "measured": measured,
+                "warmup": self.warmup,
+                "completed": completed,
+                "errors": self.errors,
+                "error_rate": ratio_or_none(self.errors, measured),
+            },
+            "throughput": {
+                "wall_s": wall_s,
+                "window_start_ns": first_submit if wall_s is not None else None,
+                "window_end_ns": last_done if wall_s is not None else None,
+                "requests_per_s": ratio_or_none(completed, wall_s),
+                "input_tokens": inputs,
+                "output_tokens": outputs,
+                "input_tokens_per_s": ratio_or_none(inputs, wall_s),
+                "output_tokens_per_s": ratio_or_none(outputs, wall_s),
+                "tokens_per_s_per_user": ratio_or_none(1.0, float(np.median(tpot))) if tpot.size else None,
+            },
+            "latency": {
+                "ttft_s": describe(_joined(self.ttft)),
+                "tpot_s": describe(tpot),
+                "itl_s": describe(itl),
+                "e2e_latency_s": describe(_joined(self.e2e)),
+            },
+        }
+
+
+def _joined(parts: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(parts) if parts else np.empty(0)
+
+
+def _check_times(chunk: RequestChunk, measured: np.ndarray) -> None:
+    """The errors a measured request's times can raise, for the first offending record (in record order)."""
+    submit, done, first = chunk.t_submit_ns, chunk.t_done_ns, chunk.t_first_token_ns
+    no_submit = measured & (submit == MISSING)
+    has_done = done != MISSING
+    backwards = measured & ~no_submit & has_done & (done < submit)
+    ok = measured & ~chunk.failed
+    no_done = ok & ~no_submit & ~backwards & ~has_done
+    has_first = first != MISSING
+    outside = ok & ~no_submit & ~backwards & has_done & has_first & ((first < submit) | (first > done))
+    problems = (
+        (no_submit, "has no t_submit_ns"),
+        (backwards, ": t_done_ns is before t_submit_ns"),
+        (no_done, "completed without error but has no t_done_ns"),
+        (outside, ": t_first_token_ns must lie between t_submit_ns and t_done_ns"),
+    )
+    rows = [(int(np.argmax(mask)), text) for mask, text in problems if mask.any()]
+    if rows:
+        row, text = min(rows, key=lambda item: item[0])
+        sep = "" if text.startswith(":") else " "
+        raise CapbenchError(f"request {chunk.ids[row]!r}{sep}{text}")
 
 
 def request_metrics(requests: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
@@ -49,93 +157,7 @@ def request_metrics(requests: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     Returns ``{"requests": {...}, "throughput": {...}, "latency": {...}}``; a figure that cannot be measured
     (no completed request, no streamed chunk times) is ``None``, never 0.
     """
-    total = warmup = errors = completed = 0
-    input_tokens = output_tokens = 0
-    input_missing = output_missing = 0  # completed requests that did not record their token counts
-    first_submit: int | None = None
-    last_done: int | None = None
-    ttft: list[float] = []
-    tpot: list[float] = []
-    e2e: list[float] = []
-    gaps: list[np.ndarray] = []
-    for rec in requests:
-        total += 1
-        if rec.get("warmup"):
-            warmup += 1
-            continue
-        submit = _ns(rec, "t_submit_ns")
-        done = _ns(rec, "t_done_ns")
-        if submit is None:
-            raise CapbenchError(f"request {rec.get('id')!r} has no t_submit_ns")
-        first_submit = submit if first_submit is None else min(first_submit, submit)
-        if done is not None:
-            if done < submit:
-                raise CapbenchError(f"request {rec.get('id')!r}: t_done_ns is before t_submit_ns")
-            last_done = done if last_done is None else max(last_done, done)
-        if rec.get("error") is not None:
-            errors += 1
-            continue
-        completed += 1
-        prompt = rec.get("prompt_tokens")
-        out = rec.get("output_tokens")
-        if prompt is None:
-            input_missing += 1
-        else:
-            input_tokens += int(prompt)
-        if out is None:
-            output_missing += 1
-        else:
-            output_tokens += int(out)
-        if done is None:
-            raise CapbenchError(f"request {rec.get('id')!r} completed without error but has no t_done_ns")
-        e2e_s = (done - submit) / 1e9
-        e2e.append(e2e_s)
-        first = _ns(rec, "t_first_token_ns")
-        if first is not None:
-            if not submit <= first <= done:
-                raise CapbenchError(
-                    f"request {rec.get('id')!r}: t_first_token_ns must lie between t_submit_ns and t_done_ns"
-                )
-            ttft_s = (first - submit) / 1e9
-            ttft.append(ttft_s)
-            if out is not None and out >= 2:
-                # (e2e − TTFT)/(out − 1), taken in integer ns first: t_done − t_first_token, exactly.
-                tpot.append((done - first) / 1e9 / (out - 1))
-        times = rec.get("token_times_ns")
-        if times is not None and len(times) >= 2:
-            gaps.append(np.diff(np.asarray(times, dtype=np.int64)) / 1e9)
-    measured = total - warmup
-    wall_s = (last_done - first_submit) / 1e9 if first_submit is not None and last_done is not None else None
-    # A token total is known only when every completed request recorded its count (no silent zeros).
-    inputs = input_tokens if completed and not input_missing else None
-    outputs = output_tokens if completed and not output_missing else None
-    itl = np.concatenate(gaps) if gaps else np.empty(0)
-    if (itl < 0).any():
-        raise CapbenchError("a request's token_times_ns is not in increasing order")
-    return {
-        "requests": {
-            "total": total,
-            "measured": measured,
-            "warmup": warmup,
-            "completed": completed,
-            "errors": errors,
-            "error_rate": ratio_or_none(errors, measured),
-        },
-        "throughput": {
-            "wall_s": wall_s,
-            "window_start_ns": first_submit if wall_s is not None else None,
-            "window_end_ns": last_done if wall_s is not None else None,
-            "requests_per_s": ratio_or_none(completed, wall_s),
-            "input_tokens": inputs,
-            "output_tokens": outputs,
-            "input_tokens_per_s": ratio_or_none(inputs, wall_s),
-            "output_tokens_per_s": ratio_or_none(outputs, wall_s),
-            "tokens_per_s_per_user": ratio_or_none(1.0, float(np.median(tpot))) if tpot else None,
-        },
-        "latency": {
-            "ttft_s": describe(ttft),
-            "tpot_s": describe(tpot),
-            "itl_s": describe(itl),
-            "e2e_latency_s": describe(e2e),
-        },
-    }
+    tally = LatencyTally()
+    for chunk in request_chunks(requests):
+        tally.add(chunk)
+    return tally.result()

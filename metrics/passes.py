@@ -26,7 +26,7 @@ import math
 from array import array
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from itertools import chain
+from itertools import chain, islice
 from typing import Any
 
 import numpy as np
@@ -44,6 +44,8 @@ BoolArray = NDArray[np.bool_]
 
 CHUNK_PASSES = 16384
 """Passes gathered before a chunk is reduced with numpy."""
+BLOCK_PASSES = 2048
+"""Passes taken from the stream at a time and buffered field by field."""
 _CHUNK_EXPERT_TOKEN_ELEMS = 4_000_000
 """A chunk is also reduced once it holds this many ``expert_tokens`` integers (bounds memory)."""
 
@@ -135,62 +137,19 @@ class _Scanner:
         self.token_elems = 0
 
     def run(self, passes: Iterable[Mapping[str, Any]]) -> PassScan:
-        nan = math.nan
-        no_time = int(NO_TIME_NS)
         records = warmup = 0
         moe_layers = self.num_moe_layers
-        chunk_passes = self.chunk_passes
-        # Bound methods hoisted out of the loop: this loop runs once per pass and dominates scoring time.
-        flat_extend = self.flat.extend
-        n_reqs_append = self.n_reqs.append
-        index_append = self.index.append
-        sampled_append = self.sampled.append
-        latency_append = self.latency.append
-        t_start_append = self.t_start.append
-        t_end_append = self.t_end.append
-        measured_append = self.measured.append
-        active_extend = self.active.extend
-        for index, rec in enumerate(passes):
-            records += 1
-            if rec.get("warmup"):
-                warmup += 1
-                continue
-            try:
-                reqs = rec["reqs"]
-                flat_extend(chain.from_iterable(reqs))
-                n_reqs_append(len(reqs))
-                sampled_append(rec["sampled"])
-                index_append(index)
-                latency = rec.get("latency_s")
-                latency_append(nan if latency is None else latency)
-                t = rec.get("t_start_ns")
-                t_start_append(no_time if t is None else t)
-                t = rec.get("t_end_ns")
-                t_end_append(no_time if t is None else t)
-                active = rec.get("experts_active")
-                if active is None:
-                    measured_append(0)
-                else:
-                    if moe_layers is None:
-                        moe_layers = len(active)
-                    elif len(active) != moe_layers:
-                        raise CapbenchError(
-                            f"pass record {index}: experts_active has {len(active)} entries, expected one "
-                            f"per MoE layer ({moe_layers})"
-                        )
-                    active_extend(active)
-                    measured_append(1)
-            except (KeyError, TypeError, OverflowError) as exc:
-                raise CapbenchError(
-                    f"pass record {index} (0-based, in file order) breaks the passes.jsonl contract: needs "
-                    "'reqs' (a list of [n, c] integer pairs), 'sampled' (an integer), integer "
-                    "t_start_ns/t_end_ns or a number latency_s, and 'experts_active' as a list of integers "
-                    f"or null ({type(exc).__name__}: {exc})"
-                ) from exc
-            counts = rec.get("expert_tokens")
-            if counts is not None:
-                self._add_expert_tokens(index, counts)
-            if len(self.n_reqs) >= chunk_passes or self.token_elems >= _CHUNK_EXPERT_TOKEN_ELEMS:
+        stream = iter(passes)
+        while block := list(islice(stream, BLOCK_PASSES)):
+            base = records
+            records += len(block)
+            fast = self._fast(block, base, moe_layers)
+            if fast is None:
+                moe_layers, warm = self._slow(block, base, moe_layers)
+            else:
+                moe_layers, warm = fast
+            warmup += warm
+            if len(self.n_reqs) >= self.chunk_passes or self.token_elems >= _CHUNK_EXPERT_TOKEN_ELEMS:
                 self.num_moe_layers = moe_layers
                 self._flush()
         self.num_moe_layers = moe_layers
@@ -208,8 +167,105 @@ class _Scanner:
             experts_below_top_k=self.below_top_k,
         )
 
-    def _add_expert_tokens(self, index: int, counts: Any) -> None:
-        self.token_pos.append(len(self.n_reqs) - 1)
+    def _fast(self, block: list[Mapping[str, Any]], base: int, moe_layers: int | None) -> tuple[int | None, int] | None:
+        """Buffer a block of passes field by field (list comprehensions, typed arrays built whole); None when
+        anything in it is off, so that :meth:`_slow` finds the record and says what (nothing is buffered then)."""
+        warm = [bool(r.get("warmup")) for r in block]
+        warmup = sum(warm)
+        if warmup:
+            index: Any = [base + i for i, w in enumerate(warm) if not w]
+            block = [r for r, w in zip(block, warm, strict=True) if not w]
+        else:
+            index = range(base, base + len(block))
+        if not block:
+            return moe_layers, warmup
+        nan, no_time = math.nan, int(NO_TIME_NS)
+        try:
+            reqs = [r["reqs"] for r in block]
+            n_reqs = array("q", map(len, reqs))
+            flat = list(chain.from_iterable(chain.from_iterable(reqs)))
+            sampled = array("q", [r["sampled"] for r in block])
+            latency = array("d", [nan if (v := r.get("latency_s")) is None else v for r in block])
+            t_start = array("q", [no_time if (v := r.get("t_start_ns")) is None else v for r in block])
+            t_end = array("q", [no_time if (v := r.get("t_end_ns")) is None else v for r in block])
+            active = [r.get("experts_active") for r in block]
+            given = [a for a in active if a is not None]
+            lengths = set(map(len, given))
+        except (KeyError, TypeError, OverflowError):
+            return None
+        if given:
+            if moe_layers is None:
+                moe_layers = len(given[0])
+            if lengths != {moe_layers}:
+                return None
+        tokens = [r.get("expert_tokens") for r in block]
+        position = len(self.n_reqs)
+        self.flat.extend(flat)
+        self.n_reqs.extend(n_reqs)
+        self.sampled.extend(sampled)
+        self.index.extend(array("q", index))
+        self.latency.extend(latency)
+        self.t_start.extend(t_start)
+        self.t_end.extend(t_end)
+        self.measured.extend(array("b", [a is not None for a in active]))
+        self.active.extend(chain.from_iterable(given))
+        for i, counts in enumerate(tokens):
+            if counts is not None:
+                self._add_expert_tokens(index[i], counts, position + i)
+        return moe_layers, warmup
+
+    def _slow(self, block: list[Mapping[str, Any]], base: int, moe_layers: int | None) -> tuple[int | None, int]:
+        """One record at a time: the first record that breaks the contract is named (module docstring)."""
+        nan = math.nan
+        no_time = int(NO_TIME_NS)
+        warmup = 0
+        for offset, rec in enumerate(block):
+            index = base + offset
+            if rec.get("warmup"):
+                warmup += 1
+                continue
+            try:
+                reqs = rec["reqs"]
+                self.flat.extend(chain.from_iterable(reqs))
+                self.n_reqs.append(len(reqs))
+                self.sampled.append(rec["sampled"])
+                self.index.append(index)
+                latency = rec.get("latency_s")
+                self.latency.append(nan if latency is None else latency)
+                t = rec.get("t_start_ns")
+                self.t_start.append(no_time if t is None else t)
+                t = rec.get("t_end_ns")
+                self.t_end.append(no_time if t is None else t)
+                active = rec.get("experts_active")
+                if active is None:
+                    self.measured.append(0)
+                else:
+                    if moe_layers is None:
+                        moe_layers = len(active)
+                    elif len(active) != moe_layers:
+                        raise CapbenchError(
+                            f"pass record {index}: experts_active has {len(active)} entries, expected one "
+                            f"per MoE layer ({moe_layers})"
+                        )
+                    self.active.extend(active)
+                    self.measured.append(1)
+            except (KeyError, TypeError, OverflowError) as exc:
+                raise CapbenchError(
+                    f"pass record {index} (0-based, in file order) breaks the passes.jsonl contract: needs "
+                    "'reqs' (a list of [n, c] integer pairs), 'sampled' (an integer), integer "
+                    "t_start_ns/t_end_ns or a number latency_s, and 'experts_active' as a list of integers "
+                    f"or null ({type(exc).__name__}: {exc})"
+                ) from exc
+            counts = rec.get("expert_tokens")
+            if counts is not None:
+                self._add_expert_tokens(index, counts, len(self.n_reqs) - 1)
+            if len(self.n_reqs) >= self.chunk_passes or self.token_elems >= _CHUNK_EXPERT_TOKEN_ELEMS:
+                self.num_moe_layers = moe_layers
+                self._flush()
+        return moe_layers, warmup
+
+    def _add_expert_tokens(self, index: int, counts: Any, position: int) -> None:
+        self.token_pos.append(position)
         self.token_rows.append(counts)
         try:
             self.token_elems += len(counts) * len(counts[0]) if counts else 0

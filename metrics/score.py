@@ -9,7 +9,7 @@ The output shape is documented field by field in ``docs/summary.md``; every ``No
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,10 +17,8 @@ import numpy as np
 
 from capbench.arch.dtypes import ByteWidths
 from capbench.arch.structure import ModelStructure
-from capbench.metrics.accuracy import accuracy_summary
 from capbench.metrics.attention import AttentionGroups
 from capbench.metrics.bytes import BYTES_PARTS, pass_bytes
-from capbench.metrics.concurrency import achieved_load
 from capbench.metrics.cost import CostInputs, cost_summary
 from capbench.metrics.energy import energy_summary
 from capbench.metrics.engine_side import engine_side_summary
@@ -33,16 +31,14 @@ from capbench.metrics.experts import (
     routed_active_for_bytes,
 )
 from capbench.metrics.features import PassFeatures
-from capbench.metrics.fixed_length import fixed_length_summary
 from capbench.metrics.flops import FLOPS_CONVENTION, FLOPS_PARTS, pass_flops
-from capbench.metrics.goodput import goodput
-from capbench.metrics.latency import request_metrics
 from capbench.metrics.passes import PassScan, scan_passes
 from capbench.metrics.phases import ALL, PHASE_NAMES, phase_summary
+from capbench.metrics.request_scan import ChunkSource, scan_requests
 from capbench.metrics.stats import ratio_or_none
-from capbench.metrics.token_lengths import token_length_summary
-from capbench.metrics.turns import turn_summary
 from capbench.metrics.utilization import Ceilings
+from capbench.records.power_columns import PowerColumns
+from capbench.records.reader import Rescan
 
 SUMMARY_SCHEMA_VERSION = 1
 """Version of the ``summary.json`` shape (docs/summary.md)."""
@@ -50,6 +46,8 @@ SPEC_VERSION = "1.0"
 """Version of the metric definitions (docs/metrics.md) these numbers follow."""
 
 Record = Mapping[str, Any]
+PassSource = Callable[[], Iterator[Record]]
+"""A restartable source of pass records (each call reads from the start)."""
 
 
 @dataclass(frozen=True)
@@ -67,9 +65,9 @@ class ProfileChoice:
 
 def score_run(
     manifest: Mapping[str, Any],
-    requests: Iterable[Record],
-    passes: Iterable[Record] | None,
-    power: Iterable[Record],
+    requests: Iterable[Record] | ChunkSource,
+    passes: Iterable[Record] | PassSource | None,
+    power: Iterable[Record] | PowerColumns,
     *,
     structure: ModelStructure | None,
     widths: ByteWidths | None,
@@ -90,13 +88,18 @@ def score_run(
     ``profile``: the hardware profile chosen (its identity goes into ``hardware``); ``num_gpus_known``: whether
     the deployment's GPU count is known; ``server_scrapes``: the ``server_metrics.jsonl`` records (None when the
     run has none) for the engine-side ``server`` section; ``capbench_version``: the scorer's version.
+
+    Records stream: ``requests`` as in-memory records or a restartable source of column chunks (a run directory,
+    :meth:`capbench.records.reader.RunFiles.request_chunks`), ``passes`` as records or a restartable source of
+    them, ``power`` as records or columns; nothing per record is kept but the columns exact figures need
+    (:mod:`capbench.metrics.request_scan`, :mod:`capbench.metrics.passes`).
     """
     notes: list[str] = []
-    requests = list(requests)
-    req = request_metrics(requests)
+    requests_scan = scan_requests(requests, manifest)
+    req = requests_scan.latency.result()
     groups = AttentionGroups.of(structure) if structure is not None else None
-    scan = scan_passes(
-        passes if passes is not None else (),
+    scan = _scan_passes(
+        passes,
         windows=groups.windows if groups is not None else (),
         num_moe_layers=structure.num_moe_layers if structure is not None else None,
         num_experts=structure.num_experts if structure is not None else None,
@@ -109,7 +112,8 @@ def score_run(
     throughput = req["throughput"]
     gpus = _num_gpus(manifest, ceilings) if num_gpus_known else None
     throughput["output_tokens_per_s_per_gpu"] = ratio_or_none(throughput["output_tokens_per_s"], gpus)
-    window = _window(throughput, features)
+    loglikelihood = requests_scan.loglikelihood
+    window = _window(throughput, features, loglikelihood.window_ns)
     energy, energy_notes = energy_summary(
         power,
         window_ns=window[0] if window else None,
@@ -127,8 +131,8 @@ def score_run(
         completed_requests=req["requests"]["completed"] or None,
         energy_kwh=energy["energy_kwh"],
     )
-    _explain(req, scan, energy, cost_out, ceilings, manifest, notes)
-    slo = (manifest.get("spec") or {}).get("slo") or {}
+    _explain(req, scan, energy, cost_out, ceilings, manifest, notes, loglikelihood.measured)
+    (manifest.get("spec") or {}).get("slo") or {}
     client = _client(manifest, notes)
     hardware = _hardware(manifest, ceilings)
     summary: dict[str, Any] = {
@@ -142,8 +146,8 @@ def score_run(
         "requests": req["requests"],
         "throughput": throughput,
         "latency": req["latency"],
-        "goodput": goodput(requests, slo, throughput["wall_s"]),
-        "load": achieved_load(requests),
+        "goodput": requests_scan.goodput.result(throughput["wall_s"]),
+        "load": requests_scan.load.result(),
         "client": client,
         "pass_records": {"total": scan.records, "warmup": scan.warmup, "scored": features.num_passes},
         "phases": phases,
@@ -167,10 +171,11 @@ def score_run(
             f"this run is {manifest.get('status')}, not complete ({manifest.get('error') or 'no reason recorded'}): "
             "its figures cover only what was measured before it ended"
         )
-    summary["accuracy"] = accuracy_summary(manifest, requests)
-    summary["fixed_length"] = fixed_length_summary(manifest, requests)
-    summary["workload"] = token_length_summary(manifest, requests)
-    summary["sessions"] = turn_summary(requests, manifest.get("client"))
+    summary["accuracy"] = requests_scan.accuracy.result(manifest)
+    summary["fixed_length"] = requests_scan.fixed_length.result()
+    summary["workload"] = requests_scan.lengths.result(manifest)
+    summary["sessions"] = requests_scan.turns.result(manifest.get("client"))
+    summary["loglikelihood"] = loglikelihood.result()
     if summary["fixed_length"] is not None and not summary["fixed_length"]["exact"]:
         notes.append("fixed-length mode: some requests did not get the asked token counts (fixed_length)")
     summary["server"] = None
@@ -368,11 +373,28 @@ def _client(manifest: Mapping[str, Any], notes: list[str]) -> dict[str, Any] | N
     return dict(client)
 
 
-def _window(throughput: Mapping[str, Any], features: PassFeatures) -> tuple[tuple[int, int], str] | None:
-    """The measurement window for energy: the requests' wall window, else the span of timed passes."""
+def _scan_passes(passes: Iterable[Record] | PassSource | None, **options: Any) -> PassScan:
+    """:func:`scan_passes` of records, or of a restartable source (read again on :class:`Rescan`)."""
+    while True:
+        try:
+            if callable(passes):
+                return scan_passes(passes(), **options)
+            return scan_passes(passes if passes is not None else (), **options)
+        except Rescan:
+            if not callable(passes):
+                raise
+
+
+def _window(
+    throughput: Mapping[str, Any], features: PassFeatures, loglikelihood_ns: tuple[int, int] | None
+) -> tuple[tuple[int, int], str] | None:
+    """The measurement window for energy: the (generation) requests' wall window, else the log-likelihood
+    requests' window, else the span of timed passes."""
     start, end = throughput.get("window_start_ns"), throughput.get("window_end_ns")
     if start is not None and end is not None:
         return (int(start), int(end)), "requests"
+    if loglikelihood_ns is not None and loglikelihood_ns[1] > loglikelihood_ns[0]:
+        return loglikelihood_ns, "requests"
     if features.num_passes and features.timed.any():
         timed = features.timed
         return (int(features.t_start_ns[timed].min()), int(features.t_end_ns[timed].max())), "passes"
@@ -407,10 +429,16 @@ def _explain(
     ceilings: Ceilings | None,
     manifest: Mapping[str, Any],
     notes: list[str],
+    loglikelihood_requests: int = 0,
 ) -> None:
     """Add a note for every figure that is null (or suspicious) and was not explained yet."""
     counts, latency = req["requests"], req["latency"]
-    if counts["measured"] == 0:
+    if counts["measured"] == 0 and loglikelihood_requests:
+        notes.append(
+            f"the run's {loglikelihood_requests} measured requests are all log-likelihood requests (no generated "
+            "tokens): generation counts, latency, throughput and goodput are null; see loglikelihood"
+        )
+    elif counts["measured"] == 0:
         notes.append("no measured (non-warm-up) request: request counts, latency and throughput are null")
     elif counts["completed"] == 0:
         notes.append(

@@ -11,16 +11,43 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import numpy as np
+
 from capbench.metrics.stats import describe
+from capbench.records.columns import MISSING, RequestChunk, request_chunks
+
+KEYS: tuple[str, ...] = ("prompt_tokens", "output_tokens")
+
+
+class TokenLengthTally:
+    """The successful measured requests' known prompt and output token counts (one int64 column each)."""
+
+    def __init__(self) -> None:
+        self.known: dict[str, list[np.ndarray]] = {key: [] for key in KEYS}
+        self.unknown = dict.fromkeys(KEYS, 0)
+
+    def add(self, chunk: RequestChunk) -> None:
+        ok = ~chunk.warmup & ~chunk.failed
+        for key in KEYS:
+            values = getattr(chunk, key)[ok]
+            known = values != MISSING
+            self.known[key].append(values[known])
+            self.unknown[key] += int((~known).sum())
+
+    def result(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        """``summary.json`` ``workload`` (module docstring)."""
+        dataset = (manifest.get("load") or {}).get("dataset") or {}
+        out: dict[str, Any] = {"name": dataset.get("name")}
+        for key in KEYS:
+            parts = self.known[key]
+            out[key] = describe(np.concatenate(parts) if parts else np.empty(0))
+            out[f"{key}_unknown"] = self.unknown[key]
+        return out
 
 
 def token_length_summary(manifest: Mapping[str, Any], requests: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """``summary.json`` ``workload`` (module docstring)."""
-    dataset = (manifest.get("load") or {}).get("dataset") or {}
-    records = [r for r in requests if not r.get("warmup") and r.get("error") is None]
-    out: dict[str, Any] = {"name": dataset.get("name")}
-    for key in ("prompt_tokens", "output_tokens"):
-        known = [int(r[key]) for r in records if r.get(key) is not None]
-        out[key] = describe(known)
-        out[f"{key}_unknown"] = len(records) - len(known)
-    return out
+    tally = TokenLengthTally()
+    for chunk in request_chunks(requests):
+        tally.add(chunk)
+    return tally.result(manifest)

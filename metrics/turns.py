@@ -14,47 +14,78 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import numpy as np
+
 from capbench.metrics.stats import describe
+from capbench.records.columns import MISSING, RequestChunk, request_chunks
+
+
+class _Turn:
+    def __init__(self) -> None:
+        self.requests = self.errors = 0
+        self.ttft: list[np.ndarray] = []
+        self.prompt: list[np.ndarray] = []
+
+
+class TurnTally:
+    """:func:`turn_summary` over request chunks: per turn, counts and the TTFT and prompt-token columns."""
+
+    def __init__(self) -> None:
+        self.turns: dict[int, _Turn] = {}
+        self.sessions: set[str] = set()
+        self.failed_sessions: set[str] = set()
+
+    def add(self, chunk: RequestChunk) -> None:
+        if chunk.session_id is None:
+            return
+        rows = ~chunk.warmup & (chunk.turn != MISSING)
+        for i in np.flatnonzero(rows):
+            sid = str(chunk.session_id[i])
+            self.sessions.add(sid)
+            if chunk.failed[i]:
+                self.failed_sessions.add(sid)
+        submit, first, prompt = chunk.t_submit_ns, chunk.t_first_token_ns, chunk.prompt_tokens
+        for k in np.unique(chunk.turn[rows]).tolist():
+            mine = rows & (chunk.turn == k)
+            turn = self.turns.setdefault(int(k), _Turn())
+            turn.requests += int(mine.sum())
+            ok = mine & ~chunk.failed
+            turn.errors += int((mine & chunk.failed).sum())
+            timed = ok & (first != MISSING)
+            turn.ttft.append((first[timed] - submit[timed]) / 1e9)
+            counted = ok & (prompt != MISSING)
+            turn.prompt.append(prompt[counted])
+
+    def result(self, client: Mapping[str, Any] | None) -> dict[str, Any] | None:
+        """``summary.json`` ``sessions`` (module docstring), or None for a run without sessions."""
+        if not self.turns:
+            return None
+        turns = []
+        for k in sorted(self.turns):
+            turn = self.turns[k]
+            turns.append(
+                {
+                    "turn": k,
+                    "requests": turn.requests,
+                    "errors": turn.errors,
+                    "ttft_s": describe(np.concatenate(turn.ttft) if turn.ttft else np.empty(0)),
+                    "prompt_tokens": describe(np.concatenate(turn.prompt) if turn.prompt else np.empty(0)),
+                }
+            )
+        return {
+            "sessions": len(self.sessions),
+            "sessions_failed": len(self.failed_sessions),
+            "sessions_cut": (client or {}).get("follow_ups_dropped"),
+            "by_turn": turns,
+        }
 
 
 def turn_summary(requests: Iterable[Mapping[str, Any]], client: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """``summary.json`` ``sessions`` (module docstring), or None for a run without sessions."""
-    by_turn: dict[int, list[Mapping[str, Any]]] = defaultdict(list)
-    failed_sessions: set[str] = set()
-    sessions: set[str] = set()
-    for r in requests:
-        turn = r.get("turn")
-        if r.get("warmup") or turn is None:
-            continue
-        by_turn[int(turn)].append(r)
-        sid = str(r.get("session_id"))
-        sessions.add(sid)
-        if r.get("error") is not None:
-            failed_sessions.add(sid)
-    if not by_turn:
-        return None
-    turns = []
-    for k in sorted(by_turn):
-        ok = [r for r in by_turn[k] if r.get("error") is None]
-        ttft = [(r["t_first_token_ns"] - r["t_submit_ns"]) / 1e9 for r in ok if r.get("t_first_token_ns") is not None]
-        prompt = [int(r["prompt_tokens"]) for r in ok if r.get("prompt_tokens") is not None]
-        turns.append(
-            {
-                "turn": k,
-                "requests": len(by_turn[k]),
-                "errors": len(by_turn[k]) - len(ok),
-                "ttft_s": describe(ttft),
-                "prompt_tokens": describe(prompt),
-            }
-        )
-    cut = (client or {}).get("follow_ups_dropped")
-    return {
-        "sessions": len(sessions),
-        "sessions_failed": len(failed_sessions),
-        "sessions_cut": cut,
-        "by_turn": turns,
-    }
+    tally = TurnTally()
+    for chunk in request_chunks(requests):
+        tally.add(chunk)
+    return tally.result(client)
