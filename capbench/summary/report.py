@@ -137,6 +137,24 @@ def turns_table(sessions: Mapping[str, Any]) -> Table:
     return table
 
 
+def likelihood_table(group: Mapping[str, Any]) -> Table:
+    """Log-likelihood requests (``summary.json`` ``loglikelihood``): prompt-only, so their latency is the prefill's
+    and their throughput is prompt tokens/s."""
+    title = (
+        f"Log-likelihood requests ({fmt(group.get('completed'))} completed, {fmt(group.get('failed'))} failed; "
+        f"{fmt(group.get('prompt_tokens'))} prompt tokens)"
+    )
+    table = Table(title=title, title_justify="left")
+    table.add_column("metric")
+    for col in ("mean", "p50", "p90", "p99"):
+        table.add_column(col, justify="right")
+    latency = group.get("latency_s") or {}
+    table.add_row("latency", *(fmt(latency.get(c), "ms", 1e3) for c in ("mean", "p50", "p90", "p99")))
+    table.add_row("prompt tokens/s", fmt(group.get("prompt_tokens_per_s")), "", "", "")
+    table.add_row("requests/s", fmt(group.get("requests_per_s")), "", "", "")
+    return table
+
+
 def accuracy_text(acc: Mapping[str, Any]) -> str:
     """``62.5 % ± 3.4 % (n = 200)``, or a dash when the task was not scored."""
     if acc.get("value") is None:
@@ -198,12 +216,15 @@ def overview_table(summary: Mapping[str, Any]) -> Table:
 
 
 def print_summary(summary: Mapping[str, Any], console: Console) -> None:
-    """Print the overview, latency and phase tables, the engine-side table when the run scraped the server's
+    """Print the overview and latency tables (and the turns and log-likelihood tables when the run has them), the
+    phase table, the engine-side table when the run scraped the server's
     ``/metrics``, then the notes that explain nulls."""
     console.print(overview_table(summary))
     console.print(latency_table(summary))
     if summary.get("sessions"):
         console.print(turns_table(summary["sessions"]))
+    if summary.get("loglikelihood"):
+        console.print(likelihood_table(summary["loglikelihood"]))
     if summary.get("phases"):
         console.print(phase_table(summary))
     if summary.get("server"):
