@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from capbench.errors import CapbenchError
-from capbench.metrics.stats import describe, ratio_or_none
+from capbench.metrics.stats import FloatColumn, ratio_or_none
 from capbench.records.columns import MISSING, RequestChunk, request_chunks
 
 LATENCY_KEYS: tuple[str, ...] = ("ttft_s", "tpot_s", "itl_s", "e2e_latency_s")
@@ -45,10 +45,10 @@ class LatencyTally:
         self.input_missing = self.output_missing = 0
         self.first_submit: int | None = None
         self.last_done: int | None = None
-        self.ttft: list[np.ndarray] = []
-        self.tpot: list[np.ndarray] = []
-        self.e2e: list[np.ndarray] = []
-        self.itl: list[np.ndarray] = []
+        self.ttft = FloatColumn()
+        self.tpot = FloatColumn()
+        self.e2e = FloatColumn()
+        self.itl = FloatColumn()
 
     def add(self, chunk: RequestChunk) -> None:
         self.total += chunk.size
@@ -75,13 +75,13 @@ class LatencyTally:
             known = values != MISSING
             setattr(self, f"{name}_missing", getattr(self, f"{name}_missing") + int((~known).sum()))
             setattr(self, f"{name}_tokens", getattr(self, f"{name}_tokens") + int(values[known].sum()))
-        self.e2e.append((done[ok] - submit[ok]) / 1e9)
+        self.e2e.extend((done[ok] - submit[ok]) / 1e9)
         timed = ok & (first != MISSING)
-        self.ttft.append((first[timed] - submit[timed]) / 1e9)
+        self.ttft.extend((first[timed] - submit[timed]) / 1e9)
         out = chunk.output_tokens
         decoded = timed & (out != MISSING) & (out >= 2)
-        self.tpot.append((done[decoded] - first[decoded]) / 1e9 / (out[decoded] - 1))
-        self.itl.append(chunk.gaps_of(ok & (chunk.token_events >= 2)) / 1e9)
+        self.tpot.extend((done[decoded] - first[decoded]) / 1e9 / (out[decoded] - 1))
+        self.itl.extend(chunk.gaps_of(ok & (chunk.token_events >= 2)) / 1e9)
 
     def result(self) -> dict[str, Any]:
         """``{"requests", "throughput", "latency"}`` (module docstring)."""
@@ -91,10 +91,10 @@ class LatencyTally:
         # A token total is known only when every completed request recorded its count (no silent zeros).
         inputs = self.input_tokens if completed and not self.input_missing else None
         outputs = self.output_tokens if completed and not self.output_missing else None
-        itl = _joined(self.itl)
-        if (itl < 0).any():
+        if (self.itl.values() < 0).any():
             raise CapbenchError("a request's token_times_ns is not in increasing order")
-        tpot = _joined(self.tpot)
+        tpot = self.tpot.values()
+        per_user = ratio_or_none(1.0, float(np.median(tpot))) if tpot.size else None  # before describe reorders it
         return {
             "requests": {
                 "total": self.total,
@@ -113,19 +113,15 @@ class LatencyTally:
                 "output_tokens": outputs,
                 "input_tokens_per_s": ratio_or_none(inputs, wall_s),
                 "output_tokens_per_s": ratio_or_none(outputs, wall_s),
-                "tokens_per_s_per_user": ratio_or_none(1.0, float(np.median(tpot))) if tpot.size else None,
+                "tokens_per_s_per_user": per_user,
             },
             "latency": {
-                "ttft_s": describe(_joined(self.ttft)),
-                "tpot_s": describe(tpot),
-                "itl_s": describe(itl),
-                "e2e_latency_s": describe(_joined(self.e2e)),
+                "ttft_s": self.ttft.describe(),
+                "tpot_s": self.tpot.describe(),
+                "itl_s": self.itl.describe(),
+                "e2e_latency_s": self.e2e.describe(),
             },
         }
-
-
-def _joined(parts: list[np.ndarray]) -> np.ndarray:
-    return np.concatenate(parts) if parts else np.empty(0)
 
 
 def _check_times(chunk: RequestChunk, measured: np.ndarray) -> None:

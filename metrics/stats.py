@@ -9,6 +9,7 @@ rounded. An empty sample has ``count`` 0 and every other statistic ``None``: not
 from __future__ import annotations
 
 import math
+from array import array
 from typing import Any
 
 import numpy as np
@@ -41,6 +42,46 @@ def describe(values: ArrayLike) -> StatsDict:
         "p99": float(p99),
         "max": float(a.max()),
     }
+
+
+class FloatColumn:
+    """A growing float64 column (one exact distribution of a run), filled a chunk at a time.
+
+    Held in one buffer that grows in place (about 8 bytes a value), never as a list of chunks to be joined
+    (which would need twice that); :meth:`describe` then computes the statistics without copying it.
+    """
+
+    def __init__(self) -> None:
+        self._buffer = array("d")
+
+    def extend(self, values: np.ndarray) -> None:
+        self._buffer.frombytes(np.ascontiguousarray(values, dtype=np.float64).tobytes())
+
+    def __len__(self) -> int:
+        return len(self._buffer)
+
+    def values(self) -> np.ndarray:
+        """The values in the order they came (a view of the buffer; the column must not grow after)."""
+        return np.frombuffer(self._buffer, dtype=np.float64) if len(self._buffer) else np.empty(0)
+
+    def describe(self) -> StatsDict:
+        """:func:`describe` of the values, the same numbers; the buffer is reordered (partitioned) by it, so
+        this is the column's last use."""
+        a = self.values()
+        if a.size == 0:
+            return describe(a)
+        if not np.all(np.isfinite(a)):
+            raise ValueError("describe() got a non-finite value; pass only measured values")
+        mean, largest = float(a.mean()), float(a.max())  # before the partition below reorders the values
+        p50, p90, p99 = np.percentile(a, [50.0, 90.0, 99.0], overwrite_input=True)
+        return {
+            "count": int(a.size),
+            "mean": mean,
+            "p50": float(p50),
+            "p90": float(p90),
+            "p99": float(p99),
+            "max": largest,
+        }
 
 
 def percentile_or_none(values: ArrayLike, q: float) -> float | None:

@@ -69,7 +69,7 @@ def present(path: Path) -> bool:
     return True
 
 
-BLOCK_BYTES = 1 << 22
+BLOCK_BYTES = 1 << 20
 """Bytes read at a time by :func:`iter_jsonl_blocks` (a block holds the whole lines among them)."""
 
 Block = tuple[Sequence[int], list[dict[str, Any]]]
