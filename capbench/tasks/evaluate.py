@@ -4,8 +4,10 @@
    capbench's offline tasks (:mod:`capbench.tasks.builtin`; data written locally), a local lm-eval task YAML, or an
    lm-eval task/group/tag name, and loads it with its data. A named task whose data cannot be downloaded (this
    machine is offline) fails with a message saying so and what works offline.
+   Its tasks must all be served as one request type (:data:`REQUEST_TYPE_OF_OUTPUT`): generation, or
+   log-likelihood (``multiple_choice``, ``loglikelihood``), or rolling log-likelihood (perplexity).
 2. :func:`evaluate_task` runs ``lm_eval.simple_evaluate`` with :class:`~capbench.tasks.lm.CapbenchLM`, whose
-   generations are served by :func:`capbench.run.harness.drive`. Then it writes ``lm_eval_results.json`` (lm-eval's
+   requests are served by :func:`capbench.run.harness.drive`. Then it writes ``lm_eval_results.json`` (lm-eval's
    results, configs and versions; samples left out, they are in ``requests.jsonl``), annotates every measured
    record of ``requests.jsonl`` with its ``score`` and extracted ``answer`` (rewritten atomically), and puts the
    ``accuracy`` section into ``run.json``.
@@ -13,7 +15,8 @@
 The reported metric is ``task_metric`` when given (lm-eval's ``metric,filter`` key), else the first metric of the
 first filter. ``accuracy.value`` and ``stderr`` are lm-eval's own figures; ``n`` is the number of scored samples.
 ``no_answer_rate``: capbench's tasks report it as a metric; for other tasks it is the share of samples whose
-filtered response is empty or lm-eval's ``[invalid]`` (no pattern matched).
+filtered response is empty or lm-eval's ``[invalid]`` (no pattern matched); log-likelihood tasks have none (null).
+A multiple-choice sample's ``answer`` is its most likely choice; other log-likelihood tasks record no answer.
 """
 
 from __future__ import annotations
