@@ -29,6 +29,7 @@ import atexit
 import hashlib
 import shutil
 import tempfile
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,24 +120,33 @@ class Board:
 
     views: dict[tuple[Any, ...], pd.DataFrame] = field(init=False, default_factory=dict)
 
+    lock: threading.Lock = field(init=False, default_factory=threading.Lock)
+
     def reload(self) -> None:
-        self.results = load_results(self.paths)
-        self.views = {}
+        results = load_results(self.paths)
+        with self.lock:
+            self.results = results
+            self.views = {}
 
     def view(self, selections: dict[str, Sequence[str] | None], sort_by: str, descending: bool) -> pd.DataFrame:
         """The filtered and sorted runs, all of them (paging comes after), as their :data:`VIEW_COLUMNS` only;
         the index holds each run's row in :attr:`frame` (:meth:`rows` gives the full rows). The last
         :data:`VIEW_CACHE` views are kept, so turning a page does not filter and sort again."""
         key = (tuple((dim, tuple(sel or ())) for dim, sel in selections.items()), sort_by, descending)
-        if key not in self.views:
-            frame = self.frame
-            dims = [dim for dim in FILTER_DIMENSIONS if dim in frame.columns]
-            chosen = apply_filters(frame[dims], selections).index
-            order = sort_runs(frame.loc[chosen, [sort_by]], sort_by, ascending=not descending).index
-            self.views[key] = frame.loc[order, [c for c in VIEW_COLUMNS if c in frame.columns]]
+        with self.lock:  # Gradio runs events in threads
+            found = self.views.get(key)
+        if found is not None:
+            return found
+        frame = self.frame
+        dims = [dim for dim in FILTER_DIMENSIONS if dim in frame.columns]
+        chosen = apply_filters(frame[dims], selections).index
+        order = sort_runs(frame.loc[chosen, [sort_by]], sort_by, ascending=not descending).index
+        made = frame.loc[order, [c for c in VIEW_COLUMNS if c in frame.columns]]
+        with self.lock:
+            self.views[key] = made
             while len(self.views) > VIEW_CACHE:
                 del self.views[next(iter(self.views))]
-        return self.views[key]
+        return made
 
     def rows(self, view: pd.DataFrame) -> pd.DataFrame:
         """The full rows (every column) of the runs of ``view`` (a part of a :meth:`view`), in its order."""

@@ -443,7 +443,7 @@ def _build_frame(columns: list[str], blocks: list[tuple[str, _Block]]) -> pd.Dat
     rows_of = [_join(block.source_row) if block.source_row else np.empty(0, np.int64) for _, block in blocks]
     data["source_row"] = (_join(rows_of) if rows_of else np.empty(0)).astype("int64")
     rows = sum(block.rows for _, block in blocks)
-    frame = pd.DataFrame(data, index=pd.RangeIndex(rows))
+    frame = pd.DataFrame(data, index=pd.RangeIndex(rows), copy=False)  # the typed arrays are used as they are
     del data
     return add_derived(frame)
 

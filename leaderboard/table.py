@@ -213,7 +213,6 @@ def add_derived(frame: pd.DataFrame) -> pd.DataFrame:
     Each distinct combination of the :data:`_DERIVED_FROM` cells is derived once (runs of one configuration
     share it), so 100,000 runs cost as many derivations as they have configurations.
     """
-    out = frame.copy(deep=False)  # the new columns are added to a shallow copy: the runs' data is not copied
     sources = [column for column in _DERIVED_FROM if column in frame.columns]
     keys = zip(*(frame[column].astype(object).where(frame[column].notna(), None) for column in sources), strict=True)
     cache: dict[tuple[Any, ...], tuple[str, str, str, str, str]] = {}
@@ -224,9 +223,14 @@ def add_derived(frame: pd.DataFrame) -> pd.DataFrame:
             derived = cache[key] = _derived_row(dict(zip(sources, key, strict=True)))
         rows.append(derived)
     columns = list(zip(*rows, strict=True)) if rows else [() for _ in DERIVED_COLUMNS]
-    for column, values in zip(DERIVED_COLUMNS, columns, strict=True):
-        out[column] = pd.Series(list(values), index=frame.index, dtype=object)
-    return out
+    derived_frame = pd.DataFrame(
+        {
+            column: pd.Series(list(values), index=frame.index, dtype=object)
+            for column, values in zip(DERIVED_COLUMNS, columns, strict=True)
+        }
+    )
+    kept = frame.drop(columns=[c for c in DERIVED_COLUMNS if c in frame.columns])  # derived anew, in their order
+    return pd.concat([kept, derived_frame], axis=1)  # the runs' columns are not copied (copy-on-write)
 
 
 def _dimension_values(frame: pd.DataFrame, dimension: str) -> pd.Series:
