@@ -4,7 +4,6 @@ The request types are the package's API: ``from capbench.workload import Request
 """
 
 from capbench.workload.prompts import (
-    REQUEST_TYPES,
     Likelihood,
     Prompt,
     PromptSet,
@@ -16,7 +15,6 @@ from capbench.workload.prompts import (
 )
 
 __all__ = [
-    "REQUEST_TYPES",
     "Likelihood",
     "Prompt",
     "PromptSet",

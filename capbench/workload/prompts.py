@@ -36,12 +36,6 @@ class Prompt:
     as_token_ids: bool = False
 
 
-REQUEST_TYPES: tuple[str, ...] = ("generate", "loglikelihood", "loglikelihood_rolling")
-"""What a request asks of the model: generated text (``generate``), or the log-probability of given tokens
-(``loglikelihood``: a continuation after a context; ``loglikelihood_rolling``: one window of a text scored for
-perplexity). The value goes into the request's record as ``request_type``."""
-
-
 @dataclass(frozen=True)
 class Likelihood:
     """A prompt-only request: score ``continuation_ids`` after ``context_ids`` (token ids of the served model).
@@ -49,7 +43,8 @@ class Likelihood:
     The prompt the model computes is ``context_ids + continuation_ids``; nothing is generated for the answer.
     The result is ``continuation_logprob`` = Σ log p(continuation token | everything before it), in nats, and
     ``is_greedy`` = every continuation token is the model's most likely next token (lm-eval's definition).
-    ``kind`` is ``loglikelihood`` or ``loglikelihood_rolling`` (:data:`REQUEST_TYPES`).
+    ``kind`` is ``loglikelihood`` (a continuation after a context) or ``loglikelihood_rolling`` (one window of a
+    text scored for perplexity), the record's ``request_type`` (:data:`capbench.records.validate.REQUEST_TYPES`).
     """
 
     kind: str
@@ -86,7 +81,7 @@ class Request:
 
     @property
     def request_type(self) -> str:
-        """``generate``, or the kind of its :class:`Likelihood` (:data:`REQUEST_TYPES`)."""
+        """``generate``, or the kind of its :class:`Likelihood` (the record's ``request_type``)."""
         return self.likelihood.kind if self.likelihood is not None else "generate"
 
     @property
