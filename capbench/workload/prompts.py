@@ -85,6 +85,20 @@ class Request:
         return self.likelihood.kind if self.likelihood is not None else "generate"
 
     @property
+    def record_fields(self) -> dict[str, object]:
+        """The optional fields its ``requests.jsonl`` record carries (docs/records.md): ``sample_id`` (a task
+        sample), ``session_id`` and ``turn`` (multi-turn), ``request_type`` (when it is not ``generate``)."""
+        fields: dict[str, object] = {}
+        if self.sample_id is not None:
+            fields["sample_id"] = self.sample_id
+        if self.session is not None:
+            fields["session_id"] = self.session.session_id
+            fields["turn"] = self.session.turn
+        if self.likelihood is not None:
+            fields["request_type"] = self.likelihood.kind
+        return fields
+
+    @property
     def messages(self) -> list[dict[str, str]]:
         """The request as chat messages: its session's conversation so far and the new message, or the prompt as
         one user message."""

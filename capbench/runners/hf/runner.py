@@ -39,7 +39,7 @@ from capbench.records.schema import RequestRecord, pass_record, request_record
 from capbench.records.sink import RecordSink
 from capbench.runners.hf.config import HFConfig
 from capbench.runners.hf.experts import ExpertRecorder, set_router_top_k
-from capbench.workload import Request, Workload
+from capbench.workload import Likelihood, Request, Workload
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -67,17 +67,6 @@ def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     line = text[0] if text else type(exc).__name__
     return line if len(line) <= 300 else line[:300] + "..."
-
-
-def _extra(request: Request) -> dict[str, Any]:
-    """The optional record fields a request carries: its task sample, and its ``request_type`` when it is not
-    ``generate``."""
-    extra: dict[str, Any] = {}
-    if request.sample_id is not None:
-        extra["sample_id"] = request.sample_id
-    if request.likelihood is not None:
-        extra["request_type"] = request.request_type
-    return extra
 
 
 def resolve_device(requested: str) -> str:
@@ -232,6 +221,18 @@ class HFRunner:
         limit = slot.request.max_tokens or self.config.max_tokens
         return "length" if len(slot.generated) >= limit else None
 
+    def _left_padded(self, prompts: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(ids, attention mask, position ids)`` of ``prompts`` left-padded to the longest, on the device: every
+        row ends at the last column, and positions count from each prompt's first real token."""
+        width = max(len(p) for p in prompts)
+        ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(prompts), width), dtype=torch.long)
+        for row, prompt in enumerate(prompts):
+            ids[row, width - len(prompt) :] = torch.tensor(list(prompt))
+            mask[row, width - len(prompt) :] = 1
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        return ids, mask, (mask.cumsum(-1) - 1).clamp(min=0)
+
     def serve(self, batch: Sequence[Request], sink: RecordSink) -> None:
         """Serve one static batch to completion, emitting pass and request records as they happen (log-likelihood
         requests in one prompt-only pass of their own, :meth:`score`)."""
@@ -250,26 +251,20 @@ class HFRunner:
         from capbench.runners.hf.likelihood import continuation_scores
 
         t_submit = now_ns()
-        served = []
+        served: list[tuple[Request, Likelihood]] = []
         for request in batch:
-            assert request.likelihood is not None
-            problem = context_problem(len(request.likelihood.token_ids), 0, self.context_length())
+            query = request.likelihood
+            assert query is not None
+            problem = context_problem(len(query.token_ids), 0, self.context_length())
             if problem is not None:
-                sink.on_request(self._refused_record(request, list(request.likelihood.token_ids), t_submit, problem))
+                sink.on_request(self._refused_record(request, list(query.token_ids), t_submit, problem))
                 continue
-            served.append(request)
+            served.append((request, query))
         if not served:
             return
-        prompts = [list(r.likelihood.token_ids) for r in served if r.likelihood is not None]
-        continuations = [list(r.likelihood.continuation_ids) for r in served if r.likelihood is not None]
-        width = max(len(p) for p in prompts)
-        ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(prompts), width), dtype=torch.long)
-        for row, prompt in enumerate(prompts):
-            ids[row, width - len(prompt) :] = torch.tensor(prompt)
-            mask[row, width - len(prompt) :] = 1
-        ids, mask = ids.to(self.device), mask.to(self.device)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        prompts = [query.token_ids for _, query in served]
+        continuations = [query.continuation_ids for _, query in served]
+        ids, mask, positions = self._left_padded(prompts)
         kept = max(len(c) for c in continuations) + 1
         with torch.inference_mode():
             if self.recorder is not None:
@@ -289,15 +284,15 @@ class HFRunner:
                 t_start_ns=t_start,
                 t_end_ns=t_end,
                 reqs=[[len(p), 0] for p in prompts],
-                req_ids=[r.id for r in served],
+                req_ids=[r.id for r, _ in served],
                 sampled=len(served),
                 experts_active=experts_active,
                 expert_tokens=expert_tokens,
-                warmup=all(r.warmup for r in served),
+                warmup=all(r.warmup for r, _ in served),
             )
         )
-        for request, prompt, (logprob, greedy) in zip(served, prompts, scores, strict=True):
-            sink.on_request(self._likelihood_record(request, len(prompt), t_submit, t_end, logprob, greedy))
+        for (request, query), (logprob, greedy) in zip(served, scores, strict=True):
+            sink.on_request(self._likelihood_record(request, query, t_submit, t_end, logprob, greedy))
 
     def generate(self, batch: Sequence[Request], sink: RecordSink) -> None:
         """Generation requests: a prefill pass, then decode passes until every request has finished."""
@@ -315,14 +310,7 @@ class HFRunner:
             slots.append(_Slot(request, prompt_ids, t_submit))
         if not slots:
             return
-        width = max(len(s.prompt_ids) for s in slots)
-        ids = torch.full((len(slots), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(slots), width), dtype=torch.long)
-        for row, slot in enumerate(slots):
-            ids[row, width - len(slot.prompt_ids) :] = torch.tensor(slot.prompt_ids)
-            mask[row, width - len(slot.prompt_ids) :] = 1
-        ids, mask = ids.to(self.device), mask.to(self.device)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        ids, mask, positions = self._left_padded([s.prompt_ids for s in slots])
         cache = DynamicCache(config=self.model.config)
         reqs = [[len(s.prompt_ids), 0] for s in slots]
         with torch.inference_mode():
@@ -386,16 +374,15 @@ class HFRunner:
         return next_ids
 
     def _likelihood_record(
-        self, request: Request, prompt_tokens: int, t_submit: int, t_done: int, logprob: float, greedy: bool
+        self, request: Request, query: Likelihood, t_submit: int, t_done: int, logprob: float, greedy: bool
     ) -> RequestRecord:
         """A served log-likelihood request: no token generated (``output_tokens`` 0, no first token), its
         continuation's log-probability and whether it was the greedy continuation."""
-        assert request.likelihood is not None
         return request_record(
             id=request.id,
             warmup=request.warmup,
             prompt_id=request.prompt.id,
-            prompt_tokens=prompt_tokens,
+            prompt_tokens=len(query.token_ids),
             output_tokens=0,
             t_submit_ns=t_submit,
             t_first_token_ns=None,
@@ -404,15 +391,14 @@ class HFRunner:
             error=None,
             finish_reason=None,
             output_text="",
-            **_extra(request),
-            continuation_tokens=len(request.likelihood.continuation_ids),
+            **request.record_fields,
+            continuation_tokens=len(query.continuation_ids),
             continuation_logprob=logprob,
             is_greedy=greedy,
         )
 
     def _refused_record(self, request: Request, prompt_ids: list[int], t_submit: int, error: str) -> RequestRecord:
         """The record of a request that was not served (it does not fit in the model's context)."""
-        extra = _extra(request)
         return request_record(
             id=request.id,
             warmup=request.warmup,
@@ -426,7 +412,7 @@ class HFRunner:
             error=error,
             finish_reason=None,
             output_text="",
-            **extra,
+            **request.record_fields,
         )
 
     def _request_record(self, slot: _Slot) -> RequestRecord:
@@ -435,7 +421,6 @@ class HFRunner:
         text = slot.stopped_text
         if text is None:
             text = str(self.tokenizer.decode(text_ids, skip_special_tokens=True))
-        extra = _extra(slot.request)
         return request_record(
             id=slot.request.id,
             warmup=slot.request.warmup,
@@ -450,5 +435,5 @@ class HFRunner:
             finish_reason=slot.finish_reason,
             output_text=text,
             output_token_ids=slot.generated,
-            **extra,
+            **slot.request.record_fields,
         )

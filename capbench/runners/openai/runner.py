@@ -74,6 +74,24 @@ def _pattern(load: LoadSettings, workload: Workload | None = None) -> Any:
         raise CapbenchError(f"invalid load pattern: {exc}") from exc
 
 
+def _client_fields(result: Any) -> dict[str, Any]:
+    """What the load generator measured of one request (:class:`capbench.loadgen.RequestResult`), as record
+    fields: its id, warm-up flag, client timestamps and how the response ended."""
+    return {
+        "id": result.id,
+        "warmup": result.warmup,
+        "t_scheduled_ns": result.t_scheduled_ns,
+        "t_submit_ns": result.t_submit_ns,
+        "t_sent_ns": result.t_sent_ns,
+        "t_first_byte_ns": result.t_first_byte_ns,
+        "t_done_ns": result.t_done_ns,
+        "chunks": result.chunks,
+        "stream_done": result.stream_done,
+        "http_status": result.http_status,
+        "finish_reason": result.finish_reason,
+    }
+
+
 def request_seed(seed: int, request: Request) -> int:
     """A distinct, reproducible sampling seed per request: run seed + ordinal (+ 10⁶ for warm-up)."""
     ordinal = int(request.id[1:])
@@ -171,8 +189,6 @@ class OpenAIRunner:
         requests need (:func:`~capbench.runners.openai.likelihood.probe_prompt_logprobs`)."""
         from capbench.runners.openai.likelihood import probe_prompt_logprobs
 
-        if self.config.api != "completions":
-            raise CapbenchError("log-likelihood requests need the completions API (--api completions)")
         ids = list(self.tokenizer("Question: 1 + 1 =", add_special_tokens=False)["input_ids"]) if self.tokenizer else []
         why = probe_prompt_logprobs(self.base_url, self.headers, self.model_name, ids if len(ids) >= 2 else [0, 1])
         if why is not None:
@@ -213,20 +229,31 @@ class OpenAIRunner:
     def _http_specs(self, requests: Iterator[Request]) -> Iterator[Any]:
         from capbench.loadgen import HttpRequestSpec
 
-        path = PATHS[self.config.api]
         for request in requests:
+            # a log-likelihood body is a completions request whatever the run's api
+            path = PATHS["completions" if request.likelihood is not None else self.config.api]
             yield HttpRequestSpec(id=request.id, warmup=request.warmup, path=path, body=self.request_body(request))
 
     def _likelihood_record(self, result: Any, request: Request) -> RequestRecord:
         """The record of a log-likelihood request: its prompt's scored continuation (``continuation_logprob``,
-        ``is_greedy``), the server's token counts, and no first token (nothing is streamed)."""
+        ``is_greedy``), the server's token counts (checked like any usage), and no first token (nothing is
+        streamed)."""
         from capbench.runners.openai.likelihood import prompt_scores
 
         assert request.likelihood is not None
         prompt_ids = request.likelihood.token_ids
         error = result.error
+        if error is None and result.usage is not None:
+            error = check_usage(
+                result.usage,
+                max_tokens=1,
+                text="",
+                stop=None,
+                prompt="",
+                context_length=self.context_length(),
+                prompt_token_ids=len(prompt_ids),
+            )
         scores: dict[str, Any] = {}
-        usage = result.usage if isinstance(result.usage, dict) else {}
         if error is None:
             try:
                 logprob, greedy = prompt_scores(
@@ -235,30 +262,18 @@ class OpenAIRunner:
                 scores = {"continuation_logprob": logprob, "is_greedy": greedy}
             except ValueError as exc:
                 error = f"no prompt log-probabilities: {exc}"
-        reported = usage.get("prompt_tokens")
-        output = usage.get("completion_tokens")
-        extra: dict[str, Any] = {"sample_id": request.sample_id} if request.sample_id is not None else {}
+        usage = result.usage or {}
+        reported, output = usage.get("prompt_tokens"), usage.get("completion_tokens")
         return request_record(
-            id=result.id,
-            warmup=result.warmup,
+            **_client_fields(result),
             prompt_id=request.prompt.id,
             prompt_tokens=reported if is_count(reported) else len(prompt_ids),
-            output_tokens=output if is_count(output) else None,
-            t_scheduled_ns=result.t_scheduled_ns,
-            t_submit_ns=result.t_submit_ns,
-            t_sent_ns=result.t_sent_ns,
-            t_first_byte_ns=result.t_first_byte_ns,
+            output_tokens=output if error is None and is_count(output) else None,
             t_first_token_ns=None,
-            t_done_ns=result.t_done_ns,
             token_times_ns=[],
-            chunks=result.chunks,
-            stream_done=result.stream_done,
             error=error,
-            http_status=result.http_status,
-            finish_reason=result.finish_reason,
             output_text="",
-            **extra,
-            request_type=request.request_type,
+            **request.record_fields,
             continuation_tokens=len(request.likelihood.continuation_ids),
             **scores,
         )
@@ -295,33 +310,17 @@ class OpenAIRunner:
                 prompt_tokens = reported if is_count(reported) else len(prompt.token_ids)
         elif result.usage and is_count(result.usage.get("prompt_tokens")):
             prompt_tokens = result.usage.get("prompt_tokens")
-        extra: dict[str, Any] = {}
-        if request is not None and request.sample_id is not None:
-            extra["sample_id"] = request.sample_id
-        if request is not None and request.session is not None:
-            extra["session_id"] = request.session.session_id
-            extra["turn"] = request.session.turn
         return request_record(
-            id=result.id,
-            warmup=result.warmup,
+            **_client_fields(result),
             prompt_id=prompt.id if prompt else None,
             prompt_tokens=prompt_tokens,
             output_tokens=output_tokens,
-            t_scheduled_ns=result.t_scheduled_ns,
-            t_submit_ns=result.t_submit_ns,
-            t_sent_ns=result.t_sent_ns,
-            t_first_byte_ns=result.t_first_byte_ns,
             t_first_token_ns=result.t_first_token_ns,
-            t_done_ns=result.t_done_ns,
             token_times_ns=result.token_times_ns,
-            chunks=result.chunks,
-            stream_done=result.stream_done,
             error=error,
-            http_status=result.http_status,
-            finish_reason=result.finish_reason,
             output_text=result.output_text,
             reasoning_text=result.reasoning_text or None,
-            **extra,
+            **(request.record_fields if request is not None else {}),
         )
 
     def execute(self, workload: Workload, sink: RecordSink) -> None:
