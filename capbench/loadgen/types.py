@@ -104,9 +104,10 @@ class LoadPattern:
 class HttpRequestSpec:
     """One request to send: its id (``w0000`` warm-up, ``r0000`` measured), the path and the JSON body.
 
-    The body is sent as is (``Content-Type: application/json``); for timing it must ask for a stream
-    (``"stream": true``) with ``"stream_options": {"include_usage": true}``. The id is also sent as the
-    ``X-Request-Id`` header, which servers may use as their request id.
+    The body is sent as is (``Content-Type: application/json``); for token timing it must ask for a stream
+    (``"stream": true``) with ``"stream_options": {"include_usage": true}``. A non-streamed body (a log-likelihood
+    request) gets one JSON answer: no token times, its ``choices[0].logprobs`` kept in the result. The id is also
+    sent as the ``X-Request-Id`` header, which servers may use as their request id.
     """
 
     id: str

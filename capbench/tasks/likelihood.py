@@ -101,20 +101,12 @@ def likelihood_results(
 ) -> list[tuple[float, bool]]:
     """Each request's ``(continuation_logprob, is_greedy)``, in order; a :class:`CapbenchError` when any request
     has none (it failed or was never answered), naming how many and the first error."""
-    out: list[tuple[float, bool]] = []
-    missing: list[str] = []
-    for request in requests:
-        result = record_likelihood(records.get(request.id))
-        if result is None:
-            missing.append(request.id)
-            out.append((-math.inf, False))
-        else:
-            out.append(result)
+    results = [record_likelihood(records.get(request.id)) for request in requests]
+    missing = [request.id for request, result in zip(requests, results, strict=True) if result is None]
     if missing:
-        first = records.get(missing[0])
-        why = (first or {}).get("error") or "no record"
+        why = (records.get(missing[0]) or {}).get("error") or "no record"
         raise CapbenchError(
             f"{len(missing)} of {len(requests)} log-likelihood requests have no result (first: {missing[0]}: {why}); "
             "a sample cannot be scored without every one of its requests, so the task is not scored"
         )
-    return out
+    return [result for result in results if result is not None]
