@@ -233,21 +233,10 @@ def _wait_for(predicate: Any, timeout_s: float = 20.0) -> None:
 def test_leaderboard_in_headless_chromium(leaderboard: dict[str, Any]) -> None:
     from playwright.sync_api import sync_playwright
 
-    chromium = _chromium()
     tmp: Path = leaderboard["tmp"]
     requests: list[str] = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=chromium,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--no-first-run",
-                "--disable-sync",
-            ],
-        )
+        browser = _launch(p)
         try:
             page = browser.new_page(viewport={"width": 1600, "height": 1200}, accept_downloads=True)
             page.on("request", lambda r: requests.append(r.url))
