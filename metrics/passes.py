@@ -27,7 +27,7 @@ from array import array
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from itertools import chain, islice
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -60,6 +60,14 @@ class PassScan:
     warmup: int = 0
     num_moe_layers: int | None = None
     experts_below_top_k: int = 0
+
+
+@runtime_checkable
+class PendingPassScan(Protocol):
+    """A :func:`scan_passes` under way elsewhere (another process): :meth:`result` waits for it and gives its
+    :class:`PassScan`, raising what the scan raised."""
+
+    def result(self) -> PassScan: ...
 
 
 def scan_passes(

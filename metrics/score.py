@@ -32,7 +32,7 @@ from capbench.metrics.experts import (
 )
 from capbench.metrics.features import PassFeatures
 from capbench.metrics.flops import FLOPS_CONVENTION, FLOPS_PARTS, pass_flops
-from capbench.metrics.passes import PassScan, scan_passes
+from capbench.metrics.passes import PassScan, PendingPassScan, scan_passes
 from capbench.metrics.phases import ALL, PHASE_NAMES, phase_summary
 from capbench.metrics.request_scan import ChunkSource, scan_requests
 from capbench.metrics.stats import ratio_or_none
@@ -66,7 +66,7 @@ class ProfileChoice:
 def score_run(
     manifest: Mapping[str, Any],
     requests: Iterable[Record] | ChunkSource,
-    passes: Iterable[Record] | PassSource | None,
+    passes: Iterable[Record] | PassSource | PendingPassScan | None,
     power: Iterable[Record] | PowerColumns,
     *,
     structure: ModelStructure | None,
@@ -97,14 +97,7 @@ def score_run(
     notes: list[str] = []
     requests_scan = scan_requests(requests, manifest)
     req = requests_scan.latency.result()
-    groups = AttentionGroups.of(structure) if structure is not None else None
-    scan = _scan_passes(
-        passes,
-        windows=groups.windows if groups is not None else (),
-        num_moe_layers=structure.num_moe_layers if structure is not None else None,
-        num_experts=structure.num_experts if structure is not None else None,
-        top_k=structure.top_k if structure is not None else None,
-    )
+    scan = _scan_passes(passes, **pass_scan_options(structure))
     features = scan.features
     per_pass = _per_pass(features, structure, widths, expert_estimate, notes)
     phases = _phases(features, per_pass, ceilings, structure, notes)
@@ -373,8 +366,23 @@ def _client(manifest: Mapping[str, Any], notes: list[str]) -> dict[str, Any] | N
     return dict(client)
 
 
-def _scan_passes(passes: Iterable[Record] | PassSource | None, **options: Any) -> PassScan:
-    """:func:`scan_passes` of records, or of a restartable source (read again on :class:`Rescan`)."""
+def pass_scan_options(structure: ModelStructure | None) -> dict[str, Any]:
+    """The keyword arguments of :func:`scan_passes` for a model (its sliding windows, MoE layers, experts, top-k;
+    empty and None without a structure)."""
+    groups = AttentionGroups.of(structure) if structure is not None else None
+    return {
+        "windows": groups.windows if groups is not None else (),
+        "num_moe_layers": structure.num_moe_layers if structure is not None else None,
+        "num_experts": structure.num_experts if structure is not None else None,
+        "top_k": structure.top_k if structure is not None else None,
+    }
+
+
+def _scan_passes(passes: Iterable[Record] | PassSource | PendingPassScan | None, **options: Any) -> PassScan:
+    """:func:`scan_passes` of records, or of a restartable source (read again on :class:`Rescan`), or the result of
+    a scan already under way elsewhere (:class:`PendingPassScan`, started with the same options)."""
+    if isinstance(passes, PendingPassScan):
+        return passes.result()
     while True:
         try:
             if callable(passes):

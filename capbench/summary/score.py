@@ -30,10 +30,11 @@ from capbench.arch.structure import ModelStructure
 from capbench.errors import CapbenchError
 from capbench.hardware import HardwareProfile, apply_overrides, match_gpu_name, profile_from_dict, resolve_profile
 from capbench.metrics.cost import CostInputs
-from capbench.metrics.score import ProfileChoice, score_run
+from capbench.metrics.score import ProfileChoice, pass_scan_options, score_run
 from capbench.metrics.utilization import Ceilings
 from capbench.records import SUMMARY_FILE, RunData, write_json_atomic
 from capbench.records.reader import RunFiles, open_run
+from capbench.summary.pass_worker import start_pass_scan
 
 
 @dataclass(frozen=True)
@@ -177,28 +178,35 @@ def score_loaded_run(run: RunData | RunFiles, options: ScoreOptions | None = Non
         selected_by=how,
         dtypes=tuple(profile.dtypes) if profile else (),
     )
+    pending = None
     if isinstance(run, RunFiles):
         requests: Any = run.request_chunks
         passes: Any = run.passes if run.has_passes else None
+        if passes is not None:
+            pending = start_pass_scan(run, pass_scan_options(structure))  # a large file: read it alongside
         power: Any = run.power()
     else:
         requests, power = run.requests, run.power
         passes = run.iter_passes() if run.has_passes else None
-    return score_run(
-        manifest,
-        requests,
-        passes,
-        power,
-        structure=structure,
-        widths=widths,
-        ceilings=ceilings,
-        cost=run_cost_inputs(manifest, profile, options),
-        expert_estimate=options.expert_estimate,
-        profile=choice,
-        num_gpus_known=num_gpus is not None,
-        server_scrapes=run.iter_server_metrics() if run.has_server_metrics else None,
-        capbench_version=__version__,
-    )
+    try:
+        return score_run(
+            manifest,
+            requests,
+            pending or passes,
+            power,
+            structure=structure,
+            widths=widths,
+            ceilings=ceilings,
+            cost=run_cost_inputs(manifest, profile, options),
+            expert_estimate=options.expert_estimate,
+            profile=choice,
+            num_gpus_known=num_gpus is not None,
+            server_scrapes=run.iter_server_metrics() if run.has_server_metrics else None,
+            capbench_version=__version__,
+        )
+    finally:
+        if pending is not None:
+            pending.close()
 
 
 @contextlib.contextmanager
