@@ -128,17 +128,41 @@ def _types(values: Iterable[Any]) -> set[type]:
     return set(map(type, values))
 
 
-def _types_ok(records: Sequence[Mapping[str, Any]]) -> bool:
+_ABSENT = object()
+"""What :meth:`_Fields.present` reads where a record has no such field (``null`` reads as None)."""
+
+
+class _Fields:
+    """A chunk's records, each field read as one list the first time it is asked for (a chunk's checks and its
+    columns ask for most fields twice; reading a field is one ``dict.get`` per record)."""
+
+    def __init__(self, records: Sequence[Mapping[str, Any]]) -> None:
+        self.records = records
+        self._lists: dict[tuple[str, Any], list[Any]] = {}
+
+    def __call__(self, key: str, default: Any = None) -> list[Any]:
+        """``record.get(key, default)`` of every record."""
+        values = self._lists.get((key, default))
+        if values is None:
+            values = self._lists[(key, default)] = [r.get(key, default) for r in self.records]
+        return values
+
+    def present(self, key: str) -> list[bool]:
+        """Whether each record has ``key`` (``null`` included)."""
+        return [v is not _ABSENT for v in self(key, _ABSENT)]
+
+
+def _types_ok(fields: _Fields) -> bool:
     """Whether every field :func:`check_request` looks at has an allowed type (a columnar test)."""
-    ids = [r.get("id") for r in records]
+    ids = fields("id")
     if _types(ids) != {str} or "" in ids:
         return False
-    if not _types(r.get("warmup", False) for r in records) <= {bool}:
+    if not _types(fields("warmup", False)) <= {bool}:
         return False
     for key in ("prompt_tokens", "output_tokens", "t_submit_ns", "t_first_token_ns", "t_done_ns"):
-        if not _types(r.get(key) for r in records) <= {int, type(None)}:
+        if not _types(fields(key)) <= {int, type(None)}:
             return False
-    lists = [r.get("token_times_ns") for r in records]
+    lists = fields("token_times_ns")
     if not _types(lists) <= {list, type(None)}:
         return False
     return _types(chain.from_iterable(t for t in lists if t)) <= {int}
@@ -164,8 +188,9 @@ def _check_each(records: Sequence[Mapping[str, Any]], lines: list[int] | None, p
         check_request(record, path, line)
 
 
-def _request_type(records: Sequence[Mapping[str, Any]], lines: list[int] | None, path: Path | None) -> NDArray[np.int8]:
-    values = [r.get("request_type") for r in records]
+def _request_type(fields: _Fields, lines: list[int] | None, path: Path | None) -> NDArray[np.int8]:
+    values = fields("request_type")
+    records = fields.records
     codes = np.zeros(len(values), dtype=np.int8)
     if _types(values) == {type(None)}:
         return codes
@@ -183,18 +208,20 @@ def _request_type(records: Sequence[Mapping[str, Any]], lines: list[int] | None,
 
 
 def _token_columns(
-    records: Sequence[Mapping[str, Any]], lines: list[int] | None, path: Path | None
+    fields: _Fields, lines: list[int] | None, path: Path | None
 ) -> tuple[IntArray, IntArray, IntArray, IntArray]:
     """(token_events, gap_max_ns, gaps_ns concatenated, gap_counts) of a chunk, from either form."""
+    records = fields.records
     n = len(records)
-    compact = [("token_events" in r) for r in records]
+    compact = fields.present("token_events")
     if any(compact):
         if not all(compact):  # both forms in one chunk (a hand-edited file): bring the old rows to the new form
             from capbench.records.token_times import compact_request
 
             records = [r if c else compact_request(r) for r, c in zip(records, compact, strict=True)]
-        return _compact_columns(records, lines, path)
-    lists = [r.get("token_times_ns") or [] for r in records]
+            fields = _Fields(records)
+        return _compact_columns(fields, lines, path)
+    lists = [t or [] for t in fields("token_times_ns")]
     events = np.fromiter((len(t) for t in lists), dtype=np.int64, count=n)
     flat = np.frombuffer(array("q", chain.from_iterable(lists)), dtype=np.int64) if events.any() else None
     counts = np.maximum(events - 1, 0)
@@ -212,16 +239,16 @@ def _token_columns(
 
 
 def _compact_columns(
-    records: Sequence[Mapping[str, Any]], lines: list[int] | None, path: Path | None
+    fields: _Fields, lines: list[int] | None, path: Path | None
 ) -> tuple[IntArray, IntArray, IntArray, IntArray]:
-    len(records)
-    strings = [r.get("token_gaps_ns") or "" for r in records]
+    records = fields.records
+    strings = [s or "" for s in fields("token_gaps_ns")]
     try:
         if not _types(strings) <= {str}:
             raise ValueError("token_gaps_ns must be a string")
         gaps, counts = decode_gaps(strings)
-        events = _ints([r.get("token_events") for r in records])
-        gap_max = _ints([r.get("token_gap_max_ns") for r in records])
+        events = _ints(fields("token_events"))
+        gap_max = _ints(fields("token_gap_max_ns"))
         expected = np.maximum(events, 1) - 1
         ok = (events >= 0) & (counts == expected)
         has = counts > 0
@@ -243,9 +270,16 @@ def _compact_columns(
     return events, gap_max, gaps, counts
 
 
-def _optional(records: Sequence[Mapping[str, Any]], key: str) -> list[Any] | None:
-    values = [r.get(key) for r in records]
-    return values if any(v is not None for v in values) else None
+def _optional(fields: _Fields, key: str) -> list[Any] | None:
+    values = fields(key)
+    return None if not values or _types(values) == {type(None)} else values
+
+
+def _flags(values: list[Any]) -> BoolArray:
+    """``bool(v)`` of each value (plain booleans converted whole)."""
+    if _types(values) <= {bool}:
+        return np.array(values, dtype=np.bool_)
+    return np.fromiter((bool(v) for v in values), dtype=np.bool_, count=len(values))
 
 
 def to_chunk(
@@ -254,12 +288,13 @@ def to_chunk(
     """One chunk of records as columns; with ``path`` (records read from that file, at ``lines``) every
     per-record check applies (module docstring)."""
     checked = path is not None and lines is not None
-    if checked and not _types_ok(records):
+    fields = _Fields(records)
+    if checked and not _types_ok(fields):
         _check_each(records, lines, path)
-    ids = [r.get("id") for r in records]
+    ids = fields("id")
     columns: dict[str, IntArray] = {}
     for key in ("t_submit_ns", "t_first_token_ns", "t_done_ns", "prompt_tokens", "output_tokens", "turn"):
-        values = [r.get(key) for r in records]
+        values = fields(key)
         try:
             columns[key] = _ints(values)
         except (TypeError, OverflowError):
@@ -270,14 +305,14 @@ def to_chunk(
             columns[key] = _lenient_ints(values, ids, key)
     if checked and not _values_ok(columns):
         _check_each(records, lines, path)
-    events, gap_max, gaps, counts = _token_columns(records, lines, path)
+    events, gap_max, gaps, counts = _token_columns(fields, lines, path)
     has_turn = bool((columns["turn"] != MISSING).any())
-    samples = _optional(records, "sample_id")
+    samples = _optional(fields, "sample_id")
     return RequestChunk(
         ids=ids,
-        warmup=np.fromiter((bool(r.get("warmup")) for r in records), dtype=np.bool_, count=len(records)),
-        failed=np.fromiter((r.get("error") is not None for r in records), dtype=np.bool_, count=len(records)),
-        request_type=_request_type(records, lines, path),
+        warmup=_flags(fields("warmup", False)),
+        failed=np.array([v is not None for v in fields("error")], dtype=np.bool_),
+        request_type=_request_type(fields, lines, path),
         t_submit_ns=columns["t_submit_ns"],
         t_first_token_ns=columns["t_first_token_ns"],
         t_done_ns=columns["t_done_ns"],
@@ -288,10 +323,10 @@ def to_chunk(
         gaps_ns=gaps,
         gap_counts=counts,
         turn=columns["turn"],
-        session_id=[r.get("session_id") for r in records] if has_turn else None,
+        session_id=fields("session_id") if has_turn else None,
         sample_id=samples,
-        score=[r.get("score") for r in records] if samples is not None else None,
-        answer=[r.get("answer") for r in records] if samples is not None else None,
+        score=fields("score") if samples is not None else None,
+        answer=fields("answer") if samples is not None else None,
     )
 
 

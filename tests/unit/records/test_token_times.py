@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import itertools
 import warnings
 from pathlib import Path
@@ -9,13 +11,22 @@ from pathlib import Path
 import numpy as np
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from capbench.errors import CapbenchError
 from capbench.records import RecordWarning, RunWriter, read_run
 from capbench.records.columns import MISSING, numbered_chunks, request_chunks
 from capbench.records.reader import KeyedFile, Rescan, iter_jsonl_numbered, open_run
 from capbench.records.schema import REQUESTS_FILE, SCHEMA_VERSION, request_record
-from capbench.records.token_times import compact_request, decode_gaps, encode_gaps, expand_request, longest_gap_ns
+from capbench.records.token_times import (
+    _base64_many,
+    compact_request,
+    decode_gaps,
+    encode_gaps,
+    expand_request,
+    longest_gap_ns,
+)
 from capbench.records.validate import request_key
 from capbench.summary.score import score_run_dir
 
@@ -150,3 +161,29 @@ def test_duplicates_are_found_at_the_end_and_the_file_read_again_without_them(tm
     path.write_bytes(b"\n".join([lines[0], lines[1], orjson.dumps(conflicting)]) + b"\n")
     with pytest.raises(CapbenchError, match=r"line 3: a second, different record for 'r0' \(the first is on line 1\)"):
         list(open_run(run_dir).request_chunks())
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(st.integers(0, 2**63 - 1), max_size=9), min_size=1, max_size=12))
+def test_many_strings_decode_at_once_as_one_by_one(gap_lists: list[list[int]]) -> None:
+    """The vectorized base64 decoder gives each string's bytes exactly as base64.b64decode does."""
+    strings = [encode_gaps(g) for g in gap_lists]
+    got = _base64_many(strings)
+    assert got is not None
+    raw = [base64.b64decode(s, validate=True) for s in strings]
+    assert bytes(got[0]) == b"".join(raw) and got[1].tolist() == [len(r) for r in raw]
+    gaps, counts = decode_gaps(strings)
+    assert gaps.tolist() == [g for lst in gap_lists for g in lst] and counts.tolist() == [len(g) for g in gap_lists]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(alphabet="AQgw+/=é9\n", max_size=9), min_size=1, max_size=5))
+def test_what_base64_refuses_the_vectorized_decoder_never_accepts(strings: list[str]) -> None:
+    got = _base64_many(strings)
+    try:
+        raw = [base64.b64decode(s, validate=True) for s in strings]
+    except (binascii.Error, ValueError):
+        assert got is None
+        return
+    if got is not None:  # it may still hand a valid input back to the one-by-one path
+        assert bytes(got[0]) == b"".join(raw) and got[1].tolist() == [len(r) for r in raw]
