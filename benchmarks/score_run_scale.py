@@ -16,8 +16,11 @@ one GPU. Then, each in its own fresh child process so each has its own peak memo
   uses), keeping nothing: the least any line-by-line JSON scorer must spend;
 - **score**: :func:`capbench.summary.score.score_run_dir` (``write=False``): read, check and score everything.
 
-It prints the score's wall time, its ratio to the parse floor, and the peak resident memory (``ru_maxrss`` of the
-child) next to the resident memory of a child that only imported capbench. Targets (issue #18), on the 2-core
+It prints the score's wall time and its ratio to the parse floor (one core decoding every line), the CPU seconds
+it used (its own and its pass reader's: a ``passes.jsonl`` of 64 MiB or more is read by a second process while
+the requests are read, :mod:`capbench.summary.pass_worker`, so wall time can be less than CPU time on two cores),
+and the peak resident memory (``ru_maxrss``) of the scoring child and of that pass reader, with their sum, next
+to the resident memory of a child that only imported capbench. Targets (issue #18), on the 2-core
 development VM: wall ≤ 5 s and ≤ 3× the parse floor at N = 1,000,000; peak RSS ≤ 300 MB and flat from 1M to 4M.
 """
 
@@ -132,6 +135,12 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _cpu_s() -> float:
+    """User + system CPU seconds of this process and of its children that have ended (the pass reader)."""
+    me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
+
+
 def _child_parse(run_dir: Path, out: Any) -> None:
     loads = orjson.loads
     t0 = time.perf_counter()
@@ -157,12 +166,15 @@ def _child_score(run_dir: Path, out: Any) -> None:
 
     warnings.simplefilter("ignore")
     t0 = time.perf_counter()
+    cpu0 = _cpu_s()
     summary = score_run_dir(run_dir, write=False)
     wall_s = time.perf_counter() - t0
     out.put(
         {
             "score_s": wall_s,
+            "cpu_s": _cpu_s() - cpu0,
             "peak_mb": _peak_mb(),
+            "reader_peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
             "requests": summary["requests"]["total"],
             "passes": summary["pass_records"]["total"],
             "ttft_p99_s": summary["latency"]["ttft_s"]["p99"],
@@ -214,7 +226,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"N={n:,}: {files}")
         print(
             f"  score {score['score_s']:.2f} s, parse floor {parse['parse_s']:.2f} s ({parse['lines']:,} lines): "
-            f"{ratio:.2f}x the floor; peak RSS {score['peak_mb']:.0f} MB (parse-only child {parse['peak_mb']:.0f} MB)"
+            f"{ratio:.2f}x the floor; CPU {score['cpu_s']:.2f} s ({score['cpu_s'] / parse['parse_s']:.2f}x the floor)"
+        )
+        reader = score["reader_peak_mb"]
+        both = score["peak_mb"] + reader
+        print(
+            f"  peak RSS {score['peak_mb']:.0f} MB"
+            + (f" + pass reader process {reader:.0f} MB = {both:.0f} MB together" if reader else "")
+            + f" (parse-only child {parse['peak_mb']:.0f} MB)"
         )
         print(
             f"  checked: {score['requests']:,} requests, {score['passes']:,} passes, TTFT p99 {score['ttft_p99_s']}, "
@@ -222,9 +241,10 @@ def main(argv: list[str] | None = None) -> int:
         )
     if len(rows) > 1:
         (n0, s0, _, _), (n1, s1, _, _) = rows[0], rows[-1]
+        m0, m1 = s0["peak_mb"] + s0["reader_peak_mb"], s1["peak_mb"] + s1["reader_peak_mb"]
         print(
-            f"peak RSS N={n0:,} -> N={n1:,}: {s0['peak_mb']:.0f} -> {s1['peak_mb']:.0f} MB "
-            f"(+{s1['peak_mb'] - s0['peak_mb']:.0f} MB for {n1 / n0:.0f}x the records)"
+            f"peak RSS (both processes) N={n0:,} -> N={n1:,}: {m0:.0f} -> {m1:.0f} MB "
+            f"(+{m1 - m0:.0f} MB for {n1 / n0:.0f}x the records)"
         )
     if args.dir is None and not args.keep:
         shutil.rmtree(base)
