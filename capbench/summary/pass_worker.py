@@ -63,7 +63,7 @@ def start_pass_scan(run: RunFiles, options: dict[str, Any]) -> PassScanInChild |
     process = context.Process(target=_child, args=(send, str(run.run_dir), options), daemon=True)
     try:
         process.start()
-    except OSError:
+    except (OSError, AssertionError):  # no process to be had (limits), or this one is a daemon and may have none
         receive.close()
         send.close()
         return None
