@@ -37,7 +37,8 @@ LATENCY_KEYS: tuple[str, ...] = ("ttft_s", "tpot_s", "itl_s", "e2e_latency_s")
 
 class LatencyTally:
     """:func:`request_metrics` over request chunks: counts and sums kept, one float column per distribution
-    (TTFT, TPOT, e2e, ITL gaps), nothing per record else. Chunks must be fed in record order."""
+    (TTFT, TPOT, e2e, ITL gaps; in memory up to a threshold, then spilled to a temporary file: memory bounded
+    however long the run), nothing per record else. Chunks must be fed in record order."""
 
     def __init__(self) -> None:
         self.total = self.warmup = self.errors = self.completed = 0
@@ -91,10 +92,10 @@ class LatencyTally:
         # A token total is known only when every completed request recorded its count (no silent zeros).
         inputs = self.input_tokens if completed and not self.input_missing else None
         outputs = self.output_tokens if completed and not self.output_missing else None
-        if (self.itl.values() < 0).any():
+        itl_min = self.itl.min()  # NaN-ignoring: < 0 exactly when some gap is
+        if itl_min is not None and itl_min < 0:
             raise CapbenchError("a request's token_times_ns is not in increasing order")
-        tpot = self.tpot.values()
-        per_user = ratio_or_none(1.0, float(np.median(tpot))) if tpot.size else None  # before describe reorders it
+        per_user = ratio_or_none(1.0, self.tpot.median())  # before describe, the column's last use
         return {
             "requests": {
                 "total": self.total,

@@ -18,15 +18,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
-from capbench.metrics.stats import describe, ratio_or_none
+from capbench.metrics.stats import FloatColumn, ratio_or_none
 from capbench.records.columns import GENERATE, MISSING, RequestChunk
 from capbench.records.validate import REQUEST_TYPES
 
 
 class LoglikelihoodTally:
-    """The log-likelihood requests' counts, prompt tokens, window and latency column, over request chunks."""
+    """The log-likelihood requests' counts, prompt tokens, window and latency column (a
+    :class:`~capbench.metrics.stats.FloatColumn`: bounded memory), over request chunks."""
 
     def __init__(self) -> None:
         self.measured = self.warmup = self.completed = self.failed = 0
@@ -35,7 +34,7 @@ class LoglikelihoodTally:
         self.prompt_missing = 0
         self.first_submit: int | None = None
         self.last_done: int | None = None
-        self.latency: list[np.ndarray] = []
+        self.latency = FloatColumn()
 
     def add(self, chunk: RequestChunk) -> None:
         mine = chunk.request_type != GENERATE
@@ -62,7 +61,7 @@ class LoglikelihoodTally:
         self.prompt_missing += int((prompt == MISSING).sum())
         self.prompt_tokens += int(prompt[prompt != MISSING].sum())
         both = ok & (submit != MISSING) & (done != MISSING)
-        self.latency.append((done[both] - submit[both]) / 1e9)
+        self.latency.extend((done[both] - submit[both]) / 1e9)
 
     @property
     def window_ns(self) -> tuple[int, int] | None:
@@ -72,7 +71,8 @@ class LoglikelihoodTally:
         return self.first_submit, self.last_done
 
     def result(self) -> dict[str, Any] | None:
-        """``summary.json`` ``loglikelihood`` (module docstring), or None without log-likelihood requests."""
+        """``summary.json`` ``loglikelihood`` (module docstring), or None without log-likelihood requests. Called
+        once: it describes the latency column, that column's last use."""
         if not self.measured and not self.warmup:
             return None
         window = self.window_ns
@@ -85,7 +85,7 @@ class LoglikelihoodTally:
             "failed": self.failed,
             "by_type": dict(self.by_type),
             "prompt_tokens": tokens,
-            "latency_s": describe(np.concatenate(self.latency) if self.latency else np.empty(0)),
+            "latency_s": self.latency.describe(),
             "wall_s": wall_s,
             "requests_per_s": ratio_or_none(self.completed, wall_s),
             "prompt_tokens_per_s": ratio_or_none(tokens, wall_s),
