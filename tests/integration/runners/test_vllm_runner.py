@@ -14,7 +14,10 @@ reason; a launch by model id (a local Hugging Face cache, offline) scores from t
 server killed mid-run leaves a ``partial`` run with the finished requests; Ctrl-C stops the run and the server;
 attaching to a running server works without step records.
 
-Every test here starts a vLLM server (15–90 s on two cores); they need ``CAPBENCH_VLLM_PYTHON``.
+Every test here but the attach test starts a vLLM server of its own (15–90 s on two cores): each tests a launch
+(its flags, model, engine arguments, a failure or the server's end). The attach test drives the session's shared
+engine (tests/conftest.py ``shared_vllm_engine``), launched once for the modules that only drive it. They need
+``CAPBENCH_VLLM_PYTHON``.
 """
 
 from __future__ import annotations
@@ -402,32 +405,24 @@ def test_ctrl_c_stops_the_run_and_the_server(capbench_cache: Path, tmp_path: Pat
     assert not _group_alive(pid), "the vLLM server outlived capbench"
 
 
-def test_attach_to_a_running_server(capbench_cache: Path, tmp_path: Path, vllm_python: Path) -> None:
-    from capbench.runners.vllm.server import ManagedServer
-
-    model = family_dir(capbench_cache, "qwen3_moe")
-    env = {**os.environ, "VLLM_NO_USAGE_STATS": "1"}
-    server = ManagedServer(
-        str(vllm_python), str(model), ["--enforce-eager", "--max-model-len", "512"], env, tmp_path / "server.log"
+def test_attach_to_a_running_server(shared_vllm_engine: Any, tmp_path: Path) -> None:
+    """A run attached (``base_url``) to a server that is already running, here the session's shared engine
+    (tests/support/vllm_engine.py) rather than a launch of its own: no step records, the server's metrics, and
+    the server is left running (it is not capbench's to stop)."""
+    runner, _, model = shared_vllm_engine.get()
+    spec = build_run_spec(
+        None,
+        {
+            "runner": "vllm",
+            "base_url": runner.client.base_url + "/v1",
+            "model_path": str(model),
+            "num_requests": 4,
+            "concurrency": 2,
+            "max_tokens": 8,
+            "out": str(tmp_path / "run"),
+        },
     )
-    server.start()
-    try:
-        server.wait_ready(600)
-        spec = build_run_spec(
-            None,
-            {
-                "runner": "vllm",
-                "base_url": server.base_url + "/v1",
-                "model_path": str(model),
-                "num_requests": 4,
-                "concurrency": 2,
-                "max_tokens": 8,
-                "out": str(tmp_path / "run"),
-            },
-        )
-        run_dir, status = execute_run(spec, quiet=True)
-    finally:
-        server.stop()
+    run_dir, status = execute_run(spec, quiet=True)
     assert status == RunStatus.COMPLETE
     engine = json.loads((run_dir / "run.json").read_text())["engine"]
     assert engine["mode"] == "attached" and engine["step_records"] is False
@@ -435,6 +430,7 @@ def test_attach_to_a_running_server(capbench_cache: Path, tmp_path: Path, vllm_p
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["server"] is not None
     assert summary["requests"]["measured"] == 4
+    assert runner.server is not None and runner.server.alive(), "the attached run stopped a server it did not launch"
 
 
 def test_a_server_that_cannot_start_leaves_a_failed_run(tmp_path: Path) -> None:

@@ -40,8 +40,8 @@ PREFIX_TOKENS, SUFFIX_TOKENS, GROUPS = 256, 24, 2
 
 @pytest.fixture(scope="module")
 def engine(vllm_environment: None, shared_vllm_engine: Any) -> Iterator[Any]:
-    """The session's shared engine serving the demo MoE (the runner contract drove it first); this module is its
-    last user and closes it."""
+    """The session's shared engine serving the demo MoE (the runner contract, the log-likelihood tests, the runner's
+    attach test and the fixed-length task test drove it first); this module is its last user and closes it."""
     yield shared_vllm_engine.get()
     shared_vllm_engine.close()
 
