@@ -123,9 +123,6 @@ class _Scanner:
         self.t_end = array("q")
         self.measured = array("b")
         self.active: list[Any] = []  # experts_active of measured passes, concatenated
-        # The same, a block at a time, where a block's lists all held plain integers (numpy converted them whole);
-        # used only while ``active`` is empty, so the two never interleave.
-        self.active_blocks: list[IntArray] = []
         self.token_pos: list[int] = []
         self.token_rows: list[Any] = []
         self.token_elems = 0
@@ -146,7 +143,6 @@ class _Scanner:
         ):
             del buffer[:]
         self.token_elems = 0
-        self.active_blocks = []
 
     def run(self, passes: Iterable[Mapping[str, Any]]) -> PassScan:
         records = warmup = 0
@@ -220,8 +216,7 @@ class _Scanner:
         self.t_start.extend(t_start)
         self.t_end.extend(t_end)
         self.measured.extend(array("b", [a is not None for a in active]))
-        if given:
-            self._add_active(given)
+        self.active.extend(chain.from_iterable(given))
         for i, counts in enumerate(tokens):
             if counts is not None:
                 self._add_expert_tokens(index[i], counts, position + i)
@@ -260,7 +255,6 @@ class _Scanner:
                             f"pass record {index}: experts_active has {len(active)} entries, expected one "
                             f"per MoE layer ({moe_layers})"
                         )
-                    self._lists_only()
                     self.active.extend(active)
                     self.measured.append(1)
             except (KeyError, TypeError, OverflowError) as exc:
@@ -277,28 +271,6 @@ class _Scanner:
                 self.num_moe_layers = moe_layers
                 self._flush()
         return moe_layers, warmup
-
-    def _add_active(self, given: list[Any]) -> None:
-        """Buffer a block's ``experts_active`` lists (all of one length): converted by numpy in one call when they
-        hold only integers that fit int64 (``true``/``false`` read as 1/0, as the strict conversion reads them), else
-        kept as Python values for the strict conversion, which names the record."""
-        if not self.active:
-            try:
-                block = np.array(given)
-            except (ValueError, OverflowError):
-                block = None
-            if block is not None and block.dtype.kind == "i" and block.ndim == 2:
-                self.active_blocks.append(block.astype(np.int64, copy=False).ravel())
-                return
-        self._lists_only()
-        self.active.extend(chain.from_iterable(given))
-
-    def _lists_only(self) -> None:
-        """Move buffered numpy blocks of ``experts_active`` back into the list (a block that needs the strict path
-        follows them in the same chunk; rare)."""
-        if self.active_blocks:
-            self.active.extend(np.concatenate(self.active_blocks).tolist())
-            self.active_blocks = []
 
     def _add_expert_tokens(self, index: int, counts: Any, position: int) -> None:
         self.token_pos.append(position)
@@ -413,14 +385,11 @@ class _Scanner:
 
     def _experts_active(self, measured: BoolArray, phase: NDArray[np.int8]) -> IntArray:
         active_sum = np.zeros(measured.size, dtype=np.int64)
-        if not self.active and not self.active_blocks:
+        if not self.active:
             return active_sum
         layers = self.num_moe_layers or 0
         per_pass = np.where(measured, layers, 0)
-        if self.active_blocks:
-            active = np.concatenate(self.active_blocks).reshape(-1, layers)
-        else:
-            active = self._strict_ints(self.active, per_pass, "experts_active must hold integers").reshape(-1, layers)
+        active = self._strict_ints(self.active, per_pass, "experts_active must hold integers").reshape(-1, layers)
         bad = active < 0
         if self.num_experts is not None:
             bad |= active > self.num_experts

@@ -156,20 +156,19 @@ def test_sliding_structure_windows_flow_into_scan() -> None:
 
 
 @pytest.mark.parametrize("bad", [1.5, None, "2", 2**64])
-def test_a_bad_experts_active_value_after_whole_blocks_names_its_record(bad: object) -> None:
-    """Blocks of plain integers are converted whole; a later block that is not is refused naming its record, as
-    when every value went through the strict conversion (the chunk spans both kinds of block)."""
+def test_a_bad_experts_active_value_in_a_later_block_names_its_record(bad: object) -> None:
+    """A value that is not a 64-bit integer, thousands of passes into a chunk, is refused naming its record."""
     passes = make_passes(5000)
     passes[4500]["experts_active"] = [1, bad]
     with pytest.raises(CapbenchError, match=r"^pass record 4500 \(0-based, in file order\)"):
         scan_passes(passes, num_moe_layers=2, num_experts=2)
 
 
-def test_whole_block_conversion_reads_true_as_the_strict_conversion_does() -> None:
+def test_true_in_experts_active_reads_as_1() -> None:
     passes = make_passes(5000)
     passes[4999]["experts_active"] = [1, 2]
     plain = scan_passes(passes, num_moe_layers=2, num_experts=2)
-    passes[4999]["experts_active"] = [True, 2]  # numpy reads true as 1, as the strict conversion always did
+    passes[4999]["experts_active"] = [True, 2]  # JSON true is Python's True, an int: read as 1
     with_bool = scan_passes(passes, num_moe_layers=2, num_experts=2)
     assert np.array_equal(plain.features.experts_active_sum, with_bool.features.experts_active_sum)
     for codes in ((0,), (1,), (2,)):
