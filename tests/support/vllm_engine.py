@@ -4,8 +4,9 @@ machine, so it is paid once.
 
 The engine is launched on first use, by a module that has the ``vllm_environment`` fixture active (the
 environment is read at launch), and closed by the last module that uses it (:meth:`SharedEngine.close`: the
-workload module, which runs after the others in file order) or at the end of the session. Its runner's client settings (concurrency 2, 6 new tokens, completions API) are the
-contract's; a module that needs others sets ``runner.client.config`` for its drive and restores it.
+workload module, which runs after the others in file order) or at the end of the session. Its runner's client
+settings (concurrency 2, 6 new tokens, completions API) are the contract's; a module that needs others sets
+``runner.client.config`` for its drive and restores it.
 """
 
 from __future__ import annotations
