@@ -38,8 +38,7 @@ def describe(values: ArrayLike) -> StatsDict:
     a = np.asarray(values, dtype=np.float64).ravel()
     if a.size == 0:
         return {"count": 0, "mean": None, "p50": None, "p90": None, "p99": None, "max": None}
-    if not np.all(np.isfinite(a)):
-        raise ValueError("describe() got a non-finite value; pass only measured values")
+    _check_finite(a)
     p50, p90, p99 = np.percentile(a, [50.0, 90.0, 99.0])
     return {
         "count": int(a.size),
@@ -230,7 +229,7 @@ class FloatColumn:
 
     def _check_spilled_finite(self) -> None:
         if not self._finite:
-            raise ValueError("describe() got a non-finite value; pass only measured values")
+            raise ValueError(_NON_FINITE)
 
     def _read(self, start: int, count: int, out: np.ndarray) -> np.ndarray:
         """Values [start, start + count) of the file, read into the front of ``out``."""
@@ -290,9 +289,12 @@ class FloatColumn:
             raise RuntimeError("this FloatColumn was described (or closed) already; describe() is its last use")
 
 
+_NON_FINITE = "describe() got a non-finite value; pass only measured values"
+
+
 def _check_finite(a: np.ndarray) -> None:
     if not np.all(np.isfinite(a)):
-        raise ValueError("describe() got a non-finite value; pass only measured values")
+        raise ValueError(_NON_FINITE)
 
 
 def _percentile_ranks(n: int) -> list[int]:

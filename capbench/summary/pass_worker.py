@@ -90,8 +90,9 @@ class PassScanInChild:
             kind, shown = "lost", []
         finally:
             self.close()
-        for message, category in shown:
-            warnings.warn(message, category, stacklevel=2)
+        if kind in ("ok", "error"):  # otherwise the scan below runs again and raises its own warnings
+            for message, category in shown:
+                warnings.warn(message, category, stacklevel=2)
         if kind == "ok":
             return scan
         if kind == "error":

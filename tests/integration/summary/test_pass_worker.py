@@ -106,6 +106,16 @@ def test_the_childs_error_is_raised_here(generated: Path, tmp_path: Path, monkey
     assert isinstance(outcome, str) and "'sampled' must be between 0" in outcome
 
 
+class _Gone:
+    """A child process that has already ended."""
+
+    def is_alive(self) -> bool:
+        return False
+
+    def join(self, timeout: float | None = None) -> None:
+        return None
+
+
 def test_a_child_that_dies_without_an_answer_is_replaced_in_process(generated: Path) -> None:
     import multiprocessing
 
@@ -114,14 +124,7 @@ def test_a_child_that_dies_without_an_answer_is_replaced_in_process(generated: P
     receive, send = multiprocessing.Pipe(duplex=False)
     send.close()  # the child's end closes with nothing sent, as when it is killed
 
-    class Gone:
-        def is_alive(self) -> bool:
-            return False
-
-        def join(self, timeout: float | None = None) -> None:
-            return None
-
-    scan = pass_worker.PassScanInChild(run, options, Gone(), receive).result()
+    scan = pass_worker.PassScanInChild(run, options, _Gone(), receive).result()
     assert scan.records == 3000 and scan.features.num_passes == 3000 - scan.warmup
 
 
@@ -129,3 +132,21 @@ def test_a_small_file_is_scanned_in_process(generated: Path) -> None:
     run = open_run(generated)
     assert (generated / "passes.jsonl").stat().st_size < pass_worker.PARALLEL_MIN_BYTES
     assert pass_worker.start_pass_scan(run, pass_scan_options(run_structure(run.manifest))) is None
+
+
+def test_a_child_that_failed_has_its_warnings_raised_once_by_the_scan_run_again(generated: Path) -> None:
+    """A child that hit a bug sends its warnings with the failure; the scan then runs here and raises its own, so
+    the child's are not raised as well (each warning once)."""
+    import multiprocessing
+
+    run = open_run(generated)
+    options = pass_scan_options(run_structure(run.manifest))
+    receive, send = multiprocessing.Pipe(duplex=False)
+    send.send(("failed", "MemoryError: ", [("a warning the child recorded", RecordWarning)]))
+    send.close()
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        scan = pass_worker.PassScanInChild(run, options, _Gone(), receive).result()
+    assert scan.records == 3000
+    assert [str(w.message) for w in caught] == []
