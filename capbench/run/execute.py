@@ -137,21 +137,24 @@ def execute_run(spec: RunSpec, *, quiet: bool = False) -> tuple[Path, RunStatus]
             hardware = resolve_run_hardware(spec, device, sensor, console)
         manifest = build_manifest(spec, run_id, runner, model, workload, plan.dataset, hardware)
         manifest["power"] = sensor.info()
-        with disk_errors(run_dir):
-            writer = RunWriter(run_dir, manifest)
         what = f"{workload.num_requests} requests" if workload.num_requests else f"{workload.duration_s:g} s"
         if plan.task is not None:
             what = f"task {plan.task.name}: {workload.num_requests} samples"
-        console.print(f"run [bold]{run_id}[/]: {what} (+{spec.warmup} warm-up) -> {run_dir}")
+        with disk_errors(run_dir):
+            writer = RunWriter(run_dir, manifest)
         try:
-            with disk_errors(run_dir), writer, RequestProgress(console, total=plan.total) as progress:
-                try:
-                    if plan.task is None:
-                        drive(runner, workload, writer, progress.request_done, power=sensor)
-                    else:
-                        serve_task(plan.task, spec, runner, writer, progress.request_done, sensor)
-                finally:  # also for a partial run: what the runner learned, the sensor's statistics
-                    writer.update_manifest(**runner.facts, power=sensor.info())
+            # The writer's context is entered at once: from the first write of run.json ("running"), a Ctrl-C or
+            # SIGTERM (a killed sweep's point) ends the run partial, even one that lands while its first line prints.
+            with disk_errors(run_dir), writer:
+                console.print(f"run [bold]{run_id}[/]: {what} (+{spec.warmup} warm-up) -> {run_dir}")
+                with RequestProgress(console, total=plan.total) as progress:
+                    try:
+                        if plan.task is None:
+                            drive(runner, workload, writer, progress.request_done, power=sensor)
+                        else:
+                            serve_task(plan.task, spec, runner, writer, progress.request_done, sensor)
+                    finally:  # also for a partial run: what the runner learned, the sensor's statistics
+                        writer.update_manifest(**runner.facts, power=sensor.info())
                 failure = writer.failure(spec.max_error_rate)
                 if failure is not None:
                     writer.finish(RunStatus.FAILED, error=failure)

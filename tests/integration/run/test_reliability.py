@@ -408,3 +408,31 @@ def test_a_full_disk_ends_the_run_with_one_error_and_keeps_what_was_written(tmp_
     assert manifest["status"] in ("partial", "failed") and "File too large" in manifest["error"]
     kept = [json.loads(x) for x in (run / "requests.jsonl").read_text().splitlines()[:-1]]  # the last may be torn
     assert len(kept) > 10
+
+
+def test_an_interruption_right_after_run_json_is_written_ends_the_run_partial(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """run.json says "running" from its first write; a SIGTERM (Ctrl-C) landing right after, while the run's
+    opening line is printed (a killed sweep's point, just started), must still end it partial, never leave it
+    running."""
+    from rich.console import Console
+
+    from capbench.config import build_run_spec
+    from capbench.run.execute import execute_run
+    from capbench.testing.mock_server import MockServerProcess, MockSettings
+
+    print_line = Console.print
+
+    def interrupted(self: Console, *objects: Any, **kw: Any) -> None:
+        if objects and str(objects[0]).startswith("run [bold]"):
+            raise KeyboardInterrupt
+        print_line(self, *objects, **kw)
+
+    monkeypatch.setattr(Console, "print", interrupted)
+    run = tmp_path / "run"
+    settings = {"runner": "openai", "task": "none", "num_requests": 4, "out": str(run)}
+    with MockServerProcess(MockSettings(output_tokens=4)) as server, pytest.raises(KeyboardInterrupt):
+        execute_run(build_run_spec(None, {**settings, "base_url": server.url}), quiet=True)
+    manifest = json.loads((run / "run.json").read_text())
+    assert manifest["status"] == "partial"
