@@ -20,7 +20,7 @@ figure ``None`` and ``energy_source`` ``none``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,12 +28,17 @@ import numpy as np
 from numpy.typing import NDArray
 
 from capbench.metrics.phases import PHASE_NAMES
-from capbench.metrics.stats import ratio_or_none
+from capbench.metrics.stats import ratio_or_none, sum_of_parts
 from capbench.records.power_columns import PowerColumns, power_columns
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 J_PER_KWH = 3.6e6
+
+PassIntervals = tuple[NDArray[np.int8], IntArray, IntArray, NDArray[np.bool_], IntArray]
+"""(phase, t_start_ns, t_end_ns, timed, tokens) of consecutive scored passes, in file order."""
+PassSlices = Callable[[], Iterator[PassIntervals]]
+"""A restartable source of :data:`PassIntervals` slices covering every scored pass once, in file order."""
 
 
 @dataclass(frozen=True)
@@ -108,13 +113,14 @@ def energy_summary(
     window_source: str | None,
     output_tokens: int | None,
     completed_requests: int | None,
-    passes: tuple[NDArray[np.int8], IntArray, IntArray, NDArray[np.bool_], IntArray] | None = None,
+    passes: PassIntervals | PassSlices | None = None,
     num_gpus: int | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
     """Energy figures of a run (formulas in the module docstring), and notes explaining what is missing.
 
     ``window_ns``: the measurement window [a, b] on the run's clock; ``None`` uses the span of the samples.
-    ``passes``: (phase, t_start_ns, t_end_ns, timed, tokens) per scored pass, for the per-phase split.
+    ``passes``: (phase, t_start_ns, t_end_ns, timed, tokens) per scored pass, for the per-phase split: whole
+    arrays, or a source of slices of them (bounded memory, :data:`PassSlices`).
     ``num_gpus``: GPUs the deployment used, to flag GPUs that have no samples.
     """
     traces, notes = build_traces(power)
@@ -195,32 +201,85 @@ def _attribute_phases(
     out: dict[str, Any],
     notes: list[str],
     traces: list[EnergyTrace],
-    passes: tuple[NDArray[np.int8], IntArray, IntArray, NDArray[np.bool_], IntArray],
+    passes: PassIntervals | PassSlices,
     start: int,
     end: int,
 ) -> None:
-    phase, t_start, t_end, timed, tokens = passes
-    if phase.size == 0:
+    """Per-phase energy of the passes (module docstring), reading them slice by slice.
+
+    Overlap: with the passes sorted by start (stable), a pass overlaps when it starts before the latest end so
+    far. Passes already in start order (one engine writes them so) are checked as they stream; out of order,
+    they are read again and their starts and ends sorted at once (16 bytes a pass).
+    """
+    source: PassSlices = passes if callable(passes) else (lambda: iter([passes]))
+    check = _OverlapCheck()
+    energy_parts: dict[int, list[float]] = {}
+    token_totals: dict[int, int] = {}
+    total_parts: list[float] = []
+    count = 0
+    for phase, t_start, t_end, timed, tokens in source():
+        count += int(phase.size)
+        if not phase.size:
+            continue
+        if not timed.all():
+            notes.append("some passes give only latency_s, not t_start_ns/t_end_ns: energy is not split by phase")
+            return
+        check.add(t_start, t_end)
+        lo = np.clip(t_start, start, end)
+        hi = np.clip(t_end, start, end)
+        per_pass = np.zeros(phase.size, dtype=np.float64)
+        for trace in traces:
+            per_pass += trace.energy_between(lo, hi)
+        for code in range(len(PHASE_NAMES)):
+            sel = phase == code
+            if sel.any():
+                energy_parts.setdefault(code, []).append(float(per_pass[sel].sum()))
+                token_totals[code] = token_totals.get(code, 0) + int(tokens[sel].sum())
+        total_parts.append(float(per_pass.sum()))
+    if not count:
         return
-    if not timed.all():
-        notes.append("some passes give only latency_s, not t_start_ns/t_end_ns: energy is not split by phase")
-        return
-    order = np.argsort(t_start, kind="stable")
-    if (t_start[order][1:] < np.maximum.accumulate(t_end[order])[:-1]).any():
+    if check.overlap if check.in_order else _overlap_sorted(source):
         notes.append("pass intervals overlap (several engines?): energy is not split by phase")
         return
-    lo = np.clip(t_start, start, end)
-    hi = np.clip(t_end, start, end)
-    per_pass = np.zeros(phase.size, dtype=np.float64)
-    for trace in traces:
-        per_pass += trace.energy_between(lo, hi)
     by_phase: dict[str, float] = {}
     per_token: dict[str, float | None] = {}
     for code, name in enumerate(PHASE_NAMES):
-        sel = phase == code
-        if sel.any():
-            by_phase[name] = float(per_pass[sel].sum())
-            per_token[name] = ratio_or_none(by_phase[name], int(tokens[sel].sum()))
+        if code in energy_parts:
+            by_phase[name] = sum_of_parts(energy_parts[code])
+            per_token[name] = ratio_or_none(by_phase[name], token_totals[code])
     out["phase_energy_j"] = by_phase
     out["phase_energy_per_token_j"] = per_token
-    out["unattributed_energy_j"] = float(out["energy_j"]) - float(per_pass.sum())
+    out["unattributed_energy_j"] = float(out["energy_j"]) - sum_of_parts(total_parts)
+
+
+class _OverlapCheck:
+    """Whether pass intervals fed in file order, a slice at a time, overlap: each starts no earlier than the one
+    before and no earlier than the latest end so far. ``in_order`` turns false when a start goes back in time;
+    the check then needs all the passes sorted (:func:`_overlap_sorted`)."""
+
+    def __init__(self) -> None:
+        self.in_order = True
+        self.overlap = False
+        self._last_start: int | None = None
+        self._latest_end: int | None = None
+
+    def add(self, t_start: IntArray, t_end: IntArray) -> None:
+        if not self.in_order or not t_start.size:
+            return
+        if (self._last_start is not None and t_start[0] < self._last_start) or (np.diff(t_start) < 0).any():
+            self.in_order = False
+            return
+        ends = np.maximum.accumulate(t_end)
+        if self._latest_end is not None:
+            self.overlap |= bool(t_start[0] < self._latest_end)
+            ends = np.maximum(ends, self._latest_end)
+        self.overlap |= bool((t_start[1:] < ends[:-1]).any())
+        self._last_start, self._latest_end = int(t_start[-1]), int(ends[-1])
+
+
+def _overlap_sorted(source: PassSlices) -> bool:
+    """The overlap check over every pass at once, sorted by start (stable): the passes were out of order."""
+    starts, ends = zip(*((t_start, t_end) for _, t_start, t_end, _, _ in source()), strict=True)
+    t_start, t_end = np.concatenate(starts), np.concatenate(ends)
+    order = np.argsort(t_start, kind="stable")
+    return bool((t_start[order][1:] < np.maximum.accumulate(t_end[order])[:-1]).any())

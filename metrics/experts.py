@@ -169,34 +169,30 @@ def phase_experts(
     tally: ExpertTally,
     codes: tuple[int, ...],
     *,
-    tokens: NDArray[np.int64],
-    measured: NDArray[np.bool_],
-    estimated: FloatArray | None,
-    num_experts: int | None,
-    top_k: int | None,
+    passes: int,
+    uniform_expectation: float | None,
+    estimated_active: float | None,
 ) -> dict[str, Any]:
     """Expert activity of the passes of one phase (``codes``: the phase codes it covers; ``all`` covers 3).
 
-    ``tokens``/``measured`` are those passes' T and measured flags; ``estimated`` their per-layer uniform
-    estimates where the estimate replaced a missing measurement (``None`` when no estimate was used).
+    ``passes``: the phase's scored passes; ``uniform_expectation``: the mean over its measured passes of the
+    uniform-routing expectation E·(1 − (1 − k/E)^T) (None when none was measured, or E or k is unknown);
+    ``estimated_active``: the mean per-layer uniform estimate over the passes where it replaced a missing
+    measurement (None when no estimate was used). Both are computed by the caller from the passes
+    (:mod:`capbench.metrics.pass_figures`).
 
     - ``mean_active_per_layer``: for each MoE layer, Σ a_l / measured passes (experts);
     - ``mean_active``: its mean over MoE layers (dense layers are never part of it);
-    - ``uniform_expectation``: mean over the same measured passes of E·(1 − (1 − k/E)^T);
-    - ``estimated_active``: mean per-layer uniform estimate over the passes it stood in for, else ``None``;
     - ``load_balance``: :func:`load_balance` of the phase's summed ``expert_tokens``.
     """
     active, passes_measured, token_counts, passes_counted = tally.combined(codes)
     per_layer = None if active is None or not passes_measured else active / passes_measured
-    uniform = None
-    if passes_measured and num_experts is not None and top_k is not None:
-        uniform = float(uniform_expected_active(num_experts, top_k, tokens[measured]).mean())
     return {
-        "passes": int(tokens.size),
+        "passes": passes,
         "passes_measured": passes_measured,
         "mean_active_per_layer": None if per_layer is None else [float(v) for v in per_layer],
         "mean_active": None if per_layer is None or not per_layer.size else float(per_layer.mean()),
-        "uniform_expectation": uniform,
-        "estimated_active": None if estimated is None or not estimated.size else float(estimated.mean()),
+        "uniform_expectation": uniform_expectation if passes_measured else None,
+        "estimated_active": estimated_active,
         "load_balance": load_balance(token_counts, passes_counted),
     }

@@ -35,7 +35,8 @@ from numpy.typing import NDArray
 from capbench.errors import CapbenchError
 from capbench.metrics.attention import causal_pairs, kv_tokens
 from capbench.metrics.experts import ExpertTally
-from capbench.metrics.features import ARRAY_FIELDS, NO_TIME_NS, PassFeatures, empty_column
+from capbench.metrics.feature_store import FeatureStore
+from capbench.metrics.features import NO_TIME_NS, PassFeatures
 from capbench.metrics.phases import classify
 
 IntArray = NDArray[np.int64]
@@ -52,14 +53,26 @@ _CHUNK_EXPERT_TOKEN_ELEMS = 4_000_000
 
 @dataclass
 class PassScan:
-    """What :func:`scan_passes` read: the features, expert totals and counts of records seen."""
+    """What :func:`scan_passes` read: the features (in a :class:`FeatureStore`: bounded memory), expert totals and
+    counts of records seen."""
 
-    features: PassFeatures
+    store: FeatureStore
     experts: ExpertTally
     records: int = 0
     warmup: int = 0
     num_moe_layers: int | None = None
     experts_below_top_k: int = 0
+
+    @property
+    def num_passes(self) -> int:
+        """Scored (non-warm-up) passes."""
+        return self.store.num_passes
+
+    @property
+    def features(self) -> PassFeatures:
+        """Every scored pass's features in memory at once (for tests and small runs; the scorer reads
+        ``store.slices()``)."""
+        return self.store.whole()
 
 
 @runtime_checkable
@@ -78,14 +91,22 @@ def scan_passes(
     num_experts: int | None = None,
     top_k: int | None = None,
     chunk_passes: int = CHUNK_PASSES,
+    store_directory: str | None = None,
 ) -> PassScan:
-    """Reduce a stream of pass records to :class:`PassFeatures`, in bounded memory.
+    """Reduce a stream of pass records to :class:`PassFeatures` chunks in a :class:`FeatureStore`, in bounded
+    memory.
 
     ``windows``: the model's distinct sliding windows (``AttentionGroups.windows``). ``num_moe_layers``,
     ``num_experts``, ``top_k``: from the model structure, to validate ``experts_active``/``expert_tokens``;
-    without them the first measured pass fixes the layer count.
+    without them the first measured pass fixes the layer count. ``store_directory``: where the store's file
+    goes, for a scan whose store is handed to another process (:meth:`FeatureStore.handoff`).
     """
-    return _Scanner(windows, num_moe_layers, num_experts, top_k, chunk_passes).run(passes)
+    store = FeatureStore(windows, directory=store_directory, spill_passes=0 if store_directory else None)
+    try:
+        return _Scanner(windows, num_moe_layers, num_experts, top_k, chunk_passes, store).run(passes)
+    except BaseException:
+        store.close()
+        raise
 
 
 def _copy(buffer: array[Any], dtype: type[np.generic]) -> np.ndarray:
@@ -101,14 +122,15 @@ class _Scanner:
         num_experts: int | None,
         top_k: int | None,
         chunk_passes: int,
+        store: FeatureStore,
     ) -> None:
         self.windows = windows
+        self.store = store
         self.num_moe_layers = num_moe_layers
         self.num_experts = num_experts
         self.top_k = top_k
         self.chunk_passes = chunk_passes
         self.tally = ExpertTally()
-        self.columns: dict[str, list[np.ndarray]] = {name: [] for name in ARRAY_FIELDS}
         self.below_top_k = 0
         # Chunk buffers, cleared in place after each chunk (the scan loop holds their bound methods).
         # Per-pass scalars go to typed arrays: they reject a non-number as they fill and hand numpy their
@@ -162,12 +184,8 @@ class _Scanner:
                 self._flush()
         self.num_moe_layers = moe_layers
         self._flush()
-        features = PassFeatures(
-            windows=self.windows,
-            **{name: self._concat(name) for name in ARRAY_FIELDS},
-        )
         return PassScan(
-            features=features,
+            store=self.store,
             experts=self.tally,
             records=records,
             warmup=warmup,
@@ -280,10 +298,6 @@ class _Scanner:
         except TypeError as exc:
             raise CapbenchError(f"pass record {index}: expert_tokens must be lists of ints") from exc
 
-    def _concat(self, name: str) -> np.ndarray:
-        parts = self.columns.pop(name)
-        return np.concatenate(parts) if parts else empty_column(name, len(self.windows))
-
     def _error(self, position: NDArray[np.bool_] | int, what: str) -> CapbenchError:
         first = position if isinstance(position, int) else int(np.argmax(position))
         return CapbenchError(f"pass record {self.index[first]} (0-based, in file order): {what}")
@@ -348,23 +362,23 @@ class _Scanner:
         active_sum = self._experts_active(measured, phase)
         if self.token_rows:
             self._expert_tokens(phase)
-        chunk = {
-            "tokens": tokens,
-            "sampled": sampled,
-            "kv_tokens_full": per_pass(kv_tokens(n, c)),
-            "pairs_full": per_pass(causal_pairs(n, c)),
-            "kv_tokens_window": kv_win,
-            "pairs_window": pairs_win,
-            "experts_active_sum": active_sum,
-            "experts_measured": measured,
-            "latency_s": latency,
-            "phase": phase,
-            "t_start_ns": t_start,
-            "t_end_ns": t_end,
-            "timed": timed,
-        }
-        for name, values in chunk.items():
-            self.columns[name].append(values)
+        chunk = PassFeatures(
+            windows=self.windows,
+            tokens=tokens,
+            sampled=sampled,
+            kv_tokens_full=per_pass(kv_tokens(n, c)),
+            pairs_full=per_pass(causal_pairs(n, c)),
+            kv_tokens_window=kv_win,
+            pairs_window=pairs_win,
+            experts_active_sum=active_sum,
+            experts_measured=measured,
+            latency_s=latency,
+            phase=phase,
+            t_start_ns=t_start,
+            t_end_ns=t_end,
+            timed=timed,
+        )
+        self.store.append(chunk)
         self._reset()
 
     def _timing(self) -> tuple[FloatArray, IntArray, IntArray, BoolArray]:

@@ -1,8 +1,9 @@
 """Assemble ``summary.json``: one pure function from a run's records to every derived number.
 
-:func:`score_run` streams the pass records once (:mod:`capbench.metrics.passes`), computes bytes and FLOPs
-over the per-pass feature arrays, aggregates them per phase, and adds request latency, expert activity,
-energy and cost. It reads no file: callers pass already-parsed records (``capbench.records.read_run``).
+:func:`score_run` streams the pass records once (:mod:`capbench.metrics.passes`) into a store of per-pass
+features, reads that back a slice at a time to compute bytes and FLOPs and aggregate them per phase
+(:mod:`capbench.metrics.pass_figures`), and adds request latency, expert activity, energy and cost. It reads no
+file: callers pass already-parsed records (``capbench.records.read_run``).
 The output shape is documented field by field in ``docs/summary.md``; every ``None`` is explained in
 ``notes``.
 """
@@ -10,30 +11,18 @@ The output shape is documented field by field in ``docs/summary.md``; every ``No
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
-
-import numpy as np
 
 from capbench.arch.dtypes import ByteWidths
 from capbench.arch.structure import ModelStructure
 from capbench.metrics.attention import AttentionGroups
-from capbench.metrics.bytes import BYTES_PARTS, pass_bytes
 from capbench.metrics.cost import CostInputs, cost_summary
-from capbench.metrics.energy import energy_summary
+from capbench.metrics.energy import PassIntervals, energy_summary
 from capbench.metrics.engine_side import engine_side_summary
-from capbench.metrics.experts import (
-    SOURCE_ESTIMATED,
-    SOURCE_MEASURED,
-    SOURCE_NONE,
-    activation_source,
-    phase_experts,
-    routed_active_for_bytes,
-)
-from capbench.metrics.features import PassFeatures
-from capbench.metrics.flops import FLOPS_CONVENTION, FLOPS_PARTS, pass_flops
+from capbench.metrics.flops import FLOPS_CONVENTION
+from capbench.metrics.pass_figures import pass_figures
 from capbench.metrics.passes import PassScan, PendingPassScan, scan_passes
-from capbench.metrics.phases import ALL, PHASE_NAMES, phase_summary
 from capbench.metrics.request_scan import ChunkSource, scan_requests
 from capbench.metrics.stats import ratio_or_none
 from capbench.metrics.utilization import Ceilings
@@ -98,24 +87,26 @@ def score_run(
     requests_scan = scan_requests(requests, manifest)
     req = requests_scan.latency.result()
     scan = _scan_passes(passes, **pass_scan_options(structure))
-    features = scan.features
-    per_pass = _per_pass(features, structure, widths, expert_estimate, notes)
-    phases = _phases(features, per_pass, ceilings, structure, notes)
-    experts = _experts(scan, features, per_pass, structure, expert_estimate)
-    throughput = req["throughput"]
-    gpus = _num_gpus(manifest, ceilings) if num_gpus_known else None
-    throughput["output_tokens_per_s_per_gpu"] = ratio_or_none(throughput["output_tokens_per_s"], gpus)
-    loglikelihood = requests_scan.loglikelihood
-    window = _window(throughput, features, loglikelihood.window_ns)
-    energy, energy_notes = energy_summary(
-        power,
-        window_ns=window[0] if window else None,
-        window_source=window[1] if window else None,
-        output_tokens=throughput["output_tokens"],
-        completed_requests=req["requests"]["completed"] or None,
-        passes=(features.phase, features.t_start_ns, features.t_end_ns, features.timed, features.tokens),
-        num_gpus=_num_gpus(manifest, ceilings),
-    )
+    try:
+        figures = pass_figures(
+            scan, structure=structure, widths=widths, ceilings=ceilings, expert_estimate=expert_estimate, notes=notes
+        )
+        throughput = req["throughput"]
+        gpus = _num_gpus(manifest, ceilings) if num_gpus_known else None
+        throughput["output_tokens_per_s_per_gpu"] = ratio_or_none(throughput["output_tokens_per_s"], gpus)
+        loglikelihood = requests_scan.loglikelihood
+        window = _window(throughput, figures.timed_span_ns, loglikelihood.window_ns)
+        energy, energy_notes = energy_summary(
+            power,
+            window_ns=window[0] if window else None,
+            window_source=window[1] if window else None,
+            output_tokens=throughput["output_tokens"],
+            completed_requests=req["requests"]["completed"] or None,
+            passes=_pass_intervals(scan),
+            num_gpus=_num_gpus(manifest, ceilings),
+        )
+    finally:
+        scan.store.close()
     notes.extend(energy_notes)
     cost_out = cost_summary(
         cost,
@@ -125,7 +116,6 @@ def score_run(
         energy_kwh=energy["energy_kwh"],
     )
     _explain(req, scan, energy, cost_out, ceilings, manifest, notes, loglikelihood.measured)
-    (manifest.get("spec") or {}).get("slo") or {}
     client = _client(manifest, notes)
     hardware = _hardware(manifest, ceilings)
     summary: dict[str, Any] = {
@@ -142,9 +132,9 @@ def score_run(
         "goodput": requests_scan.goodput.result(throughput["wall_s"]),
         "load": requests_scan.load.result(),
         "client": client,
-        "pass_records": {"total": scan.records, "warmup": scan.warmup, "scored": features.num_passes},
-        "phases": phases,
-        "experts": experts,
+        "pass_records": {"total": scan.records, "warmup": scan.warmup, "scored": scan.num_passes},
+        "phases": figures.phases,
+        "experts": figures.experts,
         "hardware": hardware,
         "energy": energy,
         "cost": cost_out,
@@ -204,158 +194,6 @@ def _explain_resolution(
         notes.append("no model config in run.json (give model_path for a server run): no bytes, FLOPs or utilization")
 
 
-@dataclass
-class _PerPass:
-    """Per-pass expert-source codes, routed Σ a_l, bytes and FLOPs (totals and parts), aligned with features.
-
-    ``None``/empty where the input they need (structure, byte widths) is missing.
-    """
-
-    source_codes: np.ndarray
-    routed_active: np.ndarray | None = None
-    bytes_total: np.ndarray | None = None
-    bytes_parts: dict[str, np.ndarray] = field(default_factory=dict)
-    flops_total: np.ndarray | None = None
-    flops_parts: dict[str, np.ndarray] = field(default_factory=dict)
-
-
-def _phase_selections(features: PassFeatures) -> list[tuple[str, tuple[int, ...], np.ndarray]]:
-    """(name, phase codes, pass mask) of every phase that has passes, then ``all``."""
-    selections: list[tuple[str, tuple[int, ...], np.ndarray]] = [
-        (name, (code,), features.phase == code) for code, name in enumerate(PHASE_NAMES)
-    ]
-    selections.append((ALL, tuple(range(len(PHASE_NAMES))), np.ones(features.num_passes, dtype=np.bool_)))
-    return [(name, codes, mask) for name, codes, mask in selections if mask.any()]
-
-
-def _per_pass(
-    features: PassFeatures,
-    structure: ModelStructure | None,
-    widths: ByteWidths | None,
-    expert_estimate: bool,
-    notes: list[str],
-) -> _PerPass:
-    if structure is None:
-        notes.append("model structure unknown (config.json not parsed): bytes, FLOPs, S-MBU, S-MFU are null")
-        codes = np.where(features.experts_measured, SOURCE_MEASURED, SOURCE_NONE).astype(np.int8)
-        return _PerPass(source_codes=codes)
-    active, codes = routed_active_for_bytes(
-        features.experts_active_sum,
-        features.experts_measured,
-        features.tokens,
-        num_moe_layers=structure.num_moe_layers,
-        num_experts=structure.num_experts,
-        top_k=structure.top_k,
-        expert_estimate=expert_estimate,
-    )
-    flops = pass_flops(features, structure)
-    out = _PerPass(
-        source_codes=codes,
-        routed_active=active,
-        flops_total=flops.total,
-        flops_parts={name: getattr(flops, name) for name in FLOPS_PARTS},
-    )
-    if widths is None:
-        notes.append("byte widths unknown (dtypes not resolved): bytes and S-MBU are null")
-        return out
-    moved = pass_bytes(features, structure, widths, active)
-    out.bytes_total = moved.total
-    out.bytes_parts = {name: getattr(moved, name) for name in BYTES_PARTS}
-    return out
-
-
-def _sums(parts: dict[str, np.ndarray], mask: np.ndarray) -> dict[str, float | None] | None:
-    if not parts:
-        return None
-    sums = {name: values[mask].sum() for name, values in parts.items()}
-    return {name: None if np.isnan(v) else float(v) for name, v in sums.items()}
-
-
-def _phases(
-    features: PassFeatures,
-    per_pass: _PerPass,
-    ceilings: Ceilings | None,
-    structure: ModelStructure | None,
-    notes: list[str],
-) -> dict[str, Any]:
-    if features.num_passes == 0:
-        notes.append("no scored pass records (passes.jsonl absent, empty or all warm-up): phases are empty")
-        return {}
-    has_moe = structure is None or structure.num_moe_layers > 0
-    codes = per_pass.source_codes
-    phases: dict[str, Any] = {}
-    for name, _, mask in _phase_selections(features):
-        source = activation_source(codes[mask], has_moe)
-        entry = phase_summary(
-            latency_s=features.latency_s[mask],
-            tokens=features.tokens[mask],
-            pass_bytes=None if per_pass.bytes_total is None else per_pass.bytes_total[mask],
-            pass_flops=None if per_pass.flops_total is None else per_pass.flops_total[mask],
-            ceilings=ceilings,
-            expert_activation_source=source,
-        )
-        entry["sampled_tokens"] = int(features.sampled[mask].sum())
-        entry["bytes_by_part"] = _sums(per_pass.bytes_parts, mask)
-        entry["flops_by_part"] = _sums(per_pass.flops_parts, mask)
-        phases[name] = entry
-        if name != ALL and per_pass.bytes_total is not None:
-            unmeasured = int((codes[mask] == SOURCE_NONE).sum())
-            estimated = int((codes[mask] == SOURCE_ESTIMATED).sum())
-            if unmeasured:
-                notes.append(
-                    f"{name}: {unmeasured} of {int(mask.sum())} passes did not measure experts_active, so "
-                    "routed-expert bytes and S-MBU are null (score with expert_estimate to use the labeled "
-                    "uniform-routing estimate)"
-                )
-            if estimated:
-                notes.append(
-                    f"{name}: {estimated} of {int(mask.sum())} passes use the uniform-routing estimate "
-                    "E·(1−(1−k/E)^T) for experts_active (expert_activation_source says so)"
-                )
-    return phases
-
-
-def _experts(
-    scan: PassScan,
-    features: PassFeatures,
-    per_pass: _PerPass,
-    structure: ModelStructure | None,
-    expert_estimate: bool,
-) -> dict[str, Any]:
-    num_experts = structure.num_experts if structure is not None else None
-    top_k = structure.top_k if structure is not None else None
-    out: dict[str, Any] = {
-        "activation_source": None,
-        "estimate_policy": "uniform_estimate_when_unmeasured" if expert_estimate else "null_when_unmeasured",
-        "num_experts": num_experts,
-        "top_k": top_k,
-        "num_moe_layers": structure.num_moe_layers if structure is not None else scan.num_moe_layers,
-        "load_balance": None,
-    }
-    if features.num_passes == 0:
-        return out
-    codes = per_pass.source_codes
-    has_moe = structure is None or structure.num_moe_layers > 0
-    out["activation_source"] = activation_source(codes, has_moe)
-    for name, phase_codes, mask in _phase_selections(features):
-        estimated = None
-        if per_pass.routed_active is not None and structure is not None:
-            est = mask & (codes == SOURCE_ESTIMATED)
-            if est.any() and structure.num_moe_layers:
-                estimated = per_pass.routed_active[est] / structure.num_moe_layers
-        out[name] = phase_experts(
-            scan.experts,
-            phase_codes,
-            tokens=features.tokens[mask],
-            measured=features.experts_measured[mask],
-            estimated=estimated,
-            num_experts=num_experts,
-            top_k=top_k,
-        )
-    out["load_balance"] = out[ALL]["load_balance"]
-    return out
-
-
 def _client(manifest: Mapping[str, Any], notes: list[str]) -> dict[str, Any] | None:
     """The load generator's self-check from ``run.json`` (client CPU, event-loop lag), its warnings as notes."""
     client = manifest.get("client")
@@ -394,7 +232,7 @@ def _scan_passes(passes: Iterable[Record] | PassSource | PendingPassScan | None,
 
 
 def _window(
-    throughput: Mapping[str, Any], features: PassFeatures, loglikelihood_ns: tuple[int, int] | None
+    throughput: Mapping[str, Any], timed_span_ns: tuple[int, int] | None, loglikelihood_ns: tuple[int, int] | None
 ) -> tuple[tuple[int, int], str] | None:
     """The measurement window for energy: the (generation) requests' wall window, else the log-likelihood
     requests' window, else the span of timed passes."""
@@ -403,10 +241,17 @@ def _window(
         return (int(start), int(end)), "requests"
     if loglikelihood_ns is not None and loglikelihood_ns[1] > loglikelihood_ns[0]:
         return loglikelihood_ns, "requests"
-    if features.num_passes and features.timed.any():
-        timed = features.timed
-        return (int(features.t_start_ns[timed].min()), int(features.t_end_ns[timed].max())), "passes"
-    return None
+    return (timed_span_ns, "passes") if timed_span_ns is not None else None
+
+
+def _pass_intervals(scan: PassScan) -> Callable[[], Iterator[PassIntervals]]:
+    """The scored passes' (phase, t_start_ns, t_end_ns, timed, tokens), a slice at a time, for energy."""
+
+    def slices() -> Iterator[PassIntervals]:
+        for f in scan.store.slices():
+            yield f.phase, f.t_start_ns, f.t_end_ns, f.timed, f.tokens
+
+    return slices
 
 
 def _num_gpus(manifest: Mapping[str, Any], ceilings: Ceilings | None) -> int | None:
@@ -464,7 +309,7 @@ def _explain(
             notes.append("some completed request did not record output_tokens: token throughput is null")
         if req["throughput"]["input_tokens"] is None:
             notes.append("some completed request did not record prompt_tokens: input tokens/s is null")
-    if ceilings is None and scan.features.num_passes:
+    if ceilings is None and scan.num_passes:
         notes.append("no hardware ceilings given: S-MBU and S-MFU are null")
     hw_gpus = (manifest.get("hardware") or {}).get("num_gpus")
     if ceilings is not None and isinstance(hw_gpus, int) and hw_gpus > 0 and hw_gpus != ceilings.num_gpus:

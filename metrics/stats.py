@@ -415,6 +415,14 @@ def percentile_or_none(values: ArrayLike, q: float) -> float | None:
     return float(np.percentile(a, q))
 
 
+def sum_of_parts(parts: list[float]) -> float:
+    """The total of partial sums taken slice by slice: the one part itself when there is one (so a run read in one
+    slice keeps numpy's sum bit for bit), else their correctly rounded sum (``math.fsum``); 0.0 for none."""
+    if len(parts) == 1:
+        return parts[0]
+    return math.fsum(parts)
+
+
 def ratio_or_none(numerator: float | None, denominator: float | None) -> float | None:
     """numerator / denominator, or ``None`` when either is unknown or the denominator is not positive.
 

@@ -7,8 +7,10 @@ process (``spawn``: nothing of this process is inherited) that runs exactly the 
 :func:`capbench.metrics.score._scan_passes` over :meth:`capbench.records.reader.RunFiles.passes`, so its figures,
 warnings and errors are the in-process ones:
 
-- the child's :class:`~capbench.metrics.passes.PassScan` comes back as a small pickled header plus each feature
-  column's raw bytes, received straight into a numpy array (no second copy of the columns);
+- the child's :class:`~capbench.metrics.passes.PassScan` comes back as a small pickled header; its per-pass
+  features stay in the file the child's :class:`~capbench.metrics.feature_store.FeatureStore` wrote, in a
+  temporary directory this process made and removes (:meth:`PassScanInChild.close`), and are read from there a
+  slice at a time (bounded memory in both processes);
 - warnings the child's read raised (a torn line, dropped duplicates) are raised again here, in order, with the
   same category and text; an error it raised (:class:`~capbench.errors.CapbenchError`, a record that breaks the
   contract) is raised here;
@@ -23,16 +25,16 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import shutil
+import tempfile
 import warnings
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from capbench.errors import CapbenchError
-from capbench.metrics.features import PassFeatures
+from capbench.metrics.feature_store import FeatureStore
 from capbench.metrics.passes import PassScan
 from capbench.records.reader import RunFiles
 from capbench.records.schema import PASSES_FILE
@@ -60,15 +62,18 @@ def start_pass_scan(run: RunFiles, options: dict[str, Any]) -> PassScanInChild |
         return None
     context = multiprocessing.get_context("spawn")
     receive, send = context.Pipe(duplex=False)
-    process = context.Process(target=_child, args=(send, str(run.run_dir), options), daemon=True)
+    directory = tempfile.mkdtemp(prefix="capbench-passes-")
+    child_options = {**options, "store_directory": directory}
+    process = context.Process(target=_child, args=(send, str(run.run_dir), child_options), daemon=True)
     try:
         process.start()
     except (OSError, AssertionError):  # no process to be had (limits), or this one is a daemon and may have none
         receive.close()
         send.close()
+        shutil.rmtree(directory, ignore_errors=True)
         return None
     send.close()
-    return PassScanInChild(run, options, process, receive)
+    return PassScanInChild(run, options, process, receive, directory)
 
 
 @dataclass
@@ -79,17 +84,18 @@ class PassScanInChild:
     options: dict[str, Any]
     process: Any
     connection: Connection
+    directory: str
 
     def result(self) -> PassScan:
         """The child's :class:`PassScan` (module docstring); in-process when the child could not give one."""
         try:
             kind, payload, shown = self.connection.recv()
             if kind == "ok":
-                scan = _receive_scan(self.connection, payload)
+                scan = _receive_scan(payload)
         except (EOFError, OSError):
             kind, shown = "lost", []
         finally:
-            self.close()
+            self._stop()
         if kind in ("ok", "error"):  # otherwise the scan below runs again and raises its own warnings
             for message, category in shown:
                 warnings.warn(message, category, stacklevel=2)
@@ -102,7 +108,11 @@ class PassScanInChild:
         return _scan_passes(self.run.passes, **self.options)
 
     def close(self) -> None:
-        """Stop the child (if it still runs) and release the pipe."""
+        """Stop the child (if it still runs), release the pipe and remove the directory of its feature file."""
+        self._stop()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def _stop(self) -> None:
         with contextlib.suppress(OSError):
             self.connection.close()
         if self.process.is_alive():
@@ -141,10 +151,8 @@ def _child(connection: Connection, run_dir: str, options: dict[str, Any]) -> Non
 
 
 def _send_scan(connection: Connection, scan: PassScan, shown: list[tuple[str, type[Warning]]]) -> None:
-    columns = [(f.name, getattr(scan.features, f.name)) for f in fields(PassFeatures) if f.name != "windows"]
     header = {
-        "windows": scan.features.windows,
-        "columns": [(name, array.dtype.str, array.shape) for name, array in columns],
+        "store": scan.store.handoff(),
         "experts": scan.experts,
         "records": scan.records,
         "warmup": scan.warmup,
@@ -152,20 +160,11 @@ def _send_scan(connection: Connection, scan: PassScan, shown: list[tuple[str, ty
         "experts_below_top_k": scan.experts_below_top_k,
     }
     connection.send(("ok", header, shown))
-    for _, array in columns:
-        if array.nbytes:
-            connection.send_bytes(np.ascontiguousarray(array).data.cast("B"))
 
 
-def _receive_scan(connection: Connection, header: dict[str, Any]) -> PassScan:
-    columns: dict[str, np.ndarray] = {}
-    for name, dtype, shape in header["columns"]:
-        array = np.empty(shape, dtype=np.dtype(dtype))
-        if array.nbytes:
-            connection.recv_bytes_into(array.data.cast("B"))
-        columns[name] = array
+def _receive_scan(header: dict[str, Any]) -> PassScan:
     return PassScan(
-        features=PassFeatures(windows=header["windows"], **columns),
+        store=FeatureStore.adopt(header["store"]),
         experts=header["experts"],
         records=header["records"],
         warmup=header["warmup"],

@@ -116,7 +116,7 @@ class _Gone:
         return None
 
 
-def test_a_child_that_dies_without_an_answer_is_replaced_in_process(generated: Path) -> None:
+def test_a_child_that_dies_without_an_answer_is_replaced_in_process(generated: Path, tmp_path: Path) -> None:
     import multiprocessing
 
     run = open_run(generated)
@@ -124,8 +124,13 @@ def test_a_child_that_dies_without_an_answer_is_replaced_in_process(generated: P
     receive, send = multiprocessing.Pipe(duplex=False)
     send.close()  # the child's end closes with nothing sent, as when it is killed
 
-    scan = pass_worker.PassScanInChild(run, options, _Gone(), receive).result()
-    assert scan.records == 3000 and scan.features.num_passes == 3000 - scan.warmup
+    directory = tmp_path / "features"
+    directory.mkdir()
+    pending = pass_worker.PassScanInChild(run, options, _Gone(), receive, str(directory))
+    scan = pending.result()
+    assert scan.records == 3000 and scan.num_passes == 3000 - scan.warmup
+    pending.close()
+    assert not directory.exists()  # the directory of the child's feature file is removed
 
 
 def test_a_small_file_is_scanned_in_process(generated: Path) -> None:
@@ -134,7 +139,9 @@ def test_a_small_file_is_scanned_in_process(generated: Path) -> None:
     assert pass_worker.start_pass_scan(run, pass_scan_options(run_structure(run.manifest))) is None
 
 
-def test_a_child_that_failed_has_its_warnings_raised_once_by_the_scan_run_again(generated: Path) -> None:
+def test_a_child_that_failed_has_its_warnings_raised_once_by_the_scan_run_again(
+    generated: Path, tmp_path: Path
+) -> None:
     """A child that hit a bug sends its warnings with the failure; the scan then runs here and raises its own, so
     the child's are not raised as well (each warning once)."""
     import multiprocessing
@@ -147,6 +154,6 @@ def test_a_child_that_failed_has_its_warnings_raised_once_by_the_scan_run_again(
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        scan = pass_worker.PassScanInChild(run, options, _Gone(), receive).result()
+        scan = pass_worker.PassScanInChild(run, options, _Gone(), receive, str(tmp_path)).result()
     assert scan.records == 3000
     assert [str(w.message) for w in caught] == []

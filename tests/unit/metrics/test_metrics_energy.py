@@ -145,3 +145,48 @@ def test_a_gpu_without_samples_makes_the_total_unknown_not_smaller() -> None:
     assert out["energy_j"] is None and out["energy_per_output_token_j"] is None
     assert "only 1 of the deployment's 2 GPUs" in out["null_reason"]
     assert summary(power, (0.0, 2.0), num_gpus=1, output_tokens=10)["energy_j"] == pytest.approx(200.0)
+
+
+def _passes(rng: np.random.Generator, n: int, *, overlap: bool, shuffle: bool) -> tuple[np.ndarray, ...]:
+    """n back-to-back pass intervals over [0, 10 s] (gaps between them), optionally one overlapping, shuffled."""
+    bounds = np.sort(rng.choice(np.arange(1, 10 * S, 1000), size=2 * n, replace=False)).reshape(n, 2)
+    t_start, t_end = bounds[:, 0].copy(), bounds[:, 1].copy()
+    if overlap:
+        k = int(rng.integers(1, n))
+        t_start[k] = t_end[k - 1] - 1
+    phase = rng.integers(0, 3, n).astype(np.int8)
+    tokens = rng.integers(1, 100, n)
+    order = rng.permutation(n) if shuffle else np.arange(n)
+    return phase[order], t_start[order], t_end[order], np.ones(n, dtype=np.bool_), tokens[order]
+
+
+@pytest.mark.parametrize("overlap", [False, True])
+@pytest.mark.parametrize("shuffle", [False, True])
+@pytest.mark.parametrize("slice_size", [1, 3, 50, 1000])
+def test_phase_energy_from_slices_is_the_whole_arrays_split(overlap: bool, shuffle: bool, slice_size: int) -> None:
+    """Passes given a slice at a time (the scorer's bounded-memory read) split the energy as the whole arrays do:
+    the same overlap verdict whether the passes come in start order (checked as they stream) or not (sorted)."""
+    rng = np.random.default_rng(slice_size + 10 * overlap + 100 * shuffle)
+    whole = _passes(rng, 200, overlap=overlap, shuffle=shuffle)
+    power = samples(0, [0.5 * i for i in range(21)], [100.0 + 10.0 * rng.random() for _ in range(21)])
+
+    def slices() -> Any:
+        for first in range(0, 200, slice_size):
+            yield tuple(a[first : first + slice_size] for a in whole)
+
+    kw: dict[str, Any] = {"output_tokens": 10}
+    from_whole, whole_notes = energy_summary(
+        power, window_ns=(S, 9 * S), window_source="requests", completed_requests=None, passes=whole, **kw
+    )
+    from_slices, slice_notes = energy_summary(
+        power, window_ns=(S, 9 * S), window_source="requests", completed_requests=None, passes=slices, **kw
+    )
+    assert whole_notes == slice_notes
+    keys = ("phase_energy_j", "phase_energy_per_token_j", "unattributed_energy_j")
+    if overlap:
+        assert all(from_whole[k] is None and from_slices[k] is None for k in keys)
+        assert any("overlap" in note for note in slice_notes)
+        return
+    assert set(from_whole["phase_energy_j"]) == {"prefill", "decode", "mixed"}
+    for key in keys:
+        assert from_slices[key] == pytest.approx(from_whole[key], rel=1e-12), key
