@@ -11,12 +11,12 @@ slot). Over the measurement window W = [first submit, last done] (wall_s = |W|):
 
 from __future__ import annotations
 
-from array import array
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
 
+from capbench.metrics.spans import SpanColumn, max_in_flight, max_in_flight_spilled
 from capbench.records.columns import MISSING, RequestChunk, request_chunks
 
 MAX_BINS = 100
@@ -24,22 +24,68 @@ BLOCK = 8192
 
 
 class LoadTally:
-    """The measured requests' [submit, done) spans over request chunks (two int64 columns), in record order."""
+    """The measured requests' [submit, done) spans over request chunks (a :class:`SpanColumn`: bounded memory), in
+    record order, with the running extremes and Σ (done − submit) the figures need."""
 
     def __init__(self) -> None:
-        self.starts = array("q")
-        self.ends = array("q")
+        self.spans = SpanColumn()
+        self.first_submit: int | None = None
+        self.last_submit: int | None = None
+        self.last_done: int | None = None
+        self.low: int | None = None  # the smallest time among submits and dones
+        self.high: int | None = None  # the largest
+        self.busy_ns = 0
 
     def add(self, chunk: RequestChunk) -> None:
         rows = ~chunk.warmup & (chunk.t_submit_ns != MISSING) & (chunk.t_done_ns != MISSING)
-        self.starts.frombytes(chunk.t_submit_ns[rows].tobytes())
-        self.ends.frombytes(chunk.t_done_ns[rows].tobytes())
+        starts, ends = chunk.t_submit_ns[rows], chunk.t_done_ns[rows]
+        if not starts.size:
+            return
+        self.spans.extend(starts, ends)
+        self.busy_ns += int((ends - starts).sum())
+        first, last, done = int(starts.min()), int(starts.max()), int(ends.max())
+        low, high = min(first, int(ends.min())), max(last, done)
+        if self.first_submit is None:
+            self.first_submit, self.last_submit, self.last_done, self.low, self.high = first, last, done, low, high
+            return
+        assert self.last_submit is not None and self.last_done is not None
+        assert self.low is not None and self.high is not None
+        self.first_submit, self.last_submit = min(self.first_submit, first), max(self.last_submit, last)
+        self.last_done = max(self.last_done, done)
+        self.low, self.high = min(self.low, low), max(self.high, high)
 
     def result(self, bins: int = MAX_BINS) -> dict[str, Any]:
-        """:func:`achieved_load` of the spans seen (the last use of the columns: they are sorted by it)."""
-        starts = np.frombuffer(self.starts, dtype=np.int64) if self.starts else np.zeros(0, dtype=np.int64)
-        ends = np.frombuffer(self.ends, dtype=np.int64) if self.ends else np.zeros(0, dtype=np.int64)
-        return load_of_spans(starts, ends, bins)
+        """:func:`achieved_load` of the spans seen (the last use of the column)."""
+        try:
+            if not self.spans.spilled:
+                return load_of_spans(*self.spans.in_memory(), bins)
+            return self._spilled(bins)
+        finally:
+            self.spans.close()
+
+    def _spilled(self, bins: int) -> dict[str, Any]:
+        """:func:`load_of_spans` of a spilled column: the same figures, from the running totals and reads of the
+        file (the timeline's blocks are the same blocks in the same order, so its sums are the same bits)."""
+        assert self.first_submit is not None and self.last_submit is not None and self.last_done is not None
+        assert self.low is not None and self.high is not None
+        count = len(self.spans)
+        t0, t1 = self.first_submit, self.last_done
+        out = _empty()
+        if t1 <= t0:
+            return out
+        out["mean_in_flight"] = float(np.float64(self.busy_ns) / np.float64(t1 - t0))  # as numpy divides int64
+        if count >= 2 and self.last_submit > self.first_submit:
+            out["submit_rate_per_s"] = float((count - 1) / ((self.last_submit - self.first_submit) / 1e9))
+        n_bins = max(1, min(bins, count))
+        edges = np.linspace(t0, t1, n_bins + 1)
+        lo, hi = edges[:-1], edges[1:]
+        busy = np.zeros(n_bins)
+        for starts, ends in self.spans.blocks(BLOCK):
+            busy += _time_in_bins(starts, ends, lo, hi)
+        out["bin_s"] = float((t1 - t0) / n_bins / 1e9)
+        out["timeline"] = (busy / (hi - lo)).tolist()
+        out["max_in_flight"] = max_in_flight_spilled(self.spans, self.low, self.high)
+        return out
 
 
 def achieved_load(requests: Iterable[Mapping[str, Any]], bins: int = MAX_BINS) -> dict[str, Any]:
@@ -50,16 +96,19 @@ def achieved_load(requests: Iterable[Mapping[str, Any]], bins: int = MAX_BINS) -
     return tally.result(bins)
 
 
+def _empty() -> dict[str, Any]:
+    return {"mean_in_flight": None, "max_in_flight": None, "submit_rate_per_s": None, "bin_s": None, "timeline": None}
+
+
+def _time_in_bins(starts: np.ndarray, ends: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Σ over the spans of the time each spends inside each bin [lo, hi) (ns), for one block of spans."""
+    return np.clip(np.minimum(ends[:, None], hi) - np.maximum(starts[:, None], lo), 0, None).sum(axis=0)
+
+
 def load_of_spans(starts: np.ndarray, ends: np.ndarray, bins: int = MAX_BINS) -> dict[str, Any]:
     """:func:`achieved_load` of spans given as two int64 columns (submit, done; ns), in record order (the
-    timeline's sums follow it); both are sorted in place at the end."""
-    out: dict[str, Any] = {
-        "mean_in_flight": None,
-        "max_in_flight": None,
-        "submit_rate_per_s": None,
-        "bin_s": None,
-        "timeline": None,
-    }
+    timeline's sums follow it, a block of :data:`BLOCK` spans at a time); both are sorted in place at the end."""
+    out = _empty()
     if not starts.size:
         return out
     t0, t1 = int(starts.min()), int(ends.max())
@@ -74,18 +123,8 @@ def load_of_spans(starts: np.ndarray, ends: np.ndarray, bins: int = MAX_BINS) ->
     # Time each request spends inside each bin, summed over requests (in blocks: bounded memory).
     busy = np.zeros(n_bins)
     for k in range(0, starts.size, BLOCK):
-        s_blk, e_blk = starts[k : k + BLOCK, None], ends[k : k + BLOCK, None]
-        busy += np.clip(np.minimum(e_blk, hi) - np.maximum(s_blk, lo), 0, None).sum(axis=0)
+        busy += _time_in_bins(starts[k : k + BLOCK], ends[k : k + BLOCK], lo, hi)
     out["bin_s"] = float((t1 - t0) / n_bins / 1e9)
     out["timeline"] = (busy / (hi - lo)).tolist()
-    out["max_in_flight"] = _max_in_flight(starts, ends)
+    out["max_in_flight"] = max_in_flight(starts, ends)
     return out
-
-
-def _max_in_flight(starts: np.ndarray, ends: np.ndarray) -> int:
-    """The largest in-flight count: sweeping +1 at each submit and −1 at each done in time order (a done at the
-    same instant as a submit first), the count peaks right after a submit, where it is (submits so far) −
-    (dones at or before that instant). Sorts ``starts`` and ``ends`` in place (their last use)."""
-    starts.sort()
-    ends.sort()
-    return int((np.arange(1, starts.size + 1) - np.searchsorted(ends, starts, side="right")).max())

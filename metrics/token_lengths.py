@@ -11,19 +11,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import numpy as np
-
-from capbench.metrics.stats import describe
+from capbench.metrics.stats import FloatColumn
 from capbench.records.columns import MISSING, RequestChunk, request_chunks
 
 KEYS: tuple[str, ...] = ("prompt_tokens", "output_tokens")
 
 
 class TokenLengthTally:
-    """The successful measured requests' known prompt and output token counts (one int64 column each)."""
+    """The successful measured requests' known prompt and output token counts (one :class:`FloatColumn` each:
+    exact for counts below 2⁵³, bounded memory)."""
 
     def __init__(self) -> None:
-        self.known: dict[str, list[np.ndarray]] = {key: [] for key in KEYS}
+        self.known: dict[str, FloatColumn] = {key: FloatColumn() for key in KEYS}
         self.unknown = dict.fromkeys(KEYS, 0)
 
     def add(self, chunk: RequestChunk) -> None:
@@ -31,7 +30,7 @@ class TokenLengthTally:
         for key in KEYS:
             values = getattr(chunk, key)[ok]
             known = values != MISSING
-            self.known[key].append(values[known])
+            self.known[key].extend(values[known])
             self.unknown[key] += int((~known).sum())
 
     def result(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
@@ -39,8 +38,7 @@ class TokenLengthTally:
         dataset = (manifest.get("load") or {}).get("dataset") or {}
         out: dict[str, Any] = {"name": dataset.get("name")}
         for key in KEYS:
-            parts = self.known[key]
-            out[key] = describe(np.concatenate(parts) if parts else np.empty(0))
+            out[key] = self.known[key].describe()
             out[f"{key}_unknown"] = self.unknown[key]
         return out
 

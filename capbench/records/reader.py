@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import stat
 import warnings
-from array import array
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
@@ -24,6 +23,7 @@ import orjson
 
 from capbench.errors import CapbenchError
 from capbench.records.columns import RequestChunk, to_chunk
+from capbench.records.key_hashes import KeyHashes
 from capbench.records.power_columns import PowerColumns, power_columns
 from capbench.records.schema import (
     MANIFEST_FILE,
@@ -284,11 +284,12 @@ class Rescan(Exception):  # noqa: N818 (a signal, not an error)
 class KeyedFile:
     """A record file read in one pass, its duplicates found at the end in bounded memory.
 
-    While records stream, only ``hash(key(record))`` is kept (8 bytes a record, one int64 column). At the end of
-    the file equal hashes are candidates: the file is read again for those records only, their keys and contents
-    compared (:func:`~.validate.canonical`); identical duplicates are dropped with one warning, a conflicting one
-    is a :class:`CapbenchError` naming both lines (the messages of :func:`~.validate.unique`). When something
-    was dropped, :class:`Rescan` tells the consumer to read again (the common case, no duplicate, reads once).
+    While records stream, only ``hash(key(record))`` is kept (:class:`~.key_hashes.KeyHashes`: 8 bytes a record,
+    in memory up to 2¹⁸ records, then in partition files). At the end of the file equal hashes are candidates:
+    the file is read again for those records only, their keys and contents compared
+    (:func:`~.validate.canonical`); identical duplicates are dropped with one warning, a conflicting one is a
+    :class:`CapbenchError` naming both lines (the messages of :func:`~.validate.unique`). When something was
+    dropped, :class:`Rescan` tells the consumer to read again (the common case, no duplicate, reads once).
     """
 
     def __init__(self, path: Path, key: Callable[[Mapping[str, Any]], Hashable]) -> None:
@@ -313,33 +314,33 @@ class KeyedFile:
                     numbers, records = [numbers[i] for i in kept], [records[i] for i in kept]
                 yield numbers, records
             return
-        hashes = array("q")
-        key = self.key
-        for numbers, records in iter_jsonl_blocks(self.path):
-            try:
-                hashes.extend([hash(key(record)) for record in records])
-            except TypeError:  # an unhashable key: the per-record checks report it
-                base = len(hashes)
-                for i, record in enumerate(records):
-                    try:
-                        hashes.append(hash(key(record)))
-                    except TypeError:
-                        hashes.append(-(base + i))
-            yield numbers, records
+        hashes = KeyHashes()
+        try:
+            key = self.key
+            for numbers, records in iter_jsonl_blocks(self.path):
+                try:
+                    hashes.extend([hash(key(record)) for record in records])
+                except TypeError:  # an unhashable key: the per-record checks report it
+                    base = len(hashes)
+                    for i, record in enumerate(records):
+                        try:
+                            hashes.append(hash(key(record)))
+                        except TypeError:
+                            hashes.append(-(base + i))
+                yield numbers, records
+            colliding = hashes.colliding()
+        finally:
+            hashes.close()
         self.verified = True
-        if self._verify(np.frombuffer(hashes, dtype=np.int64)):
+        if self._verify(colliding):
             raise Rescan(str(self.path))
 
-    def _verify(self, hashes: np.ndarray) -> bool:
-        """Find the duplicates among ``hashes`` (ordinal order); True when some must be skipped."""
-        if hashes.size < 2:
+    def _verify(self, colliding: np.ndarray) -> bool:
+        """Check the records at the ``colliding`` ordinals (their key hashes are shared); True when some must be
+        skipped."""
+        if not colliding.size:
             return False
-        order = np.argsort(hashes, kind="stable")
-        sorted_hashes = hashes[order]
-        same = sorted_hashes[1:] == sorted_hashes[:-1]
-        if not same.any():
-            return False
-        candidates = set(order[1:][same].tolist()) | set(order[:-1][same].tolist())
+        candidates = set(colliding.tolist())
         found: dict[int, tuple[int, dict[str, Any]]] = {}
         for ordinal, item in enumerate(iter_jsonl_numbered(self.path, warn=False)):
             if ordinal in candidates:

@@ -1,0 +1,71 @@
+"""KeyHashes: the same colliding ordinals from memory or from partition files, whatever the buffer size."""
+
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pytest
+
+from capbench.records import key_hashes
+from capbench.records.key_hashes import KeyHashes
+from capbench.records.reader import KeyedFile, Rescan
+from capbench.records.validate import power_key
+
+
+def _brute(values: list[int]) -> list[int]:
+    counts = Counter(values)
+    return [i for i, v in enumerate(values) if counts[v] > 1]
+
+
+@pytest.mark.parametrize("buffer", [1, 5, 64, 10**6])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_colliding_ordinals_match_a_brute_force_count(buffer: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    values = rng.integers(-(2**63), 2**63 - 1, size=300, dtype=np.int64).tolist()
+    for _ in range(12):  # copies of earlier hashes at later ordinals, some repeated thrice
+        i, j = sorted(rng.choice(len(values), size=2, replace=False).tolist())
+        values[j] = values[i]
+    values[-1] = values[0] = -1  # the top bit set and unset land in different partitions: both must work
+    hashes = KeyHashes(buffer)
+    hashes.extend(values[:100])
+    for v in values[100:150]:
+        hashes.append(v)
+    hashes.extend(values[150:])
+    assert len(hashes) == len(values)
+    assert hashes.colliding().tolist() == _brute(values)
+    hashes.close()
+
+
+def test_no_collision_gives_nothing() -> None:
+    hashes = KeyHashes(3)
+    hashes.extend(list(range(-50, 50)))
+    assert hashes.colliding().size == 0
+    assert KeyHashes().colliding().size == 0
+
+
+def test_a_buffer_below_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        KeyHashes(0)
+
+
+def test_a_keyed_file_finds_duplicates_through_the_partition_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file longer than the buffer: the duplicate sample (same key, same content) is dropped on the reread."""
+    monkeypatch.setattr(key_hashes, "BUFFER_HASHES", 4)
+    samples = [{"t_ns": 1000 * i, "gpu": 0, "power_w": 100.0 + i} for i in range(40)]
+    samples.insert(31, dict(samples[3]))
+    path = tmp_path / "power.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(s) + b"\n" for s in samples))
+    keyed = KeyedFile(path, power_key)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(Rescan):
+            list(keyed.numbered())
+        again = [record for _, record in keyed.numbered()]
+    assert len(again) == 40 and again == samples[:31] + samples[32:]
+    assert any("duplicate" in str(w.message) for w in caught)
