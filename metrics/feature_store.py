@@ -29,12 +29,12 @@ import numpy as np
 
 from capbench.metrics.features import ARRAY_FIELDS, PassFeatures, empty_column
 
-SPILL_PASSES = 1 << 17
-"""Passes a :class:`FeatureStore` keeps in memory (about 9 MB) before it moves them to a temporary file."""
+SPILL_PASSES = 1 << 16
+"""Passes a :class:`FeatureStore` keeps in memory (about 4.4 MB) before it moves them to a temporary file."""
 
-SLICE_PASSES = 1 << 18
-"""Most passes in one slice of :meth:`FeatureStore.slices` (about 17 MB of features, plus the scorer's per-pass
-byte and FLOP arrays of the slice)."""
+SLICE_PASSES = 1 << 16
+"""Most passes in one slice of :meth:`FeatureStore.slices` (about 4.4 MB of features, plus the scorer's per-pass
+byte and FLOP arrays of the slice: about 15 MB in all)."""
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ IntArray = NDArray[np.int64]
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
 
-CHUNK_PASSES = 16384
+CHUNK_PASSES = 4096
 """Passes gathered before a chunk is reduced with numpy."""
 BLOCK_PASSES = 2048
 """Passes taken from the stream at a time and buffered field by field."""
