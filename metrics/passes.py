@@ -109,6 +109,19 @@ def scan_passes(
         raise
 
 
+_REQS_INTS = "'reqs' entries must be [n, c] pairs of integers"
+_ACTIVE_INTS = "experts_active must hold integers"
+
+
+def _strict(values: list[Any], index: int, what: str) -> array[int]:
+    """``values`` as int64, strictly: a float, null, string or an integer beyond 64 bits is an error naming the
+    record (numpy alone would truncate floats silently); ``True``/``False`` are Python ints, read as 1/0."""
+    try:
+        return array("q", values)
+    except (TypeError, OverflowError):
+        raise CapbenchError(f"pass record {index} (0-based, in file order): {what}") from None
+
+
 def _copy(buffer: array[Any], dtype: type[np.generic]) -> np.ndarray:
     """A numpy copy of a typed buffer (a copy, so the buffer can be cleared and refilled)."""
     return np.frombuffer(buffer, dtype=dtype).copy() if len(buffer) else np.zeros(0, dtype=dtype)
@@ -133,18 +146,19 @@ class _Scanner:
         self.tally = ExpertTally()
         self.below_top_k = 0
         # Chunk buffers, cleared in place after each chunk (the scan loop holds their bound methods).
-        # Per-pass scalars go to typed arrays: they reject a non-number as they fill and hand numpy their
-        # memory without conversion. The long per-request and per-layer sequences go to lists (extend is
-        # several times faster than array.extend) and are converted strictly at the chunk's end.
+        # Everything goes to typed arrays: they reject a non-integer as they fill and hand numpy their memory
+        # without conversion. The long per-request and per-layer sequences are converted a block at a time,
+        # right after the block is decoded: its integers are still in the CPU's cache (converting a whole chunk
+        # at its end measured several times slower per integer).
         self.index = array("q")  # record number of each buffered pass, for error messages
         self.n_reqs = array("q")
-        self.flat: list[Any] = []  # n_0, c_0, n_1, c_1, ... of every buffered pass (list.extend is fastest)
+        self.flat = array("q")  # n_0, c_0, n_1, c_1, ... of every buffered pass
         self.sampled = array("q")
         self.latency = array("d")  # NaN where the record gave no latency_s
         self.t_start = array("q")  # NO_TIME_NS where absent
         self.t_end = array("q")
         self.measured = array("b")
-        self.active: list[Any] = []  # experts_active of measured passes, concatenated
+        self.active = array("q")  # experts_active of measured passes, concatenated
         self.token_pos: list[int] = []
         self.token_rows: list[Any] = []
         self.token_elems = 0
@@ -209,7 +223,7 @@ class _Scanner:
         try:
             reqs = [r["reqs"] for r in block]
             n_reqs = array("q", map(len, reqs))
-            flat = list(chain.from_iterable(chain.from_iterable(reqs)))
+            flat = array("q", list(chain.from_iterable(chain.from_iterable(reqs))))
             sampled = array("q", [r["sampled"] for r in block])
             latency = array("d", [nan if (v := r.get("latency_s")) is None else v for r in block])
             t_start = array("q", [no_time if (v := r.get("t_start_ns")) is None else v for r in block])
@@ -217,6 +231,7 @@ class _Scanner:
             active = [r.get("experts_active") for r in block]
             given = [a for a in active if a is not None]
             lengths = set(map(len, given))
+            active_values = array("q", list(chain.from_iterable(given)))
         except (KeyError, TypeError, OverflowError):
             return None
         if given:
@@ -234,7 +249,7 @@ class _Scanner:
         self.t_start.extend(t_start)
         self.t_end.extend(t_end)
         self.measured.extend(array("b", [a is not None for a in active]))
-        self.active.extend(chain.from_iterable(given))
+        self.active.extend(active_values)
         for i, counts in enumerate(tokens):
             if counts is not None:
                 self._add_expert_tokens(index[i], counts, position + i)
@@ -252,7 +267,7 @@ class _Scanner:
                 continue
             try:
                 reqs = rec["reqs"]
-                self.flat.extend(chain.from_iterable(reqs))
+                self.flat.extend(_strict(list(chain.from_iterable(reqs)), index, _REQS_INTS))
                 self.n_reqs.append(len(reqs))
                 self.sampled.append(rec["sampled"])
                 self.index.append(index)
@@ -273,7 +288,7 @@ class _Scanner:
                             f"pass record {index}: experts_active has {len(active)} entries, expected one "
                             f"per MoE layer ({moe_layers})"
                         )
-                    self.active.extend(active)
+                    self.active.extend(_strict(list(active), index, _ACTIVE_INTS))
                     self.measured.append(1)
             except (KeyError, TypeError, OverflowError) as exc:
                 raise CapbenchError(
@@ -302,18 +317,6 @@ class _Scanner:
         first = position if isinstance(position, int) else int(np.argmax(position))
         return CapbenchError(f"pass record {self.index[first]} (0-based, in file order): {what}")
 
-    def _strict_ints(self, values: list[Any], per_pass: IntArray, what: str) -> IntArray:
-        """``values`` (the concatenation of ``per_pass[p]`` items of each buffered pass p) as int64.
-
-        Strict: a float, null or string among them is an error naming its record (numpy alone would
-        truncate floats silently).
-        """
-        try:
-            return np.frombuffer(array("q", values), dtype=np.int64) if values else np.zeros(0, np.int64)
-        except (TypeError, OverflowError):
-            bad = next(i for i, v in enumerate(values) if not isinstance(v, int) or not -(2**63) <= v < 2**63)
-            raise self._error(int(np.searchsorted(np.cumsum(per_pass), bad, side="right")), what) from None
-
     def _expert_token_array(self) -> IntArray:
         try:
             arr = np.array(self.token_rows)
@@ -329,7 +332,7 @@ class _Scanner:
         n_reqs = _copy(self.n_reqs, np.int64)
         if (n_reqs == 0).any():
             raise self._error(n_reqs == 0, "'reqs' is empty; a pass computes at least one request")
-        flat = self._strict_ints(self.flat, 2 * n_reqs, "'reqs' entries must be [n, c] pairs of integers")
+        flat = _copy(self.flat, np.int64)
         if flat.size != 2 * int(n_reqs.sum()):
             raise CapbenchError(f"pass records {self.index[0]}–{self.index[-1]}: a 'reqs' entry is not an [n, c] pair")
         pairs = flat.reshape(-1, 2)
@@ -402,8 +405,7 @@ class _Scanner:
         if not self.active:
             return active_sum
         layers = self.num_moe_layers or 0
-        per_pass = np.where(measured, layers, 0)
-        active = self._strict_ints(self.active, per_pass, "experts_active must hold integers").reshape(-1, layers)
+        active = _copy(self.active, np.int64).reshape(-1, layers)
         bad = active < 0
         if self.num_experts is not None:
             bad |= active > self.num_experts
