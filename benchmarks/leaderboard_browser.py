@@ -15,13 +15,20 @@ and seeded random cost, accuracy and throughput) and measures, in this order:
   127.0.0.1) to the first run row in the page's table in headless Chromium (the browser is already running and
   navigates as soon as the server answers HTTP), i.e. interpreter start, imports, load and validation, the page
   and its first table update; ``first_rows_from_navigation_s``: the same end point, counted from navigation;
-* ``filter_change_browser_s``: in the page, from picking one more filter value (engine = vllm, then the
-  descending sort) to the table showing the new rows, i.e. server work, transfer and rendering;
+* ``filter_change_browser_s``: in the page, once what came before is drawn (a second for the events an update
+  sets off to start, then no "processing" indicator left on the page), from picking one more filter value
+  (engine = vllm, then the descending sort) to the status line or the table showing something new with no
+  "processing" indicator left on either (Gradio's indicator alone changes their text while the event runs), and
+  the page's next animation frame (the figures of the same update drawn), i.e. server work, transfer and
+  rendering;
 * ``filter_server_s``: the server's work for one filter change (engine = vllm), timed in a separate process
   through Gradio's own ``Blocks.process_api`` (preprocess, the event's function, postprocess: everything the
-  server does for the event but the HTTP and queue), median of 3;
+  server does for the event but the HTTP and queue), median of 3 repeats of the same change (which may reuse
+  what an earlier one computed); ``filter_server_first_s``: the first time that change is made (nothing to
+  reuse: what a user's new filter costs);
 * ``table_payload_kb``: the size of the table's postprocessed JSON in that event (what the browser receives for
-  the table);
+  the table); ``scatter_payload_kb``: the same for the cost-accuracy scatter; ``event_payload_kb``: every output
+  of the event together;
 * ``server_peak_rss_mb``: the server process's peak resident memory (``VmHWM`` of ``/proc/PID/status``) after
   the page, the filter changes and a second page load.
 
@@ -121,8 +128,6 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout_s: float) -> boo
 
 
 _TABLE_HAS = "([id, text]) => { const e = document.querySelector(id); return !!e && e.innerText.includes(text); }"
-_TEXT_OF = "(id) => { const e = document.querySelector(id); return e ? e.innerText : ''; }"
-_STATUS_CHANGED = "([before]) => { const e = document.querySelector('#status'); return !!e && e.innerText !== before; }"
 
 
 def _browser_figures(csv_path: Path, chromium: str, log: Path) -> dict[str, float | None]:
@@ -182,18 +187,42 @@ def _pick(page: Any, selector: str, option: str) -> None:
     page.keyboard.press("Escape")
 
 
+_SHOWN = (
+    "(ids) => ids.map((id) => { const e = document.querySelector(id); if (!e) return null;"
+    " const copy = e.cloneNode(true);"
+    " copy.querySelectorAll('[data-testid=\"status-tracker\"]').forEach((t) => t.remove());"
+    " return copy.textContent; })"
+)
+"""The text of each element without Gradio's status tracker (whose "processing | 0.4s" changes the text while an
+event still runs)."""
+_UPDATED = (
+    "([ids, before]) => { const shown = (" + _SHOWN + ")(ids);"
+    " const busy = ids.some((id) => document.querySelector(id + ' .progress-text'));"
+    " return !busy && shown.some((text, i) => text !== null && text !== before[i]); }"
+)
+"""Neither the table nor the status line shows Gradio's "processing" indicator, and one of them shows something
+new (a filter change may keep the first page's rows and change the count; a sort keeps the count)."""
+_NEXT_FRAME = "() => new Promise((done) => requestAnimationFrame(() => setTimeout(done, 0)))"
+_UPDATED_IDS = ["#status", "#runs-table"]
+
+
+def _settle(page: Any) -> None:
+    """Wait a second (for the events an update sets off to start), then until no event is pending on the page (no
+    "processing" indicator anywhere) and the next frame."""
+    page.wait_for_timeout(1000)
+    page.wait_for_function("() => !document.querySelector('.progress-text')", timeout=FIRST_ROWS_TIMEOUT_S * 1000)
+    page.evaluate(_NEXT_FRAME)
+
+
 def _change(page: Any, act: Callable[[], None], timeout_s: float) -> float | None:
-    """Seconds from ``act`` to the status line and the table both changing (one event updates both)."""
-    status = page.evaluate(_TEXT_OF, "#status")
-    table = page.evaluate(_TEXT_OF, "#runs-table")
+    """Seconds from ``act`` to the status line or the table showing something new with the update done (no
+    "processing" indicator on either) and the page's next frame (what the same update drew, the figures too)."""
+    _settle(page)  # timed from a page that has drawn what came before (the load, the previous change)
+    before = page.evaluate(_SHOWN, _UPDATED_IDS)
     t0 = time.perf_counter()
     act()
-    page.wait_for_function(_STATUS_CHANGED, arg=[status], timeout=timeout_s * 1000)
-    page.wait_for_function(
-        "([before]) => { const e = document.querySelector('#runs-table'); return !!e && e.innerText !== before; }",
-        arg=[table],
-        timeout=timeout_s * 1000,
-    )
+    page.wait_for_function(_UPDATED, arg=[_UPDATED_IDS, before], timeout=timeout_s * 1000)
+    page.evaluate(_NEXT_FRAME)
     return time.perf_counter() - t0
 
 
@@ -216,11 +245,24 @@ def server_work(csv_path: Path) -> dict[str, float]:
     def once() -> None:
         result.update(asyncio.run(app.process_api(fn, list(payload), state=state)))
 
+    t0 = time.perf_counter()
+    once()
+    first_s = time.perf_counter() - t0
     seconds = _median_s(once)
     table = next(b for b in app.blocks.values() if getattr(b, "elem_id", None) == "runs-table")
-    table_payload = result["data"][fn.outputs.index(table)]
-    table_kb = len(json.dumps(table_payload, default=str).encode()) / 1024
-    return {"app_build_s": build_s, "filter_server_s": seconds, "table_payload_kb": table_kb}
+    scatter = next(b for b in app.blocks.values() if getattr(b, "elem_id", None) == "cap-scatter")
+
+    def kib(data: Any) -> float:
+        return len(json.dumps(data, default=str).encode()) / 1024
+
+    return {
+        "app_build_s": build_s,
+        "filter_server_first_s": first_s,
+        "filter_server_s": seconds,
+        "table_payload_kb": kib(result["data"][fn.outputs.index(table)]),
+        "scatter_payload_kb": kib(result["data"][fn.outputs.index(scatter)]),
+        "event_payload_kb": kib(result["data"]),
+    }
 
 
 def _server_work_subprocess(csv_path: Path) -> dict[str, float | None]:
@@ -229,7 +271,8 @@ def _server_work_subprocess(csv_path: Path) -> dict[str, float | None]:
     )
     if proc.returncode != 0:
         print(f"    server-work step failed: {proc.stderr[-1500:]}")
-        return {"app_build_s": None, "filter_server_s": None, "table_payload_kb": None}
+        keys = ("app_build_s", "filter_server_first_s", "filter_server_s", "table_payload_kb", "scatter_payload_kb")
+        return dict.fromkeys((*keys, "event_payload_kb"))
     return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
 
 

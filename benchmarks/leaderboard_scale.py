@@ -8,11 +8,13 @@ Usage::
 The CSV repeats the rows of ``results/results.csv`` with new run ids and its cost, accuracy and throughput
 scaled by seeded random factors (so the Pareto front is not trivial), written to a temp file. It reports
 wall seconds (median of 3) for: ``load_results`` (parse and validate every row), ``filter_options``,
-``apply_filters`` on one engine, ``sort_runs`` by cost, ``cost_accuracy_front``, ``normalize`` (radar) on the
+``apply_filters`` on one engine, ``sort_runs`` by cost, building the app's ``RunIndex`` (once per load) and the
+same filter and sort through it (what a filter change runs), ``cost_accuracy_front``, ``normalize`` (radar) on the
 first 10 runs, ``styled_table`` + Gradio's ``Dataframe.postprocess`` of one page of the table (what one table
 update sends; ``paging.PAGE_ROWS`` runs), the
 filtered-rows CSV of the download button (``csv_bytes``), the cost-accuracy scatter (``cap_scatter``), and peak
-resident memory (``ru_maxrss``). One filter change runs all but the first and the radar.
+resident memory (``ru_maxrss``). One filter change runs the ``RunIndex`` filter and sort, the front, the table
+page and the scatter; ``apply_filters`` and ``sort_runs`` are the plain pandas path it replaces.
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ def main() -> None:
     from capbench.leaderboard.paging import page_of
     from capbench.leaderboard.pareto import cost_accuracy_front
     from capbench.leaderboard.radar import normalize
+    from capbench.leaderboard.selection import RunIndex
     from capbench.leaderboard.table import apply_filters, csv_bytes, filter_options, sort_runs
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -78,11 +81,19 @@ def main() -> None:
     frame = results.frame
     assert len(frame) == args.runs and not results.warnings, results.warnings[:3]
     table = gr.Dataframe(interactive=False)
+    t_index, index = timed(lambda: RunIndex(frame))
+    cost = "usd_per_1m_output_tokens"
+    index.order(cost, descending=False)  # as the app does at load
     rows = [
         ("load_results", t_load),
         ("filter_options", timed(lambda: filter_options(frame))[0]),
         ("apply_filters (engine=hf)", timed(lambda: apply_filters(frame, {"engine": ["hf"]}))[0]),
         ("sort_runs (cost)", timed(lambda: sort_runs(frame, "usd_per_1m_output_tokens", ascending=True))[0]),
+        ("RunIndex (at load)", t_index),
+        (
+            "RunIndex filter + sort (engine=hf)",
+            timed(lambda: index.sorted_positions(index.mask({"engine": ["hf"]}), cost, descending=False))[0],
+        ),
         ("cost_accuracy_front", timed(lambda: cost_accuracy_front(frame))[0]),
         ("normalize (10 runs)", timed(lambda: normalize(frame.head(10)))[0]),
         ("table page (style + postprocess)", timed(lambda: table.postprocess(styled_table(page_of(frame, 1))))[0]),

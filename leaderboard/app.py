@@ -32,6 +32,7 @@ import tempfile
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -47,16 +48,15 @@ from capbench.leaderboard.paging import PAGE_ROWS, PLOT_RUNS, clamp_page, page_c
 from capbench.leaderboard.pareto import cost_accuracy_front, pareto_mask
 from capbench.leaderboard.plots.capacity import PER_GPU, PER_USER
 from capbench.leaderboard.radar import normalize
+from capbench.leaderboard.selection import RunIndex
 from capbench.leaderboard.table import (
     DISPLAY_COLUMNS,
     FILTER_DIMENSIONS,
-    apply_filters,
     csv_bytes,
     display_frame,
     display_text,
     filter_options,
     format_value,
-    sort_runs,
 )
 from capbench.paths import replace_file
 from capbench.summary.columns import BY_NAME
@@ -106,11 +106,42 @@ list read; every other column is read from the loaded runs for the rows shown (a
 
 
 @dataclass
+class View:
+    """One filtered and sorted selection: its runs (:data:`VIEW_COLUMNS` only, in table order; the index holds
+    each run's row in the loaded frame) and what the app derives from the whole selection, each computed on first
+    use and kept with the view, so the events of one selection (the filter change, then the run pickers' and the
+    radar's) share it."""
+
+    runs: pd.DataFrame
+    selected: np.ndarray
+    """Per loaded run (by position), whether the selection holds it."""
+    index: RunIndex
+
+    def has(self, run_id: str | None) -> bool:
+        """Whether the run ``run_id`` is selected."""
+        position = self.index.position(run_id)
+        return position is not None and bool(self.selected[position])
+
+    @cached_property
+    def cost_front(self) -> pd.DataFrame:
+        """The cost-accuracy Pareto front of the selection (:func:`~capbench.leaderboard.pareto.cost_accuracy_front`)
+        as the Pareto list and the radar read it."""
+        return cost_accuracy_front(self.runs)
+
+    @cached_property
+    def drawn(self) -> pd.DataFrame:
+        """The runs the figures draw (:func:`plot_runs`), as :data:`VIEW_COLUMNS`."""
+        return plot_runs(self.runs)
+
+
+@dataclass
 class Board:
-    """The loaded results and where the filtered CSV download is written (one file per view)."""
+    """The loaded results, their filter and sort index, and where the filtered CSV download is written (one
+    file per view)."""
 
     paths: list[Path]
     results: Results = field(init=False)
+    index: RunIndex = field(init=False)
     download_dir: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -118,38 +149,44 @@ class Board:
         atexit.register(shutil.rmtree, self.download_dir, ignore_errors=True)
         self.reload()
 
-    views: dict[tuple[Any, ...], pd.DataFrame] = field(init=False, default_factory=dict)
+    views: dict[tuple[Any, ...], View] = field(init=False, default_factory=dict)
 
     lock: threading.Lock = field(init=False, default_factory=threading.Lock)
 
     def reload(self) -> None:
+        """Read the files again; the filter codes are computed once here (:class:`RunIndex`)."""
         results = load_results(self.paths)
+        index = RunIndex(results.frame)
+        if DEFAULT_SORT in results.frame.columns:
+            index.order(DEFAULT_SORT, descending=False)  # the first page's order, ready before the first visitor
         with self.lock:
             self.results = results
+            self.index = index
             self.views = {}
 
-    def view(self, selections: dict[str, Sequence[str] | None], sort_by: str, descending: bool) -> pd.DataFrame:
-        """The filtered and sorted runs, all of them (paging comes after), as their :data:`VIEW_COLUMNS` only;
-        the index holds each run's row in :attr:`frame` (:meth:`rows` gives the full rows). The last
-        :data:`VIEW_CACHE` views are kept, so turning a page does not filter and sort again."""
+    def view(self, selections: dict[str, Sequence[str] | None], sort_by: str, descending: bool) -> View:
+        """The filtered and sorted runs, all of them (paging comes after), as a :class:`View`; the runs' index
+        holds each run's row in :attr:`frame` (:meth:`rows` gives the full rows). The last :data:`VIEW_CACHE`
+        views are kept, so turning a page does not filter and sort again."""
         key = (tuple((dim, tuple(sel or ())) for dim, sel in selections.items()), sort_by, descending)
         with self.lock:  # Gradio runs events in threads
             found = self.views.get(key)
+            frame, index = self.results.frame, self.index
         if found is not None:
             return found
-        frame = self.frame
-        dims = [dim for dim in FILTER_DIMENSIONS if dim in frame.columns]
-        chosen = apply_filters(frame[dims], selections).index
-        order = sort_runs(frame.loc[chosen, [sort_by]], sort_by, ascending=not descending).index
-        made = frame.loc[order, [c for c in VIEW_COLUMNS if c in frame.columns]]
+        selected = index.mask(selections)
+        positions = index.sorted_positions(selected, sort_by, descending=descending)
+        columns = frame.columns.get_indexer([c for c in VIEW_COLUMNS if c in frame.columns])
+        made = View(frame.iloc[positions, columns], selected, index)  # only these columns are copied
         with self.lock:
-            self.views[key] = made
-            while len(self.views) > VIEW_CACHE:
-                del self.views[next(iter(self.views))]
+            if self.index is index:  # not a view of files read before a reload
+                self.views[key] = made
+                while len(self.views) > VIEW_CACHE:
+                    del self.views[next(iter(self.views))]
         return made
 
     def rows(self, view: pd.DataFrame) -> pd.DataFrame:
-        """The full rows (every column) of the runs of ``view`` (a part of a :meth:`view`), in its order."""
+        """The full rows (every column) of the runs of ``view`` (a part of a :attr:`View.runs`), in its order."""
         return self.frame.loc[view.index]
 
     @property
@@ -206,8 +243,9 @@ def plot_runs(frame: pd.DataFrame, limit: int = PLOT_RUNS) -> pd.DataFrame:
     return plot_sample(frame, keep, limit)
 
 
-def _pareto_markdown(frame: pd.DataFrame) -> str:
-    front = cost_accuracy_front(frame)
+def _pareto_markdown(frame: pd.DataFrame, front: pd.DataFrame | None = None) -> str:
+    """The Pareto list under the scatter: the cost-accuracy ``front`` of ``frame`` (computed when not given)."""
+    front = cost_accuracy_front(frame) if front is None else front
     if front.empty:
         return "**Pareto front:** none (no selected run has both a cost and an accuracy)."
     tasks = front_tasks(frame)
@@ -243,11 +281,17 @@ def front_tasks(frame: pd.DataFrame) -> list[str]:
     return sorted(pairs)
 
 
-def _radar_runs(frame: pd.DataFrame) -> list[str]:
-    front = cost_accuracy_front(frame)
+def _radar_runs(frame: pd.DataFrame, front: pd.DataFrame | None = None) -> list[str]:
+    """The radar's runs before the user picks: the first of the cost-accuracy ``front`` (computed when not given),
+    else the first of ``frame``."""
+    front = cost_accuracy_front(frame) if front is None else front
     pool = front if not front.empty else frame
     return [str(r) for r in pool["run_id"].head(RADAR_DEFAULT_RUNS)]
 
+
+RUN_VIEW_OUTPUTS = 6
+"""The run details' outputs: the provenance text and five figures (utilization, roofline, experts, latency,
+capacity search)."""
 
 TABLE_MAX_HEIGHT_PX = 3000
 """The table's height limit: tall enough for a whole page of runs, so the page scrolls, not a box inside it."""
@@ -266,7 +310,10 @@ def default_selection(dimension: str, options: Sequence[str]) -> list[str]:
 def _picker_choices(page: pd.DataFrame, selection: pd.DataFrame, picked: Sequence[str]) -> list[tuple[str, str]]:
     """The page's runs, then the picked runs not on the page (looked up in the whole selection)."""
     on_page = {str(r) for r in page["run_id"]}
-    extra = selection[selection["run_id"].astype(str).isin([r for r in picked if r not in on_page])]
+    missing = [r for r in picked if r not in on_page]
+    if not missing:  # nothing to look up among every selected run
+        return _choices(page)
+    extra = selection[selection["run_id"].astype(str).isin(missing)]
     return _choices(pd.concat([page, extra])) if len(extra) else _choices(page)
 
 
@@ -281,14 +328,14 @@ def build_app(paths: Sequence[str | Path]) -> gr.Blocks:
     dims = list(FILTER_DIMENSIONS)
     sort_choices = [(header, column) for column, header in DISPLAY_COLUMNS]
 
-    def view(selections: Sequence[Sequence[str] | None], sort_by: str, descending: bool) -> pd.DataFrame:
+    def view(selections: Sequence[Sequence[str] | None], sort_by: str, descending: bool) -> View:
         return board.view(dict(zip(dims, selections, strict=True)), sort_by or DEFAULT_SORT, bool(descending))
 
     def download(*args: Any) -> str:
         """The filtered rows' CSV, named by its content's hash: the same view reuses its file, and a file is
         complete before its name exists (written aside, then renamed), so no session reads half of one."""
         *selections, sort_by, descending = args
-        data = csv_bytes(board.rows(view(selections, sort_by, descending)))
+        data = csv_bytes(board.rows(view(selections, sort_by, descending).runs))
         path = board.download_dir / f"capbench-runs-{hashlib.sha256(data).hexdigest()[:16]}.csv"
         if not path.exists():
             replace_file(path, lambda f: f.write(data))
@@ -299,36 +346,46 @@ def build_app(paths: Sequence[str | Path]) -> gr.Blocks:
         number = clamp_page(page, len(frame))
         return number, board.rows(page_of(frame, number))
 
-    def refresh(*args: Any) -> tuple[Any, ...]:
-        *selections, sort_by, descending, third, radar_ids, run_id, page = args
-        frame = view(selections, sort_by, descending)
+    def refresh(*args: Any, keep_shown: bool = False) -> tuple[Any, ...]:
+        """Every output for the inputs ``args``, but what another event draws or the page already shows.
+
+        Where the picked run or the radar's runs change, the pickers' own change events (which Gradio fires for
+        the new value) draw the run details or the radar: they are not built and sent twice. With ``keep_shown``
+        (a filter, sort or third-dimension change; not the page's load or a reload, after which the files may
+        differ) the details of a run that stays picked are kept as shown. The radar of unchanged runs is drawn
+        again: a new sort can reorder its traces."""
+        *selections, sort_by, descending, third, radar_in, run_in, page = args
+        selection = view(selections, sort_by, descending)
+        frame = selection.runs
         number, rows = table_page(frame, page)
-        ids = set(frame["run_id"].astype(str))
-        radar_ids = [r for r in (radar_ids or []) if r in ids] or _radar_runs(frame)
-        run_id = run_id if run_id in ids else (str(rows["run_id"].iloc[0]) if len(rows) else None)
-        drawn = board.rows(plot_runs(frame))
+        radar_ids = [r for r in (radar_in or []) if selection.has(r)] or _radar_runs(frame, selection.cost_front)
+        run_id = run_in if selection.has(run_in) else (str(rows["run_id"].iloc[0]) if len(rows) else None)
+        drawn = board.rows(selection.drawn)
+        radar_changes = radar_ids != list(radar_in or [])  # then radar_runs.change draws it
+        run_view_elsewhere = run_id != run_in or keep_shown  # run_pick.change draws it, or it is shown
         return (
             _status(board, len(frame), number),
             styled_table(rows),
             number,
             plots.cap_scatter(drawn, third=third),
-            _pareto_markdown(frame),
+            _pareto_markdown(frame, selection.cost_front),
             plots.throughput_interactivity(drawn),
             _plot_caption(len(drawn), len(frame)),
             gr.update(choices=_picker_choices(rows, frame, radar_ids), value=radar_ids),
-            _radar(frame, radar_ids),
+            gr.skip() if radar_changes else _radar(frame, radar_ids),
             gr.update(choices=_picker_choices(rows, frame, [run_id] if run_id else []), value=run_id),
-            *_run_view(frame, run_id),
+            *((gr.skip(),) * RUN_VIEW_OUTPUTS if run_view_elsewhere else _run_view(frame, run_id)),
         )
 
     def first_page(*args: Any) -> tuple[Any, ...]:
-        """A filter, the sort or the third dimension changed: back to the first page."""
-        return refresh(*args[:-1], 1)
+        """A filter, the sort or the third dimension changed: back to the first page. The run details are those
+        of the run picked (unchanged, or drawn by ``run_pick``'s change event when the pick changes)."""
+        return refresh(*args[:-1], 1, keep_shown=True)
 
     def turn(step: int) -> Any:
         def go(*args: Any) -> tuple[Any, ...]:
             *selections, sort_by, descending, page = args
-            frame = view(selections, sort_by, descending)
+            frame = view(selections, sort_by, descending).runs
             number, rows = table_page(frame, (page or 1) + step)
             return _status(board, len(frame), number), styled_table(rows), number
 
@@ -460,12 +517,12 @@ def build_app(paths: Sequence[str | Path]) -> gr.Blocks:
             None, js="() => { document.querySelector('#download-file')?.click(); }"
         )
         radar_runs.change(
-            lambda *a: _radar(view(a[: len(dims)], a[len(dims)], a[len(dims) + 1]), a[-1] or []),
+            lambda *a: _radar(view(a[: len(dims)], a[len(dims)], a[len(dims) + 1]).runs, a[-1] or []),
             inputs=[*view_inputs, radar_runs],
             outputs=radar_plot,
         )
         run_pick.change(
-            lambda *a: _run_view(view(a[: len(dims)], a[len(dims)], a[len(dims) + 1]), a[-1]),
+            lambda *a: _run_view(view(a[: len(dims)], a[len(dims)], a[len(dims) + 1]).runs, a[-1]),
             inputs=[*view_inputs, run_pick],
             outputs=[details_md, util_plot, roof_plot, expert_plot, latency_plot, capacity_plot],
         )

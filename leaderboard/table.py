@@ -23,7 +23,7 @@ import csv
 import io
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from functools import partial
 from typing import Any
@@ -233,16 +233,36 @@ def add_derived(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([kept, derived_frame], axis=1)  # the runs' columns are not copied (copy-on-write)
 
 
-def _dimension_values(frame: pd.DataFrame, dimension: str) -> pd.Series:
-    """The text a filter dimension matches on, missing as "—" (each distinct value made visible once)."""
+def dimension_codes(frame: pd.DataFrame, dimension: str) -> tuple[np.ndarray, np.ndarray]:
+    """A filter dimension as ``(codes, texts)``: run ``i`` matches on the text ``texts[codes[i]]``, missing as "—".
+
+    ``codes`` holds one ``intp`` per row of ``frame``; ``texts`` (object array) one entry per distinct value, each
+    made visible once (:func:`~capbench.leaderboard.escape.visible_text`), "—" last for the missing values (two
+    values may share a text). A dimension absent from ``frame`` is "—" for every run.
+    """
     if dimension in DERIVED_COLUMNS and dimension not in frame.columns:
         frame = add_derived(frame)
     if dimension not in frame.columns:
-        return pd.Series([MISSING] * len(frame), index=frame.index, dtype=object)
+        return np.zeros(len(frame), dtype=np.intp), np.array([MISSING], dtype=object)
     codes, uniques = pd.factorize(frame[dimension].astype(object), use_na_sentinel=True)
     texts = [visible_text(text) if (text := cell_text(value)) else MISSING for value in uniques]
-    lookup = np.array([*texts, MISSING], dtype=object)  # code -1 (missing) picks the last
-    return pd.Series(lookup[codes], index=frame.index, dtype=object)
+    codes = np.where(codes < 0, len(texts), codes).astype(np.intp)  # missing: the last text
+    return codes, np.array([*texts, MISSING], dtype=object)
+
+
+def _dimension_values(frame: pd.DataFrame, dimension: str) -> pd.Series:
+    """The text a filter dimension matches on, missing as "—" (each distinct value made visible once)."""
+    codes, texts = dimension_codes(frame, dimension)
+    return pd.Series(texts[codes], index=frame.index, dtype=object)
+
+
+def check_dimensions(names: Iterable[str]) -> None:
+    """Raise :class:`ValueError` naming every one of ``names`` that is not a filter dimension."""
+    unknown = [name for name in names if name not in FILTER_DIMENSIONS]
+    if unknown:
+        raise ValueError(
+            f"unknown filter dimension(s) {', '.join(map(repr, unknown))}; known: {', '.join(FILTER_DIMENSIONS)}"
+        )
 
 
 def _option_key(dimension: str, value: str) -> tuple[int, str, float, str]:
@@ -268,11 +288,7 @@ def filter_options(frame: pd.DataFrame) -> dict[str, list[str]]:
 def apply_filters(frame: pd.DataFrame, selections: Mapping[str, Sequence[str] | None]) -> pd.DataFrame:
     """The rows matching every dimension's selection (any of its values); an empty or ``None`` selection is no
     constraint. An unknown dimension raises :class:`ValueError` naming it."""
-    unknown = [name for name in selections if name not in FILTER_DIMENSIONS]
-    if unknown:
-        raise ValueError(
-            f"unknown filter dimension(s) {', '.join(map(repr, unknown))}; known: {', '.join(FILTER_DIMENSIONS)}"
-        )
+    check_dimensions(selections)
     mask = pd.Series(True, index=frame.index, dtype=bool)
     for dimension, selected in selections.items():
         if not selected:

@@ -3,8 +3,10 @@ the CAP radar."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
@@ -28,6 +30,12 @@ from capbench.leaderboard.plots.common import (
 )
 from capbench.leaderboard.radar import NORMALIZATION, RadarData
 from capbench.leaderboard.table import cell_number
+
+
+def _floats(values: Sequence[float | None], rows: Sequence[int]) -> np.ndarray:
+    """``values`` at ``rows`` (every one measured) as a float64 array: plotly validates it at once and sends it
+    to the browser as a typed array (base64), where a list is checked and written as text value by value."""
+    return np.array([values[i] for i in rows], dtype=np.float64)
 
 
 def cap_scatter(
@@ -90,12 +98,12 @@ def cap_scatter(
         fig.add_trace(
             go.Scatter(
                 name="Runs",
-                x=[costs[i] for i in with_third],
-                y=[percents[i] for i in with_third],
+                x=_floats(costs, with_third),
+                y=_floats(percents, with_third),
                 mode="markers",
                 marker={
-                    "size": sizes,
-                    "color": values,
+                    "size": np.array(sizes, dtype=np.float64),
+                    "color": np.array(values, dtype=np.float64),
                     "colorscale": "Viridis",
                     "showscale": True,
                     "colorbar": {"title": {"text": third_title}},
@@ -109,8 +117,8 @@ def cap_scatter(
         fig.add_trace(
             go.Scatter(
                 name=f"Runs ({third_name} not measured)",
-                x=[costs[i] for i in without_third],
-                y=[percents[i] for i in without_third],
+                x=_floats(costs, without_third),
+                y=_floats(percents, without_third),
                 mode="markers",
                 marker={"size": MARKER_MIN_PX, "color": "#bbbbbb", "line": {"width": 1, "color": "#333333"}},
                 hovertext=[hover(i) for i in without_third],

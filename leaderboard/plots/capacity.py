@@ -99,8 +99,8 @@ def throughput_interactivity(frame: pd.DataFrame) -> go.Figure:
         fig.add_trace(
             go.Scatter(
                 name=name,
-                x=[users[i] for i in rows],
-                y=[gpus[i] for i in rows],
+                x=np.array([users[i] for i in rows], dtype=np.float64),  # measured: a typed array, sent as base64
+                y=np.array([gpus[i] for i in rows], dtype=np.float64),
                 mode="markers",
                 marker={**marker, "line": {"width": 1, "color": "#333333"}},
                 error_x=_error(frame, PER_USER, rows, users),
