@@ -18,6 +18,7 @@ from capbench.config import RunSpec
 from capbench.errors import CapbenchError
 from capbench.records import RunStatus, RunWriter
 from capbench.records.writer import prepare_run_dir
+from capbench.run.interrupts import deferred_interrupts
 from capbench.run.manifest import build_manifest, new_run_id, write_failed_manifest
 from capbench.run.plan import check_context, plan_run, resolve_model
 from capbench.runners import runner_config, runner_traits
@@ -140,26 +141,28 @@ def execute_run(spec: RunSpec, *, quiet: bool = False) -> tuple[Path, RunStatus]
         what = f"{workload.num_requests} requests" if workload.num_requests else f"{workload.duration_s:g} s"
         if plan.task is not None:
             what = f"task {plan.task.name}: {workload.num_requests} samples"
-        with disk_errors(run_dir):
-            writer = RunWriter(run_dir, manifest)
-        try:
-            # The writer's context is entered at once: from the first write of run.json ("running"), a Ctrl-C or
-            # SIGTERM (a killed sweep's point) ends the run partial, even one that lands while its first line prints.
-            with disk_errors(run_dir), writer:
-                console.print(f"run [bold]{run_id}[/]: {what} (+{spec.warmup} warm-up) -> {run_dir}")
-                with RequestProgress(console, total=plan.total) as progress:
-                    try:
-                        if plan.task is None:
-                            drive(runner, workload, writer, progress.request_done, power=sensor)
-                        else:
-                            serve_task(plan.task, spec, runner, writer, progress.request_done, sensor)
-                    finally:  # also for a partial run: what the runner learned, the sensor's statistics
-                        writer.update_manifest(**runner.facts, power=sensor.info())
-                failure = writer.failure(spec.max_error_rate)
-                if failure is not None:
-                    writer.finish(RunStatus.FAILED, error=failure)
-        finally:
-            score_and_report(run_dir, Console(quiet=quiet))
+        with contextlib.ExitStack() as stack:
+            # From the first write of run.json ("running"), a Ctrl-C or SIGTERM (a killed sweep's point) must end
+            # the run partial, and the writer's context is what does: interruptions are held back until it is
+            # entered (capbench.run.interrupts), then handled inside it.
+            with deferred_interrupts():
+                with disk_errors(run_dir):
+                    writer = RunWriter(run_dir, manifest)
+                stack.callback(score_and_report, run_dir, Console(quiet=quiet))  # last, however the run ends
+                stack.enter_context(disk_errors(run_dir))
+                stack.enter_context(writer)
+            console.print(f"run [bold]{run_id}[/]: {what} (+{spec.warmup} warm-up) -> {run_dir}")
+            with RequestProgress(console, total=plan.total) as progress:
+                try:
+                    if plan.task is None:
+                        drive(runner, workload, writer, progress.request_done, power=sensor)
+                    else:
+                        serve_task(plan.task, spec, runner, writer, progress.request_done, sensor)
+                finally:  # also for a partial run: what the runner learned, the sensor's statistics
+                    writer.update_manifest(**runner.facts, power=sensor.info())
+            failure = writer.failure(spec.max_error_rate)
+            if failure is not None:
+                writer.finish(RunStatus.FAILED, error=failure)
     finally:
         if sensor is not None:
             sensor.close()

@@ -436,3 +436,48 @@ def test_an_interruption_right_after_run_json_is_written_ends_the_run_partial(
         execute_run(build_run_spec(None, {**settings, "base_url": server.url}), quiet=True)
     manifest = json.loads((run / "run.json").read_text())
     assert manifest["status"] == "partial"
+
+
+@pytest.mark.parametrize("where", ["as run.json is first renamed into place", "as the writer is made"])
+def test_a_signal_landing_before_the_writer_context_still_ends_the_run_partial(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """A real SIGINT delivered right after the rename that creates run.json ("running"), or right after the
+    writer is made, before its context is entered (a busy machine preempts the point of a killed sweep there, and
+    the parent-death SIGTERM is pending when it resumes): the run still ends partial, never left running."""
+    import signal
+
+    from capbench.config import build_run_spec
+    from capbench.records import writer as writer_module
+    from capbench.run import execute
+    from capbench.testing.mock_server import MockServerProcess, MockSettings
+
+    sent: list[str] = []
+    if where.startswith("as run.json"):
+        replace = writer_module.replace_file
+
+        def replace_then_signal(path: Path, write: Any) -> None:
+            replace(path, write)
+            if path.name == "run.json" and not sent:
+                sent.append(where)
+                signal.raise_signal(signal.SIGINT)  # Python handles it at the next bytecode, still in here
+
+        monkeypatch.setattr(writer_module, "replace_file", replace_then_signal)
+    else:
+        make = execute.RunWriter
+
+        def make_then_signal(*args: Any, **kwargs: Any) -> Any:
+            made = make(*args, **kwargs)
+            sent.append(where)
+            signal.raise_signal(signal.SIGINT)
+            return made
+
+        monkeypatch.setattr(execute, "RunWriter", make_then_signal)
+    run = tmp_path / "run"
+    settings = {"runner": "openai", "task": "none", "num_requests": 4, "out": str(run)}
+    with MockServerProcess(MockSettings(output_tokens=4)) as server, pytest.raises(KeyboardInterrupt):
+        execute.execute_run(build_run_spec(None, {**settings, "base_url": server.url}), quiet=True)
+    assert sent == [where]
+    manifest = json.loads((run / "run.json").read_text())
+    assert manifest["status"] == "partial"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handlers are back

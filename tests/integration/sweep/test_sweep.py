@@ -220,7 +220,9 @@ def test_ctrl_c_writes_results_and_marks_the_sweep_interrupted(tmp_path: Path, s
     proc = subprocess.Popen(_sweep_cmd(sweep, out), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         _wait(lambda: _statuses(out)[:2] == ["complete", "running"], 120, "one complete point and one running")
-        time.sleep(1.0)  # the second point is mid-run
+        second = _manifest(out)["points"][1]["id"]
+        # The second point's run has begun (a busy machine may take seconds to get there: a fixed sleep was flaky).
+        _wait(lambda: (out / "points" / second / "attempt-1" / "run.json").is_file(), 60, "its run started")
         proc.send_signal(signal.SIGINT)
         output, _ = proc.communicate(timeout=120)
     finally:
