@@ -103,10 +103,10 @@ def test_sort_orders_are_kept_and_ties_keep_the_runs_order() -> None:
 
 def test_the_index_rejects_what_the_pandas_path_rejects() -> None:
     index = RunIndex(random_runs(0, runs=20))
-    with pytest.raises(ValueError, match="'colour'"):
-        index.mask({"colour": ["red"]})
+    with pytest.raises(ValueError, match="'shade'"):
+        index.mask({"shade": ["red"]})
     with pytest.raises(ValueError, match="no such column"):
-        index.order("colour", descending=False)
+        index.order("shade", descending=False)
 
 
 def test_positions_by_run_id() -> None:
