@@ -153,7 +153,11 @@ def _sweep_buckets(
     best: int | None,
     block: int,
 ) -> int | None:
-    """The exact largest C(s) over the submits in the ``chosen`` buckets (one read of the column), or ``best``."""
+    """The exact largest C(s) over the submits in the ``chosen`` buckets (one read of the column), or ``best``.
+
+    The chosen buckets' submits and dones are sorted once (by time, hence by bucket too); for the j-th submit s
+    (0-based) of bucket b among them, C(s) = (submits before b) + (j + 1 − the chosen submits in earlier buckets)
+    − (dones before b) − (the chosen dones ≤ s − the chosen dones in earlier buckets)."""
     wanted = np.zeros(buckets, dtype=np.bool_)
     wanted[chosen] = True
     got_starts: list[IntArray] = []
@@ -161,12 +165,18 @@ def _sweep_buckets(
     for starts, ends in column.blocks(block):
         got_starts.append(starts[wanted[bucket(starts)]])
         got_ends.append(ends[wanted[bucket(ends)]])
-    starts_all, ends_all = np.concatenate(got_starts), np.concatenate(got_ends)
-    start_bucket, end_bucket = bucket(starts_all), bucket(ends_all)
-    for b in chosen:
-        s = np.sort(starts_all[start_bucket == b])
-        e = np.sort(ends_all[end_bucket == b])
-        counts = submits_before[b] + np.arange(1, s.size + 1) - dones_before[b] - np.searchsorted(e, s, "right")
-        peak = int(counts.max())
-        best = peak if best is None else max(best, peak)
-    return best
+    s = np.sort(np.concatenate(got_starts))
+    e = np.sort(np.concatenate(got_ends))
+    if not s.size:
+        return best
+    s_bucket, e_bucket = bucket(s), bucket(e)
+    earlier_submits = np.searchsorted(s_bucket, s_bucket, "left")
+    earlier_dones = np.searchsorted(e_bucket, s_bucket, "left")
+    counts = (
+        submits_before[s_bucket]
+        + (np.arange(1, s.size + 1) - earlier_submits)
+        - dones_before[s_bucket]
+        - (np.searchsorted(e, s, "right") - earlier_dones)
+    )
+    peak = int(counts.max())
+    return peak if best is None else max(best, peak)
