@@ -38,7 +38,10 @@ class LoadTally:
 
     def add(self, chunk: RequestChunk) -> None:
         rows = ~chunk.warmup & (chunk.t_submit_ns != MISSING) & (chunk.t_done_ns != MISSING)
-        starts, ends = chunk.t_submit_ns[rows], chunk.t_done_ns[rows]
+        self.add_spans(chunk.t_submit_ns[rows], chunk.t_done_ns[rows])
+
+    def add_spans(self, starts: np.ndarray, ends: np.ndarray) -> None:
+        """Add spans given as two int64 columns (submit, done; ns), in record order."""
         if not starts.size:
             return
         self.spans.extend(starts, ends)
@@ -55,22 +58,28 @@ class LoadTally:
         self.low, self.high = min(self.low, low), max(self.high, high)
 
     def result(self, bins: int = MAX_BINS) -> dict[str, Any]:
-        """:func:`achieved_load` of the spans seen (the last use of the column)."""
+        """:func:`achieved_load` of the spans seen (the last use of the column), from the running totals and one
+        read of the column (in memory or in its file: the timeline's blocks are the same either way, so its sums
+        are the same bits)."""
         try:
-            if not self.spans.spilled:
-                return load_of_spans(*self.spans.in_memory(), bins)
-            return self._spilled(bins)
+            return self._figures(bins)
         finally:
             self.spans.close()
 
-    def _spilled(self, bins: int) -> dict[str, Any]:
-        """:func:`load_of_spans` of a spilled column: the same figures, from the running totals and reads of the
-        file (the timeline's blocks are the same blocks in the same order, so its sums are the same bits)."""
-        assert self.first_submit is not None and self.last_submit is not None and self.last_done is not None
+    def _figures(self, bins: int) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "mean_in_flight": None,
+            "max_in_flight": None,
+            "submit_rate_per_s": None,
+            "bin_s": None,
+            "timeline": None,
+        }
+        if self.first_submit is None:
+            return out
+        assert self.last_submit is not None and self.last_done is not None
         assert self.low is not None and self.high is not None
         count = len(self.spans)
         t0, t1 = self.first_submit, self.last_done
-        out = _empty()
         if t1 <= t0:
             return out
         out["mean_in_flight"] = float(np.float64(self.busy_ns) / np.float64(t1 - t0))  # as numpy divides int64
@@ -79,12 +88,16 @@ class LoadTally:
         n_bins = max(1, min(bins, count))
         edges = np.linspace(t0, t1, n_bins + 1)
         lo, hi = edges[:-1], edges[1:]
+        # Time each request spends inside each bin, summed over requests (in blocks: bounded memory).
         busy = np.zeros(n_bins)
         for starts, ends in self.spans.blocks(BLOCK):
-            busy += _time_in_bins(starts, ends, lo, hi)
+            busy += np.clip(np.minimum(ends[:, None], hi) - np.maximum(starts[:, None], lo), 0, None).sum(axis=0)
         out["bin_s"] = float((t1 - t0) / n_bins / 1e9)
         out["timeline"] = (busy / (hi - lo)).tolist()
-        out["max_in_flight"] = max_in_flight_spilled(self.spans, self.low, self.high)
+        if self.spans.spilled:
+            out["max_in_flight"] = max_in_flight_spilled(self.spans, self.low, self.high)
+        else:
+            out["max_in_flight"] = max_in_flight(*self.spans.in_memory())
         return out
 
 
@@ -96,35 +109,8 @@ def achieved_load(requests: Iterable[Mapping[str, Any]], bins: int = MAX_BINS) -
     return tally.result(bins)
 
 
-def _empty() -> dict[str, Any]:
-    return {"mean_in_flight": None, "max_in_flight": None, "submit_rate_per_s": None, "bin_s": None, "timeline": None}
-
-
-def _time_in_bins(starts: np.ndarray, ends: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """Σ over the spans of the time each spends inside each bin [lo, hi) (ns), for one block of spans."""
-    return np.clip(np.minimum(ends[:, None], hi) - np.maximum(starts[:, None], lo), 0, None).sum(axis=0)
-
-
 def load_of_spans(starts: np.ndarray, ends: np.ndarray, bins: int = MAX_BINS) -> dict[str, Any]:
-    """:func:`achieved_load` of spans given as two int64 columns (submit, done; ns), in record order (the
-    timeline's sums follow it, a block of :data:`BLOCK` spans at a time); both are sorted in place at the end."""
-    out = _empty()
-    if not starts.size:
-        return out
-    t0, t1 = int(starts.min()), int(ends.max())
-    if t1 <= t0:
-        return out
-    out["mean_in_flight"] = float((ends - starts).sum() / (t1 - t0))
-    if starts.size >= 2 and starts.max() > starts.min():
-        out["submit_rate_per_s"] = float((starts.size - 1) / ((starts.max() - starts.min()) / 1e9))
-    n_bins = max(1, min(bins, starts.size))
-    edges = np.linspace(t0, t1, n_bins + 1)
-    lo, hi = edges[:-1], edges[1:]
-    # Time each request spends inside each bin, summed over requests (in blocks: bounded memory).
-    busy = np.zeros(n_bins)
-    for k in range(0, starts.size, BLOCK):
-        busy += _time_in_bins(starts[k : k + BLOCK], ends[k : k + BLOCK], lo, hi)
-    out["bin_s"] = float((t1 - t0) / n_bins / 1e9)
-    out["timeline"] = (busy / (hi - lo)).tolist()
-    out["max_in_flight"] = max_in_flight(starts, ends)
-    return out
+    """:func:`achieved_load` of spans given as two int64 columns (submit, done; ns), in record order."""
+    tally = LoadTally()
+    tally.add_spans(starts, ends)
+    return tally.result(bins)
