@@ -37,6 +37,7 @@ from capbench.metrics.features import PassFeatures
 from capbench.metrics.flops import FLOPS_PARTS, pass_flops
 from capbench.metrics.passes import PassScan
 from capbench.metrics.phases import ALL, PHASE_NAMES, PhaseTotals, add_parts, sum_parts
+from capbench.metrics.stats import sum_of_parts
 from capbench.metrics.utilization import Ceilings
 
 FloatArray = NDArray[np.float64]
@@ -230,11 +231,9 @@ def _phases_section(
 
 
 def _mean(parts: list[float], count: int) -> float | None:
-    """Σ parts / count (one part: numpy's mean of that slice's values, bit for bit), None when count is 0."""
-    if not count:
-        return None
-    total = parts[0] if len(parts) == 1 else float(np.sum(parts))
-    return total / count
+    """Σ parts / count (:func:`sum_of_parts`: one part gives numpy's mean of that slice's values, bit for bit),
+    None when count is 0."""
+    return sum_of_parts(parts) / count if count else None
 
 
 def _experts_section(
