@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from capbench.metrics.features import ARRAY_FIELDS, PassFeatures, empty_column
+from capbench.metrics.stats import read_into
 
 SPILL_PASSES = 1 << 16
 """Passes a :class:`FeatureStore` keeps in memory (about 4.4 MB) before it moves them to a temporary file."""
@@ -184,15 +185,8 @@ class FeatureStore:
             shape = (size, *template.shape[1:])
             array = np.empty(shape, dtype=template.dtype)
             columns[name] = array
-            if not array.nbytes:
-                continue
-            raw = array.data.cast("B")
-            got = 0
-            while got < len(raw):
-                read = file.readinto(raw[got:])
-                if not read:
-                    raise OSError(f"the pass-feature file {self._path or '(temporary)'} ended early")
-                got += read
+            if read_into(file, array) < array.nbytes:  # (zero-width window columns read nothing)
+                raise OSError(f"the pass-feature file {self._path or '(temporary)'} ended early")
         return PassFeatures(windows=self.windows, **columns)
 
     def _chunks(self) -> Iterator[PassFeatures]:

@@ -237,13 +237,9 @@ class FloatColumn:
         assert self._file is not None
         self._file.seek(start * 8)
         view = out[:count]
-        raw = view.data.cast("B")
-        got = 0
-        while got < len(raw):
-            read = self._file.readinto(raw[got:])
-            if not read:
-                raise OSError(f"the column's temporary file ended early ({start + got // 8} of {self._count})")
-            got += read
+        got = read_into(self._file, view)
+        if got < view.nbytes:
+            raise OSError(f"the column's temporary file ended early ({start + got // 8} of {self._count})")
         return view
 
     def _blocks(self, out: np.ndarray) -> Iterator[np.ndarray]:
@@ -288,6 +284,21 @@ class FloatColumn:
     def _check_open(self) -> None:
         if self._closed:
             raise RuntimeError("this FloatColumn was described (or closed) already; describe() is its last use")
+
+
+def read_into(file: Any, array: np.ndarray) -> int:
+    """Fill ``array`` (C-contiguous) from ``file``'s current position; the bytes read, fewer than
+    ``array.nbytes`` only when the file ended first."""
+    if not array.nbytes:
+        return 0
+    raw = array.data.cast("B")
+    got = 0
+    while got < len(raw):
+        read = file.readinto(raw[got:])
+        if not read:
+            break
+        got += read
+    return got
 
 
 _NON_FINITE = "describe() got a non-finite value; pass only measured values"
