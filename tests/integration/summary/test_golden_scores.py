@@ -8,29 +8,20 @@ version stripped. Floats compare by their shortest round-trip text: any change i
 
 from __future__ import annotations
 
-import importlib.util
 import warnings
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from capbench.records import RecordWarning
 from capbench.summary.score import score_run_dir
 from tests.support.paths import REPO
+from tests.support.scripts import load_script
 
 GOLDEN = REPO / "tests" / "data" / "golden"
 
 
-def _builder() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("build_golden", GOLDEN / "build_golden.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-BUILD = _builder()
+BUILD = load_script(GOLDEN / "build_golden.py", "build_golden")
 RUNS: dict[str, Path] = BUILD.golden_runs()
 
 

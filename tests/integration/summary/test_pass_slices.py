@@ -8,9 +8,7 @@ every non-float value must be equal; sums may differ only by float association (
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -22,20 +20,14 @@ from capbench.metrics import feature_store
 from capbench.summary import pass_worker
 from capbench.summary.score import score_run_dir
 from tests.support.paths import REPO
+from tests.support.scripts import load_script
 
 EXACT_KEYS = {"step_latency_s", "s_mbu_p50", "s_mbu_p90", "s_mfu_p50", "s_mfu_p90", "passes", "tokens"}
 
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    try:
-        spec = importlib.util.spec_from_file_location("score_run_scale", REPO / "benchmarks" / "score_run_scale.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(REPO / "benchmarks"))
+    module = load_script(REPO / "benchmarks" / "score_run_scale.py", "score_run_scale")
     run_dir = tmp_path_factory.mktemp("pass-slices") / "run"
     module.generate_run(run_dir, 3000, seed=11)
     return run_dir

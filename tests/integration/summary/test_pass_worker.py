@@ -8,12 +8,9 @@ record that breaks the contract. A child that dies without an answer sends the s
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
-import sys
 import warnings
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import orjson
@@ -26,24 +23,13 @@ from capbench.records.reader import open_run
 from capbench.summary import pass_worker
 from capbench.summary.score import run_structure, score_run_dir
 from tests.support.paths import REPO
-
-
-def _scale() -> ModuleType:
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    try:
-        spec = importlib.util.spec_from_file_location("score_run_scale", REPO / "benchmarks" / "score_run_scale.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(REPO / "benchmarks"))
+from tests.support.scripts import load_script
 
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run_dir = tmp_path_factory.mktemp("pass-worker") / "run"
-    _scale().generate_run(run_dir, 3000, seed=5)
+    load_script(REPO / "benchmarks" / "score_run_scale.py", "score_run_scale").generate_run(run_dir, 3000, seed=5)
     return run_dir
 
 

@@ -3,27 +3,15 @@ window and the curve's summary. The soak itself is a benchmark, run by hand; not
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from tests.support.paths import REPO
+from tests.support.scripts import load_script
 
-
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("soak_benchmark", REPO / "benchmarks" / "soak.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-soak = _load()
+soak = load_script(REPO / "benchmarks" / "soak.py", "soak_benchmark")
 
 STATUS = """Name:\tpython
 State:\tS (sleeping)
