@@ -191,20 +191,12 @@ class FeatureStore:
 
     def _chunks(self) -> Iterator[PassFeatures]:
         if self._file_chunks:
-            file = self._file
-            if file is None:  # handed off: read the named file
-                assert self._path is not None
-                file = Path(self._path).open("rb")  # noqa: SIM115 (closed below)
-            try:
-                file.flush()
-                file.seek(0)
-                for size in list(self._file_chunks):
-                    yield self._read_chunk(file, size)
-            finally:
-                if file is not self._file:
-                    file.close()
-                else:
-                    file.seek(0, os.SEEK_END)
+            if self._file is None:
+                raise RuntimeError("this store was handed to another process: read it with FeatureStore.adopt")
+            self._file.flush()
+            self._file.seek(0)  # (_write seeks back to the end)
+            for size in self._file_chunks:
+                yield self._read_chunk(self._file, size)
         yield from self._memory
 
 

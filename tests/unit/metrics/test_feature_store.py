@@ -104,6 +104,8 @@ def test_handoff_and_adopt_read_the_same_passes_and_close_removes_the_file(tmp_p
         writer.append(chunk)
     handle = writer.handoff()
     assert Path(handle.path).parent == tmp_path and handle.chunk_passes == (9, 3, 11)
+    with pytest.raises(RuntimeError, match="adopt"):  # the handing side no longer reads it
+        writer.whole()
     reader = FeatureStore.adopt(handle)
     assert reader.num_passes == 23
     assert _same(_concat(list(reader.slices(5)), windows), _concat(chunks, windows))
