@@ -17,10 +17,11 @@ one GPU. Then, each in its own fresh child process so each has its own peak memo
 - **score**: :func:`capbench.summary.score.score_run_dir` (``write=False``): read, check and score everything.
 
 It prints the score's wall time and its ratio to the parse floor (one core decoding every line), the CPU seconds
-it used (its own and its pass reader's: a ``passes.jsonl`` of 64 MiB or more is read by a second process while
-the requests are read, :mod:`capbench.summary.pass_worker`, so wall time can be less than CPU time on two cores),
-and the peak resident memory (``ru_maxrss``) of the scoring child and of that pass reader, with their sum, next
-to the resident memory of a child that only imported capbench. Targets (issue #18), on the 2-core
+it used (its own and its pass readers': a ``passes.jsonl`` of 64 MiB or more is read by child processes, one per
+segment of the file, while the requests are read, :mod:`capbench.summary.pass_worker`, so wall time can be less
+than CPU time on two cores), and the peak resident memory (``ru_maxrss``) of the scoring child and of the largest
+pass reader, with the total bound (scorer + readers × the largest), next to the resident memory of a child that
+only imported capbench. Targets (issue #18), on the 2-core
 development VM: wall ≤ 5 s and ≤ 3× the parse floor at N = 1,000,000; peak RSS ≤ 300 MB and flat from 1M to 4M.
 """
 
@@ -175,12 +176,20 @@ def _child_score(run_dir: Path, out: Any) -> None:
             "cpu_s": _cpu_s() - cpu0,
             "peak_mb": _peak_mb(),
             "reader_peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+            "readers": _readers(run_dir),
             "requests": summary["requests"]["total"],
             "passes": summary["pass_records"]["total"],
             "ttft_p99_s": summary["latency"]["ttft_s"]["p99"],
             "itl_count": summary["latency"]["itl_s"]["count"],
         }
     )
+
+
+def _readers(run_dir: Path) -> int:
+    """How many pass-reader processes the scorer starts for this run."""
+    from capbench.summary import pass_worker
+
+    return pass_worker._segments((run_dir / "passes.jsonl").stat().st_size)
 
 
 def _in_child(target: Callable[..., None], *args: Any) -> dict[str, Any]:
@@ -228,11 +237,15 @@ def main(argv: list[str] | None = None) -> int:
             f"  score {score['score_s']:.2f} s, parse floor {parse['parse_s']:.2f} s ({parse['lines']:,} lines): "
             f"{ratio:.2f}x the floor; CPU {score['cpu_s']:.2f} s ({score['cpu_s'] / parse['parse_s']:.2f}x the floor)"
         )
-        reader = score["reader_peak_mb"]
-        both = score["peak_mb"] + reader
+        reader, readers = score["reader_peak_mb"], score["readers"]
+        both = score["peak_mb"] + readers * reader
         print(
             f"  peak RSS {score['peak_mb']:.0f} MB"
-            + (f" + pass reader process {reader:.0f} MB = {both:.0f} MB together" if reader else "")
+            + (
+                f" + {readers} pass reader process(es), the largest {reader:.0f} MB = at most {both:.0f} MB together"
+                if readers
+                else ""
+            )
             + f" (parse-only child {parse['peak_mb']:.0f} MB)"
         )
         print(
@@ -241,9 +254,10 @@ def main(argv: list[str] | None = None) -> int:
         )
     if len(rows) > 1:
         (n0, s0, _, _), (n1, s1, _, _) = rows[0], rows[-1]
-        m0, m1 = s0["peak_mb"] + s0["reader_peak_mb"], s1["peak_mb"] + s1["reader_peak_mb"]
+        m0 = s0["peak_mb"] + s0["readers"] * s0["reader_peak_mb"]
+        m1 = s1["peak_mb"] + s1["readers"] * s1["reader_peak_mb"]
         print(
-            f"peak RSS (both processes) N={n0:,} -> N={n1:,}: {m0:.0f} -> {m1:.0f} MB "
+            f"peak RSS (all processes, bound) N={n0:,} -> N={n1:,}: {m0:.0f} -> {m1:.0f} MB "
             f"(+{m1 - m0:.0f} MB for {n1 / n0:.0f}x the records)"
         )
     if args.dir is None and not args.keep:

@@ -90,6 +90,18 @@ class ExpertTally:
             self.token_counts[code] = part if prev is None else prev + part
             self.token_passes[code] += count
 
+    def merge(self, other: ExpertTally) -> None:
+        """Add ``other``'s totals (the tally of another stretch of the same run's passes) to these."""
+        pairs = ((self.active_sum_per_layer, other.active_sum_per_layer), (self.token_counts, other.token_counts))
+        for code in range(len(PHASE_NAMES)):
+            for mine, theirs in pairs:
+                part = theirs[code]
+                if part is not None:
+                    prev = mine[code]
+                    mine[code] = part.copy() if prev is None else prev + part
+        self.active_passes += other.active_passes
+        self.token_passes += other.token_passes
+
     def combined(self, codes: tuple[int, ...]) -> tuple[NDArray[np.int64] | None, int, NDArray[np.int64] | None, int]:
         """(Σ a_l per layer, measured passes, per-expert token counts, passes with counts) over ``codes``."""
         active: NDArray[np.int64] | None = None

@@ -13,7 +13,8 @@ slices' sums (docs/metrics.md, "Scoring long runs").
 The file holds, per chunk, each column's raw bytes (native byte order, C order) one after another, in
 :data:`~capbench.metrics.features.ARRAY_FIELDS` order; the chunk sizes are kept in memory. A store can be handed
 to another process (:meth:`handoff`, :meth:`adopt`): the pass-reading child writes everything to a named file in
-a directory the parent owns, and the parent reads it from there.
+a directory the parent owns, and the parent reads it from there; when several children each read one segment of
+the file, the parent adopts their stores together and reads them in segment order, as one store.
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ class FeatureStore:
         self._file: Any = None  # a binary file: the temporary file, or the adopted one
         self._path: str | None = None
         self._file_chunks: list[int] = []
+        self._adopted: list[tuple[Any, str, list[int]]] = []  # (file, path, chunk sizes) of each adopted store
         self._num_passes = 0
 
     @property
@@ -79,7 +81,7 @@ class FeatureStore:
     @property
     def spilled(self) -> bool:
         """Whether the chunks live in a file."""
-        return self._file is not None
+        return self._file is not None or bool(self._adopted)
 
     def append(self, chunk: PassFeatures) -> None:
         """Add one chunk (in file order); it may be kept or written out, it is never changed."""
@@ -133,18 +135,33 @@ class FeatureStore:
         return StoreHandle(path=self._path, chunk_passes=tuple(self._file_chunks), windows=self.windows)
 
     @classmethod
-    def adopt(cls, handle: StoreHandle) -> FeatureStore:
-        """The store another process handed over (:meth:`handoff`); :meth:`close` removes its file."""
-        store = cls(handle.windows)
-        store._file = Path(handle.path).open("rb")  # noqa: SIM115 (closed by close())
-        store._path = handle.path
-        store._file_chunks = list(handle.chunk_passes)
-        store._num_passes = sum(handle.chunk_passes)
+    def adopt(cls, *handles: StoreHandle) -> FeatureStore:
+        """The store (or stores, read one after another in the order given: the segments of one file read by
+        several processes) that other processes handed over (:meth:`handoff`); :meth:`close` removes their
+        files."""
+        if not handles:
+            raise ValueError("adopt needs at least one handle")
+        windows = handles[0].windows
+        if any(handle.windows != windows for handle in handles):
+            raise ValueError("the handed-over stores are for different windows")
+        store = cls(windows)
+        try:
+            for handle in handles:
+                file = Path(handle.path).open("rb")  # noqa: SIM115 (closed by close())
+                store._adopted.append((file, handle.path, list(handle.chunk_passes)))
+                store._num_passes += sum(handle.chunk_passes)
+        except BaseException:
+            store.close()
+            raise
         return store
 
     def close(self) -> None:
         """Drop the chunks and the file (a named file is removed)."""
         self._memory, self._memory_passes = [], 0
+        for file, path, _ in self._adopted:
+            file.close()
+            Path(path).unlink(missing_ok=True)
+        self._adopted = []
         if self._file is not None:
             self._file.close()
             self._file = None
@@ -178,7 +195,7 @@ class FeatureStore:
                 self._file.write(column.data.cast("B"))
         self._file_chunks.append(chunk.num_passes)
 
-    def _read_chunk(self, file: Any, size: int) -> PassFeatures:
+    def _read_chunk(self, file: Any, size: int, path: str | None) -> PassFeatures:
         columns = {}
         for name in ARRAY_FIELDS:
             template = empty_column(name, len(self.windows))
@@ -186,17 +203,21 @@ class FeatureStore:
             array = np.empty(shape, dtype=template.dtype)
             columns[name] = array
             if read_into(file, array) < array.nbytes:  # (zero-width window columns read nothing)
-                raise OSError(f"the pass-feature file {self._path or '(temporary)'} ended early")
+                raise OSError(f"the pass-feature file {path or '(temporary)'} ended early")
         return PassFeatures(windows=self.windows, **columns)
 
     def _chunks(self) -> Iterator[PassFeatures]:
+        for file, path, sizes in self._adopted:
+            file.seek(0)
+            for size in sizes:
+                yield self._read_chunk(file, size, path)
         if self._file_chunks:
             if self._file is None:
                 raise RuntimeError("this store was handed to another process: read it with FeatureStore.adopt")
             self._file.flush()
             self._file.seek(0)  # (_write seeks back to the end)
             for size in self._file_chunks:
-                yield self._read_chunk(self._file, size)
+                yield self._read_chunk(self._file, size, self._path)
         yield from self._memory
 
 

@@ -45,8 +45,9 @@ BoolArray = NDArray[np.bool_]
 
 CHUNK_PASSES = 4096
 """Passes gathered before a chunk is reduced with numpy."""
-BLOCK_PASSES = 2048
-"""Passes taken from the stream at a time and buffered field by field."""
+BLOCK_PASSES = 128
+"""Passes taken from the stream at a time and buffered field by field (about one 64 KiB block of the reader,
+:data:`~capbench.records.reader.PASS_BLOCK_BYTES`: a small block's objects are still in the CPU's cache)."""
 _CHUNK_EXPERT_TOKEN_ELEMS = 4_000_000
 """A chunk is also reduced once it holds this many ``expert_tokens`` integers (bounds memory)."""
 

@@ -11,8 +11,12 @@ in memory, as before.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import tempfile
 from array import array
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -44,7 +48,7 @@ class KeyHashes:
     def __len__(self) -> int:
         return self._written + len(self._buffer)
 
-    def extend(self, hashes: list[int]) -> None:
+    def extend(self, hashes: Iterable[int]) -> None:
         """Add the hashes of the next records, in order."""
         self._buffer.extend(hashes)
         if len(self._buffer) >= self._limit:
@@ -109,3 +113,76 @@ def _colliding(hashes: NDArray[np.int64], ordinals: NDArray[Any]) -> NDArray[np.
         return np.zeros(0, dtype=np.int64)
     rows = np.union1d(order[1:][same], order[:-1][same])
     return np.asarray(ordinals[rows], dtype=np.int64)
+
+
+_NONE_HASH = 0x2B992DDFA23249D6
+"""What ``None`` stands for in :func:`portable_hash` (``hash(None)`` is its address: it differs between processes)."""
+
+_PLAIN = frozenset({int, float, bool})
+"""Types whose ``hash`` is the same in every process."""
+
+
+@functools.lru_cache(maxsize=4096)
+def _text_hash(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little", signed=True)
+
+
+def _portable(value: Any) -> Any:
+    if value is None:
+        return _NONE_HASH
+    if type(value) is str:
+        return _text_hash(value)
+    raise TypeError(f"no portable hash for a {type(value).__name__}")
+
+
+def portable_hash(key: Any) -> int:
+    """A hash of a record key (a tuple of, or one, JSON scalar) that is the same in every process: Python's
+    ``hash`` of a string is salted per process and that of ``None`` is its address, so strings are hashed with
+    BLAKE2b (8 bytes) and ``None`` is a constant; integers, floats and booleans keep their ``hash``. Equal keys
+    always have equal hashes. Anything else (a list: the record's checks refuse it) is a ``TypeError``."""
+    values = key if type(key) is tuple else (key,)
+    return hash(tuple([v if type(v) in _PLAIN else _portable(v) for v in values]))
+
+
+class HashLog:
+    """The key hashes of one segment of a file (read by another process), in record order, in a named file, for
+    :func:`any_colliding` to check together with the other segments' (issue #18). The hashes are
+    :func:`portable_hash` es, so those written by different processes compare.
+
+    A record whose key has no portable hash only sets :attr:`unhashable` (the reader of the whole file then
+    decides).
+    """
+
+    def __init__(self, path: str | Path, key: Callable[[Mapping[str, Any]], Hashable]) -> None:
+        self.path = str(path)
+        self.key = key
+        self.unhashable = False
+        self._file = Path(path).open("wb")  # noqa: SIM115 (closed by close())
+
+    def add(self, records: Iterable[Mapping[str, Any]]) -> None:
+        """Log the hashes of the next records' keys."""
+        key = self.key
+        try:
+            hashes = array("q", [portable_hash(key(record)) for record in records])
+        except TypeError:
+            self.unhashable = True
+            return
+        hashes.tofile(self._file)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def any_colliding(paths: Sequence[str | Path]) -> bool:
+    """Whether two hashes among the :class:`HashLog` files ``paths`` (their records in this order) are equal: a
+    duplicate record, or a collision of two keys, somewhere in the file they cover (bounded memory:
+    :class:`KeyHashes`)."""
+    hashes = KeyHashes()
+    try:
+        for path in paths:
+            with Path(path).open("rb") as f:
+                while block := f.read(8 * BUFFER_HASHES):
+                    hashes.extend(array("q", block))
+        return bool(hashes.colliding().size)
+    finally:
+        hashes.close()

@@ -1,15 +1,19 @@
-"""A large passes.jsonl is scanned in a second process; the summary, warnings and errors are the in-process ones.
+"""A large passes.jsonl is scanned by child processes, one segment each; the summary, warnings and errors are the
+in-process ones.
 
 A run of a few thousand requests and passes is generated with the scale benchmark's generator and scored with
-the size threshold at 0 (the child process really starts: counted) and with it out of reach (in-process); the
-summaries must be the same text, float for float, and so must the warnings of a torn line and the error of a
-record that breaks the contract. A child that dies without an answer sends the scan back in-process.
+the size thresholds at 0 (1, 2 or 3 children really start: their joined answers are counted) and with them out of
+reach (in-process); the summaries must be the same text, float for float, and so must the warnings of a torn
+line, of a bad line in a later segment (its line number is the file's), of duplicates within and across segments
+(the scan runs again in-process) and the error of a record that breaks the contract. A child that dies without
+an answer sends the scan back in-process.
 """
 
 from __future__ import annotations
 
 import shutil
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,14 +37,25 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return run_dir
 
 
-def _score(run_dir: Path, monkeypatch: pytest.MonkeyPatch, child: bool) -> tuple[Any, list[str], int]:
-    """(summary or the error text, RecordWarning texts, answers received from a child)."""
-    received: list[int] = []
+def _score(
+    run_dir: Path, monkeypatch: pytest.MonkeyPatch, children: int
+) -> tuple[Any, list[str], list[tuple[int, bool]]]:
+    """(summary or the error text, RecordWarning texts, (segments, joined) of each attempt to join the children's
+    answers); ``children`` 0: in-process."""
+    joins: list[tuple[int, bool]] = []
     with monkeypatch.context() as m:
-        m.setattr(pass_worker, "PARALLEL_MIN_BYTES", 0 if child else 1 << 62)
-        m.setattr(pass_worker, "_cores", lambda: 2)
-        original = pass_worker._receive_scan
-        m.setattr(pass_worker, "_receive_scan", lambda *a: received.append(1) or original(*a))
+        m.setattr(pass_worker, "PARALLEL_MIN_BYTES", 0 if children else 1 << 62)
+        m.setattr(pass_worker, "SEGMENT_MIN_BYTES", 0)
+        m.setattr(pass_worker, "MAX_SEGMENTS", max(children, 1))
+        m.setattr(pass_worker, "_cores", lambda: 4)
+        original = pass_worker._join
+
+        def counted(headers: list[dict[str, Any]]) -> Any:
+            scan = original(headers)
+            joins.append((len(headers), scan is not None))
+            return scan
+
+        m.setattr(pass_worker, "_join", counted)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
@@ -49,47 +64,84 @@ def _score(run_dir: Path, monkeypatch: pytest.MonkeyPatch, child: bool) -> tuple
             except CapbenchError as exc:
                 outcome = f"error: {exc}"
     shown = [str(w.message) for w in caught if issubclass(w.category, RecordWarning)]
-    return outcome, shown, len(received)
+    return outcome, shown, joins
 
 
-def _both(run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, list[str]]:
-    in_child = _score(run_dir, monkeypatch, child=True)
-    in_process = _score(run_dir, monkeypatch, child=False)
-    assert in_process[2] == 0
-    assert orjson.dumps(in_child[:2], option=orjson.OPT_SORT_KEYS) == orjson.dumps(
-        in_process[:2], option=orjson.OPT_SORT_KEYS
-    )
-    return in_child[0], in_child[1]
+def _all(run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, list[str], list[list[tuple[int, bool]]]]:
+    """Score with 1, 2 and 3 children and in-process: the same summary (or error) and warnings every time."""
+    in_process = _score(run_dir, monkeypatch, children=0)
+    assert in_process[2] == []
+    joins = []
+    for children in (1, 2, 3):
+        in_children = _score(run_dir, monkeypatch, children=children)
+        assert orjson.dumps(in_children[:2], option=orjson.OPT_SORT_KEYS) == orjson.dumps(
+            in_process[:2], option=orjson.OPT_SORT_KEYS
+        )
+        joins.append(in_children[2])
+    return in_process[0], in_process[1], joins
 
 
-def test_the_child_gives_the_in_process_summary(generated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    summary, shown = _both(generated, monkeypatch)
-    assert _score(generated, monkeypatch, child=True)[2] == 1  # the child really answered
+def _rewrite(generated: Path, tmp_path: Path, edit: Callable[[list[bytes]], list[bytes]]) -> Path:
+    run_dir = tmp_path / "run"
+    shutil.copytree(generated, run_dir)
+    path = run_dir / "passes.jsonl"
+    path.write_bytes(b"\n".join(edit(path.read_bytes().splitlines())))
+    return run_dir
+
+
+def test_the_children_give_the_in_process_summary(generated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    summary, shown, joins = _all(generated, monkeypatch)
+    assert joins == [[(1, True)], [(2, True)], [(3, True)]]  # the children really answered, and were joined
     assert summary["pass_records"]["total"] == 3000 and shown == []
 
 
-def test_the_childs_warnings_are_raised_here(generated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    run_dir = tmp_path / "run"
-    shutil.copytree(generated, run_dir)
-    path = run_dir / "passes.jsonl"
-    lines = path.read_bytes().splitlines()
-    path.write_bytes(b"\n".join([*lines[:10], lines[5], *lines[10:], lines[-1][:40]]))  # a duplicate, a torn end
-    _, shown = _both(run_dir, monkeypatch)
-    assert any("torn last line" in text for text in shown)
-    assert any("duplicate" in text for text in shown)
+def test_the_childrens_warnings_are_raised_here_with_the_files_line_numbers(
+    generated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_dir = _rewrite(generated, tmp_path, lambda lines: [*lines[:2500], b"not json", *lines[2500:], lines[-1][:40]])
+    _, shown, joins = _all(run_dir, monkeypatch)
+    assert shown == [
+        f"{run_dir / 'passes.jsonl'}: skipped line that is not valid JSON 2501",
+        f"{run_dir / 'passes.jsonl'}: skipped torn last line 3002",
+    ]
+    assert joins == [[(1, True)], [(2, True)], [(3, True)]]  # joined: no second read was needed
 
 
-def test_the_childs_error_is_raised_here(generated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    run_dir = tmp_path / "run"
-    shutil.copytree(generated, run_dir)
-    path = run_dir / "passes.jsonl"
-    lines = path.read_bytes().splitlines()
-    record = orjson.loads(lines[2000])
-    record["sampled"] = -1
-    lines[2000] = orjson.dumps(record)
-    path.write_bytes(b"\n".join(lines) + b"\n")
-    outcome, _ = _both(run_dir, monkeypatch)
-    assert isinstance(outcome, str) and "'sampled' must be between 0" in outcome
+@pytest.mark.parametrize("copied", [5, 2900], ids=["within-the-first-segment", "across-segments"])
+def test_duplicates_send_the_scan_back_in_process(
+    generated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, copied: int
+) -> None:
+    """A duplicate (here of line 11, placed at line ``copied`` + 1) is found from the children's key hashes,
+    wherever the two copies are; the scan in one process then drops it with its usual warning."""
+    run_dir = _rewrite(generated, tmp_path, lambda lines: [*lines[:copied], lines[10], *lines[copied:]])
+    summary, shown, joins = _all(run_dir, monkeypatch)
+    assert len(shown) == 1 and "duplicate" in shown[0]
+    assert summary["pass_records"]["total"] == 3000
+    assert joins == [[(1, False)], [(2, False)], [(3, False)]]
+
+
+def test_the_childrens_error_is_the_in_process_error(
+    generated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def break_one(lines: list[bytes]) -> list[bytes]:
+        record = orjson.loads(lines[2000])
+        record["sampled"] = -1
+        lines[2000] = orjson.dumps(record)
+        return [*lines, b""]
+
+    outcome, _, _ = _all(_rewrite(generated, tmp_path, break_one), monkeypatch)
+    assert isinstance(outcome, str) and "'sampled' must be between 0" in outcome and "pass record 2000 " in outcome
+
+
+def test_segments_that_disagree_on_the_moe_layers_are_not_joined() -> None:
+    """Without a model structure each segment takes its layer count from its first measured pass: two different
+    counts are for the scan of the whole file to report (nothing is read here: the join refuses first)."""
+    headers = [
+        {"unhashable": False, "num_moe_layers": 48, "hashes": "unused"},
+        {"unhashable": False, "num_moe_layers": 47, "hashes": "unused"},
+    ]
+    assert pass_worker._join(headers) is None
+    assert pass_worker._join([{**headers[0], "unhashable": True}]) is None
 
 
 class _Gone:
@@ -112,7 +164,7 @@ def test_a_child_that_dies_without_an_answer_is_replaced_in_process(generated: P
 
     directory = tmp_path / "features"
     directory.mkdir()
-    pending = pass_worker.PassScanInChild(run, options, _Gone(), receive, str(directory))
+    pending = pass_worker.PassScanInChildren(run, options, [pass_worker.Child(_Gone(), receive)], str(directory))
     scan = pending.result()
     assert scan.records == 3000 and scan.num_passes == 3000 - scan.warmup
     pending.close()
@@ -140,6 +192,7 @@ def test_a_child_that_failed_has_its_warnings_raised_once_by_the_scan_run_again(
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        scan = pass_worker.PassScanInChild(run, options, _Gone(), receive, str(tmp_path)).result()
+        children = [pass_worker.Child(_Gone(), receive)]
+        scan = pass_worker.PassScanInChildren(run, options, children, str(tmp_path)).result()
     assert scan.records == 3000
     assert [str(w.message) for w in caught] == []

@@ -128,3 +128,40 @@ def test_a_truncated_file_is_an_error_not_fewer_passes(tmp_path: Path) -> None:
     with pytest.raises(OSError, match="ended early"):
         list(adopted.slices())
     adopted.close()
+
+
+@pytest.mark.parametrize("windows", [(), (128,)])
+def test_stores_adopted_together_read_as_one_in_the_order_given(tmp_path: Path, windows: tuple[int, ...]) -> None:
+    """The segments of one file, each scanned by its own process, read back as one store: slices cross from one
+    segment's file to the next exactly as they would within one file; close removes every file."""
+    rng = np.random.default_rng(7)
+    chunks, handles, first = [], [], 0
+    for sizes in ([9, 3], [], [11, 1, 6], [4]):
+        writer = FeatureStore(windows, directory=str(tmp_path), spill_passes=5)
+        for size in sizes:
+            chunk = _chunk(rng, size, windows, first)
+            first += size
+            chunks.append(chunk)
+            writer.append(chunk)
+        handles.append(writer.handoff())
+    store = FeatureStore.adopt(*handles)
+    whole = _concat(chunks, windows)
+    assert store.num_passes == whole.num_passes == 34 and store.spilled
+    for limit in (1, 5, 12, 100):
+        assert _same(_concat(list(store.slices(limit)), windows), whole)
+        assert [s.num_passes for s in store.slices(limit)] == [min(limit, 34 - k) for k in range(0, 34, limit)]
+    assert _same(store.whole(), whole)
+    store.close()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_adopting_needs_handles_of_the_same_windows(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="at least one"):
+        FeatureStore.adopt()
+    handles = []
+    for windows in ((), (128,)):
+        writer = FeatureStore(windows, directory=str(tmp_path))
+        writer.append(_chunk(np.random.default_rng(1), 3, windows, 0))
+        handles.append(writer.handoff())
+    with pytest.raises(ValueError, match="different windows"):
+        FeatureStore.adopt(*handles)

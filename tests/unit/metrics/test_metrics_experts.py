@@ -117,3 +117,28 @@ def test_unmeasured_passes_null_or_labeled_estimate() -> None:
     assert estimated["experts"]["decode"]["estimated_active"] == pytest.approx(3.0)
     assert estimated["experts"]["decode"]["mean_active"] == 2.0  # only the measured pass
     assert estimated["experts"]["estimate_policy"] == "uniform_estimate_when_unmeasured"
+
+
+def test_merged_tallies_equal_one_tally_of_all_the_passes() -> None:
+    """Tallies of two stretches of a run (two processes' segments), merged, are the tally of the whole run."""
+    from capbench.metrics.experts import ExpertTally
+
+    rng = np.random.default_rng(3)
+    phase = rng.integers(0, 3, 40).astype(np.int8)
+    active = rng.integers(0, 9, (40, 4))
+    counts = rng.integers(0, 50, (40, 4, 8))
+    whole, first, second = ExpertTally(), ExpertTally(), ExpertTally()
+    whole.add_active(phase, active)
+    whole.add_tokens(phase[:25], counts[:25])
+    first.add_active(phase[:9], active[:9])
+    second.add_active(phase[9:], active[9:])
+    second.add_tokens(phase[:25], counts[:25])  # only the second stretch had per-expert counts
+    first.merge(second)
+    for code in range(3):
+        assert np.array_equal(first.active_sum_per_layer[code], whole.active_sum_per_layer[code])
+        assert np.array_equal(first.token_counts[code], whole.token_counts[code])
+    assert np.array_equal(first.active_passes, whole.active_passes)
+    assert np.array_equal(first.token_passes, whole.token_passes)
+    for code in range(3):  # copies: merging never aliases the other tally's arrays
+        if second.token_counts[code] is not None:
+            assert first.token_counts[code] is not second.token_counts[code]

@@ -69,3 +69,56 @@ def test_a_keyed_file_finds_duplicates_through_the_partition_files(
         again = [record for _, record in keyed.numbered()]
     assert len(again) == 40 and again == samples[:31] + samples[32:]
     assert any("duplicate" in str(w.message) for w in caught)
+
+
+@pytest.mark.parametrize("buffer", [2, 10**6])
+def test_hash_logs_of_segments_find_a_duplicate_in_any_two_segments(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, buffer: int
+) -> None:
+    """Each segment's HashLog holds its records' key hashes; any_colliding finds two equal keys in one segment or
+    in two, and nothing when every key is distinct (in memory, or through the partition files)."""
+    monkeypatch.setattr(key_hashes, "BUFFER_HASHES", buffer)
+    samples = [{"t_ns": 1000 * i, "gpu": 0} for i in range(30)]
+
+    def logs(segments: list[list[dict[str, int]]], name: str) -> list[str]:
+        paths = []
+        for index, segment in enumerate(segments):
+            log = key_hashes.HashLog(tmp_path / f"{name}-{index}", power_key)
+            log.add(segment[:4])
+            log.add(segment[4:])
+            log.close()
+            assert not log.unhashable
+            paths.append(log.path)
+        return paths
+
+    assert not key_hashes.any_colliding(logs([samples[:10], samples[10:25], samples[25:]], "distinct"))
+    assert key_hashes.any_colliding(logs([samples[:10], [*samples[10:25], samples[2]]], "across"))
+    assert key_hashes.any_colliding(logs([[*samples[:10], samples[9]], samples[10:]], "within"))
+    assert not key_hashes.any_colliding([])
+
+
+def test_a_hash_log_marks_a_key_that_cannot_be_hashed(tmp_path: Path) -> None:
+    log = key_hashes.HashLog(tmp_path / "keys", power_key)
+    log.add([{"t_ns": 1, "gpu": 0}, {"t_ns": [2], "gpu": 0}])
+    log.close()
+    assert log.unhashable
+
+
+def test_portable_hashes_are_the_same_in_another_process() -> None:
+    """Keys with strings and None (whose plain hash differs between processes) hash alike in a fresh
+    interpreter; equal keys hash alike, and a list has no portable hash."""
+    import subprocess
+    import sys
+
+    keys = [("time", 1, 2, None), ("step", 0, 7), "r00000001", 5, 2.5, None, ("time", None, None, 0.25)]
+    here = [key_hashes.portable_hash(key) for key in keys]
+    code = (
+        "import json, sys; from capbench.records.key_hashes import portable_hash; "
+        f"print(json.dumps([portable_hash(k) for k in {keys!r}]))"
+    )
+    there = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert orjson.loads(there) == here
+    assert key_hashes.portable_hash(("time", 1, 2, None)) == key_hashes.portable_hash(("time", 1, 2, None))
+    assert len(set(here)) == len(here)
+    with pytest.raises(TypeError):
+        key_hashes.portable_hash(("time", [1], 2, None))
