@@ -166,7 +166,7 @@ def test_duplicates_are_found_at_the_end_and_the_file_read_again_without_them(tm
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.lists(st.integers(0, 2**63 - 1), max_size=9), min_size=1, max_size=12))
 def test_many_strings_decode_at_once_as_one_by_one(gap_lists: list[list[int]]) -> None:
-    """The vectorized base64 decoder gives each string's bytes exactly as base64.b64decode does."""
+    """The many-strings base64 decoder gives each string's bytes exactly as base64.b64decode does."""
     strings = [encode_gaps(g) for g in gap_lists]
     got = _base64_many(strings)
     assert got is not None
@@ -178,7 +178,7 @@ def test_many_strings_decode_at_once_as_one_by_one(gap_lists: list[list[int]]) -
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.text(alphabet="AQgw+/=é9\n", max_size=9), min_size=1, max_size=5))
-def test_what_base64_refuses_the_vectorized_decoder_never_accepts(strings: list[str]) -> None:
+def test_what_base64_refuses_the_many_strings_decoder_never_accepts(strings: list[str]) -> None:
     got = _base64_many(strings)
     try:
         raw = [base64.b64decode(s, validate=True) for s in strings]
