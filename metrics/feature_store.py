@@ -67,7 +67,7 @@ class FeatureStore:
         self._directory = directory
         self._memory: list[PassFeatures] = []
         self._memory_passes = 0
-        self._file: Any = None  # a binary file: the temporary file, or the adopted one
+        self._file: Any = None  # a binary file: this store's own (temporary or named) file
         self._path: str | None = None
         self._file_chunks: list[int] = []
         self._adopted: list[tuple[Any, str, list[int]]] = []  # (file, path, chunk sizes) of each adopted store
