@@ -63,11 +63,9 @@ def decode_gaps(encoded: Sequence[str]) -> tuple[IntArray, IntArray]:
     decoded = _base64_many(encoded)
     if decoded is None:  # something is off: decode one by one, for the exact error
         try:
-            raw = [base64.b64decode(s, validate=True) for s in encoded]
+            decoded = _concatenated([base64.b64decode(s, validate=True) for s in encoded])
         except (binascii.Error, TypeError) as exc:
             raise ValueError(f"token_gaps_ns is not base64: {exc}") from exc
-        lengths = np.fromiter((len(r) for r in raw), dtype=np.int64, count=len(raw))
-        decoded = np.frombuffer(b"".join(raw), dtype=np.uint8), lengths
     data, lengths = decoded
     if data.size == 0:
         return np.zeros(0, dtype=np.int64), counts
@@ -80,13 +78,14 @@ def decode_gaps(encoded: Sequence[str]) -> tuple[IntArray, IntArray]:
     starts[0] = 0
     starts[1:] = ends[:-1] + 1
     width = ends - starts + 1
-    if int(width.max()) > 9:
+    widest = int(width.max())
+    if widest > 9:
         raise ValueError("a token gap in token_gaps_ns has more than 63 bits")
     # Horner's rule from each varint's last (most significant) byte down to its first, over the values that still
     # have a byte at that place: a few passes over the values, not per-byte int64 arrays (5x faster, measured).
     low = data & 0x7F
     gaps = low[ends].astype(np.int64)
-    for place in range(1, int(width.max())):
+    for place in range(1, widest):
         more = np.flatnonzero(width > place)
         gaps[more] = (gaps[more] << 7) | low[ends[more] - place]
     counts[:] = np.diff(np.searchsorted(ends, bounds, side="left"), prepend=0)
@@ -103,9 +102,13 @@ def _base64_many(encoded: Sequence[str]) -> tuple[NDArray[np.uint8], IntArray] |
     """
     decode = binascii.a2b_base64
     try:
-        raw = [decode(s, strict_mode=True) for s in encoded]
+        return _concatenated([decode(s, strict_mode=True) for s in encoded])
     except (binascii.Error, TypeError, ValueError):
         return None
+
+
+def _concatenated(raw: list[bytes]) -> tuple[NDArray[np.uint8], IntArray]:
+    """Decoded strings as (their bytes concatenated, bytes per string)."""
     lengths = np.fromiter(map(len, raw), dtype=np.int64, count=len(raw))
     return np.frombuffer(b"".join(raw), dtype=np.uint8), lengths
 
