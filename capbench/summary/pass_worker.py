@@ -3,10 +3,10 @@ requests (issue #18).
 
 Scoring a long run is two independent reads: ``requests.jsonl`` (:mod:`capbench.metrics.request_scan`) and
 ``passes.jsonl`` (:mod:`capbench.metrics.passes`), each bound by one core's JSON decoding, the pass file the
-slower (hundreds of integers a line). When the pass file is at least :data:`PARALLEL_MIN_BYTES` and the machine
-has a second core, :func:`start_pass_scan` cuts it at line boundaries into segments of at least
-:data:`SEGMENT_MIN_BYTES` (one per core, at most :data:`MAX_SEGMENTS`; :func:`~capbench.records.reader.line_bounds`)
-and starts one child process per segment (``spawn``: nothing of this process is inherited). Each child runs
+slower (hundreds of integers a line). When the pass file holds at least :data:`SEGMENT_MIN_BYTES` and the
+machine has a second core, :func:`start_pass_scan` cuts it at line boundaries into segments of at least that
+size (one per core, at most :data:`MAX_SEGMENTS`; :func:`~capbench.records.reader.line_bounds`) and starts one
+child process per segment (``spawn``: nothing of this process is inherited). Each child runs
 exactly the in-process scan, :func:`capbench.metrics.score._scan_passes`, over its segment
 (:meth:`capbench.records.reader.RunFiles.pass_segment`, line numbers those of the whole file):
 
@@ -51,11 +51,9 @@ from capbench.records.reader import RunFiles, line_bounds
 from capbench.records.schema import PASSES_FILE
 from capbench.records.validate import pass_key
 
-PARALLEL_MIN_BYTES = 64 * 1024 * 1024
-"""A ``passes.jsonl`` at least this large (bytes) is scanned in child processes, when there is a second core."""
-
 SEGMENT_MIN_BYTES = 64 * 1024 * 1024
-"""Each child reads at least this many bytes (a file below twice this is read by one child)."""
+"""A ``passes.jsonl`` at least this large (bytes) is scanned in child processes, when there is a second core; each
+child reads at least this many bytes (a file below twice this is read by one child)."""
 
 MAX_SEGMENTS = 8
 """Most child processes for one file."""
@@ -71,10 +69,9 @@ def _cores() -> int:
 def _segments(size: int) -> int:
     """How many children read a pass file of ``size`` bytes (0: none, scan in-process)."""
     cores = _cores()
-    if size < PARALLEL_MIN_BYTES or cores < 2:
+    if size < SEGMENT_MIN_BYTES or cores < 2:
         return 0
-    by_size = size // SEGMENT_MIN_BYTES if SEGMENT_MIN_BYTES else MAX_SEGMENTS
-    return max(1, min(cores, MAX_SEGMENTS, by_size))
+    return min(cores, MAX_SEGMENTS, size // SEGMENT_MIN_BYTES)
 
 
 def start_pass_scan(run: RunFiles, options: dict[str, Any]) -> PassScanInChildren | None:

@@ -80,7 +80,8 @@ def test_the_child_leaves_no_feature_file_behind(
     """Scored with the pass reader in a child process, the summary is the same and the temporary directory
     holding the child's feature file is gone afterwards."""
     in_process = _score(generated)
-    monkeypatch.setattr(pass_worker, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(pass_worker, "SEGMENT_MIN_BYTES", 1)
+    monkeypatch.setattr(pass_worker, "MAX_SEGMENTS", 1)
     monkeypatch.setattr(pass_worker, "_cores", lambda: 2)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     made: list[str] = []

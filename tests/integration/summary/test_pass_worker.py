@@ -2,8 +2,8 @@
 in-process ones.
 
 A run of a few thousand requests and passes is generated with the scale benchmark's generator and scored with
-the size thresholds at 0 (1, 2 or 3 children really start: their joined answers are counted) and with them out of
-reach (in-process); the summaries must be the same text, float for float, and so must the warnings of a torn
+the least segment size at 1 byte (1, 2 or 3 children really start: their joined answers are counted) and with it
+out of reach (in-process); the summaries must be the same text, float for float, and so must the warnings of a torn
 line, of a bad line in a later segment (its line number is the file's), of duplicates within and across segments
 (the scan runs again in-process) and the error of a record that breaks the contract. A child that dies without
 an answer sends the scan back in-process.
@@ -44,8 +44,7 @@ def _score(
     answers); ``children`` 0: in-process."""
     joins: list[tuple[int, bool]] = []
     with monkeypatch.context() as m:
-        m.setattr(pass_worker, "PARALLEL_MIN_BYTES", 0 if children else 1 << 62)
-        m.setattr(pass_worker, "SEGMENT_MIN_BYTES", 0)
+        m.setattr(pass_worker, "SEGMENT_MIN_BYTES", 1 if children else 1 << 62)
         m.setattr(pass_worker, "MAX_SEGMENTS", max(children, 1))
         m.setattr(pass_worker, "_cores", lambda: 4)
         original = pass_worker._join
@@ -173,7 +172,7 @@ def test_a_child_that_dies_without_an_answer_is_replaced_in_process(generated: P
 
 def test_a_small_file_is_scanned_in_process(generated: Path) -> None:
     run = open_run(generated)
-    assert (generated / "passes.jsonl").stat().st_size < pass_worker.PARALLEL_MIN_BYTES
+    assert (generated / "passes.jsonl").stat().st_size < pass_worker.SEGMENT_MIN_BYTES
     assert pass_worker.start_pass_scan(run, pass_scan_options(run_structure(run.manifest))) is None
 
 
