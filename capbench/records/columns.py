@@ -29,8 +29,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from capbench.errors import CapbenchError
-from capbench.records.token_times import check_compact, decode_gaps
+from capbench.records.token_times import check_compact
 from capbench.records.validate import REQUEST_TYPES, check_request
+from capbench.varints import decode_varints
 
 IntArray = NDArray[np.int64]
 BoolArray = NDArray[np.bool_]
@@ -246,7 +247,7 @@ def _compact_columns(
     try:
         if not _types(strings) <= {str}:
             raise ValueError("token_gaps_ns must be a string")
-        gaps, counts = decode_gaps(strings)
+        gaps, counts = decode_varints(strings, "token_gaps_ns")
         events = _ints(fields("token_events"))
         gap_max = _ints(fields("token_gap_max_ns"))
         expected = np.maximum(events, 1) - 1
@@ -261,7 +262,7 @@ def _compact_columns(
     except (ValueError, TypeError, OverflowError):
         for i, r in enumerate(records):  # find the record and say what is wrong with it
             try:
-                one, _ = decode_gaps([r.get("token_gaps_ns") or ""])
+                one, _ = decode_varints([r.get("token_gaps_ns") or ""], "token_gaps_ns")
                 check_compact(r.get("token_events"), r.get("token_t0_ns"), one, r.get("token_gap_max_ns"))
             except (ValueError, TypeError) as exc:
                 where = f"{path}, line {lines[i]}: " if path is not None and lines is not None else ""
