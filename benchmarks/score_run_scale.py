@@ -102,13 +102,14 @@ def generate_requests(path: Path, num_requests: int, seed: int, block: int = 200
     return last_done
 
 
-def generate_run(run_dir: Path, n: int, seed: int) -> None:
-    """A run directory of ``n`` requests, ``n`` passes and 1 Hz power (child process: bounded memory)."""
+def generate_run(run_dir: Path, n: int, seed: int, pass_form: str = "writer") -> None:
+    """A run directory of ``n`` requests, ``n`` passes (in ``pass_form``: ``score_throughput.pass_encoder``) and
+    1 Hz power (child process: bounded memory)."""
     from capbench.records.schema import SCHEMA_VERSION
 
     run_dir.mkdir(parents=True, exist_ok=True)
     last_done = generate_requests(run_dir / "requests.jsonl", n, seed)
-    generate(run_dir / "passes.jsonl", n, seed)
+    generate(run_dir / "passes.jsonl", n, seed, form=pass_form)
     rng = np.random.default_rng(seed + 1)
     with (run_dir / "power.jsonl").open("wb") as f:
         for k, t_ns in enumerate(range(10**12 - 10**9, last_done + 2 * 10**9, 10**9)):
@@ -210,6 +211,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dir", type=Path, help="where the run directories go (reused when present)")
     parser.add_argument("--keep", action="store_true", help="keep the generated run directories")
+    parser.add_argument(
+        "--pass-form", choices=("writer", "lists"), default="writer", help="pass records as this capbench's "
+        "writer writes them (schema 3: integer lists as base64 varints) or as JSON lists (schema 1-2: an older run)"
+    )  # fmt: skip
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     base = args.dir or Path(tempfile.mkdtemp(prefix="capbench-score-scale-"))
@@ -217,10 +222,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"child after importing the scorer: peak RSS {idle:.0f} MB")
     rows = []
     for n in sizes:
-        run_dir = base / f"run-{n}"
+        run_dir = base / (f"run-{n}" if args.pass_form == "writer" else f"run-{n}-{args.pass_form}")
         if not (run_dir / "run.json").exists():
             t0 = time.perf_counter()
-            child = multiprocessing.get_context("spawn").Process(target=generate_run, args=(run_dir, n, args.seed))
+            child = multiprocessing.get_context("spawn").Process(
+                target=generate_run, args=(run_dir, n, args.seed, args.pass_form)
+            )
             child.start()
             child.join()
             if child.exitcode != 0:

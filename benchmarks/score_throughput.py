@@ -25,7 +25,9 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
@@ -45,8 +47,23 @@ ACTIVE_LINEAR_PARAMS = STRUCTURE.linear_params_per_token
 WARMUP_PASSES = 100
 
 
-def generate(path: Path, num_passes: int, seed: int, block: int = 20000) -> None:
-    """Write ``num_passes`` synthetic pass records to ``path`` (bounded memory: ``block`` passes at a time)."""
+def pass_encoder(form: str = "writer") -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """What the writer does to a pass record before writing it: ``writer`` = this capbench's writer (schema 3:
+    :func:`capbench.records.pass_codec.compact_pass`; identity before it), ``lists`` = the JSON lists of schema
+    versions 1 and 2 (what an older run holds)."""
+    if form == "lists":
+        return lambda record: record
+    try:
+        from capbench.records.pass_codec import compact_pass
+    except ImportError:  # an older capbench: schema 2 wrote the lists
+        return lambda record: record
+    return compact_pass
+
+
+def generate(path: Path, num_passes: int, seed: int, block: int = 20000, form: str = "writer") -> None:
+    """Write ``num_passes`` synthetic pass records to ``path`` (bounded memory: ``block`` passes at a time), in
+    ``form`` (:func:`pass_encoder`)."""
+    encode = pass_encoder(form)
     rng = np.random.default_rng(seed)
     batch = 32
     t_ns = 10**12
@@ -88,7 +105,7 @@ def generate(path: Path, num_passes: int, seed: int, block: int = 20000) -> None
                 }
                 if first + j < WARMUP_PASSES:
                     record["warmup"] = True
-                lines.append(dumps(record))
+                lines.append(dumps(encode(record)))
                 t_ns += latency_ns + 50_000
             f.write(b"\n".join(lines) + b"\n")
 
@@ -107,6 +124,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--path", type=Path, help="passes.jsonl to score (generated there when absent)")
     parser.add_argument("--keep", action="store_true", help="keep the generated file")
+    parser.add_argument(
+        "--form", choices=("writer", "lists"), default="writer", help="pass records as the writer writes them "
+        "(schema 3: integer lists as base64 varints) or as JSON lists (schema 1-2)"
+    )  # fmt: skip
     args = parser.parse_args(argv)
     tmp = None
     path = args.path
@@ -116,7 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     if not path.exists():
         t0 = time.perf_counter()
         # Generate in a child process so this process's peak memory is the scorer's alone.
-        child = multiprocessing.get_context("spawn").Process(target=generate, args=(path, args.passes, args.seed))
+        child = multiprocessing.get_context("spawn").Process(
+            target=generate, args=(path, args.passes, args.seed), kwargs={"form": args.form}
+        )
         child.start()
         child.join()
         if child.exitcode != 0:

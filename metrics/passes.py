@@ -1,7 +1,9 @@
 """Stream pass records into compact per-pass feature arrays (docs/metrics.md §2–3).
 
 A pass record (records.md) holds ``reqs`` = [[n_i, c_i], ...], ``sampled`` s, ``experts_active`` (per MoE
-layer, or null), optional ``expert_tokens``, and either ``t_start_ns``/``t_end_ns`` or ``latency_s``.
+layer, or null), optional ``expert_tokens``, and either ``t_start_ns``/``t_end_ns`` or ``latency_s``; from
+schema version 3 the files hold the three lists as base64 varint strings (:mod:`capbench.records.pass_codec`),
+which a block of records decodes at once, and both forms are read.
 Every byte and FLOP formula of a pass depends on its requests only through a handful of sums, so each pass
 is reduced to these scalars (:class:`PassFeatures`):
 
@@ -38,6 +40,8 @@ from capbench.metrics.experts import ExpertTally
 from capbench.metrics.feature_store import FeatureStore
 from capbench.metrics.features import NO_TIME_NS, PassFeatures
 from capbench.metrics.phases import classify
+from capbench.records.pass_codec import expand_pass, is_compact_pass
+from capbench.varints import decode_varints
 
 IntArray = NDArray[np.int64]
 FloatArray = NDArray[np.float64]
@@ -126,6 +130,59 @@ def _strict(values: list[Any], index: int, what: str) -> array[int]:
 def _copy(buffer: array[Any], dtype: type[np.generic]) -> np.ndarray:
     """A numpy copy of a typed buffer (a copy, so the buffer can be cleared and refilled)."""
     return np.frombuffer(buffer, dtype=dtype).copy() if len(buffer) else np.zeros(0, dtype=dtype)
+
+
+Lists = tuple["array[int]", "array[int]", "array[int]", "array[int]", set[int], list[Any]]
+"""A block's integer lists, buffered: the [n, c] integers, requests per pass, whether each pass was measured
+(1/0), the measured passes' ``experts_active`` values, the lengths those had, and each pass's expert counts
+(None where absent)."""
+
+
+def _lists(block: list[Mapping[str, Any]]) -> Lists:
+    """The integer lists of a block of records in the runners' form (schema versions 1 and 2)."""
+    reqs = [r["reqs"] for r in block]
+    n_reqs = array("q", map(len, reqs))
+    flat = array("q", list(chain.from_iterable(chain.from_iterable(reqs))))
+    active = [r.get("experts_active") for r in block]
+    given = [a for a in active if a is not None]
+    measured = array("b", [a is not None for a in active])
+    values = array("q", list(chain.from_iterable(given)))
+    return flat, n_reqs, measured, values, set(map(len, given)), [r.get("expert_tokens") for r in block]
+
+
+def _compact_lists(block: list[Mapping[str, Any]]) -> Lists | None:
+    """The integer lists of a block of compact records (schema version 3, :mod:`capbench.records.pass_codec`),
+    decoded at once; None when a string has the wrong number of integers (the slow path names the record)."""
+    active = [r.get("experts_active_b64") for r in block]
+    given = [a for a in active if a is not None]
+    # One decode for both fields (numpy has a fixed cost per call); an error in either is
+    # named by the slow path.
+    both, per_string = decode_varints([r["reqs_b64"] for r in block] + given, "reqs_b64 or experts_active_b64")
+    per_pass, layers = per_string[: len(block)], per_string[len(block) :]
+    if (per_pass % 2).any():
+        return None
+    split = int(per_pass.sum())
+    flat, values = both[:split], both[split:]
+    tokens: list[Any] = [r.get("expert_tokens_b64") for r in block]
+    if any(t is not None for t in tokens):
+        which = [i for i, t in enumerate(tokens) if t is not None]
+        counts, sizes = decode_varints([tokens[i] for i in which], "expert_tokens_b64")
+        rows = dict(zip(np.flatnonzero([a is not None for a in active]).tolist(), layers.tolist(), strict=True))
+        offset = 0
+        for i, size in zip(which, sizes.tolist(), strict=True):
+            num_layers = rows.get(i)
+            if not num_layers or size % num_layers:
+                return None
+            tokens[i] = counts[offset : offset + size].reshape(num_layers, -1)
+            offset += size
+    return (
+        array("q", flat.tobytes()),
+        array("q", (per_pass // 2).tobytes()),
+        array("b", [a is not None for a in active]),
+        array("q", values.tobytes()),
+        set(layers.tolist()),
+        tokens,
+    )
 
 
 class _Scanner:
@@ -222,25 +279,22 @@ class _Scanner:
             return moe_layers, warmup
         nan, no_time = math.nan, int(NO_TIME_NS)
         try:
-            reqs = [r["reqs"] for r in block]
-            n_reqs = array("q", map(len, reqs))
-            flat = array("q", list(chain.from_iterable(chain.from_iterable(reqs))))
             sampled = array("q", [r["sampled"] for r in block])
             latency = array("d", [nan if (v := r.get("latency_s")) is None else v for r in block])
             t_start = array("q", [no_time if (v := r.get("t_start_ns")) is None else v for r in block])
             t_end = array("q", [no_time if (v := r.get("t_end_ns")) is None else v for r in block])
-            active = [r.get("experts_active") for r in block]
-            given = [a for a in active if a is not None]
-            lengths = set(map(len, given))
-            active_values = array("q", list(chain.from_iterable(given)))
-        except (KeyError, TypeError, OverflowError):
+            # The form of the first record; a record of the other form (a hand-edited file) lacks a key: KeyError.
+            lists = _compact_lists(block) if is_compact_pass(block[0]) else _lists(block)
+        except (KeyError, TypeError, OverflowError, ValueError):
             return None
-        if given:
+        if lists is None:
+            return None
+        flat, n_reqs, measured, active_values, layers, tokens = lists
+        if layers:
             if moe_layers is None:
-                moe_layers = len(given[0])
-            if lengths != {moe_layers}:
+                moe_layers = next(iter(layers))
+            if layers != {moe_layers}:
                 return None
-        tokens = [r.get("expert_tokens") for r in block]
         position = len(self.n_reqs)
         self.flat.extend(flat)
         self.n_reqs.extend(n_reqs)
@@ -249,7 +303,7 @@ class _Scanner:
         self.latency.extend(latency)
         self.t_start.extend(t_start)
         self.t_end.extend(t_end)
-        self.measured.extend(array("b", [a is not None for a in active]))
+        self.measured.extend(measured)
         self.active.extend(active_values)
         for i, counts in enumerate(tokens):
             if counts is not None:
@@ -266,6 +320,10 @@ class _Scanner:
             if rec.get("warmup"):
                 warmup += 1
                 continue
+            try:
+                rec = expand_pass(rec)
+            except ValueError as exc:
+                raise CapbenchError(f"pass record {index} (0-based, in file order): {exc}") from None
             try:
                 reqs = rec["reqs"]
                 self.flat.extend(_strict(list(chain.from_iterable(reqs)), index, _REQS_INTS))
@@ -310,7 +368,7 @@ class _Scanner:
         self.token_pos.append(position)
         self.token_rows.append(counts)
         try:
-            self.token_elems += len(counts) * len(counts[0]) if counts else 0
+            self.token_elems += len(counts) * len(counts[0]) if len(counts) else 0
         except TypeError as exc:
             raise CapbenchError(f"pass record {index}: expert_tokens must be lists of ints") from exc
 

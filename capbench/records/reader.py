@@ -24,6 +24,7 @@ import orjson
 from capbench.errors import CapbenchError
 from capbench.records.columns import RequestChunk, to_chunk
 from capbench.records.key_hashes import HashLog, KeyHashes
+from capbench.records.pass_codec import expand_pass
 from capbench.records.power_columns import PowerColumns, power_columns
 from capbench.records.schema import (
     MANIFEST_FILE,
@@ -276,9 +277,12 @@ class RunData:
     power: list[dict[str, Any]] = field(default_factory=list)
 
     def iter_passes(self) -> Iterator[dict[str, Any]]:
-        """The step records, identical duplicates dropped, conflicting ones refused (:mod:`.validate`)."""
+        """The step records in the runners' form (the integer lists of schema 3 decoded:
+        :func:`~.pass_codec.expand_pass`), identical duplicates dropped, conflicting ones refused (:mod:`.validate`).
+        """
         path = self.run_dir / PASSES_FILE
-        return unique(iter_jsonl_numbered(path), pass_key, path)
+        expanded = ((line, _expanded_pass(line, record, path)) for line, record in iter_jsonl_numbered(path))
+        return unique(expanded, pass_key, path)
 
     @property
     def has_passes(self) -> bool:
@@ -307,6 +311,13 @@ def _expanded(line: int, record: dict[str, Any], path: Path) -> dict[str, Any]:
         raise CapbenchError(
             f"{path}, line {line}: the token times of {record.get('id')!r} are not valid: {exc}"
         ) from None
+
+
+def _expanded_pass(line: int, record: dict[str, Any], path: Path) -> dict[str, Any]:
+    try:
+        return expand_pass(record)
+    except ValueError as exc:
+        raise CapbenchError(f"{path}, line {line}: a pass record that does not decode: {exc}") from None
 
 
 def unique_numbered(

@@ -7,12 +7,14 @@ meaning of an existing field never changes (bump :data:`SCHEMA_VERSION` instead 
 from enum import StrEnum
 from typing import Any, TypedDict
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Version of the run-directory format written by this capbench. 2: a request's token times are stored compactly
 (``token_events``, ``token_t0_ns``, ``token_gaps_ns``, ``token_gap_max_ns``; :mod:`capbench.records.token_times`)
-instead of the ``token_times_ns`` list of version 1."""
+instead of the ``token_times_ns`` list of version 1. 3: a pass record's ``reqs``, ``experts_active`` and
+``expert_tokens`` lists are stored as base64 varint strings (``reqs_b64``, ``experts_active_b64``,
+``expert_tokens_b64``; :mod:`capbench.records.pass_codec`)."""
 
-READABLE_SCHEMA_VERSIONS = frozenset({1, 2})
+READABLE_SCHEMA_VERSIONS = frozenset({1, 2, 3})
 """Versions :func:`capbench.records.read_run` understands."""
 
 MANIFEST_FILE = "run.json"
@@ -100,7 +102,8 @@ def request_record(**fields: Any) -> RequestRecord:
 
 
 class PassRecord(TypedDict, total=False):
-    """One line of ``passes.jsonl``: one engine forward step; docs/records.md.
+    """One engine forward step, as a runner hands it over (docs/records.md); the file stores its three lists
+    compactly (schema 3: :func:`capbench.records.pass_codec.compact_pass`).
 
     ``reqs`` holds ``[n_i, c_i]`` per request in the step: tokens computed now and tokens already in that
     request's KV cache. ``experts_active`` holds, per MoE layer in layer order, the number of distinct routed

@@ -18,6 +18,7 @@ import orjson
 from capbench.clock import utc_now_iso
 from capbench.errors import CapbenchError, interruption
 from capbench.paths import replace_file
+from capbench.records.pass_codec import compact_pass
 from capbench.records.schema import (
     MANIFEST_FILE,
     PASSES_FILE,
@@ -158,9 +159,10 @@ class RunWriter:
         return None
 
     def append_pass(self, record: Mapping[str, Any]) -> None:
+        """Append a pass record, its integer lists stored compactly (schema 3: :mod:`.pass_codec`)."""
         if self._passes is None:
             self._passes = JsonlAppender(self.run_dir / PASSES_FILE)
-        self._passes.append(record)
+        self._passes.append(compact_pass(record))
 
     def append_power(self, record: Mapping[str, Any]) -> None:
         if self._power is None:

@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from capbench.records.pass_codec import expand_pass
+
 
 def line_count(path: Path) -> int:
     """Lines in ``path`` now (0 when it does not exist yet): a mark before a drive."""
@@ -15,7 +17,8 @@ def line_count(path: Path) -> int:
 
 
 def records_after(path: Path, mark: int, settle_s: float = 1.0) -> list[dict[str, Any]]:
-    """The records appended after line ``mark``, once the file has stopped growing for ``settle_s``."""
+    """The records appended after line ``mark``, once the file has stopped growing for ``settle_s``, in the
+    runners' form (the integer lists of schema 3 decoded)."""
 
     def lines() -> list[str]:
         return path.read_text().splitlines() if path.exists() else []
@@ -26,4 +29,4 @@ def records_after(path: Path, mark: int, settle_s: float = 1.0) -> list[dict[str
         now = lines()
         if len(now) != len(seen):
             seen, stable_since = now, time.monotonic()
-    return [json.loads(line) for line in seen[mark:] if line.strip()]
+    return [expand_pass(json.loads(line)) for line in seen[mark:] if line.strip()]

@@ -23,7 +23,7 @@ and the engine core never import it on capbench's account):
 - Routing (not under pipeline or data parallelism, nor with kernels that route inside themselves, see
   :func:`routing_blocker`) is counted by a custom op on persistent device buffers, so it is measured in eager,
   ``torch.compile`` and CUDA-graph modes alike; each step is self-checked (every layer's counts add up to
-  top_k × the step's tokens) and a step that fails the check has ``experts_active: null`` and its reason.
+  top_k × the step's tokens) and a step that fails the check has ``experts_active_b64: null`` and its reason.
 
 Exactly one record per engine step: only the first tensor-parallel rank of the first pipeline stage records,
 tagged with its data-parallel rank (each data-parallel replica has its own scheduler and steps).
@@ -181,7 +181,7 @@ class _StepState:
     ``routing_observed`` in the engine file: null before the first step, then true (every step so far passed
     the routing self-check), false (none did) or ``"partial"`` (some did); ``routing_unavailable_reason`` says
     why routing is not measured (a blocker) or, once steps failed the check, the last reason. Which steps had
-    routing is in ``passes.jsonl`` itself (``experts_active`` null or not, ``routing_error``). The file is
+    routing is in ``passes.jsonl`` itself (``experts_active_b64`` null or not, ``routing_error``). The file is
     rewritten when that state changes, from the writer thread (under a lock).
     """
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from capbench.errors import CapbenchError
+from capbench.records.pass_codec import routing_measured
 from capbench.records.sink import RecordSink
 from capbench.runners.openai.runner import OpenAIRunner
 from capbench.runners.vllm.adapter import ENGINE_DIR, PASSES_FILE, RECORDER_VERSION
@@ -186,7 +187,7 @@ def routing_check(passes: Path, settle_s: float = 2.0) -> dict[str, Any]:
                 except json.JSONDecodeError:
                     continue  # a torn last line: the reader warns about it
                 steps += 1
-                if record.get("experts_active") is not None:
+                if routing_measured(record):
                     measured += 1
                 else:
                     reason = record.get("routing_error") or "routing not recorded (see routing_unavailable_reason)"

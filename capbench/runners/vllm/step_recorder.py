@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from capbench.varints import encode_varints
+
 Counts = list[list[int]]
 ExpertTokens = Counts | Callable[[], "Counts | tuple[Counts | None, str | None]"] | None
 """Expert counts of a step as :meth:`StepRecorder.finish` takes them."""
@@ -77,11 +79,12 @@ class AppendOnlyLines:
 class StepRecorder:
     """Builds and writes the pass record of each engine step of one data-parallel replica.
 
-    Record fields (docs/records.md ``passes.jsonl``): ``t_start_ns``/``t_end_ns`` (``time.monotonic_ns``,
-    the clock of the whole run), ``reqs`` (``[n_i, c_i]``: tokens computed in this step, tokens already in
-    the request's KV cache before it, prefix-cache hits included), ``req_ids``, ``sampled`` (how many requests
-    sampled a token) and ``sampled_ids`` (which), ``experts_active``
-    and ``expert_tokens`` (per MoE layer; null when routing was not observed), ``routing_error`` (why a step's
+    Record fields (docs/records.md ``passes.jsonl``, schema 3: the integer lists as base64 varint strings,
+    :mod:`capbench.varints`): ``t_start_ns``/``t_end_ns`` (``time.monotonic_ns``, the clock of the whole run),
+    ``reqs_b64`` (``[n_i, c_i]``: tokens computed in this step, tokens already in the request's KV cache before
+    it, prefix-cache hits included), ``req_ids``, ``sampled`` (how many requests sampled a token) and
+    ``sampled_ids`` (which), ``experts_active_b64`` and ``expert_tokens_b64`` (per MoE layer, the second layer
+    after layer; null when routing was not observed), ``routing_error`` (why a step's
     routing was not measured although the counter ran: the self-check failed; else null), ``warmup`` (every
     request a warm-up one), plus ``step`` (this replica's step counter) and ``dp_rank``.
 
@@ -139,7 +142,7 @@ class StepRecorder:
 
         ``expert_tokens``: per MoE layer, per expert; or a function called on the writer thread that returns
         them, or ``(None, reason)`` when the step's routing failed its self-check (``routing_error``); or None
-        (routing not recorded: ``experts_active`` and ``expert_tokens`` null, ``routing_error`` null).
+        (routing not recorded: ``experts_active_b64`` and ``expert_tokens_b64`` null, ``routing_error`` null).
         """
         step = self.current
         self.current = None
@@ -151,28 +154,29 @@ class StepRecorder:
             "dp_rank": self.dp_rank,
             "t_start_ns": step.t_start_ns,
             "t_end_ns": t_end,
-            "reqs": step.reqs,
+            "reqs_b64": None,  # step.reqs, encoded by _write (on the writer thread when there is one)
             "req_ids": step.req_ids,
             "sampled": len(sampled_engine_ids),
             "sampled_ids": [self._id(rid)[0] for rid in sampled_engine_ids],
-            "experts_active": None,
-            "expert_tokens": None,
+            "experts_active_b64": None,
+            "expert_tokens_b64": None,
             "routing_error": None,
             "warmup": all(self._id(rid)[1] for rid in step.engine_ids),
         }
         self.step += 1
         if self._queue is not None:  # every record through the queue: the file stays in step order
-            self._queue.put((record, expert_tokens))
+            self._queue.put((record, step.reqs, expert_tokens))
         else:
-            self._write(record, expert_tokens)
+            self._write(record, step.reqs, expert_tokens)
         return record
 
-    def _write(self, record: dict[str, Any], expert_tokens: ExpertTokens) -> None:
+    def _write(self, record: dict[str, Any], reqs: list[list[int]], expert_tokens: ExpertTokens) -> None:
         result = expert_tokens() if callable(expert_tokens) else expert_tokens
         tokens, reason = result if isinstance(result, tuple) else (result, None)
+        record["reqs_b64"] = encode_varints(reqs)
         if tokens is not None:
-            record["experts_active"] = [sum(1 for n in layer if n > 0) for layer in tokens]
-            record["expert_tokens"] = tokens
+            record["experts_active_b64"] = encode_varints([sum(1 for n in layer if n > 0) for layer in tokens])
+            record["expert_tokens_b64"] = encode_varints(tokens)
         record["routing_error"] = reason
         self.out.write(record)
 

@@ -37,6 +37,7 @@ import pytest
 from capbench.arch.families import model_structure
 from capbench.config import build_run_spec
 from capbench.records import RunStatus
+from capbench.records.pass_codec import expand_pass
 from capbench.run.execute import execute_run
 from capbench.runners.vllm.adapter import ENV_FAULT
 from capbench.runners.vllm.runner import compile_cache_root
@@ -78,7 +79,8 @@ def launch_run(model: Path, out: Path, **settings: Any) -> tuple[Path, RunStatus
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    """The records of a ``.jsonl`` file; pass records in the runners' form (schema 3's integer lists decoded)."""
+    return [expand_pass(json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
 
 
 def check_steps_against_requests(run_dir: Path, config: dict[str, Any]) -> dict[str, Any]:

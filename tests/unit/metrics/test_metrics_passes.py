@@ -14,7 +14,9 @@ from capbench.errors import CapbenchError
 from capbench.metrics.features import ARRAY_FIELDS
 from capbench.metrics.passes import scan_passes
 from capbench.metrics.score import score_run
+from capbench.records.pass_codec import compact_pass
 from capbench.records.reader import RecordWarning, iter_jsonl
+from capbench.varints import encode_varints
 from tests.support.toys import dense_plus_moe, sliding_toy
 
 
@@ -174,3 +176,55 @@ def test_true_in_experts_active_reads_as_1() -> None:
     for codes in ((0,), (1,), (2,)):
         a, b = plain.experts.combined(codes), with_bool.experts.combined(codes)
         assert a[1] == b[1] and ((a[0] is None and b[0] is None) or np.array_equal(a[0], b[0]))
+
+
+def _compact(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [compact_pass(r) for r in records]
+
+
+def test_compact_records_scan_as_their_lists() -> None:
+    """Schema 3's integer-list strings give the features and expert totals of the lists, in blocks of either form
+    and in a block that mixes both (a hand-edited file)."""
+    passes = make_passes(700)
+    passes[5]["warmup"] = True
+    passes[9]["experts_active"] = passes[9]["expert_tokens"] = None
+    mixed = [compact_pass(p) if i % 3 else p for i, p in enumerate(passes)]
+    lists = scan_passes(passes, windows=(4,), num_moe_layers=2, num_experts=2, top_k=1, chunk_passes=97)
+    for variant in (_compact(passes), mixed):
+        scan = scan_passes(variant, windows=(4,), num_moe_layers=2, num_experts=2, top_k=1, chunk_passes=97)
+        assert (scan.records, scan.warmup, scan.num_moe_layers) == (lists.records, lists.warmup, 2)
+        for name in ARRAY_FIELDS:
+            assert np.array_equal(getattr(scan.features, name), getattr(lists.features, name)), name
+        for code in range(3):
+            assert same(scan.experts.active_sum_per_layer[code], lists.experts.active_sum_per_layer[code])
+            assert same(scan.experts.token_counts[code], lists.experts.token_counts[code])
+
+
+GOOD = {"reqs_b64": encode_varints([1, 2]), "sampled": 1, "latency_s": 1.0}
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        (GOOD | {"reqs_b64": "not base64!"}, "reqs_b64 is not base64"),
+        (GOOD | {"reqs_b64": "gA=="}, "reqs_b64 ends inside a varint"),
+        (GOOD | {"reqs_b64": encode_varints([1, 2, 3])}, "reqs_b64 holds 3 integers, not \\[n, c\\] pairs"),
+        (GOOD | {"reqs_b64": 7}, "reqs_b64 is not base64"),
+        (GOOD | {"reqs_b64": encode_varints([0, 2])}, "n ≥ 1 and c ≥ 0"),
+        (GOOD | {"experts_active_b64": encode_varints([1])}, "expected one per MoE layer"),
+        (GOOD | {"experts_active_b64": encode_varints([1, 9])}, "in \\[0, E=4\\]"),
+        (
+            GOOD | {"experts_active_b64": encode_varints([1, 2]), "expert_tokens_b64": encode_varints([1, 1, 1])},
+            "expert_tokens_b64 holds 3 counts, not E per layer",
+        ),
+        (GOOD | {"expert_tokens_b64": encode_varints([1, 1])}, "not E per layer of experts_active_b64"),
+        (
+            GOOD | {"experts_active_b64": encode_varints([1, 2]), "expert_tokens_b64": encode_varints([1] * 6)},
+            "expert_tokens lists must have E = 4 counts, got 3",
+        ),
+    ],
+)
+def test_compact_records_that_break_the_contract_name_the_record(record: dict[str, Any], message: str) -> None:
+    with pytest.raises(CapbenchError, match=message) as info:
+        scan_passes([GOOD, record], num_moe_layers=2, num_experts=4, top_k=2)
+    assert "record 1" in str(info.value) or "records 0–1" in str(info.value)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from capbench.records.pass_codec import expand_pass
 from capbench.runners.vllm import plugin
 from capbench.runners.vllm.step_recorder import AppendOnlyLines, StepRecorder, capbench_request_id, is_warmup_id
 
@@ -37,7 +38,8 @@ def test_warmup_ids() -> None:
 
 
 def read(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
+    """The records as written (schema 3: the integer lists as base64 varint strings), lists restored."""
+    return [expand_pass(json.loads(line)) for line in path.read_text().splitlines()]
 
 
 def test_step_record_fields(tmp_path: Path) -> None:
@@ -45,8 +47,10 @@ def test_step_record_fields(tmp_path: Path) -> None:
     rec = StepRecorder(AppendOnlyLines(out), dp_rank=1)
     step = rec.begin([("cmpl-r0000-0-aa", 17, 0), ("cmpl-r0001-0-bb", 1, 20), ("cmpl-r0002-0-cc", 0, 5)], t_start_ns=10)
     assert step is not None and step.num_tokens == 18
-    record = rec.finish(["cmpl-r0001-0-bb"], [[3, 0, 1, 0], [0, 0, 0, 0]], t_end_ns=25)
-    assert record == read(out)[0]
+    written = rec.finish(["cmpl-r0001-0-bb"], [[3, 0, 1, 0], [0, 0, 0, 0]], t_end_ns=25)
+    assert written is not None and written["reqs_b64"] == "EQABFA==" and "reqs" not in written
+    record = read(out)[0]
+    assert record == expand_pass(written)
     assert record["reqs"] == [[17, 0], [1, 20]]  # a request with 0 tokens scheduled is not in the step
     assert record["req_ids"] == ["r0000", "r0001"]
     assert record["sampled"] == 1 and record["sampled_ids"] == ["r0001"]
@@ -60,7 +64,7 @@ def test_unobserved_routing_is_null_not_zero(tmp_path: Path) -> None:
     rec.begin([("w0000", 4, 0)])
     record = rec.finish(["w0000"], None)
     assert record is not None
-    assert record["experts_active"] is None and record["expert_tokens"] is None
+    assert record["experts_active_b64"] is None and record["expert_tokens_b64"] is None
     assert record["warmup"] is True
 
 
