@@ -2,13 +2,13 @@
 requests (issue #18).
 
 Scoring a long run is two independent reads: ``requests.jsonl`` (:mod:`capbench.metrics.request_scan`) and
-``passes.jsonl`` (:mod:`capbench.metrics.passes`), each bound by one core's JSON decoding, the pass file the
-slower (hundreds of integers a line). When the pass file holds at least :data:`SEGMENT_MIN_BYTES` and the
-machine has a second core, :func:`start_pass_scan` cuts it at line boundaries into segments of at least that
-size (one per core, at most :data:`MAX_SEGMENTS`; :func:`~capbench.records.reader.line_bounds`) and starts one
-child process per segment (``spawn``: nothing of this process is inherited). Each child runs
-exactly the in-process scan, :func:`capbench.metrics.score._scan_passes`, over its segment
-(:meth:`capbench.records.reader.RunFiles.pass_segment`, line numbers those of the whole file):
+``passes.jsonl`` (:mod:`capbench.metrics.passes`), each bound by one core's decoding. When the pass file holds at
+least :data:`SEGMENT_MIN_BYTES` and the machine has a second core, :func:`start_pass_scan` cuts it at line
+boundaries into segments of at least that size (one per core but the one this process reads the requests on, at
+most :data:`MAX_SEGMENTS`; :func:`~capbench.records.reader.line_bounds`) and starts one child process per segment
+(``spawn``: nothing of this process is inherited). Each child runs exactly the in-process scan,
+:func:`capbench.metrics.score._scan_passes`, over its segment (:meth:`capbench.records.reader.RunFiles.pass_segment`,
+line numbers those of the whole file):
 
 - a child's :class:`~capbench.metrics.passes.PassScan` comes back as a small pickled header; its per-pass features
   stay in the file the child's :class:`~capbench.metrics.feature_store.FeatureStore` wrote, in a temporary
@@ -67,11 +67,16 @@ def _cores() -> int:
 
 
 def _segments(size: int) -> int:
-    """How many children read a pass file of ``size`` bytes (0: none, scan in-process)."""
+    """How many children read a pass file of ``size`` bytes (0: none, scan in-process).
+
+    One core is left to this process, whose request scan is the longer of the two: on two cores, two pass readers
+    beside it took its core a third of the time and made scoring 1M requests and 1M passes slower (measured:
+    docs/metrics.md).
+    """
     cores = _cores()
     if size < SEGMENT_MIN_BYTES or cores < 2:
         return 0
-    return min(cores, MAX_SEGMENTS, size // SEGMENT_MIN_BYTES)
+    return min(cores - 1, MAX_SEGMENTS, size // SEGMENT_MIN_BYTES)
 
 
 def start_pass_scan(run: RunFiles, options: dict[str, Any]) -> PassScanInChildren | None:
