@@ -190,7 +190,7 @@ def _readers(run_dir: Path) -> int:
     """How many pass-reader processes the scorer starts for this run."""
     from capbench.summary import pass_worker
 
-    return pass_worker._segments((run_dir / "passes.jsonl").stat().st_size)
+    return pass_worker._segments((run_dir / "passes.jsonl").stat().st_size, (run_dir / "requests.jsonl").stat().st_size)
 
 
 def _in_child(target: Callable[..., None], *args: Any) -> dict[str, Any]:

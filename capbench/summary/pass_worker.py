@@ -4,11 +4,11 @@ requests (issue #18).
 Scoring a long run is two independent reads: ``requests.jsonl`` (:mod:`capbench.metrics.request_scan`) and
 ``passes.jsonl`` (:mod:`capbench.metrics.passes`), each bound by one core's decoding. When the pass file holds at
 least :data:`SEGMENT_MIN_BYTES` and the machine has a second core, :func:`start_pass_scan` cuts it at line
-boundaries into segments of at least that size (one per core but the one this process reads the requests on, at
-most :data:`MAX_SEGMENTS`; :func:`~capbench.records.reader.line_bounds`) and starts one child process per segment
-(``spawn``: nothing of this process is inherited). Each child runs exactly the in-process scan,
-:func:`capbench.metrics.score._scan_passes`, over its segment (:meth:`capbench.records.reader.RunFiles.pass_segment`,
-line numbers those of the whole file):
+boundaries into segments of at least that size (one per core, or one per core but the one this process reads the
+requests on: :func:`_segments`; at most :data:`MAX_SEGMENTS`; :func:`~capbench.records.reader.line_bounds`) and
+starts one child process per segment (``spawn``: nothing of this process is inherited). Each child runs exactly
+the in-process scan, :func:`capbench.metrics.score._scan_passes`, over its segment
+(:meth:`capbench.records.reader.RunFiles.pass_segment`, line numbers those of the whole file):
 
 - a child's :class:`~capbench.metrics.passes.PassScan` comes back as a small pickled header; its per-pass features
   stay in the file the child's :class:`~capbench.metrics.feature_store.FeatureStore` wrote, in a temporary
@@ -48,7 +48,7 @@ from capbench.metrics.feature_store import FeatureStore
 from capbench.metrics.passes import PassScan
 from capbench.records.key_hashes import HashLog, any_colliding
 from capbench.records.reader import RunFiles, line_bounds
-from capbench.records.schema import PASSES_FILE
+from capbench.records.schema import PASSES_FILE, REQUESTS_FILE
 from capbench.records.validate import pass_key
 
 SEGMENT_MIN_BYTES = 64 * 1024 * 1024
@@ -66,17 +66,21 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
-def _segments(size: int) -> int:
-    """How many children read a pass file of ``size`` bytes (0: none, scan in-process).
+def _segments(size: int, request_bytes: int = 0) -> int:
+    """How many children read a pass file of ``size`` bytes while this process reads ``request_bytes`` of requests
+    (0: none, scan in-process).
 
-    One core is left to this process, whose request scan is the longer of the two: on two cores, two pass readers
-    beside it took its core a third of the time and made scoring 1M requests and 1M passes slower (measured:
-    docs/metrics.md).
+    One reader per core, but one core is left to this process's request scan unless the pass file is the larger
+    of the two (a byte of passes costs more to scan than a byte of requests, so its scan is then the longer and
+    sharing every core finishes sooner). Measured on two cores (docs/metrics.md), 1M requests (473 MB): with 1M
+    compact passes (305 MB), one reader 5.0–5.5 s, two 5.7–5.9 s; with the same passes as JSON lists (563 MB),
+    one reader 8.9 s, two 7.2–7.4 s.
     """
     cores = _cores()
     if size < SEGMENT_MIN_BYTES or cores < 2:
         return 0
-    return min(cores - 1, MAX_SEGMENTS, size // SEGMENT_MIN_BYTES)
+    readers = cores if size > request_bytes else cores - 1
+    return min(readers, MAX_SEGMENTS, size // SEGMENT_MIN_BYTES)
 
 
 def start_pass_scan(run: RunFiles, options: dict[str, Any]) -> PassScanInChildren | None:
@@ -84,7 +88,8 @@ def start_pass_scan(run: RunFiles, options: dict[str, Any]) -> PassScanInChildre
     or absent file, one core) or could not start; ``options``: :func:`capbench.metrics.score.pass_scan_options`."""
     path = run.run_dir / PASSES_FILE
     try:
-        parts = _segments(path.stat().st_size)
+        requests = run.run_dir / REQUESTS_FILE
+        parts = _segments(path.stat().st_size, requests.stat().st_size if requests.is_file() else 0)
         bounds = line_bounds(path, parts) if parts else []
     except OSError:
         return None

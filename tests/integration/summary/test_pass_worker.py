@@ -195,3 +195,22 @@ def test_a_child_that_failed_has_its_warnings_raised_once_by_the_scan_run_again(
         scan = pass_worker.PassScanInChildren(run, options, children, str(tmp_path)).result()
     assert scan.records == 3000
     assert [str(w.message) for w in caught] == []
+
+
+@pytest.mark.parametrize(
+    ("cores", "pass_mib", "request_mib", "readers"),
+    [
+        (2, 305, 473, 1),  # compact passes, the smaller file: one core left to the request scan
+        (2, 563, 473, 2),  # passes as JSON lists, the larger file: every core reads passes
+        (2, 563, 0, 2),  # no requests to read
+        (2, 63, 0, 0),  # below one segment: read in-process
+        (1, 563, 473, 0),  # one core: in-process
+        (16, 305, 473, 4),  # at least 64 MiB a reader
+        (16, 4000, 4100, 8),  # at most MAX_SEGMENTS
+    ],
+)
+def test_how_many_readers(
+    monkeypatch: pytest.MonkeyPatch, cores: int, pass_mib: int, request_mib: int, readers: int
+) -> None:
+    monkeypatch.setattr(pass_worker, "_cores", lambda: cores)
+    assert pass_worker._segments(pass_mib * 2**20, request_mib * 2**20) == readers
