@@ -23,7 +23,7 @@ from capbench.metrics.engine_side import engine_side_summary
 from capbench.metrics.flops import FLOPS_CONVENTION
 from capbench.metrics.pass_figures import pass_figures
 from capbench.metrics.passes import PassScan, PendingPassScan, scan_passes
-from capbench.metrics.request_scan import ChunkSource, scan_requests
+from capbench.metrics.request_scan import ChunkSource, RequestScan, scan_requests
 from capbench.metrics.stats import ratio_or_none
 from capbench.metrics.utilization import Ceilings
 from capbench.records.power_columns import PowerColumns
@@ -54,7 +54,7 @@ class ProfileChoice:
 
 def score_run(
     manifest: Mapping[str, Any],
-    requests: Iterable[Record] | ChunkSource,
+    requests: Iterable[Record] | ChunkSource | RequestScan,
     passes: Iterable[Record] | PassSource | PendingPassScan | None,
     power: Iterable[Record] | PowerColumns,
     *,
@@ -79,12 +79,14 @@ def score_run(
     run has none) for the engine-side ``server`` section; ``capbench_version``: the scorer's version.
 
     Records stream: ``requests`` as in-memory records or a restartable source of column chunks (a run directory,
-    :meth:`capbench.records.reader.RunFiles.request_chunks`), ``passes`` as records or a restartable source of
+    :meth:`capbench.records.reader.RunFiles.request_chunks`), or already scanned (a :class:`RequestScan` of this
+    run's requests, made with this manifest's SLO and fixed lengths: :mod:`capbench.summary.live`), ``passes`` as
+    records or a restartable source of
     them, ``power`` as records or columns; nothing per record is kept but the columns exact figures need
     (:mod:`capbench.metrics.request_scan`, :mod:`capbench.metrics.passes`).
     """
     notes: list[str] = []
-    requests_scan = scan_requests(requests, manifest)
+    requests_scan = requests if isinstance(requests, RequestScan) else scan_requests(requests, manifest)
     req = requests_scan.latency.result()
     scan = _scan_passes(passes, **pass_scan_options(structure))
     try:

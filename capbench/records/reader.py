@@ -94,6 +94,7 @@ def iter_jsonl_blocks(
     start: int = 0,
     stop: int | None = None,
     first_line: int = 1,
+    more: Callable[[], bool] | None = None,
 ) -> Iterator[Block]:
     """The JSON objects of a ``.jsonl`` file in blocks of whole lines (about ``block_bytes`` each), with their
     line numbers (1-based); a missing file yields nothing.
@@ -107,6 +108,10 @@ def iter_jsonl_blocks(
     ``start``/``stop``: read only the bytes [start, stop) (a segment of the file from :func:`line_bounds`: it
     starts at a line and ends after one; ``stop`` None: to the end), whose first line is line ``first_line`` of
     the file (:func:`count_lines`).
+
+    ``more``: for a file still being written (:mod:`capbench.summary.live`), called each time the read reaches
+    the end of the file; True to read again (it waits for more first), False to end there. A line is taken only
+    once its newline is written, so the blocks hold the lines a read of the finished file holds.
     """
     if not present(path):
         return
@@ -123,6 +128,8 @@ def iter_jsonl_blocks(
         while left:
             data = f.read(block_bytes if left < 0 else min(block_bytes, left))
             if not data:
+                if more is not None and more():
+                    continue
                 break
             if left > 0:
                 left -= len(data)
@@ -370,11 +377,17 @@ class KeyedFile:
     """
 
     def __init__(
-        self, path: Path, key: Callable[[Mapping[str, Any]], Hashable], block_bytes: int = BLOCK_BYTES
+        self,
+        path: Path,
+        key: Callable[[Mapping[str, Any]], Hashable],
+        block_bytes: int = BLOCK_BYTES,
+        more: Callable[[], bool] | None = None,
     ) -> None:
+        """``more``: the first read follows a file still being written (:func:`iter_jsonl_blocks`)."""
         self.path = path
         self.key = key
         self.block_bytes = block_bytes
+        self.more = more
         self.skip: frozenset[int] = frozenset()
         self.verified = False
 
@@ -397,7 +410,7 @@ class KeyedFile:
         hashes = KeyHashes()
         try:
             key = self.key
-            for numbers, records in iter_jsonl_blocks(self.path, block_bytes=self.block_bytes):
+            for numbers, records in iter_jsonl_blocks(self.path, block_bytes=self.block_bytes, more=self.more):
                 try:
                     hashes.extend([hash(key(record)) for record in records])
                 except TypeError:  # an unhashable key: the per-record checks report it
@@ -472,9 +485,11 @@ class RunFiles:
 
     run_dir: Path
     manifest: dict[str, Any]
+    follow_requests: Callable[[], bool] | None = None
+    """The first read of ``requests.jsonl`` follows it while the run writes it (:func:`iter_jsonl_blocks`)."""
 
     def __post_init__(self) -> None:
-        self._requests = KeyedFile(self.run_dir / REQUESTS_FILE, request_key)
+        self._requests = KeyedFile(self.run_dir / REQUESTS_FILE, request_key, more=self.follow_requests)
         self._passes = KeyedFile(self.run_dir / PASSES_FILE, pass_key, PASS_BLOCK_BYTES)
         self._power = KeyedFile(self.run_dir / POWER_FILE, power_key)
 
@@ -508,7 +523,7 @@ class RunFiles:
         return present(self.run_dir / SERVER_METRICS_FILE)
 
 
-def open_run(run_dir: Path) -> RunFiles:
+def open_run(run_dir: Path, follow_requests: Callable[[], bool] | None = None) -> RunFiles:
     """A run directory for streaming (:class:`RunFiles`): ``run.json`` read and checked, nothing else yet."""
     run_dir = Path(run_dir)
-    return RunFiles(run_dir=run_dir, manifest=read_manifest(run_dir))
+    return RunFiles(run_dir=run_dir, manifest=read_manifest(run_dir), follow_requests=follow_requests)

@@ -30,6 +30,7 @@ from capbench.arch.structure import ModelStructure
 from capbench.errors import CapbenchError
 from capbench.hardware import HardwareProfile, apply_overrides, match_gpu_name, profile_from_dict, resolve_profile
 from capbench.metrics.cost import CostInputs
+from capbench.metrics.request_scan import RequestScan
 from capbench.metrics.score import ProfileChoice, pass_scan_options, score_run
 from capbench.metrics.utilization import Ceilings
 from capbench.records import SUMMARY_FILE, RunData, write_json_atomic
@@ -157,9 +158,12 @@ def run_cost_inputs(
     )
 
 
-def score_loaded_run(run: RunData | RunFiles, options: ScoreOptions | None = None) -> dict[str, Any]:
+def score_loaded_run(
+    run: RunData | RunFiles, options: ScoreOptions | None = None, request_scan: RequestScan | None = None
+) -> dict[str, Any]:
     """The summary of a run: already read (:class:`RunData`), or opened for streaming (:class:`RunFiles`: its
-    records are read once, a chunk at a time); pure apart from reading it and loading hardware profiles."""
+    records are read once, a chunk at a time); pure apart from reading it and loading hardware profiles.
+    ``request_scan``: its requests, already scanned while the run went (:mod:`capbench.summary.live`)."""
     options = options or ScoreOptions()
     manifest = run.manifest
     structure = run_structure(manifest)
@@ -180,7 +184,7 @@ def score_loaded_run(run: RunData | RunFiles, options: ScoreOptions | None = Non
     )
     pending = None
     if isinstance(run, RunFiles):
-        requests: Any = run.request_chunks
+        requests: Any = run.request_chunks if request_scan is None else request_scan
         passes: Any = run.passes if run.has_passes else None
         if passes is not None:
             pending = start_pass_scan(run, pass_scan_options(structure))  # a large file: read it alongside
@@ -226,18 +230,26 @@ def _no_cyclic_gc() -> Iterator[None]:
             gc.enable()
 
 
-def score_run_dir(run_dir: Path, options: ScoreOptions | None = None, write: bool = True) -> dict[str, Any]:
+def score_run_dir(
+    run_dir: Path, options: ScoreOptions | None = None, write: bool = True, request_scan: RequestScan | None = None
+) -> dict[str, Any]:
     """Score ``run_dir`` and (by default) rewrite its ``summary.json``; a directory that cannot take it is a clear
-    error pointing to ``--no-write`` (the summary is computed either way)."""
+    error pointing to ``--no-write`` (the summary is computed either way). ``request_scan``: as for
+    :func:`score_loaded_run`."""
     with _no_cyclic_gc():
-        summary = score_loaded_run(open_run(Path(run_dir)), options)
+        summary = score_loaded_run(open_run(Path(run_dir)), options, request_scan)
     if write:
-        path = Path(run_dir) / SUMMARY_FILE
-        try:
-            write_json_atomic(path, summary)
-        except OSError as exc:
-            raise CapbenchError(
-                f"cannot write {path}: {exc.strerror or exc}; score with --no-write to see the summary without "
-                "writing it"
-            ) from exc
+        write_summary(Path(run_dir), summary)
     return summary
+
+
+def write_summary(run_dir: Path, summary: dict[str, Any]) -> None:
+    """Write ``summary.json`` of ``run_dir`` atomically; a directory that cannot take it is a clear error pointing
+    to ``--no-write``."""
+    path = run_dir / SUMMARY_FILE
+    try:
+        write_json_atomic(path, summary)
+    except OSError as exc:
+        raise CapbenchError(
+            f"cannot write {path}: {exc.strerror or exc}; score with --no-write to see the summary without writing it"
+        ) from exc
