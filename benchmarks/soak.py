@@ -6,13 +6,14 @@ Usage::
     .venv/bin/python benchmarks/soak.py --duration-s 60         # a short one
     .venv/bin/python benchmarks/soak.py --json soak.json        # also the per-second samples, as JSON
 
-The mock server (:mod:`capbench.testing.mock_server`, zero delays, 64 tokens per request, nothing recorded)
-runs pinned to one core; ``capbench run --runner openai --concurrency C --duration-s D`` runs pinned to the
-other, its stdout and stderr on a pseudo-terminal (so its progress bar renders as it does for a user; the bytes
-it draws are counted). Every ``--interval-s`` (default 1 s) the sampler reads, for the ``capbench run``
-process: ``VmRSS`` and ``Threads`` from ``/proc/<pid>/status``, the entries of ``/proc/<pid>/fd`` (open file
-descriptors), user + system CPU ticks from ``/proc/<pid>/stat``, and the lines appended to the run's
-``requests.jsonl`` since the last sample (finished requests, warm-up included).
+The mock server (:mod:`capbench.testing.mock_server`, zero delays, 64 tokens per request, nothing recorded) runs
+pinned to one core; ``capbench run --runner openai --concurrency C --duration-s D`` runs pinned to the other
+(``--client-cpus``: to several, e.g. ``1,0``, which lets it score the run as it goes), its stdout and stderr on a
+pseudo-terminal (so its progress bar renders as it does for a user; the bytes it draws are counted). Every
+``--interval-s`` (default 1 s) the sampler reads, for the ``capbench run`` process: ``VmRSS`` and ``Threads`` from
+``/proc/<pid>/status``, the entries of ``/proc/<pid>/fd`` (open file descriptors), user + system CPU ticks from
+``/proc/<pid>/stat``, and the lines appended to the run's ``requests.jsonl`` since the last sample (finished
+requests, warm-up included).
 
 Printed: the curve, in ``--rows`` windows (requests/s, RSS, fds, CPU share of one core); the client's RSS at
 the start (the first sample once measured requests were being written) and at the end (the last sample
@@ -264,10 +265,10 @@ def run_soak(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         env = {**os.environ, "PYTHONPATH": str(REPO), "TERM": os.environ.get("TERM", "xterm-256color")}
         env.pop("NO_COLOR", None)
         term = TerminalDrain()
-        cpu = args.client_cpu
+        cpus = {int(c) for c in args.client_cpus.split(",")}
 
         def pin() -> None:  # pragma: no cover - runs in the child
-            os.sched_setaffinity(0, {cpu})
+            os.sched_setaffinity(0, cpus)
 
         t0 = time.monotonic()
         proc = subprocess.Popen(
@@ -339,7 +340,7 @@ def print_report(args: argparse.Namespace, samples: list[Sample], figures: dict[
     print(
         f"soak: capbench run --concurrency {args.concurrency} --duration-s {args.duration_s:g} against the mock "
         f"server ({args.output_tokens} tokens/request, zero delays); server on CPU {args.server_cpu}, client on "
-        f"CPU {args.client_cpu}; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the end"
+        f"CPU(s) {args.client_cpus}; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the end"
     )
     print(f"\n{'t (s)':>7} {'req/s':>8} {'client CPU':>10} {'RSS (MB)':>9} {'fds':>5} {'threads':>7}")
     for row in curve_rows(samples, args.rows):
@@ -382,7 +383,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--interval-s", type=float, default=1.0, help="sampling interval (default 1)")
     p.add_argument("--rows", type=int, default=10, help="rows of the printed curve (default 10)")
     p.add_argument("--server-cpu", type=int, default=0)
-    p.add_argument("--client-cpu", type=int, default=1)
+    p.add_argument(
+        "--client-cpus", default="1", help="CPUs of capbench run, comma-separated; with two or more, the run is "
+        "scored as it goes (capbench.summary.live) by a child on them"
+    )  # fmt: skip
     p.add_argument("--json", type=Path, help="also write the figures and every sample to this file")
     p.add_argument("--keep", type=Path, help="keep the run directory here (default: a deleted temp directory)")
     args = p.parse_args(argv)

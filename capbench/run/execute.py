@@ -10,7 +10,7 @@ import contextlib
 import errno
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
@@ -23,6 +23,9 @@ from capbench.run.manifest import build_manifest, new_run_id, write_failed_manif
 from capbench.run.plan import check_context, plan_run, resolve_model
 from capbench.runners import runner_config, runner_traits
 from capbench.workload import Workload
+
+if TYPE_CHECKING:
+    from capbench.summary.live import LiveScore
 
 DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO})
 """Write failures that mean the run directory cannot take more records (full disk, quota, read-only, I/O)."""
@@ -47,14 +50,22 @@ def default_out_dir(run_id: str) -> Path:
     return Path("runs") / run_id
 
 
-def score_and_report(run_dir: Path, console: Console) -> dict[str, Any] | None:
+def score_and_report(run_dir: Path, console: Console, live: LiveScore | None = None) -> dict[str, Any] | None:
     """Score a finished run, write ``summary.json`` and print it; a scoring error is reported, not raised,
-    because the raw records are complete and ``capbench score`` can be re-run once the cause is fixed."""
+    because the raw records are complete and ``capbench score`` can be re-run once the cause is fixed.
+
+    ``live``: the run was scored as it went (:mod:`capbench.summary.live`); its summary is taken when it has one,
+    else the run is scored here.
+    """
     from capbench.summary.report import print_summary
-    from capbench.summary.score import score_run_dir
+    from capbench.summary.score import score_run_dir, write_summary
 
     try:
-        summary = score_run_dir(run_dir)
+        summary = live.result() if live is not None else None
+        if summary is None:
+            summary = score_run_dir(run_dir)
+        else:
+            write_summary(run_dir, summary)
     except CapbenchError as exc:
         console.print(
             f"[red]scoring failed:[/] {exc}\nthe raw records are complete; fix this, then run "
@@ -104,6 +115,7 @@ def execute_run(spec: RunSpec, *, quiet: bool = False) -> tuple[Path, RunStatus]
     from capbench.run.power import open_run_sensor
     from capbench.run.progress import RequestProgress
     from capbench.runners import load_runner_class
+    from capbench.summary.live import start_live_score
 
     console = Console(stderr=True, quiet=quiet)
     run_id = new_run_id()
@@ -148,7 +160,9 @@ def execute_run(spec: RunSpec, *, quiet: bool = False) -> tuple[Path, RunStatus]
             with deferred_interrupts():
                 with disk_errors(run_dir):
                     writer = RunWriter(run_dir, manifest)
-                stack.callback(score_and_report, run_dir, Console(quiet=quiet))  # last, however the run ends
+                # A task run rewrites requests.jsonl once lm-eval has scored it: it is scored after the run.
+                live = start_live_score(run_dir) if plan.task is None else None
+                stack.callback(score_and_report, run_dir, Console(quiet=quiet), live)  # last, however the run ends
                 stack.enter_context(disk_errors(run_dir))
                 stack.enter_context(writer)
             console.print(f"run [bold]{run_id}[/]: {what} (+{spec.warmup} warm-up) -> {run_dir}")

@@ -59,7 +59,8 @@ MAX_SEGMENTS = 8
 """Most child processes for one file."""
 
 
-def _cores() -> int:
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity, not its cgroup's CPU quota)."""
     try:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # pragma: no cover - not Linux
@@ -76,7 +77,7 @@ def _segments(size: int, request_bytes: int = 0) -> int:
     compact passes (305 MB), one reader 5.0–5.5 s, two 5.7–5.9 s; with the same passes as JSON lists (563 MB),
     one reader 8.9 s, two 7.2–7.4 s.
     """
-    cores = _cores()
+    cores = usable_cores()
     if size < SEGMENT_MIN_BYTES or cores < 2:
         return 0
     readers = cores if size > request_bytes else cores - 1

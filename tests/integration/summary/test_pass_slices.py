@@ -82,7 +82,7 @@ def test_the_child_leaves_no_feature_file_behind(
     in_process = _score(generated)
     monkeypatch.setattr(pass_worker, "SEGMENT_MIN_BYTES", 1)
     monkeypatch.setattr(pass_worker, "MAX_SEGMENTS", 1)
-    monkeypatch.setattr(pass_worker, "_cores", lambda: 2)
+    monkeypatch.setattr(pass_worker, "usable_cores", lambda: 2)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     made: list[str] = []
     original = tempfile.mkdtemp

@@ -46,7 +46,7 @@ def _score(
     with monkeypatch.context() as m:
         m.setattr(pass_worker, "SEGMENT_MIN_BYTES", 1 if children else 1 << 62)
         m.setattr(pass_worker, "MAX_SEGMENTS", max(children, 1))
-        m.setattr(pass_worker, "_cores", lambda: 4)
+        m.setattr(pass_worker, "usable_cores", lambda: 4)
         original = pass_worker._join
 
         def counted(headers: list[dict[str, Any]]) -> Any:
@@ -212,5 +212,5 @@ def test_a_child_that_failed_has_its_warnings_raised_once_by_the_scan_run_again(
 def test_how_many_readers(
     monkeypatch: pytest.MonkeyPatch, cores: int, pass_mib: int, request_mib: int, readers: int
 ) -> None:
-    monkeypatch.setattr(pass_worker, "_cores", lambda: cores)
+    monkeypatch.setattr(pass_worker, "usable_cores", lambda: cores)
     assert pass_worker._segments(pass_mib * 2**20, request_mib * 2**20) == readers
