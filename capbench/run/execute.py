@@ -115,7 +115,7 @@ def execute_run(spec: RunSpec, *, quiet: bool = False) -> tuple[Path, RunStatus]
     from capbench.run.power import open_run_sensor
     from capbench.run.progress import RequestProgress
     from capbench.runners import load_runner_class
-    from capbench.summary.live import start_live_score
+    from capbench.summary.live import start_live_score, worth_following
 
     console = Console(stderr=True, quiet=quiet)
     run_id = new_run_id()
@@ -161,7 +161,8 @@ def execute_run(spec: RunSpec, *, quiet: bool = False) -> tuple[Path, RunStatus]
                 with disk_errors(run_dir):
                     writer = RunWriter(run_dir, manifest)
                 # A task run rewrites requests.jsonl once lm-eval has scored it: it is scored after the run.
-                live = start_live_score(run_dir) if plan.task is None else None
+                follow = plan.task is None and worth_following(workload.num_requests, workload.duration_s)
+                live = start_live_score(run_dir) if follow else None
                 stack.callback(score_and_report, run_dir, Console(quiet=quiet), live)  # last, however the run ends
                 stack.enter_context(disk_errors(run_dir))
                 stack.enter_context(writer)

@@ -42,6 +42,16 @@ NICE = 10
 _FINISHED = "finished"
 
 
+MIN_REQUESTS = 50_000
+"""A run of fewer requests than this (and no duration) is scored after it: reading its file then takes well under a
+second, less than the child takes to start."""
+
+
+def worth_following(num_requests: int | None, duration_s: float | None) -> bool:
+    """Whether a run of ``num_requests`` (or lasting ``duration_s``: a soak) is long enough to score as it goes."""
+    return duration_s is not None or (num_requests or 0) >= MIN_REQUESTS
+
+
 def start_live_score(run_dir: Path) -> LiveScore | None:
     """Start scoring ``run_dir`` as it is written (module docstring); None when it should not (one core, no
     ``requests.jsonl`` yet) or could not start."""
@@ -153,4 +163,4 @@ def _child(connection: Connection, run_dir: str) -> None:
         connection.close()
 
 
-__all__ = ["POLL_S", "LiveScore", "start_live_score"]
+__all__ = ["MIN_REQUESTS", "POLL_S", "LiveScore", "start_live_score", "worth_following"]

@@ -16,6 +16,8 @@ import pytest
 
 from capbench.cli import main
 from capbench.records import read_run
+from capbench.summary import live
+from capbench.summary.score import score_run_dir
 
 pytestmark = pytest.mark.integration
 
@@ -167,7 +169,18 @@ def test_ctrl_c_leaves_a_partial_run(tiny_model_dir: Path, capbench_cache: Path,
     assert summary["requests"]["completed"] == len(run.requests)
 
 
-def test_duration_mode_stops_taking_batches_on_time(tiny_model_dir: Path, tmp_path: Path) -> None:
+def test_duration_mode_stops_taking_batches_on_time(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Also: a duration run is scored as it goes (capbench.summary.live), into the summary of capbench score."""
+    live_summaries = []
+    result = live.LiveScore.result
+
+    def spied(self: live.LiveScore) -> dict[str, Any] | None:
+        live_summaries.append(result(self))
+        return live_summaries[-1]
+
+    monkeypatch.setattr(live.LiveScore, "result", spied)
     out = tmp_path / "run"
     started = time.monotonic()
     args = ["run", "--out", str(out), "--duration-s", "0.5", "--concurrency", "2", "--max-tokens", "8", "--quiet"]
@@ -180,6 +193,7 @@ def test_duration_mode_stops_taking_batches_on_time(tiny_model_dir: Path, tmp_pa
     summary = json.loads((out / "summary.json").read_text())
     # The last batch starts before 0.5 s and finishes: the window is 0.5 s plus at most one batch.
     assert summary["throughput"]["wall_s"] >= 0.49
+    assert live_summaries and live_summaries[0] == summary == score_run_dir(out, write=False)
 
 
 def test_quiet_prints_only_the_run_directory(tiny_model_dir: Path, capbench_cache: Path, tmp_path: Path) -> None:
