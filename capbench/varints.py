@@ -23,8 +23,9 @@ IntArray = NDArray[np.int64]
 
 MAX_BYTES = 9
 """The most varint bytes of one integer: 63 bits (a value that fits int64)."""
-_NUMPY_FROM = 48
-"""Below this many values the encoder loops in Python (numpy's fixed cost per call is larger)."""
+_NUMPY_FROM = 256
+"""Below this many values the encoder loops in Python: faster there (measured: a request's 63 token gaps in 12 µs
+against 39 µs with numpy, and numpy's temporaries grew a soak's client heap); numpy from about 256 on."""
 
 
 def encode_varints(values: Sequence[int] | Sequence[Sequence[int]] | NDArray[Any]) -> str:
