@@ -175,8 +175,12 @@ class StepRecorder:
         tokens, reason = result if isinstance(result, tuple) else (result, None)
         record["reqs_b64"] = encode_varints(reqs)
         if tokens is not None:
-            record["experts_active_b64"] = encode_varints([sum(1 for n in layer if n > 0) for layer in tokens])
-            record["expert_tokens_b64"] = encode_varints(tokens)
+            try:
+                active, counts = [sum(1 for n in layer if n > 0) for layer in tokens], encode_varints(tokens)
+            except ValueError as exc:  # layers with different expert counts: not one table (docs/records.md)
+                reason = f"expert counts not written: {exc}"
+            else:
+                record["experts_active_b64"], record["expert_tokens_b64"] = encode_varints(active), counts
         record["routing_error"] = reason
         self.out.write(record)
 

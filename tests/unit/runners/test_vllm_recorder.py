@@ -229,3 +229,16 @@ def test_v2_model_runner_is_refused_with_the_switch() -> None:
     check_v1_runner({})
     with pytest.raises(CapbenchError, match=r"unset it .*VLLM_USE_V2_MODEL_RUNNER=0.*--no-record-steps"):
         check_v1_runner({"VLLM_USE_V2_MODEL_RUNNER": "1"})
+
+
+def test_expert_counts_that_are_not_one_table_leave_the_step_unmeasured_with_the_reason(tmp_path: Path) -> None:
+    out = tmp_path / "passes.jsonl"
+    rec = StepRecorder(AppendOnlyLines(out))
+    rec.begin([("r0000", 3, 0)])
+    rec.finish(["r0000"], [[1, 2], [3]])  # layers of 2 and 1 experts
+    rec.begin([("r0000", 1, 3)])
+    rec.finish(["r0000"], [[1, 0], [0, 1]])
+    ragged, fine = read(out)
+    assert ragged["experts_active"] is None and ragged["expert_tokens"] is None
+    assert ragged["routing_error"].startswith("expert counts not written: ")
+    assert fine["experts_active"] == [1, 1] and fine["routing_error"] is None
