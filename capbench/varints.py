@@ -35,8 +35,13 @@ def encode_varints(values: Sequence[int] | Sequence[Sequence[int]] | NDArray[Any
     order (row after row). ``ValueError`` for a negative value, one of 2⁶³ or more, a value that is not an integer
     (a float, a bool, a string) or a ragged nested list.
     """
-    if isinstance(values, np.ndarray) or len(values) >= _NUMPY_FROM or (values and isinstance(values[0], list)):
-        return _encode_numpy(values)
+    if isinstance(values, np.ndarray) or (len(values) and isinstance(values[0], list)):
+        flat = _checked(values)
+        if flat.size >= _NUMPY_FROM:
+            return _encode_array(flat)
+        values = flat.tolist()
+    elif len(values) >= _NUMPY_FROM:
+        return _encode_array(_checked(values))
     out = bytearray()
     for value in values:
         if type(value) is not int and not isinstance(value, np.integer):
@@ -52,17 +57,27 @@ def encode_varints(values: Sequence[int] | Sequence[Sequence[int]] | NDArray[Any
 
 
 def _encode_numpy(values: Sequence[int] | Sequence[Sequence[int]] | NDArray[Any]) -> str:
+    """:func:`encode_varints` with numpy whatever the length (the encoder from :data:`_NUMPY_FROM` values on)."""
+    return _encode_array(_checked(values))
+
+
+def _checked(values: Sequence[int] | Sequence[Sequence[int]] | NDArray[Any]) -> NDArray[Any]:
+    """``values`` as a flat integer array in C order; ``ValueError`` for what :func:`encode_varints` refuses."""
     try:
         array = np.asarray(values)
     except ValueError as exc:  # a ragged nested list
         raise ValueError(f"varints must be a flat list or a rectangular array of integers: {exc}") from None
-    if array.size == 0:
-        return ""
-    if array.dtype.kind not in "iu":  # bool is "b", floats "f", integers beyond 64 bits "O"
+    if array.size and array.dtype.kind not in "iu":  # bool is "b", floats "f", integers beyond 64 bits "O"
         raise ValueError(f"varints must be integers, got {array.dtype} values")
     flat = array.ravel()
     if (flat < 0).any() or (array.dtype.kind == "u" and (flat >> np.uint64(63)).any()):
         raise ValueError("a varint must be in [0, 2**63)")
+    return flat
+
+
+def _encode_array(flat: NDArray[Any]) -> str:
+    if flat.size == 0:
+        return ""
     value = flat.astype(np.uint64)
     width = np.ones(value.size, dtype=np.int64)
     rest = value >> np.uint64(7)
