@@ -184,7 +184,7 @@ def score_loaded_run(
     )
     pending = None
     if isinstance(run, RunFiles):
-        requests: Any = run.request_chunks if request_scan is None else request_scan
+        requests: Any = run.request_chunks
         passes: Any = run.passes if run.has_passes else None
         if passes is not None:
             pending = start_pass_scan(run, pass_scan_options(structure))  # a large file: read it alongside
@@ -192,6 +192,8 @@ def score_loaded_run(
     else:
         requests, power = run.requests, run.power
         passes = run.iter_passes() if run.has_passes else None
+    if request_scan is not None:
+        requests = request_scan
     try:
         return score_run(
             manifest,

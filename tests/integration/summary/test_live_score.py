@@ -149,3 +149,23 @@ def test_where_reads_cut_the_file_changes_no_figure(block_bytes: int, monkeypatc
         monkeypatch.setattr(reader.KeyedFile.__init__, "__defaults__", (block_bytes, None))
         for name, path in runs.items():
             assert BUILD.comparable(score_run_dir(path, write=False)) == whole[name], name
+
+
+def test_a_request_scan_made_elsewhere_scores_a_run_read_either_way() -> None:
+    """score_loaded_run takes its requests from the RequestScan it is given (used once: its columns are
+    described), for a streamed run and for one read into memory alike: here another run's requests."""
+    from capbench.metrics.request_scan import scan_requests
+    from capbench.records import read_run
+    from capbench.records.reader import open_run
+    from capbench.summary.score import score_loaded_run
+
+    other = GOLDEN.parent / "partial-v1"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RecordWarning)
+        summaries = []
+        for run in (open_run(GOLDEN), read_run(GOLDEN)):
+            files = open_run(other)
+            summaries.append(score_loaded_run(run, request_scan=scan_requests(files.request_chunks, files.manifest)))
+        own = score_run_dir(GOLDEN, write=False)
+    assert _canonical(summaries[0]) == _canonical(summaries[1])
+    assert summaries[0]["requests"] == score_run_dir(other, write=False)["requests"] != own["requests"]
