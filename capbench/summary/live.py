@@ -7,7 +7,7 @@ The child reads the file as it grows, each line once its newline is written
 (:func:`capbench.records.reader.iter_jsonl_blocks` with ``more``), into the request tallies
 (:func:`capbench.metrics.request_scan.scan_requests`), looking for new lines every :data:`POLL_S` seconds. When the
 run has ended, :meth:`LiveScore.result` tells it so: it reads the rest, then scores the run with that scan
-(:func:`capbench.summary.score.score_run_dir`: the final ``run.json``, the passes, the power) and sends the summary
+(:func:`capbench.summary.score.score_loaded_run`: the final ``run.json``, the passes, the power) and sends the summary
 back. It is the code of ``capbench score`` on the same records; the request tallies do not depend on where reads
 cut the file (tests/integration/summary/test_live_score.py), so the figures are the same.
 
@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from capbench.errors import CapbenchError
-from capbench.records.reader import open_run, read_manifest
+from capbench.records.reader import open_run
 from capbench.records.schema import REQUESTS_FILE
 from capbench.summary.pass_worker import usable_cores
 
@@ -116,7 +116,7 @@ def _child(connection: Connection, run_dir: str) -> None:
     import signal
 
     from capbench.metrics.request_scan import scan_requests
-    from capbench.summary.score import score_run_dir
+    from capbench.summary.score import score_loaded_run
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C is the run's to handle; the run then asks for the end
     with contextlib.suppress(OSError):
@@ -147,12 +147,13 @@ def _child(connection: Connection, run_dir: str) -> None:
             scan = scan_requests(run.request_chunks, run.manifest)
             if state["orphaned"]:
                 return
-            if (path / REQUESTS_FILE).stat().st_ino != inode or _scan_inputs(read_manifest(path)) != _scan_inputs(
+            final = open_run(path)  # the run.json the run ended with
+            if (path / REQUESTS_FILE).stat().st_ino != inode or _scan_inputs(final.manifest) != _scan_inputs(
                 run.manifest
             ):
                 outcome = ("stale", None)
             else:
-                outcome = ("ok", score_run_dir(path, write=False, request_scan=scan))
+                outcome = ("ok", score_loaded_run(final, request_scan=scan))
         except CapbenchError as exc:
             outcome = ("error", str(exc))
         except Exception as exc:
