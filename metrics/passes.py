@@ -154,6 +154,7 @@ def _compact_lists(block: list[Mapping[str, Any]]) -> Lists | None:
     """The integer lists of a block of compact records (schema version 3, :mod:`capbench.records.pass_codec`),
     decoded at once; None when a string has the wrong number of integers (the slow path names the record)."""
     active = [r.get("experts_active_b64") for r in block]
+    measured = [a is not None for a in active]
     given = [a for a in active if a is not None]
     # One decode for both fields (numpy has a fixed cost per call); an error in either is
     # named by the slow path.
@@ -167,7 +168,7 @@ def _compact_lists(block: list[Mapping[str, Any]]) -> Lists | None:
     if any(t is not None for t in tokens):
         which = [i for i, t in enumerate(tokens) if t is not None]
         counts, sizes = decode_varints([tokens[i] for i in which], "expert_tokens_b64")
-        rows = dict(zip(np.flatnonzero([a is not None for a in active]).tolist(), layers.tolist(), strict=True))
+        rows = dict(zip(np.flatnonzero(measured).tolist(), layers.tolist(), strict=True))
         offset = 0
         for i, size in zip(which, sizes.tolist(), strict=True):
             num_layers = rows.get(i)
@@ -178,7 +179,7 @@ def _compact_lists(block: list[Mapping[str, Any]]) -> Lists | None:
     return (
         array("q", flat.tobytes()),
         array("q", (per_pass // 2).tobytes()),
-        array("b", [a is not None for a in active]),
+        array("b", measured),
         array("q", values.tobytes()),
         set(layers.tolist()),
         tokens,

@@ -81,9 +81,8 @@ def score_run(
     Records stream: ``requests`` as in-memory records or a restartable source of column chunks (a run directory,
     :meth:`capbench.records.reader.RunFiles.request_chunks`), or already scanned (a :class:`RequestScan` of this
     run's requests, made with this manifest's SLO and fixed lengths: :mod:`capbench.summary.live`), ``passes`` as
-    records or a restartable source of
-    them, ``power`` as records or columns; nothing per record is kept but the columns exact figures need
-    (:mod:`capbench.metrics.request_scan`, :mod:`capbench.metrics.passes`).
+    records or a restartable source of them, ``power`` as records or columns; nothing per record is kept but the
+    columns exact figures need (:mod:`capbench.metrics.request_scan`, :mod:`capbench.metrics.passes`).
     """
     notes: list[str] = []
     requests_scan = requests if isinstance(requests, RequestScan) else scan_requests(requests, manifest)
