@@ -17,7 +17,7 @@ import tempfile
 from array import array
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -115,33 +115,99 @@ def _colliding(hashes: NDArray[np.int64], ordinals: NDArray[Any]) -> NDArray[np.
     return np.asarray(ordinals[rows], dtype=np.int64)
 
 
+_M64 = (1 << 64) - 1
 _NONE_HASH = 0x2B992DDFA23249D6
 """What ``None`` stands for in :func:`portable_hash` (``hash(None)`` is its address: it differs between processes)."""
-
-_PLAIN = frozenset({int, float, bool})
-"""Types whose ``hash`` is the same in every process."""
+_NAN_HASH = 0x6A09E667F3BCC909
+"""What a NaN stands for (``hash(nan)`` is its address; no NaN equals anything, so any constant will do)."""
+_MULTIPLIER = 0x9E3779B97F4A7C15
+"""The odd 64-bit constant :func:`portable_hash` multiplies by after taking in each field."""
 
 
 @functools.lru_cache(maxsize=4096)
 def _text_hash(text: str) -> int:
-    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little", signed=True)
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
 
 
-def _portable(value: Any) -> Any:
+def _element(value: Any) -> int:
+    """One key field's hash in [0, 2⁶⁴), the same in every process; equal values hash alike (1, 1.0 and True)."""
+    kind = type(value)
+    if kind is int or kind is bool:
+        return int(value) & _M64
+    if kind is float:
+        if value != value:
+            return _NAN_HASH
+        return int(value) & _M64 if value.is_integer() else hash(value) & _M64
     if value is None:
         return _NONE_HASH
-    if type(value) is str:
+    if kind is str:
         return _text_hash(value)
     raise TypeError(f"no portable hash for a {type(value).__name__}")
 
 
+def _mix(h: int, element: int) -> int:
+    """The state after taking in one field: h ← ((h xor e) · M mod 2⁶⁴), then h xor (h >> 32)."""
+    h = ((h ^ element) * _MULTIPLIER) & _M64
+    return h ^ (h >> 32)
+
+
 def portable_hash(key: Any) -> int:
-    """A hash of a record key (a tuple of, or one, JSON scalar) that is the same in every process: Python's
-    ``hash`` of a string is salted per process and that of ``None`` is its address, so strings are hashed with
-    BLAKE2b (8 bytes) and ``None`` is a constant; integers, floats and booleans keep their ``hash``. Equal keys
-    always have equal hashes. Anything else (a list: the record's checks refuse it) is a ``TypeError``."""
+    """A 64-bit hash of a record key (a tuple of, or one, JSON scalar) that is the same in every process, unlike
+    Python's ``hash`` (salted for strings, the address for ``None``).
+
+    Each field f becomes e(f) in [0, 2⁶⁴): an integer (a boolean, an integral float) its value mod 2⁶⁴, another
+    float its ``hash``, a string 8 bytes of BLAKE2b, ``None`` and NaN constants; so equal keys always have equal
+    hashes. From h = the number of fields, each e is taken in by :func:`_mix`; the result is h as a signed
+    64-bit integer. Anything else (a list: the record's checks refuse it) is a ``TypeError``.
+    :func:`portable_hashes` gives the same values for many records at once."""
     values = key if type(key) is tuple else (key,)
-    return hash(tuple([v if type(v) in _PLAIN else _portable(v) for v in values]))
+    h = len(values)
+    for value in values:
+        h = _mix(h, _element(value))
+    return h - (1 << 64) if h >> 63 else h
+
+
+@runtime_checkable
+class ColumnarKey(Protocol):
+    """A record key (a callable on one record) that can also give the keys of many records as columns."""
+
+    def __call__(self, record: Mapping[str, Any]) -> Hashable: ...
+
+    def columns(self, records: Sequence[Mapping[str, Any]]) -> list[list[Any]] | None:
+        """Per key field, its value in each record (``key(record)`` is the tuple of a row); None when the records'
+        keys do not have the same fields (then each is hashed alone)."""
+        ...
+
+
+def _element_column(column: list[Any]) -> NDArray[np.uint64]:
+    """:func:`_element` of every value of a column: integers of 64 bits with numpy, a column of one value (``None``,
+    a tag) as that value's, the rest one by one."""
+    if not column:
+        return np.zeros(0, dtype=np.uint64)
+    try:
+        return np.frombuffer(array("q", column), dtype=np.uint64)
+    except (TypeError, OverflowError):
+        pass
+    if column.count(column[0]) == len(column):  # all equal (==): their hashes are equal too
+        return np.full(len(column), _element(column[0]), dtype=np.uint64)
+    return np.fromiter(map(_element, column), dtype=np.uint64, count=len(column))
+
+
+def portable_hashes(key: Callable[[Mapping[str, Any]], Hashable], records: Sequence[Mapping[str, Any]]) -> array[int]:
+    """:func:`portable_hash` of each record's key, as int64 (``TypeError`` when one has none); with numpy, a
+    column at a time, when the key is a :class:`ColumnarKey` and the records' keys have the same fields."""
+    columns = key.columns(records) if isinstance(key, ColumnarKey) else None
+    if columns is None:
+        return array("q", [portable_hash(key(record)) for record in records])
+    h = np.full(len(records), len(columns), dtype=np.uint64)
+    shifted = np.empty_like(h)
+    multiplier, bits = np.uint64(_MULTIPLIER), np.uint64(32)
+    for column in columns:
+        np.bitwise_xor(h, _element_column(column), out=h)
+        np.multiply(h, multiplier, out=h)
+        np.right_shift(h, bits, out=shifted)
+        np.bitwise_xor(h, shifted, out=h)
+    return array("q", h.tobytes())
 
 
 class HashLog:
@@ -159,11 +225,11 @@ class HashLog:
         self.unhashable = False
         self._file = Path(path).open("wb")  # noqa: SIM115 (closed by close())
 
-    def add(self, records: Iterable[Mapping[str, Any]]) -> None:
-        """Log the hashes of the next records' keys."""
+    def add(self, records: Sequence[Mapping[str, Any]]) -> None:
+        """Log the hashes of the next records' keys (:func:`portable_hashes`)."""
         key = self.key
         try:
-            hashes = array("q", [portable_hash(key(record)) for record in records])
+            hashes = portable_hashes(key, records)
         except TypeError:
             self.unhashable = True
             return

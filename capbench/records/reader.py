@@ -23,7 +23,7 @@ import orjson
 
 from capbench.errors import CapbenchError
 from capbench.records.columns import RequestChunk, to_chunk
-from capbench.records.key_hashes import HashLog, KeyHashes
+from capbench.records.key_hashes import ColumnarKey, HashLog, KeyHashes, portable_hash, portable_hashes
 from capbench.records.pass_codec import expand_pass
 from capbench.records.power_columns import PowerColumns, power_columns
 from capbench.records.schema import (
@@ -410,14 +410,18 @@ class KeyedFile:
         hashes = KeyHashes()
         try:
             key = self.key
+            # A key that gives columns is hashed a column at a time (portable_hashes); one record's hash must
+            # then be the same function's (portable_hash), so that equal keys in any two blocks hash alike.
+            columnar = isinstance(key, ColumnarKey)
+            one = portable_hash if columnar else hash
             for numbers, records in iter_jsonl_blocks(self.path, block_bytes=self.block_bytes, more=self.more):
                 try:
-                    hashes.extend([hash(key(record)) for record in records])
+                    hashes.extend(portable_hashes(key, records) if columnar else [hash(key(r)) for r in records])
                 except TypeError:  # an unhashable key: the per-record checks report it
                     base = len(hashes)
                     for i, record in enumerate(records):
                         try:
-                            hashes.append(hash(key(record)))
+                            hashes.append(one(key(record)))
                         except TypeError:
                             hashes.append(-(base + i))
                 yield numbers, records

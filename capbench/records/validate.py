@@ -23,7 +23,7 @@ from __future__ import annotations
 import itertools
 import math
 import warnings
-from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,14 +66,51 @@ def request_key(record: Mapping[str, Any]) -> Hashable:
     return record.get("id")
 
 
-def pass_key(record: Mapping[str, Any]) -> Hashable:
-    if "step" in record:
-        return ("step", record.get("dp_rank", 0), record.get("step"))
-    return ("time", record.get("t_start_ns"), record.get("t_end_ns"), record.get("latency_s"))
+_NO_STEP = object()
+"""What :meth:`PassKey.columns` reads where a record has no ``step``."""
 
 
-def power_key(record: Mapping[str, Any]) -> Hashable:
-    return (record.get("gpu"), record.get("t_ns"))
+class PassKey:
+    """A step record's key: ``("step", dp_rank, step)`` (dp_rank 0 when absent) when it has a step number, else
+    ``("time", t_start_ns, t_end_ns, latency_s)``."""
+
+    def __call__(self, record: Mapping[str, Any]) -> Hashable:
+        if "step" in record:
+            return ("step", record.get("dp_rank", 0), record.get("step"))
+        return ("time", record.get("t_start_ns"), record.get("t_end_ns"), record.get("latency_s"))
+
+    def columns(self, records: Sequence[Mapping[str, Any]]) -> list[list[Any]] | None:
+        """The keys as columns (:class:`~.key_hashes.ColumnarKey`); None when some records have a step and some
+        not."""
+        steps = [r.get("step", _NO_STEP) for r in records]
+        absent = steps.count(_NO_STEP)
+        if absent == 0:
+            return [["step"] * len(records), [r.get("dp_rank", 0) for r in records], steps]
+        if absent < len(records):
+            return None
+        return [
+            ["time"] * len(records),
+            [r.get("t_start_ns") for r in records],
+            [r.get("t_end_ns") for r in records],
+            [r.get("latency_s") for r in records],
+        ]
+
+
+pass_key = PassKey()
+
+
+class PowerKey:
+    """A power sample's key: ``(gpu, t_ns)``."""
+
+    def __call__(self, record: Mapping[str, Any]) -> Hashable:
+        return (record.get("gpu"), record.get("t_ns"))
+
+    def columns(self, records: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
+        """The keys as columns (:class:`~.key_hashes.ColumnarKey`)."""
+        return [[r.get("gpu") for r in records], [r.get("t_ns") for r in records]]
+
+
+power_key = PowerKey()
 
 
 def unique(records: Iterable[Numbered], key: Callable[[Mapping[str, Any]], Hashable], path: Path) -> Iterator[Record]:

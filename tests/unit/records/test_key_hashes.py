@@ -9,11 +9,13 @@ from pathlib import Path
 import numpy as np
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from capbench.records import key_hashes
 from capbench.records.key_hashes import KeyHashes
 from capbench.records.reader import KeyedFile, Rescan
-from capbench.records.validate import power_key
+from capbench.records.validate import pass_key, power_key
 
 
 def _brute(values: list[int]) -> list[int]:
@@ -122,3 +124,48 @@ def test_portable_hashes_are_the_same_in_another_process() -> None:
     assert len(set(here)) == len(here)
     with pytest.raises(TypeError):
         key_hashes.portable_hash(("time", [1], 2, None))
+
+
+_FIELD_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True),
+    st.sampled_from([0.0, -0.0, 1.0, 2.5, 1e300]),
+    st.text(max_size=4),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.fixed_dictionaries(
+            {"t_start_ns": _FIELD_VALUES, "t_end_ns": _FIELD_VALUES},
+            optional={"latency_s": _FIELD_VALUES, "step": _FIELD_VALUES, "dp_rank": _FIELD_VALUES},
+        ),
+        max_size=12,
+    )
+)
+def test_column_hashes_are_each_records_portable_hash(records: list[dict[str, object]]) -> None:
+    """A block hashed a column at a time gives every record's own portable_hash, whatever its fields hold
+    (integers of any size, floats, NaN, None, strings, booleans) and whether or not the block mixes key forms."""
+    assert list(key_hashes.portable_hashes(pass_key, records)) == [
+        key_hashes.portable_hash(pass_key(r)) for r in records
+    ]
+    assert list(key_hashes.portable_hashes(power_key, records)) == [
+        key_hashes.portable_hash(power_key(r)) for r in records
+    ]
+
+
+def test_equal_keys_hash_alike_whatever_the_number_type() -> None:
+    """1, 1.0 and True are equal keys (a duplicate check compares them equal): they hash alike, one by one and
+    by columns; 2.5 and 2 do not."""
+    forms = [{"t_ns": 1, "gpu": 0}, {"t_ns": 1.0, "gpu": False}, {"t_ns": True, "gpu": 0.0}]
+    assert len(set(key_hashes.portable_hashes(power_key, forms))) == 1
+    assert len({key_hashes.portable_hash(power_key(r)) for r in forms}) == 1
+    assert key_hashes.portable_hash((2.5, 0)) != key_hashes.portable_hash((2, 0))
+
+
+def test_column_hashes_refuse_a_key_without_a_portable_hash() -> None:
+    with pytest.raises(TypeError):
+        key_hashes.portable_hashes(pass_key, [{"t_start_ns": 1, "t_end_ns": [2]}])
