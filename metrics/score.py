@@ -87,6 +87,17 @@ def score_run(
     notes: list[str] = []
     requests_scan = requests if isinstance(requests, RequestScan) else scan_requests(requests, manifest)
     req = requests_scan.latency.result()
+    # Every figure of the requests alone first: a pass scan in other processes may still be running.
+    loglikelihood = requests_scan.loglikelihood
+    from_requests = {
+        "goodput": requests_scan.goodput.result(req["throughput"]["wall_s"]),
+        "load": requests_scan.load.result(),
+        "accuracy": requests_scan.accuracy.result(manifest),
+        "fixed_length": requests_scan.fixed_length.result(),
+        "workload": requests_scan.lengths.result(manifest),
+        "sessions": requests_scan.turns.result(manifest.get("client")),
+        "loglikelihood": loglikelihood.result(),
+    }
     scan = _scan_passes(passes, **pass_scan_options(structure))
     try:
         figures = pass_figures(
@@ -95,7 +106,6 @@ def score_run(
         throughput = req["throughput"]
         gpus = _num_gpus(manifest, ceilings) if num_gpus_known else None
         throughput["output_tokens_per_s_per_gpu"] = ratio_or_none(throughput["output_tokens_per_s"], gpus)
-        loglikelihood = requests_scan.loglikelihood
         window = _window(throughput, figures.timed_span_ns, loglikelihood.window_ns)
         energy, energy_notes = energy_summary(
             power,
@@ -130,8 +140,8 @@ def score_run(
         "requests": req["requests"],
         "throughput": throughput,
         "latency": req["latency"],
-        "goodput": requests_scan.goodput.result(throughput["wall_s"]),
-        "load": requests_scan.load.result(),
+        "goodput": from_requests["goodput"],
+        "load": from_requests["load"],
         "client": client,
         "pass_records": {"total": scan.records, "warmup": scan.warmup, "scored": scan.num_passes},
         "phases": figures.phases,
@@ -155,11 +165,8 @@ def score_run(
             f"this run is {manifest.get('status')}, not complete ({manifest.get('error') or 'no reason recorded'}): "
             "its figures cover only what was measured before it ended"
         )
-    summary["accuracy"] = requests_scan.accuracy.result(manifest)
-    summary["fixed_length"] = requests_scan.fixed_length.result()
-    summary["workload"] = requests_scan.lengths.result(manifest)
-    summary["sessions"] = requests_scan.turns.result(manifest.get("client"))
-    summary["loglikelihood"] = loglikelihood.result()
+    for name in ("accuracy", "fixed_length", "workload", "sessions", "loglikelihood"):
+        summary[name] = from_requests[name]
     if summary["fixed_length"] is not None and not summary["fixed_length"]["exact"]:
         notes.append("fixed-length mode: some requests did not get the asked token counts (fixed_length)")
     summary["server"] = None
