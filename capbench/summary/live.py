@@ -116,6 +116,7 @@ def _child(connection: Connection, run_dir: str) -> None:
     import signal
 
     from capbench.metrics.request_scan import scan_requests
+    from capbench.summary.heap import heap_kept
     from capbench.summary.score import score_loaded_run
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C is the run's to handle; the run then asks for the end
@@ -153,7 +154,8 @@ def _child(connection: Connection, run_dir: str) -> None:
             ):
                 outcome = ("stale", None)
             else:
-                outcome = ("ok", score_loaded_run(final, request_scan=scan))
+                with heap_kept():
+                    outcome = ("ok", score_loaded_run(final, request_scan=scan))
         except CapbenchError as exc:
             outcome = ("error", str(exc))
         except Exception as exc:

@@ -50,6 +50,7 @@ from capbench.records.key_hashes import HashLog, any_colliding
 from capbench.records.reader import RunFiles, line_bounds
 from capbench.records.schema import PASSES_FILE, REQUESTS_FILE
 from capbench.records.validate import pass_key
+from capbench.summary.heap import heap_kept
 
 SEGMENT_MIN_BYTES = 64 * 1024 * 1024
 """A ``passes.jsonl`` at least this large (bytes) is scanned in child processes, when there is a second core; each
@@ -216,7 +217,8 @@ def _child(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            scan = _scan_passes(open_run(Path(run_dir)).pass_segment(start, stop, log), **options)
+            with heap_kept():
+                scan = _scan_passes(open_run(Path(run_dir)).pass_segment(start, stop, log), **options)
         except CapbenchError as exc:
             outcome: tuple[str, Any] = ("error", str(exc))
         except Exception as exc:

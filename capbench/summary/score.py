@@ -35,6 +35,7 @@ from capbench.metrics.score import ProfileChoice, pass_scan_options, score_run
 from capbench.metrics.utilization import Ceilings
 from capbench.records import SUMMARY_FILE, RunData, write_json_atomic
 from capbench.records.reader import RunFiles, open_run
+from capbench.summary.heap import heap_kept
 from capbench.summary.pass_worker import start_pass_scan
 
 
@@ -238,7 +239,7 @@ def score_run_dir(
     """Score ``run_dir`` and (by default) rewrite its ``summary.json``; a directory that cannot take it is a clear
     error pointing to ``--no-write`` (the summary is computed either way). ``request_scan``: as for
     :func:`score_loaded_run`."""
-    with _no_cyclic_gc():
+    with _no_cyclic_gc(), heap_kept():
         summary = score_loaded_run(open_run(Path(run_dir)), options, request_scan)
     if write:
         write_summary(Path(run_dir), summary)
