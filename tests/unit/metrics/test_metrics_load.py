@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from capbench.metrics.concurrency import achieved_load
+from capbench.metrics.concurrency import _busy_by_bin, achieved_load
 from capbench.metrics.goodput import goodput
 
 MS = 1_000_000  # ns
@@ -93,3 +96,26 @@ def test_back_to_back_requests_are_not_counted_twice() -> None:
 
 def test_no_requests() -> None:
     assert achieved_load([])["mean_in_flight"] is None
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(min_value=-50, max_value=10_050), st.integers(min_value=0, max_value=12_000)),
+        min_size=1,
+        max_size=60,
+    ),
+    st.integers(min_value=1, max_value=100),
+    st.sampled_from([1, 10**9, 3 * 10**12 + 7]),
+)
+def test_busy_time_by_bin_is_the_whole_tables_sum_bit_for_bit(
+    spans: list[tuple[int, int]], bins: int, scale: int
+) -> None:
+    """The timeline's per-bin busy time, computed only where each span can reach, equals numpy's sum over the
+    whole (spans × bins) table exactly: spans inside, across and outside the window, empty ones, on the edges."""
+    starts = np.array([s * scale for s, _ in spans], dtype=np.int64)
+    ends = starts + np.array([d * scale for _, d in spans], dtype=np.int64)
+    edges = np.linspace(0, 10_000 * scale, bins + 1)
+    lo, hi = edges[:-1], edges[1:]
+    table = np.clip(np.minimum(ends[:, None], hi) - np.maximum(starts[:, None], lo), 0, None).sum(axis=0)
+    assert np.array_equal(_busy_by_bin(starts, ends, edges), table)
