@@ -26,10 +26,10 @@ from __future__ import annotations
 
 import math
 from array import array
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain, islice
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, Union, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -40,6 +40,7 @@ from capbench.metrics.experts import ExpertTally
 from capbench.metrics.feature_store import FeatureStore
 from capbench.metrics.features import NO_TIME_NS, PassFeatures
 from capbench.metrics.phases import classify
+from capbench.records.fields import same_key_columns
 from capbench.records.pass_codec import expand_pass, is_compact_pass
 from capbench.varints import decode_varints
 
@@ -132,10 +133,35 @@ def _copy(buffer: array[Any], dtype: type[np.generic]) -> np.ndarray:
     return np.frombuffer(buffer, dtype=dtype).copy() if len(buffer) else np.zeros(0, dtype=dtype)
 
 
-Lists = tuple["array[int]", "array[int]", "array[int]", "array[int]", set[int], list[Any]]
+Ints = Union["array[int]", IntArray]
+Lists = tuple[Ints, Ints, "array[int]", Ints, set[int], list[Any] | None]
 """A block's integer lists, buffered: the [n, c] integers, requests per pass, whether each pass was measured
 (1/0), the measured passes' ``experts_active`` values, the lengths those had, and each pass's expert counts
-(None where absent)."""
+(None where absent; None for all: no pass has any)."""
+
+
+class _IntParts:
+    """int64 values gathered in pieces (numpy arrays, or typed buffers viewed without a copy) and joined once, when
+    a chunk is reduced."""
+
+    def __init__(self) -> None:
+        self.parts: list[IntArray] = []
+        self.size = 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def extend(self, values: array[int] | IntArray) -> None:
+        if len(values):
+            part = np.frombuffer(values, dtype=np.int64) if isinstance(values, array) else values
+            self.parts.append(part)
+            self.size += part.size
+
+    def joined(self) -> IntArray:
+        return np.concatenate(self.parts) if self.parts else np.zeros(0, dtype=np.int64)
+
+    def clear(self) -> None:
+        self.parts, self.size = [], 0
 
 
 def _lists(block: list[Mapping[str, Any]]) -> Lists:
@@ -147,25 +173,29 @@ def _lists(block: list[Mapping[str, Any]]) -> Lists:
     given = [a for a in active if a is not None]
     measured = array("b", [a is not None for a in active])
     values = array("q", list(chain.from_iterable(given)))
-    return flat, n_reqs, measured, values, set(map(len, given)), [r.get("expert_tokens") for r in block]
+    tokens = [r.get("expert_tokens") for r in block]
+    return flat, n_reqs, measured, values, set(map(len, given)), tokens if tokens.count(None) < len(tokens) else None
 
 
-def _compact_lists(block: list[Mapping[str, Any]]) -> Lists | None:
+def _compact_lists(block: list[Mapping[str, Any]], field: Field) -> Lists | None:
     """The integer lists of a block of compact records (schema version 3, :mod:`capbench.records.pass_codec`),
-    decoded at once; None when a string has the wrong number of integers (the slow path names the record)."""
-    active = [r.get("experts_active_b64") for r in block]
+    decoded at once; None when a string has the wrong number of integers (the slow path names the record).
+    ``field``: a field of every record of the block (a missing required one: ``KeyError``)."""
+    active = field("experts_active_b64")
     measured = [a is not None for a in active]
     given = [a for a in active if a is not None]
     # One decode for both fields (numpy has a fixed cost per call); an error in either is
     # named by the slow path.
-    both, per_string = decode_varints([r["reqs_b64"] for r in block] + given, "reqs_b64 or experts_active_b64")
+    both, per_string = decode_varints([*field("reqs_b64", required=True), *given], "reqs_b64 or experts_active_b64")
     per_pass, layers = per_string[: len(block)], per_string[len(block) :]
     if (per_pass % 2).any():
         return None
     split = int(per_pass.sum())
     flat, values = both[:split], both[split:]
-    tokens: list[Any] = [r.get("expert_tokens_b64") for r in block]
-    if any(t is not None for t in tokens):
+    tokens: list[Any] | None = None
+    given_tokens = field("expert_tokens_b64")
+    if given_tokens.count(None) < len(given_tokens):
+        tokens = list(given_tokens)
         which = [i for i, t in enumerate(tokens) if t is not None]
         counts, sizes = decode_varints([tokens[i] for i in which], "expert_tokens_b64")
         rows = dict(zip(np.flatnonzero(measured).tolist(), layers.tolist(), strict=True))
@@ -176,14 +206,39 @@ def _compact_lists(block: list[Mapping[str, Any]]) -> Lists | None:
                 return None
             tokens[i] = counts[offset : offset + size].reshape(num_layers, -1)
             offset += size
-    return (
-        array("q", flat.tobytes()),
-        array("q", (per_pass // 2).tobytes()),
-        array("b", measured),
-        array("q", values.tobytes()),
-        set(layers.tolist()),
-        tokens,
-    )
+    return flat, per_pass // 2, array("b", measured), values, set(layers.tolist()), tokens
+
+
+class Field(Protocol):
+    """A field of every record of a block, in order (``None`` where absent; ``KeyError`` where absent and
+    ``required``)."""
+
+    def __call__(self, key: str, required: bool = False) -> Sequence[Any]: ...
+
+
+def _fields(block: list[Mapping[str, Any]]) -> Field:
+    """:class:`Field` of ``block``: from its columns when every record has the same keys
+    (:func:`~capbench.records.fields.same_key_columns`), else one ``dict.get`` per record."""
+    columns = same_key_columns(block)
+
+    def field(key: str, required: bool = False) -> Sequence[Any]:
+        if columns is None:
+            return [r[key] for r in block] if required else [r.get(key) for r in block]
+        values = columns.get(key)
+        if values is None:
+            if required:
+                raise KeyError(key)
+            return [None] * len(block)
+        return values
+
+    return field
+
+
+def _with_default(values: Sequence[Any], default: Any) -> list[Any]:
+    """``values`` with ``default`` for each None."""
+    if values.count(None) == len(values):
+        return [default] * len(values)
+    return [default if v is None else v for v in values]
 
 
 class _Scanner:
@@ -210,14 +265,14 @@ class _Scanner:
         # right after the block is decoded, while its integers are still in the CPU's cache (profiled, converting a
         # whole chunk at its end cost about 150 ns an integer; a just-decoded block converts at about 26 ns).
         self.index = array("q")  # record number of each buffered pass, for error messages
-        self.n_reqs = array("q")
-        self.flat = array("q")  # n_0, c_0, n_1, c_1, ... of every buffered pass
+        self.n_reqs = _IntParts()
+        self.flat = _IntParts()  # n_0, c_0, n_1, c_1, ... of every buffered pass
         self.sampled = array("q")
         self.latency = array("d")  # NaN where the record gave no latency_s
         self.t_start = array("q")  # NO_TIME_NS where absent
         self.t_end = array("q")
         self.measured = array("b")
-        self.active = array("q")  # experts_active of measured passes, concatenated
+        self.active = _IntParts()  # experts_active of measured passes, concatenated
         self.token_pos: list[int] = []
         self.token_rows: list[Any] = []
         self.token_elems = 0
@@ -225,18 +280,17 @@ class _Scanner:
     def _reset(self) -> None:
         for buffer in (
             self.index,
-            self.n_reqs,
-            self.flat,
             self.sampled,
             self.latency,
             self.t_start,
             self.t_end,
             self.measured,
-            self.active,
             self.token_pos,
             self.token_rows,
         ):
             del buffer[:]
+        for parts in (self.n_reqs, self.flat, self.active):
+            parts.clear()
         self.token_elems = 0
 
     def run(self, passes: Iterable[Mapping[str, Any]]) -> PassScan:
@@ -278,14 +332,15 @@ class _Scanner:
             index = range(base, base + len(block))
         if not block:
             return moe_layers, warmup
-        nan, no_time = math.nan, int(NO_TIME_NS)
+        no_time = int(NO_TIME_NS)
+        field = _fields(block)
         try:
-            sampled = array("q", [r["sampled"] for r in block])
-            latency = array("d", [nan if (v := r.get("latency_s")) is None else v for r in block])
-            t_start = array("q", [no_time if (v := r.get("t_start_ns")) is None else v for r in block])
-            t_end = array("q", [no_time if (v := r.get("t_end_ns")) is None else v for r in block])
+            sampled = array("q", field("sampled", required=True))
+            latency = array("d", _with_default(field("latency_s"), math.nan))
+            t_start = array("q", _with_default(field("t_start_ns"), no_time))
+            t_end = array("q", _with_default(field("t_end_ns"), no_time))
             # The form of the first record; a record of the other form (a hand-edited file) lacks a key: KeyError.
-            lists = _compact_lists(block) if is_compact_pass(block[0]) else _lists(block)
+            lists = _compact_lists(block, field) if is_compact_pass(block[0]) else _lists(block)
         except (KeyError, TypeError, OverflowError, ValueError):
             return None
         if lists is None:
@@ -306,7 +361,7 @@ class _Scanner:
         self.t_end.extend(t_end)
         self.measured.extend(measured)
         self.active.extend(active_values)
-        for i, counts in enumerate(tokens):
+        for i, counts in enumerate(tokens or ()):
             if counts is not None:
                 self._add_expert_tokens(index[i], counts, position + i)
         return moe_layers, warmup
@@ -328,7 +383,7 @@ class _Scanner:
             try:
                 reqs = rec["reqs"]
                 self.flat.extend(_strict(list(chain.from_iterable(reqs)), index, _REQS_INTS))
-                self.n_reqs.append(len(reqs))
+                self.n_reqs.extend(array("q", [len(reqs)]))
                 self.sampled.append(rec["sampled"])
                 self.index.append(index)
                 latency = rec.get("latency_s")
@@ -389,10 +444,10 @@ class _Scanner:
     def _flush(self) -> None:
         if not self.n_reqs:
             return
-        n_reqs = _copy(self.n_reqs, np.int64)
+        n_reqs = self.n_reqs.joined()
         if (n_reqs == 0).any():
             raise self._error(n_reqs == 0, "'reqs' is empty; a pass computes at least one request")
-        flat = _copy(self.flat, np.int64)
+        flat = self.flat.joined()
         if flat.size != 2 * int(n_reqs.sum()):
             raise CapbenchError(f"pass records {self.index[0]}–{self.index[-1]}: a 'reqs' entry is not an [n, c] pair")
         pairs = flat.reshape(-1, 2)
@@ -465,7 +520,7 @@ class _Scanner:
         if not self.active:
             return active_sum
         layers = self.num_moe_layers or 0
-        active = _copy(self.active, np.int64).reshape(-1, layers)
+        active = self.active.joined().reshape(-1, layers)
         bad = active < 0
         if self.num_experts is not None:
             bad |= active > self.num_experts

@@ -22,7 +22,6 @@ from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain
-from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from capbench.errors import CapbenchError
+from capbench.records.fields import same_key_columns
 from capbench.records.token_times import check_compact
 from capbench.records.validate import REQUEST_TYPES, check_request
 from capbench.varints import decode_varints
@@ -149,33 +149,15 @@ _ABSENT = object()
 """What :meth:`_Fields.present` reads where a record has no such field (``null`` reads as None)."""
 
 
-def _same_keys(records: Sequence[Mapping[str, Any]]) -> dict[str, tuple[Any, ...]] | None:
-    """Every field of ``records`` as a column, read record by record, when every record has the first one's keys
-    and no other (the writer's records always do); None otherwise.
-
-    One ``itemgetter`` call per record fetches all its fields while the record is in the CPU's cache; a field at
-    a time (one ``dict.get`` per record and field, 16 fields) walks every record of the block again for each
-    field and cost twice as much (measured: 0.7 against 0.35 µs a record)."""
-    keys = list(records[0]) if records else []
-    if len(keys) < 2:
-        return None
-    try:
-        rows = list(map(itemgetter(*keys), records))
-    except (KeyError, TypeError):
-        return None
-    if set(map(len, records)) != {len(keys)}:  # each has the first one's keys: same length, same keys
-        return None
-    return dict(zip(keys, zip(*rows, strict=True), strict=True))
-
-
 class _Fields:
     """A chunk's records, each field read as one list the first time it is asked for (a chunk's checks and its
-    columns ask for most fields twice): from the columns of :func:`_same_keys`, else one ``dict.get`` per record."""
+    columns ask for most fields twice): from the columns of :func:`~.fields.same_key_columns`, else one
+    ``dict.get`` per record."""
 
     def __init__(self, records: Sequence[Mapping[str, Any]]) -> None:
         self.records = records
         self._lists: dict[tuple[str, Any], list[Any]] = {}
-        self._columns = _same_keys(records)
+        self._columns = same_key_columns(records)
 
     def __call__(self, key: str, default: Any = None) -> list[Any]:
         """``record.get(key, default)`` of every record."""

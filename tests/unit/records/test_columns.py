@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from capbench.records import columns
+from capbench.records import columns, fields
 from capbench.records.columns import MISSING, RequestChunk, to_chunk
 from capbench.records.schema import request_record
 from capbench.records.token_times import compact_request
@@ -52,7 +52,7 @@ def _equal(a: RequestChunk, b: RequestChunk) -> None:
 
 def _field_by_field(records: list[dict[str, object]], monkeypatch: pytest.MonkeyPatch) -> RequestChunk:
     with monkeypatch.context() as patch:
-        patch.setattr(columns, "_same_keys", lambda records: None)
+        patch.setattr(columns, "same_key_columns", lambda records: None)
         return to_chunk(records)
 
 
@@ -75,11 +75,11 @@ def test_a_block_gives_the_columns_of_reading_each_field_alone(
 
 def test_same_keys_declines_blocks_whose_records_differ() -> None:
     alike = [_record(i) for i in range(3)]
-    assert columns._same_keys(alike) is not None
-    assert columns._same_keys([*alike, _record(9, error=_DROP)]) is None
-    assert columns._same_keys([*alike, _record(9, extra=1)]) is None
-    assert columns._same_keys([*alike, _record(9, error=_DROP, extra=1)]) is None
-    assert columns._same_keys([]) is None
+    assert fields.same_key_columns(alike) is not None
+    assert fields.same_key_columns([*alike, _record(9, error=_DROP)]) is None
+    assert fields.same_key_columns([*alike, _record(9, extra=1)]) is None
+    assert fields.same_key_columns([*alike, _record(9, error=_DROP, extra=1)]) is None
+    assert fields.same_key_columns([]) is None
 
 
 @settings(max_examples=100, deadline=None)
