@@ -118,11 +118,11 @@ def decode_varints(encoded: Sequence[str], field: str = "varints") -> tuple[IntA
     if data.size == 0:
         return np.zeros(0, dtype=np.int64), counts
     last = data < 0x80  # the last byte of each varint
-    ends = np.flatnonzero(last)
-    bounds = np.cumsum(lengths)
+    ends = last.nonzero()[0]
+    bounds = lengths.cumsum()
     if not last[bounds[lengths > 0] - 1].all():
         raise ValueError(f"{field} ends inside a varint")
-    width = np.diff(ends, prepend=-1)  # bytes of each varint
+    width = _steps(ends, -1)  # bytes of each varint
     widest = int(width.max())
     if widest > MAX_BYTES:
         raise ValueError(f"an integer in {field} has more than 63 bits")
@@ -131,10 +131,19 @@ def decode_varints(encoded: Sequence[str], field: str = "varints") -> tuple[IntA
     # only the bytes read are masked (a third faster again than masking every byte first, measured).
     values = (data[ends] & 0x7F).astype(np.int64)
     for place in range(1, widest):
-        more = np.flatnonzero(width > place)
+        more = (width > place).nonzero()[0]
         values[more] = (values[more] << 7) | (data[ends[more] - place] & 0x7F)
-    counts[:] = np.diff(np.searchsorted(ends, bounds, side="left"), prepend=0)
+    counts[:] = _steps(ends.searchsorted(bounds, side="left"), 0)
     return values, counts
+
+
+def _steps(values: IntArray, before: int) -> IntArray:
+    """The differences of consecutive ``values``, the first taken from ``before`` (``np.diff`` with ``prepend``,
+    without its copies: it is called for every block a reader decodes)."""
+    out = np.empty_like(values)
+    out[0] = values[0] - before
+    np.subtract(values[1:], values[:-1], out=out[1:])
+    return out
 
 
 def _base64_many(encoded: Sequence[str]) -> tuple[NDArray[np.uint8], IntArray] | None:
