@@ -131,8 +131,14 @@ def decode_varints(encoded: Sequence[str], field: str = "varints") -> tuple[IntA
     # only the bytes read are masked (a third faster again than masking every byte first, measured).
     values = (data[ends] & 0x7F).astype(np.int64)
     for place in range(1, widest):
-        more = (width > place).nonzero()[0]
-        values[more] = (values[more] << 7) | (data[ends[more] - place] & 0x7F)
+        longer = width > place
+        more = longer.nonzero()[0]
+        if more.size * 3 >= values.size:  # most have this byte (token gaps): whole arrays, no gather and scatter
+            # (ends − place < 0 only where there is no such byte: that value is kept as it is)
+            step = (values << 7) | (data[ends - place] & 0x7F)
+            values = step if more.size == values.size else np.where(longer, step, values)
+        else:
+            values[more] = (values[more] << 7) | (data[ends[more] - place] & 0x7F)
     counts[:] = _steps(ends.searchsorted(bounds, side="left"), 0)
     return values, counts
 
