@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import math
+import sys
 import tempfile
 from array import array
 from collections.abc import Callable, Iterable, Iterator
@@ -64,7 +65,11 @@ _DIGIT_BITS = 16
 """Bits of the sort key one radix-selection pass resolves (a histogram of 65,536 counts)."""
 
 _SIGN = np.uint64(1 << 63)
-_DIGIT_MASK = np.uint64((1 << _DIGIT_BITS) - 1)
+_DIGIT_COLUMNS = (3, 2, 1, 0) if sys.byteorder == "little" else (0, 1, 2, 3)
+"""Of a uint64 viewed as four uint16, the one holding bits 63–48, 47–32, 31–16 and 15–0 (the key's digits, most
+significant first)."""
+_TOP_SHIFT = 1 << 15
+"""A non-negative value's top digit as a key (its bits with the sign bit set) is its bits' top digit + 2¹⁵."""
 
 _PERCENTILES: tuple[float, ...] = tuple(float(q) for q in np.true_divide([50.0, 90.0, 99.0], 100))
 """p50, p90, p99 as the fractions :func:`numpy.percentile` computes them (q / 100 in float64)."""
@@ -111,6 +116,8 @@ class FloatColumn:
         self._min = math.inf  # of the spilled values, NaNs ignored
         self._max = -math.inf  # of the spilled values
         self._finite = True  # no NaN or ±inf among the spilled values
+        self._unsigned = True  # no spilled value has its sign bit set (no negative number, no −0.0)
+        self._top: np.ndarray | None = None  # spilled values per top key digit (raw bits' while unsigned)
         self._order: dict[int, float] = {}  # order statistics (0-based rank → value) already selected
         self._closed = False
 
@@ -224,9 +231,22 @@ class FloatColumn:
             self._finite = False
         self._min = min(self._min, low) if not math.isnan(low) else self._min
         self._max = max(self._max, high) if not math.isnan(high) else self._max
+        self._count_top(chunk, unsigned=low > 0 or not bool(np.signbit(chunk).any()))
         self._file.write(chunk.data.cast("B"))
         self._count += chunk.size
         self._order = {}  # selected for fewer values
+
+    def _count_top(self, chunk: np.ndarray, unsigned: bool) -> None:
+        """Add ``chunk`` to the histogram of the keys' top 16 bits (the first pass of the radix selection, made as
+        the values arrive). While every value is unsigned the keys are the bits themselves; the first signed
+        chunk moves the histogram to :func:`_sort_keys` (a non-negative value's top digit + 2¹⁵)."""
+        if self._top is None:
+            self._top = np.zeros(1 << _DIGIT_BITS, dtype=np.int64)
+        if self._unsigned and not unsigned:
+            self._top = np.roll(self._top, _TOP_SHIFT)
+            self._unsigned = False
+        keys = chunk.view(np.uint64) if self._unsigned else _sort_keys(chunk)
+        self._top += np.bincount(_digits(keys)[:, _DIGIT_COLUMNS[0]], minlength=1 << _DIGIT_BITS)
 
     def _check_spilled_finite(self) -> None:
         if not self._finite:
@@ -278,7 +298,11 @@ class FloatColumn:
         if wanted:
             assert self._file is not None
             self._file.flush()
-            self._order.update(_radix_select(self._blocks, self._count, wanted, max(self._block, 1)))
+            self._order.update(
+                _radix_select(
+                    self._blocks, self._count, wanted, max(self._block, 1), unsigned=self._unsigned, top=self._top
+                )
+            )
         return self._order
 
     def _check_open(self) -> None:
@@ -353,8 +377,19 @@ def _from_keys(keys: np.ndarray) -> np.ndarray:
     return bits.view(np.float64)
 
 
+def _digits(keys: np.ndarray) -> np.ndarray:
+    """A C-contiguous uint64 array's four 16-bit digits per value, as a (n, 4) view (:data:`_DIGIT_COLUMNS`)."""
+    return keys.view(np.uint16).reshape(-1, 4)
+
+
 def _radix_select(
-    blocks: Callable[[np.ndarray], Iterator[np.ndarray]], n: int, ranks: list[int], limit: int
+    blocks: Callable[[np.ndarray], Iterator[np.ndarray]],
+    n: int,
+    ranks: list[int],
+    limit: int,
+    *,
+    unsigned: bool = False,
+    top: np.ndarray | None = None,
 ) -> dict[int, float]:
     """The values at 0-based ``ranks`` of the n values ``blocks`` yields (in blocks of ``limit``), in ascending
     order of their sort keys.
@@ -365,29 +400,43 @@ def _radix_select(
     rank becomes the rank within the narrower group); groups of at most ``limit`` values are collected and
     partitioned in memory. A prefix of all 64 bits is the value itself. Memory: one block, its keys, one
     histogram per group (at most one per rank) and collected groups of at most ``limit`` values each.
+
+    ``unsigned``: no value has its sign bit set, so the float64 bit patterns are themselves order-preserving keys
+    (no key array is made). ``top``: the histogram of the keys' top digit, counted as the values arrived, which
+    saves the first pass. Digits are read through uint16 views of the keys (no shifts or masks).
     """
+    to_keys: Callable[[np.ndarray], np.ndarray] = (lambda block: block.view(np.uint64)) if unsigned else _sort_keys
     # (bits known, key prefix) → (values with that prefix, {rank: rank within them})
     groups: dict[tuple[int, int], tuple[int, dict[int, int]]] = {(0, 0): (n, {rank: rank for rank in ranks})}
     found: dict[int, float] = {}
     out = np.empty(limit, dtype=np.float64)
     while groups:
+        known_counts: dict[tuple[int, int], np.ndarray] = {}
+        if top is not None and groups.get((0, 0), (0, {}))[0] > limit:
+            known_counts[0, 0] = top
+        top = None
         counts = {
-            group: np.zeros(1 << _DIGIT_BITS, dtype=np.int64) for group, (size, _) in groups.items() if size > limit
+            group: np.zeros(1 << _DIGIT_BITS, dtype=np.int64)
+            for group, (size, _) in groups.items()
+            if size > limit and group not in known_counts
         }
-        collected: dict[tuple[int, int], list[np.ndarray]] = {group: [] for group in groups if group not in counts}
-        for block in blocks(out):
-            keys = _BlockKeys(block)
-            for (known, prefix), histogram in counts.items():
-                digits = (keys.with_prefix(known, prefix) >> np.uint64(64 - _DIGIT_BITS - known)) & _DIGIT_MASK
-                histogram += np.bincount(digits.astype(np.intp), minlength=1 << _DIGIT_BITS)
-            for (known, prefix), parts in collected.items():
-                parts.append(keys.with_prefix(known, prefix).copy())
+        collected: dict[tuple[int, int], list[np.ndarray]] = {
+            group: [] for group in groups if group not in counts and group not in known_counts
+        }
+        if counts or collected:
+            for block in blocks(out):
+                keys = _BlockKeys(to_keys(block))
+                for (known, prefix), histogram in counts.items():
+                    histogram += np.bincount(keys.next_digit(known, prefix), minlength=1 << _DIGIT_BITS)
+                for (known, prefix), parts in collected.items():
+                    parts.append(keys.with_prefix(known, prefix).copy())
+        counts.update(known_counts)
         for group, parts in collected.items():
             candidates = np.concatenate(parts)
             within = groups[group][1]
             candidates.partition(sorted(set(within.values())))
             for rank, inner in within.items():
-                found[rank] = float(_from_keys(candidates[inner : inner + 1])[0])
+                found[rank] = _key_value(candidates[inner : inner + 1], unsigned)
         narrower: dict[tuple[int, int], tuple[int, dict[int, int]]] = {}
         for (known, prefix), histogram in counts.items():
             cumulative = np.cumsum(histogram)
@@ -396,27 +445,43 @@ def _radix_select(
                 before = int(cumulative[digit - 1]) if digit else 0
                 deeper = (known + _DIGIT_BITS, (prefix << _DIGIT_BITS) | digit)
                 if deeper[0] == 64:
-                    found[rank] = float(_from_keys(np.array([deeper[1]], dtype=np.uint64))[0])
+                    found[rank] = _key_value(np.array([deeper[1]], dtype=np.uint64), unsigned)
                 else:
                     narrower.setdefault(deeper, (int(histogram[digit]), {}))[1][rank] = inner - before
         groups = narrower
     return found
 
 
-class _BlockKeys:
-    """The sort keys of one block, and the ones starting with a given prefix (top-bit shifts computed once)."""
+def _key_value(key: np.ndarray, unsigned: bool) -> float:
+    """The float64 value of a one-element key array."""
+    return float((key.view(np.float64) if unsigned else _from_keys(key))[0])
 
-    def __init__(self, block: np.ndarray) -> None:
-        self.keys = _sort_keys(block)
-        self._tops: dict[int, np.ndarray] = {}
+
+class _BlockKeys:
+    """The sort keys of one block, those with a given prefix, and their next digit."""
+
+    def __init__(self, keys: np.ndarray) -> None:
+        self.keys = keys
+        self.digits = _digits(keys)
+
+    def _matching(self, known: int, prefix: int) -> np.ndarray | None:
+        """Which keys have the top ``known`` bits ``prefix`` (None: all of them, ``known`` 0)."""
+        if not known:
+            return None
+        if known == _DIGIT_BITS:
+            return self.digits[:, _DIGIT_COLUMNS[0]] == prefix
+        return (self.keys >> np.uint64(64 - known)) == np.uint64(prefix)
 
     def with_prefix(self, known: int, prefix: int) -> np.ndarray:
-        """The keys whose top ``known`` bits are ``prefix`` (all of them when ``known`` is 0)."""
-        if not known:
-            return self.keys
-        if known not in self._tops:
-            self._tops[known] = self.keys >> np.uint64(64 - known)
-        return self.keys[self._tops[known] == np.uint64(prefix)]
+        """The keys whose top ``known`` bits are ``prefix``."""
+        matching = self._matching(known, prefix)
+        return self.keys if matching is None else self.keys[matching]
+
+    def next_digit(self, known: int, prefix: int) -> np.ndarray:
+        """The 16 bits after the top ``known`` of the keys whose top ``known`` bits are ``prefix``."""
+        digit = self.digits[:, _DIGIT_COLUMNS[known // _DIGIT_BITS]]
+        matching = self._matching(known, prefix)
+        return digit if matching is None else digit[matching]
 
 
 def percentile_or_none(values: ArrayLike, q: float) -> float | None:
