@@ -99,26 +99,13 @@ def test_latency_like_values_with_ties(seed: int, n: int, block: int) -> None:
 )
 @pytest.mark.parametrize("block", [4, 64])
 def test_a_signed_value_after_unsigned_ones(tail: list[float], block: int) -> None:
-    """The first pass's histogram is counted as values arrive, on the bits themselves while no value has its
-    sign bit set; a signed value later moves it to the general keys: the statistics stay numpy's."""
+    """While no value has its sign bit set the selection keys are the bits themselves; one signed value, however
+    late, makes the column use the general keys: the statistics stay numpy's."""
     rng = np.random.default_rng(7)
     for at in (0.1, 0.5, 0.99):
         values = latency_like(rng, 500).tolist()
         cut = int(at * len(values))
         check(values[:cut] + tail + values[cut:], threshold=8, block=block, chunk=13)
-
-
-def test_the_arrival_histogram_is_that_of_the_keys() -> None:
-    """The histogram kept while values arrive equals the top digits of the sort keys of all the values."""
-    from capbench.metrics import stats
-
-    rng = np.random.default_rng(3)
-    for values in (latency_like(rng, 3000), np.concatenate([latency_like(rng, 1000), -latency_like(rng, 10)])):
-        column = filled(values, threshold=16, block=64, chunk=101)
-        keys = values.view(np.uint64) if (values > 0).all() else stats._sort_keys(values)
-        want = np.bincount((keys >> np.uint64(48)).astype(np.intp), minlength=1 << 16)
-        assert column._top is not None and np.array_equal(column._top, want)
-        column.close()
 
 
 # -- the edges the paths turn on ---------------------------------------------------------------------------
