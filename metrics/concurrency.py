@@ -108,8 +108,11 @@ def _busy_by_bin(starts: np.ndarray, ends: np.ndarray, edges: np.ndarray) -> np.
     Only the bins a span can reach are computed (those around its start and end, and those between): a span
     adds exactly 0.0 to every other bin, and a sum does not change by adding 0.0, so this is the table's sum
     over spans bit for bit (both add the spans in order, bin by bin: ``bincount`` adds its weights in input
-    order), at the cost of the bins each span covers instead of every bin."""
+    order), at the cost of the bins each span covers instead of every bin. With one bin the table is one
+    contiguous column, which numpy sums pairwise: that sum is taken as it is."""
     lo, hi = edges[:-1], edges[1:]
+    if lo.size == 1:
+        return np.clip(np.minimum(ends[:, None], hi) - np.maximum(starts[:, None], lo), 0, None).sum(axis=0)
     last_bin = lo.size - 1
     start_f, end_f = starts.astype(np.float64), ends.astype(np.float64)
     first = np.clip(np.searchsorted(edges, start_f, side="right") - 2, 0, last_bin)

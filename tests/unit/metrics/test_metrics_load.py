@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from capbench.metrics.concurrency import _busy_by_bin, achieved_load
@@ -108,6 +108,7 @@ def test_no_requests() -> None:
     st.integers(min_value=1, max_value=100),
     st.sampled_from([1, 10**9, 3 * 10**12 + 7]),
 )
+@example(spans=[(0, 0)] * 5 + [(0, 2), (0, 1), (0, 3002)], bins=1, scale=3 * 10**12 + 7)  # numpy sums 1 bin pairwise
 def test_busy_time_by_bin_is_the_whole_tables_sum_bit_for_bit(
     spans: list[tuple[int, int]], bins: int, scale: int
 ) -> None:
