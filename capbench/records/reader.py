@@ -133,13 +133,10 @@ def iter_jsonl_blocks(
                 break
             if left > 0:
                 left -= len(data)
-            data = tail + data
-            cut = data.rfind(b"\n")
-            if cut < 0:
-                tail = data
+            lines = (tail + data if tail else data).split(b"\n")
+            tail = lines.pop()  # what follows the last newline: the start of a line not read whole yet
+            if not lines:
                 continue
-            lines = data[:cut].split(b"\n")
-            tail = data[cut + 1 :]
             block = _decode_block(lines, done, path, warn, last_torn=False)
             done += len(lines)
             if block[1]:
