@@ -11,6 +11,7 @@ import pytest
 
 from capbench.arch.dtypes import ByteWidths
 from capbench.errors import CapbenchError
+from capbench.metrics import passes as passes_module
 from capbench.metrics.features import ARRAY_FIELDS
 from capbench.metrics.passes import scan_passes
 from capbench.metrics.score import score_run
@@ -228,3 +229,24 @@ def test_compact_records_that_break_the_contract_name_the_record(record: dict[st
     with pytest.raises(CapbenchError, match=message) as info:
         scan_passes([GOOD, record], num_moe_layers=2, num_experts=4, top_k=2)
     assert "record 1" in str(info.value) or "records 0–1" in str(info.value)
+
+
+def test_a_block_read_record_by_record_or_field_by_field_gives_the_same_scan(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A block whose records share one key set is read as columns; the same passes read one dict.get per record
+    and field give the same features, in blocks where the key sets differ too (latency given or not, expert
+    counts on some passes)."""
+    passes = _compact(make_passes(600))
+    for i in range(0, 600, 7):
+        passes[i]["latency_s"] = 0.5 + i / 1000
+    for i in range(3, 600, 11):
+        passes[i].pop("expert_tokens_b64", None)
+    alike = _compact(make_passes(600))
+    for variant in (passes, alike):
+        columns = scan_passes(variant, windows=(4,), num_moe_layers=2, num_experts=2, top_k=1, chunk_passes=97)
+        with monkeypatch.context() as patch:
+            patch.setattr(passes_module, "same_key_columns", lambda block: None)
+            one_by_one = scan_passes(variant, windows=(4,), num_moe_layers=2, num_experts=2, top_k=1, chunk_passes=97)
+        for name in ARRAY_FIELDS:
+            assert np.array_equal(getattr(columns.features, name), getattr(one_by_one.features, name)), name
+        for code in range(3):
+            assert same(columns.experts.token_counts[code], one_by_one.experts.token_counts[code])
