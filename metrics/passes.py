@@ -259,11 +259,12 @@ class _Scanner:
         self.chunk_passes = chunk_passes
         self.tally = ExpertTally()
         self.below_top_k = 0
-        # Chunk buffers, cleared in place after each chunk (the scan loop holds their bound methods).
-        # Everything goes to typed arrays: they reject a non-integer as they fill and hand numpy their memory
-        # without conversion. The long per-request and per-layer sequences are converted a block at a time,
-        # right after the block is decoded, while its integers are still in the CPU's cache (profiled, converting a
-        # whole chunk at its end cost about 150 ns an integer; a just-decoded block converts at about 26 ns).
+        # Chunk buffers, cleared after each chunk. Per-pass scalars go to typed arrays: they reject a non-integer
+        # as they fill and hand numpy their memory without conversion. The long per-request and per-layer
+        # sequences are converted a block at a time, right after the block is decoded, while its integers are
+        # still in the CPU's cache (profiled, converting a whole chunk at its end cost about 150 ns an integer; a
+        # just-decoded block converts at about 26 ns), and kept as the block's int64 arrays (decoded varints as
+        # they are, the lists form's typed arrays viewed), joined once when the chunk is reduced.
         self.index = array("q")  # record number of each buffered pass, for error messages
         self.n_reqs = _IntParts()
         self.flat = _IntParts()  # n_0, c_0, n_1, c_1, ... of every buffered pass

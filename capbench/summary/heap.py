@@ -6,8 +6,8 @@ default glibc's ``malloc`` gives the top of its heap back to the kernel as soon 
 the kernel zeroes each one. :func:`heap_kept` raises that slack to :data:`SCORING_TOP_PAD` for the duration of
 the scoring and sets it back to glibc's default after. Measured on two cores, 1M requests + 1M passes
 (``benchmarks/score_run_scale.py``): system time of the scorer 0.55 s → 0.25 s, of its pass reader 1.0 s →
-0.1 s; 16 MiB of slack was not enough (1.3 s), 32 and 64 MiB were alike. The resident memory it can add is at
-most the slack.
+0.1 s; with 16 MiB of slack the scorer still spent 1.3 s in the kernel, 32 and 64 MiB were alike. The resident
+memory it can add is at most the slack.
 
 glibc only (``mallopt``); elsewhere it does nothing. Like every ``mallopt`` setting it also stops glibc from
 raising its mmap threshold by itself for the rest of the process (large blocks are then always mapped afresh).
